@@ -1,0 +1,146 @@
+//! The registry: every knob of mxguard, defined once.
+//!
+//! Each entry is a `static` [`Knob`] with its sysctl-style name (unit last: `_s`, `_ms`, `_bytes`),
+//! type, default, range, whether it can change live, and a one-line doc. `tuning/KNOBS.md` and
+//! `tuning/mxguard.conf` are generated from this list (`mxguard sysctl --markdown`, `--conf`), and a
+//! test fails when they are stale. Nothing else may define a tunable.
+
+use crate::knob::Knob;
+
+macro_rules! knob {
+    (int $name:literal, $def:literal, $min:literal ..= $max:literal, $live:ident, $doc:literal) => {
+        Knob::int($name, $def, stringify!($def), $min, $max, knob!(@live $live), $doc)
+    };
+    (bool $name:literal, $def:literal, $live:ident, $doc:literal) => {
+        Knob::bool($name, $def, knob!(@live $live), $doc)
+    };
+    (text $name:literal, $def:literal, $live:ident, $doc:literal) => {
+        Knob::text($name, $def, knob!(@live $live), $doc)
+    };
+    (@live live) => { true };
+    (@live restart) => { false };
+}
+
+macro_rules! registry {
+    ($( $id:ident { $($spec:tt)* } )*) => {
+        $( pub static $id: Knob = knob!($($spec)*); )*
+        /// Every knob, in documentation order.
+        pub static ALL: &[&Knob] = &[ $( &$id ),* ];
+    };
+}
+
+registry! {
+    // ---- state -------------------------------------------------------------------------------
+    STATE_DIR { text "state.dir", "mxguard-data", restart,
+        "Directory holding the spool, logs, admin socket and generated TLS key (relative to the working directory unless absolute)." }
+
+    // ---- SMTP listener ----------------------------------------------------------------------
+    SMTP_LISTEN { text "smtp.listen", "127.0.0.1:2525", restart,
+        "Addresses the SMTP server listens on (comma-separated ip:port; one SO_REUSEPORT socket per core each)." }
+    SMTP_TLS_LISTEN { text "smtp.tls_listen", "", restart,
+        "Addresses for implicit TLS (SMTPS, port 465 in production); empty disables it." }
+    SMTP_HOSTNAME { text "smtp.hostname", "mxguard.example.test", live,
+        "Fully qualified name shown in the banner, EHLO reply and Received: headers." }
+    SMTP_CORES { int "smtp.cores", 0, 0..=1024, restart,
+        "Executors (one pinned thread per core) serving SMTP and relay; 0 means one per online CPU." }
+    SMTP_IO_MEMORY_BYTES { int "smtp.io_memory_bytes", 2_097_152, 65_536..=1_073_741_824, restart,
+        "io_uring registered buffer memory per executor." }
+    SMTP_MAX_CONNECTIONS { int "smtp.max_connections", 2000, 1..=1_000_000, live,
+        "Concurrent inbound connections in total; a client beyond it gets 421 4.7.0 and is closed." }
+    SMTP_MAX_CONNECTIONS_PER_IP { int "smtp.max_connections_per_ip", 50, 1..=1_000_000, live,
+        "Concurrent inbound connections from one client IP; beyond it 421 4.7.0." }
+    SMTP_MAX_COMMAND_LINE_BYTES { int "smtp.max_command_line_bytes", 4096, 512..=1_048_576, live,
+        "Longest command line accepted (RFC 5321 allows 512 plus extension parameters); longer gets 500 5.5.2." }
+    SMTP_MAX_DATA_LINE_BYTES { int "smtp.max_data_line_bytes", 1_048_576, 1000..=1_073_741_824, live,
+        "Longest line inside a message; a message with a longer line is refused with 552 5.3.4 after its end." }
+    SMTP_MAX_MESSAGE_BYTES { int "smtp.max_message_bytes", 52_428_800, 1024..=2_147_483_648, live,
+        "Largest message accepted (advertised as SIZE); larger is refused with 552 5.3.4." }
+    SMTP_MAX_RECIPIENTS { int "smtp.max_recipients", 1000, 1..=100_000, live,
+        "Recipients per message; RCPT beyond it gets 452 4.5.3 (the client sends the rest in another transaction)." }
+    SMTP_MAX_COMMANDS { int "smtp.max_commands", 10_000, 10..=10_000_000, live,
+        "Commands per session; beyond it 421 4.7.0 and the connection is closed." }
+    SMTP_MAX_ERRORS { int "smtp.max_errors", 20, 1..=10_000, live,
+        "Error replies per session; beyond it 421 4.7.0 and the connection is closed." }
+    SMTP_READ_TIMEOUT_S { int "smtp.read_timeout_s", 60, 1..=3600, live,
+        "Time a client has to send one complete command (the reference products' ReadTimeout)." }
+    SMTP_DATA_TIMEOUT_S { int "smtp.data_timeout_s", 120, 1..=3600, live,
+        "Time without body progress after which a DATA/BDAT transfer is abandoned with 421." }
+    SMTP_MIN_DATA_RATE_BPS { int "smtp.min_data_rate_bps", 500, 0..=1_000_000_000, live,
+        "Body bytes per second a client must keep up; slower transfers time out (0 disables)." }
+    SMTP_SESSION_TIMEOUT_S { int "smtp.session_timeout_s", 900, 10..=86_400, live,
+        "Longest session from connect to close (IdleDisconnectMinutesTimeout)." }
+    SMTP_REQUIRE_HELO { bool "smtp.require_helo", true, live,
+        "Require HELO/EHLO before MAIL FROM (RequireHELOBeforeMAILFROM)." }
+    SMTP_EHLO_ENABLED { bool "smtp.ehlo_enabled", true, live,
+        "Answer EHLO with extensions; 0 makes EHLO fail so clients fall back to HELO (DisableEHLO)." }
+    SMTP_STARTTLS { bool "smtp.starttls", true, live,
+        "Offer STARTTLS." }
+    SMTP_TLS_CERT_FILE { text "smtp.tls_cert_file", "", restart,
+        "PEM certificate chain for STARTTLS and implicit TLS; empty generates a self-signed one in state.dir." }
+    SMTP_TLS_KEY_FILE { text "smtp.tls_key_file", "", restart,
+        "PEM private key for smtp.tls_cert_file." }
+    SMTP_SHUTDOWN_GRACE_S { int "smtp.shutdown_grace_s", 10, 0..=600, live,
+        "On shutdown, time given to sessions in a transfer before they are closed with 421." }
+
+    // ---- spool --------------------------------------------------------------------------------
+    SPOOL_FSYNC { bool "spool.fsync", true, live,
+        "fsync every message (file and directory) before answering 250; 0 is only for benchmarks of the rest." }
+    SPOOL_COMMIT_BATCH_MAX { int "spool.commit_batch_max", 256, 1..=65_536, live,
+        "Most messages that share one group commit (their fsyncs are issued together)." }
+
+    // ---- relay: domains, routes, queue ---------------------------------------------------------
+    RELAY_DOMAINS { text "relay.domains", "example.test", live,
+        "Local domains, comma-separated, each optionally with its route: domain[:host[:port]] (the reference products' syntax)." }
+    RELAY_DOMAINS_FILE { text "relay.domains_file", "", live,
+        "File of further local domains, one domain[:host[:port]] per line, # comments; re-read when it changes." }
+    RELAY_DEFAULT_ROUTE { text "relay.default_route", "127.0.0.1:2526", live,
+        "Destination host:port for local domains without a route of their own, and for DSNs to outside senders." }
+    RELAY_BOUNCE_ROUTE { text "relay.bounce_route", "", live,
+        "Destination host:port for delivery status notifications; empty routes them like any mail (NotificationSMTPServer)." }
+    RELAY_HELO_NAME { text "relay.helo_name", "", live,
+        "Name sent in EHLO to downstream servers; empty uses smtp.hostname." }
+    RELAY_CONNECT_TIMEOUT_S { int "relay.connect_timeout_s", 30, 1..=600, live,
+        "Time to establish a TCP connection to a downstream server." }
+    RELAY_READ_TIMEOUT_S { int "relay.read_timeout_s", 60, 1..=3600, live,
+        "Time to wait for each downstream reply (ReadTimeoutOutgoing)." }
+    RELAY_DATA_DONE_TIMEOUT_S { int "relay.data_done_timeout_s", 600, 1..=3600, live,
+        "Time to wait for the downstream reply to the end of a message." }
+    RELAY_DEST_CONCURRENCY { int "relay.dest_concurrency", 20, 1..=10_000, live,
+        "Simultaneous connections to one destination from the whole gateway (split across cores)." }
+    RELAY_CONN_MAX_MESSAGES { int "relay.conn_max_messages", 100, 1..=1_000_000, live,
+        "Messages sent over one downstream connection before it is closed and a new one opened." }
+    RELAY_CONN_IDLE_S { int "relay.conn_idle_s", 5, 0..=3600, live,
+        "Time an idle downstream connection is kept open for reuse." }
+    RELAY_STARTTLS { bool "relay.starttls", true, live,
+        "Use STARTTLS to downstream servers that offer it (opportunistic: the certificate is not verified)." }
+    RELAY_PIPELINING { bool "relay.pipelining", true, live,
+        "Pipeline MAIL, RCPT and DATA to downstream servers that offer PIPELINING." }
+    RELAY_RETRY_MIN_S { int "relay.retry_min_s", 60, 1..=86_400, live,
+        "First retry delay after a temporary failure; it doubles with each attempt." }
+    RELAY_RETRY_MAX_S { int "relay.retry_max_s", 3600, 1..=86_400, live,
+        "Longest delay between retries (Process queue every n minutes)." }
+    RELAY_MAX_LIFETIME_H { int "relay.max_lifetime_h", 120, 0..=8760, live,
+        "Hours a message is retried before it bounces; 0 retries forever (ExpireRetryQueueHours)." }
+    RELAY_QUEUE_ON_4XX { bool "relay.queue_on_4xx", true, live,
+        "Keep and retry a message the destination refused with 4xx; 0 bounces it at once (QueueIfDestinationError400)." }
+    RELAY_QUEUE_ON_5XX { bool "relay.queue_on_5xx", false, live,
+        "Keep and retry a message the destination refused with 5xx instead of bouncing it (QueueIfDestinationError500)." }
+    RELAY_MAX_ACTIVE_BYTES { int "relay.max_active_bytes", 268_435_456, 1_048_576..=68_719_476_736, live,
+        "Message bytes each core keeps in memory for delivery; beyond it messages are re-read from the spool." }
+
+    // ---- observability -------------------------------------------------------------------------
+    METRICS_LISTEN { text "metrics.listen", "127.0.0.1:9125", restart,
+        "Address of the Prometheus text endpoint (/metrics); empty disables it." }
+    LOG_FILE { text "log.file", "mxguard.log", live,
+        "Event log file (JSON lines), relative to state.dir unless absolute; empty logs to stderr only." }
+    LOG_STDERR { bool "log.stderr", true, live,
+        "Copy every event line to stderr." }
+    LOG_ROTATE_BYTES { int "log.rotate_bytes", 104_857_600, 0..=1_099_511_627_776, live,
+        "Rotate the log file when it grows past this size (0: never by size)." }
+    LOG_ROTATE_HOURS { int "log.rotate_hours", 24, 0..=8760, live,
+        "Rotate the log file when it is this many hours old (RotateLogsEveryNNhours; 0: never by age)." }
+    LOG_KEEP { int "log.keep", 14, 1..=10_000, live,
+        "Rotated log files kept (mxguard.log.1 is the newest)." }
+    ADMIN_SOCKET { text "admin.socket", "admin.sock", restart,
+        "Unix socket for `mxguard sysctl` and `mxguard reload`, relative to state.dir unless absolute." }
+}
