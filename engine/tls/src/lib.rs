@@ -1,1 +1,157 @@
-//! placeholder
+//! TLS for every SMTP connection of mxguard, server and client side, with rustls (ring).
+//!
+//! - [`server_config`] loads the configured PEM certificate and key, or creates a self-signed
+//!   certificate once and keeps it in the state directory so restarts present the same one.
+//! - [`opportunistic_client_config`] is for relaying: STARTTLS to the downstream server encrypts
+//!   but does not verify, like Postfix's `smtp_tls_security_level = may` (an unverifiable
+//!   certificate must never make mail fall back to plaintext or bounce).
+//! - [`Stream`] is a connection that is plaintext now and may be TLS later (STARTTLS).
+//!
+//! This crate must never turn verification off for anything but the opportunistic relay client.
+
+mod stream;
+
+pub use stream::Stream;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+pub use futures_rustls::{TlsAcceptor, TlsConnector};
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads a PEM certificate chain and private key.
+pub fn load_pem(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let cert_bytes = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_bytes = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_bytes[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in file", cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_bytes[..])
+        .map_err(|e| format!("{}: {e}", key.display()))?
+        .ok_or_else(|| format!("{}: no private key in file", key.display()))?;
+    Ok((certs, key))
+}
+
+/// Creates `cert` and `key` (PEM, self-signed for `hostname`) unless both exist already.
+pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(), String> {
+    if cert.exists() && key.exists() {
+        return Ok(());
+    }
+    let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
+        .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+    write_private(key, ck.key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(data).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A server configuration for STARTTLS and implicit TLS.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let (certs, key) = load_pem(cert, key)?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(Arc::new(cfg))
+}
+
+/// A client configuration that encrypts without verifying the server (see the module doc).
+pub fn opportunistic_client_config() -> Arc<rustls::ClientConfig> {
+    let provider = provider();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+        .with_no_client_auth();
+    Arc::new(cfg)
+}
+
+/// Accepts any certificate, but still checks the handshake signatures (so the session key is
+/// really shared with whoever holds the presented key).
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The server name to present in SNI for a downstream host (IP literals get a placeholder name,
+/// which the opportunistic verifier ignores).
+pub fn server_name(host: &str) -> ServerName<'static> {
+    ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("downstream.invalid".to_string()).expect("valid DNS name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_created_once_and_loads() {
+        let dir = std::env::temp_dir().join(format!("mxguard-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        let first = std::fs::read(&c).unwrap();
+        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        assert_eq!(first, std::fs::read(&c).unwrap(), "kept across restarts");
+        server_config(&c, &k).unwrap();
+        let _ = opportunistic_client_config();
+        assert!(server_config(&k, &c).is_err(), "swapped files give an error, not a panic");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,199 @@
+//! The spool on a real executor and a real filesystem: group commit, in-place status, deletion,
+//! deferral, and recovery after a "crash" (dropping everything without finishing).
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use glommio::LocalExecutorBuilder;
+use mxguard_spool::{Meta, MessageData, RcptStatus, Spool};
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("mxguard-spool-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn meta(spool: &Spool, n: usize) -> Meta {
+    Meta {
+        id: spool.next_id(),
+        arrival_unix_ms: 1,
+        client: "127.0.0.1".into(),
+        helo: "c".into(),
+        proto: "ESMTP".into(),
+        mail_from: format!("s{n}@b.example"),
+        rcpts: vec!["a@example.test".into(), "b@example.test".into()],
+        status: vec![RcptStatus::Pending; 2],
+        ..Meta::default()
+    }
+}
+
+fn run<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::default()
+        .io_memory(256 << 10)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn files(root: &PathBuf, sub: &str) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in walk(&root.join(sub)) {
+        v.push(e);
+    }
+    v
+}
+
+fn walk(p: &PathBuf) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn concurrent_stores_share_one_commit_and_recover() {
+    let root = tmp("group");
+    let r2 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        glommio::spawn_local(spool.clone().run_committer()).detach();
+        let mut tasks = Vec::new();
+        for n in 0..50 {
+            let s = spool.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let m = meta(&s, n);
+                let data = MessageData { head: b"Received: test\r\n".to_vec(), body: format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes() };
+                let (loc, back) = s.store(m.clone(), data).await.unwrap();
+                assert_eq!(back.body, format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes(), "handed back uncopied");
+                (m, loc)
+            }));
+        }
+        let mut stored = Vec::new();
+        for t in tasks {
+            stored.push(t.await);
+        }
+        let batch_files = files(&r2, "queue");
+        assert!(batch_files.len() < 50, "50 concurrent stores made {} files: no group commit", batch_files.len());
+        // Deliver half completely, one recipient of a quarter; leave the rest.
+        for (i, (m, loc)) in stored.iter().enumerate() {
+            let data = spool.read(loc).unwrap();
+            assert!(data.body.starts_with(b"Received: test\r\nSubject: "));
+            if i % 2 == 0 {
+                spool.set_status(loc, 0, RcptStatus::Delivered).unwrap();
+                spool.set_status(loc, 1, RcptStatus::Bounced).unwrap();
+                spool.finish(loc).unwrap();
+            } else if i % 4 == 1 {
+                spool.set_status(loc, 0, RcptStatus::Delivered).unwrap();
+                spool.set_retry(loc, 2, 12345).unwrap();
+            }
+            let _ = m;
+        }
+        // "Crash": everything in memory is dropped here.
+    });
+    let r3 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r3, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        let mut found = spool.recover(0, 1).unwrap();
+        found.sort_by_key(|r| r.meta.mail_from.clone());
+        assert_eq!(found.len(), 25, "exactly the unfinished messages");
+        for r in &found {
+            let n: usize = r.meta.mail_from[1..r.meta.mail_from.find('@').unwrap()].parse().unwrap();
+            assert_eq!(n % 2, 1);
+            if n % 4 == 1 {
+                assert_eq!(r.meta.status, vec![RcptStatus::Delivered, RcptStatus::Pending]);
+                assert_eq!((r.meta.attempts, r.meta.next_attempt_unix), (2, 12345));
+            } else {
+                assert_eq!(r.meta.status, vec![RcptStatus::Pending; 2]);
+            }
+            let data = spool.read(&r.location).unwrap();
+            assert_eq!(data.body, format!("Received: test\r\nSubject: {n}\r\n\r\nbody {n}\r\n").into_bytes());
+        }
+        // Recovery split across two cores covers each message once.
+        let a = spool.recover(0, 2).unwrap().len();
+        let b = spool.recover(1, 2).unwrap().len();
+        assert_eq!(a + b, 25);
+        for r in &found {
+            spool.finish(&r.location).unwrap();
+        }
+        assert!(files(&r3, "queue").is_empty(), "all batch files deleted once done");
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn deferral_moves_a_message_out_of_its_batch() {
+    let root = tmp("defer");
+    let r2 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        glommio::spawn_local(spool.clone().run_committer()).detach();
+        let s1 = spool.clone();
+        let s2 = spool.clone();
+        let t1 = glommio::spawn_local(async move { let m = meta(&s1, 1); (s1.store(m.clone(), MessageData { head: vec![], body: b"one\r\n".to_vec() }).await.unwrap(), m) });
+        let t2 = glommio::spawn_local(async move { let m = meta(&s2, 2); (s2.store(m.clone(), MessageData { head: vec![], body: b"two\r\n".to_vec() }).await.unwrap(), m) });
+        let (((l1, d1), m1), ((l2, _), _)) = (t1.await, t2.await);
+        assert!(Rc::ptr_eq(&l1.file, &l2.file), "both in one batch");
+        let (moved, _) = spool.move_to_deferred(l1, &m1, d1).await.unwrap();
+        assert!(moved.solo);
+        assert!(moved.file.path().starts_with(r2.join("deferred")));
+        spool.finish(&l2).unwrap();
+        assert!(files(&r2, "queue").is_empty(), "the batch is gone once its other message is done");
+        assert_eq!(spool.read(&moved).unwrap().body, b"one\r\n");
+        let found = spool.recover(0, 1).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].meta.id, m1.id);
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn torn_file_keeps_intact_records_and_a_copy() {
+    let root = tmp("torn");
+    let r2 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r2, 0, Box::new(|| false), Box::new(|| 256)).unwrap();
+        glommio::spawn_local(spool.clone().run_committer()).detach();
+        let mut tasks = Vec::new();
+        for n in 0..3 {
+            let s = spool.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let m = meta(&s, n);
+                s.store(m, MessageData { head: vec![], body: vec![b'x'; 1000] }).await.unwrap().0
+            }));
+        }
+        let mut locs = Vec::new();
+        for t in tasks {
+            locs.push(t.await);
+        }
+        assert!(locs.iter().all(|l| Rc::ptr_eq(&l.file, &locs[0].file)), "one batch");
+        // Cut the last record in half, as a crash during the write would.
+        let last = locs.last().unwrap();
+        let path = last.file.path().to_path_buf();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(last.message_offset + 10).unwrap();
+    });
+    let r3 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r3, 0, Box::new(|| false), Box::new(|| 256)).unwrap();
+        let found = spool.recover(0, 1).unwrap();
+        assert_eq!(found.len(), 2, "the two intact records survive");
+        assert_eq!(files(&r3, "corrupt").len(), 1, "a copy of the torn file is kept");
+        for r in &found {
+            assert_eq!(spool.read(&r.location).unwrap().body.len(), 1000);
+        }
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+}
