@@ -1,0 +1,292 @@
+//! Structured event log: one JSON object per line, to stderr and to a file rotated by size or age.
+//!
+//! Lines are built on the calling thread and handed to a writer thread through a bounded channel;
+//! a full channel drops the line and counts it (`mxguard_log_lines_dropped_total`) rather than
+//! stall a core. Rotation renames `mxguard.log` to `mxguard.log.1` (shifting older ones up to
+//! `log.keep`) when the file passes `log.rotate_bytes` or is `log.rotate_hours` old.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use mxguard_tuning as tuning;
+
+use crate::metrics::METRICS;
+
+static SINK: OnceLock<Sender<String>> = OnceLock::new();
+
+/// One event under construction: `Event::new("accepted").str("qid", id).num("size", n).emit()`.
+pub struct Event {
+    line: String,
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, without a date crate.
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = if month <= 2 { y + 1 } else { y };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+impl Event {
+    pub fn new(event: &str) -> Event {
+        let mut line = String::with_capacity(256);
+        line.push_str("{\"ts\":\"");
+        line.push_str(&timestamp(SystemTime::now()));
+        line.push_str("\",\"event\":\"");
+        escape_into(&mut line, event);
+        line.push('"');
+        Event { line }
+    }
+
+    pub fn str(mut self, key: &str, value: &str) -> Event {
+        self.line.push_str(",\"");
+        escape_into(&mut self.line, key);
+        self.line.push_str("\":\"");
+        escape_into(&mut self.line, value);
+        self.line.push('"');
+        self
+    }
+
+    pub fn num(mut self, key: &str, value: u64) -> Event {
+        let _ = write!(self.line, ",\"{key}\":{value}");
+        self
+    }
+
+    pub fn float(mut self, key: &str, value: f64) -> Event {
+        let _ = write!(self.line, ",\"{key}\":{value:.6}");
+        self
+    }
+
+    pub fn list(mut self, key: &str, values: &[String]) -> Event {
+        let _ = write!(self.line, ",\"{key}\":[");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.line.push(',');
+            }
+            self.line.push('"');
+            escape_into(&mut self.line, v);
+            self.line.push('"');
+        }
+        self.line.push(']');
+        self
+    }
+
+    /// The finished line (without newline).
+    pub fn into_line(mut self) -> String {
+        self.line.push('}');
+        self.line
+    }
+
+    /// Hands the line to the writer (or to stderr when [`init`] was not called).
+    pub fn emit(self) {
+        let line = self.into_line();
+        match SINK.get() {
+            Some(tx) => {
+                if let Err(TrySendError::Full(_)) = tx.try_send(line) {
+                    METRICS.log_lines_dropped.inc();
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// Starts the writer thread; `file` is the log file path (None: stderr only).
+pub fn init(file: Option<PathBuf>) -> std::io::Result<()> {
+    let (tx, rx) = bounded::<String>(65_536);
+    let mut w = Writer::open(file)?;
+    std::thread::Builder::new().name("log-writer".into()).spawn(move || w.run(rx))?;
+    let _ = SINK.set(tx);
+    Ok(())
+}
+
+/// Waits (up to a second) until the writer has written everything sent so far.
+pub fn flush() {
+    if let Some(tx) = SINK.get() {
+        let t = Instant::now();
+        while !tx.is_empty() && t.elapsed().as_secs() < 1 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+struct Writer {
+    path: Option<PathBuf>,
+    file: Option<std::io::BufWriter<File>>,
+    size: u64,
+    opened: Instant,
+}
+
+impl Writer {
+    fn open(path: Option<PathBuf>) -> std::io::Result<Writer> {
+        let mut w = Writer { path, file: None, size: 0, opened: Instant::now() };
+        w.reopen()?;
+        Ok(w)
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if let Some(p) = &self.path {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = OpenOptions::new().create(true).append(true).open(p)?;
+            self.size = f.metadata()?.len();
+            self.file = Some(std::io::BufWriter::with_capacity(64 << 10, f));
+            self.opened = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) {
+        let Some(p) = self.path.clone() else { return };
+        if let Some(mut f) = self.file.take() {
+            let _ = f.flush();
+        }
+        let keep = tuning::LOG_KEEP.get_u64().max(1);
+        let numbered = |n: u64| -> PathBuf {
+            let mut s = p.as_os_str().to_owned();
+            s.push(format!(".{n}"));
+            PathBuf::from(s)
+        };
+        let _ = std::fs::remove_file(numbered(keep));
+        for n in (1..keep).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        let _ = std::fs::rename(&p, numbered(1));
+        if let Err(e) = self.reopen() {
+            eprintln!("log: cannot reopen {}: {e}", p.display());
+        }
+    }
+
+    fn due(&self) -> bool {
+        let bytes = tuning::LOG_ROTATE_BYTES.get_u64();
+        let hours = tuning::LOG_ROTATE_HOURS.get_u64();
+        (bytes > 0 && self.size >= bytes) || (hours > 0 && self.opened.elapsed().as_secs() >= hours * 3600)
+    }
+
+    fn write(&mut self, line: &str) {
+        if tuning::LOG_STDERR.get_bool() {
+            eprintln!("{line}");
+        }
+        if let Some(f) = self.file.as_mut() {
+            if f.write_all(line.as_bytes()).and_then(|_| f.write_all(b"\n")).is_ok() {
+                self.size += line.len() as u64 + 1;
+            }
+        }
+        if self.due() {
+            self.rotate();
+        }
+    }
+
+    fn run(&mut self, rx: Receiver<String>) {
+        while let Ok(line) = rx.recv() {
+            self.write(&line);
+            while let Ok(more) = rx.try_recv() {
+                self.write(&more);
+            }
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+/// For tests and tools: the path a log file would rotate to.
+pub fn rotated_name(path: &Path, n: u64) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_is_valid_json_with_escapes() {
+        let line = Event::new("accepted")
+            .str("qid", "ABC")
+            .str("helo", "a\"b\\c\nd\u{1}")
+            .num("size", 42)
+            .list("rcpt", &["x@y".into(), "z\"@w".into()])
+            .into_line();
+        assert!(line.starts_with("{\"ts\":\"20"), "{line}");
+        assert!(line.contains(",\"event\":\"accepted\",\"qid\":\"ABC\",\"helo\":\"a\\\"b\\\\c\\nd\\u0001\",\"size\":42,\"rcpt\":[\"x@y\",\"z\\\"@w\"]}"), "{line}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(timestamp(t), "2023-11-14T22:13:20.123Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_n() {
+        let dir = std::env::temp_dir().join(format!("mxguard-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("t.log");
+        tuning::LOG_ROTATE_BYTES.set("100").unwrap();
+        tuning::LOG_KEEP.set("2").unwrap();
+        tuning::LOG_STDERR.set("0").unwrap();
+        let mut w = Writer::open(Some(path.clone())).unwrap();
+        for i in 0..20 {
+            w.write(&format!("line number {i:04} with some padding text"));
+        }
+        if let Some(f) = w.file.as_mut() {
+            f.flush().unwrap();
+        }
+        tuning::LOG_ROTATE_BYTES.reset();
+        tuning::LOG_KEEP.reset();
+        tuning::LOG_STDERR.reset();
+        assert!(rotated_name(&path, 1).exists());
+        assert!(rotated_name(&path, 2).exists());
+        assert!(!rotated_name(&path, 3).exists(), "only log.keep files kept");
+        let newest = std::fs::read_to_string(rotated_name(&path, 1)).unwrap();
+        assert!(newest.len() >= 100 && newest.lines().count() >= 2, "{newest}");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(current.contains("0019") || newest.contains("0019"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,242 @@
+//! The gateway's metrics and their Prometheus rendering.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+/// A monotonically increasing count.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Counter {
+        Counter(AtomicU64::new(0))
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub const fn new() -> Gauge {
+        Gauge(AtomicI64::new(0))
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+const SHARDS: usize = 64;
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Tells the metrics which core this thread is (executors call it at start).
+pub fn set_core(core: usize) {
+    SHARD.with(|s| s.set(core % SHARDS));
+}
+
+/// A latency histogram in microseconds, one shard per core, merged when scraped.
+pub struct Latency {
+    shards: [Mutex<Option<Histogram<u64>>>; SHARDS],
+}
+
+impl Latency {
+    pub const fn new() -> Latency {
+        Latency { shards: [const { Mutex::new(None) }; SHARDS] }
+    }
+
+    /// Records one observation.
+    pub fn record(&self, d: std::time::Duration) {
+        let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
+        let i = SHARD.with(|s| s.get());
+        let mut g = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        let h = g.get_or_insert_with(|| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"));
+        let _ = h.record(us);
+    }
+
+    /// All shards merged.
+    pub fn snapshot(&self) -> Histogram<u64> {
+        let mut total = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        for s in &self.shards {
+            if let Some(h) = &*s.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = total.add(h);
+            }
+        }
+        total
+    }
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::new()
+    }
+}
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    pub connections_total: Counter,
+    pub connections_current: Gauge,
+    pub connections_refused_limit: Counter,
+    pub connections_refused_per_ip: Counter,
+    pub connections_refused_shutdown: Counter,
+    pub connections_timed_out: Counter,
+    pub tls_handshakes: Counter,
+    pub tls_failures: Counter,
+    pub messages_accepted: Counter,
+    pub messages_rejected: Counter,
+    pub messages_deferred: Counter,
+    pub recipients_rejected: Counter,
+    pub bytes_received: Counter,
+    pub queue_messages: Gauge,
+    pub queue_deferred: Gauge,
+    pub deliveries_sent: Counter,
+    pub deliveries_deferred: Counter,
+    pub deliveries_bounced: Counter,
+    pub dsn_generated: Counter,
+    pub relay_connections: Counter,
+    pub spool_errors: Counter,
+    pub log_lines_dropped: Counter,
+    /// End of data received → final reply sent (includes the spool fsync).
+    pub eod_to_reply: Latency,
+    /// Message accepted → delivered downstream.
+    pub accept_to_delivered: Latency,
+}
+
+pub static METRICS: Metrics = Metrics {
+    connections_total: Counter::new(),
+    connections_current: Gauge::new(),
+    connections_refused_limit: Counter::new(),
+    connections_refused_per_ip: Counter::new(),
+    connections_refused_shutdown: Counter::new(),
+    connections_timed_out: Counter::new(),
+    tls_handshakes: Counter::new(),
+    tls_failures: Counter::new(),
+    messages_accepted: Counter::new(),
+    messages_rejected: Counter::new(),
+    messages_deferred: Counter::new(),
+    recipients_rejected: Counter::new(),
+    bytes_received: Counter::new(),
+    queue_messages: Gauge::new(),
+    queue_deferred: Gauge::new(),
+    deliveries_sent: Counter::new(),
+    deliveries_deferred: Counter::new(),
+    deliveries_bounced: Counter::new(),
+    dsn_generated: Counter::new(),
+    relay_connections: Counter::new(),
+    spool_errors: Counter::new(),
+    log_lines_dropped: Counter::new(),
+    eod_to_reply: Latency::new(),
+    accept_to_delivered: Latency::new(),
+};
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn summary(out: &mut String, name: &str, help: &str, l: &Latency) {
+    let h = l.snapshot();
+    family(out, name, "summary", help);
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let v = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e6 };
+        let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
+    }
+    let sum: f64 = h.iter_recorded().map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64).sum::<f64>() / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", h.len());
+    let max = if h.is_empty() { 0.0 } else { h.max() as f64 / 1e6 };
+    let _ = writeln!(out, "# TYPE {name}_max gauge\n{name}_max {max}");
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let m = &METRICS;
+    let mut o = String::with_capacity(4096);
+    let c = |o: &mut String, name: &str, help: &str, v: u64| {
+        family(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    };
+    let g = |o: &mut String, name: &str, help: &str, v: i64| {
+        family(o, name, "gauge", help);
+        let _ = writeln!(o, "{name} {v}");
+    };
+    c(&mut o, "mxguard_connections_total", "Inbound SMTP connections accepted by the kernel.", m.connections_total.get());
+    g(&mut o, "mxguard_connections_current", "Inbound SMTP connections open now.", m.connections_current.get());
+    family(&mut o, "mxguard_connections_refused_total", "counter", "Inbound connections refused with 421, by reason.");
+    let _ = writeln!(o, "mxguard_connections_refused_total{{reason=\"limit\"}} {}", m.connections_refused_limit.get());
+    let _ = writeln!(o, "mxguard_connections_refused_total{{reason=\"per_ip\"}} {}", m.connections_refused_per_ip.get());
+    let _ = writeln!(o, "mxguard_connections_refused_total{{reason=\"shutdown\"}} {}", m.connections_refused_shutdown.get());
+    c(&mut o, "mxguard_connections_timed_out_total", "Sessions ended by a timeout.", m.connections_timed_out.get());
+    c(&mut o, "mxguard_tls_handshakes_total", "Completed inbound TLS handshakes.", m.tls_handshakes.get());
+    c(&mut o, "mxguard_tls_failures_total", "Failed inbound TLS handshakes.", m.tls_failures.get());
+    family(&mut o, "mxguard_messages_total", "counter", "Messages at end of data, by outcome.");
+    let _ = writeln!(o, "mxguard_messages_total{{result=\"accepted\"}} {}", m.messages_accepted.get());
+    let _ = writeln!(o, "mxguard_messages_total{{result=\"rejected\"}} {}", m.messages_rejected.get());
+    let _ = writeln!(o, "mxguard_messages_total{{result=\"deferred\"}} {}", m.messages_deferred.get());
+    c(&mut o, "mxguard_recipients_rejected_total", "RCPT TO commands refused.", m.recipients_rejected.get());
+    c(&mut o, "mxguard_received_bytes_total", "Message bytes accepted.", m.bytes_received.get());
+    g(&mut o, "mxguard_queue_messages", "Messages in the relay queue (active and deferred).", m.queue_messages.get());
+    g(&mut o, "mxguard_queue_deferred_messages", "Messages waiting for a retry.", m.queue_deferred.get());
+    family(&mut o, "mxguard_deliveries_total", "counter", "Recipient deliveries to downstream servers, by result.");
+    let _ = writeln!(o, "mxguard_deliveries_total{{result=\"sent\"}} {}", m.deliveries_sent.get());
+    let _ = writeln!(o, "mxguard_deliveries_total{{result=\"deferred\"}} {}", m.deliveries_deferred.get());
+    let _ = writeln!(o, "mxguard_deliveries_total{{result=\"bounced\"}} {}", m.deliveries_bounced.get());
+    c(&mut o, "mxguard_dsn_generated_total", "Delivery status notifications queued.", m.dsn_generated.get());
+    c(&mut o, "mxguard_relay_connections_total", "Connections opened to downstream servers.", m.relay_connections.get());
+    c(&mut o, "mxguard_spool_errors_total", "Spool writes that failed (the client got 451).", m.spool_errors.get());
+    c(&mut o, "mxguard_log_lines_dropped_total", "Log lines dropped because the writer fell behind.", m.log_lines_dropped.get());
+    summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
+    summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_quantiles() {
+        METRICS.messages_accepted.inc();
+        let l = Latency::new();
+        for ms in 1..=100 {
+            l.record(std::time::Duration::from_millis(ms));
+        }
+        let h = l.snapshot();
+        assert_eq!(h.len(), 100);
+        assert!((h.value_at_quantile(0.99) as i64 - 99_000).abs() < 1000);
+        let text = render();
+        assert!(text.contains("mxguard_messages_total{result=\"accepted\"} "));
+        assert!(text.contains("# TYPE mxguard_eod_to_reply_seconds summary"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, v) = line.rsplit_once(' ').unwrap();
+            v.parse::<f64>().unwrap_or_else(|_| panic!("bad sample line {line}"));
+        }
+    }
+}
