@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod command;
+pub mod date;
 pub mod reply;
 pub mod session;
 pub mod stuff;

@@ -1,25 +1,58 @@
 //! Dot-stuffing for the client side: a CRLF-canonical message becomes DATA content.
 //!
-//! Every line that starts with `.` gets one more, and the content ends with `CRLF.CRLF`, adding the
-//! last CRLF when the message lacks it. Cost: one `memmem` pass and one copy into `out`.
+//! Every line that starts with `.` gets one more, and the content ends with `CRLF.CRLF`, adding
+//! the last CRLF when the message lacks it. Works on pieces, so a large message is sent in
+//! bounded buffers. Cost: one `memmem` pass and one copy into the output buffer.
+
+/// Streaming dot-stuffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Stuffer {
+    at_line_start: bool,
+    last: Option<u8>,
+}
+
+impl Default for Stuffer {
+    fn default() -> Self {
+        Stuffer { at_line_start: true, last: None }
+    }
+}
+
+impl Stuffer {
+    /// Appends `piece`, dot-stuffed, to `out`.
+    pub fn push(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        if piece.is_empty() {
+            return;
+        }
+        out.reserve(piece.len() + piece.len() / 64 + 2);
+        let mut start = 0;
+        if self.at_line_start && piece[0] == b'.' {
+            out.push(b'.');
+        }
+        for i in memchr::memmem::find_iter(piece, b"\n.") {
+            out.extend_from_slice(&piece[start..=i]);
+            out.push(b'.');
+            start = i + 1;
+        }
+        out.extend_from_slice(&piece[start..]);
+        let last = piece[piece.len() - 1];
+        self.at_line_start = last == b'\n';
+        self.last = Some(last);
+    }
+
+    /// Ends the content: a CRLF if the message did not end with one, then `.CRLF`.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if self.last.is_some() && !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+}
 
 /// Appends `msg`, dot-stuffed and terminated, to `out`.
 pub fn stuff_into(msg: &[u8], out: &mut Vec<u8>) {
-    out.reserve(msg.len() + msg.len() / 64 + 5);
-    let mut start = 0;
-    if msg.first() == Some(&b'.') {
-        out.push(b'.');
-    }
-    for i in memchr::memmem::find_iter(msg, b"\n.") {
-        out.extend_from_slice(&msg[start..=i]);
-        out.push(b'.');
-        start = i + 1;
-    }
-    out.extend_from_slice(&msg[start..]);
-    if !msg.is_empty() && !msg.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    let mut s = Stuffer::default();
+    s.push(msg, out);
+    s.finish(out);
 }
 
 #[cfg(test)]
@@ -38,6 +71,19 @@ mod tests {
         assert_eq!(stuffed(b".a\r\nb\r\n.\r\n..c\r\n"), b"..a\r\nb\r\n..\r\n...c\r\n.\r\n");
         assert_eq!(stuffed(b"no newline"), b"no newline\r\n.\r\n");
         assert_eq!(stuffed(b""), b".\r\n");
+    }
+
+    #[test]
+    fn pieces_give_the_same_result_as_the_whole() {
+        let msg = b"Received: x\r\n.a\r\nb\r\n.\r\n..c\r\nend";
+        for split in 0..msg.len() {
+            let mut s = Stuffer::default();
+            let mut out = Vec::new();
+            s.push(&msg[..split], &mut out);
+            s.push(&msg[split..], &mut out);
+            s.finish(&mut out);
+            assert_eq!(out, stuffed(msg), "split at {split}");
+        }
     }
 
     #[test]

@@ -1,0 +1,385 @@
+//! One connection: limits, optional TLS, then the read → advance → answer → flush loop.
+//!
+//! Time limits (all knobs, read at each use):
+//! - command phase: a whole command must arrive within `smtp.read_timeout_s` of the previous one;
+//! - body phase: Postfix's rule — each read spends its elapsed time from a budget of
+//!   `smtp.data_timeout_s` and earns `bytes / smtp.min_data_rate_bps` seconds back, never above
+//!   the full budget; a client that trickles (one byte a second) runs dry;
+//! - the whole session: `smtp.session_timeout_s`.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use mxguard_smtp::{Ask, Config, MailFrom, Phase, Reply, Session, Step};
+use mxguard_telemetry::{Event, METRICS};
+use mxguard_tls::Stream;
+use mxguard_tuning as k;
+
+use crate::limits::{self, Refused};
+use crate::{ConnInfo, ConnSummary, Handler, Shutdown};
+
+pub(crate) struct Ctx<H> {
+    pub handler: Rc<H>,
+    pub acceptor: Option<futures_rustls::TlsAcceptor>,
+    pub implicit_tls: bool,
+    pub shutdown: Rc<Shutdown>,
+}
+
+fn session_config(starttls: bool, implicit_tls: bool) -> Config {
+    Config {
+        hostname: k::SMTP_HOSTNAME.get_str().to_string(),
+        max_command_line: k::SMTP_MAX_COMMAND_LINE_BYTES.get_usize(),
+        max_data_line: k::SMTP_MAX_DATA_LINE_BYTES.get_usize(),
+        max_message_size: k::SMTP_MAX_MESSAGE_BYTES.get_u64(),
+        max_recipients: k::SMTP_MAX_RECIPIENTS.get_usize(),
+        max_commands: k::SMTP_MAX_COMMANDS.get().clamp(1, u32::MAX as i64) as u32,
+        max_errors: k::SMTP_MAX_ERRORS.get().clamp(1, u32::MAX as i64) as u32,
+        require_helo: k::SMTP_REQUIRE_HELO.get_bool(),
+        ehlo_enabled: k::SMTP_EHLO_ENABLED.get_bool(),
+        starttls: starttls && k::SMTP_STARTTLS.get_bool() && !implicit_tls,
+        implicit_tls,
+    }
+}
+
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Timeout,
+    Shutdown,
+    Error,
+}
+
+struct Conn<H: Handler> {
+    ctx: Ctx<H>,
+    stream: Stream<TcpStream>,
+    session: Session,
+    info: ConnInfo,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Command phase: when the current command's time runs out.
+    command_deadline: Instant,
+    /// Body phase: remaining budget.
+    body_budget: Duration,
+    session_deadline: Instant,
+    mail: Option<MailFrom>,
+    draining: bool,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
+    METRICS.connections_total.inc();
+    let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
+        (Ok(p), Ok(l)) => (p, l),
+        _ => return,
+    };
+    let _ = tcp.set_nodelay(true);
+    let info = ConnInfo { id, peer, local, started: Instant::now(), tls: None, helo: None };
+    let mut stream = Stream::Plain(tcp);
+
+    // Limits first, before any TLS work.
+    let slot = limits::acquire(peer.ip(), k::SMTP_MAX_CONNECTIONS.get_usize(), k::SMTP_MAX_CONNECTIONS_PER_IP.get().clamp(1, u32::MAX as i64) as u32);
+    let refusal = match (&slot, ctx.shutdown.triggered()) {
+        (_, Some(_)) => {
+            METRICS.connections_refused_shutdown.inc();
+            Some(("shutdown", Reply::new(421, "4.3.2", format!("{} Service shutting down", k::SMTP_HOSTNAME.get_str()))))
+        }
+        (Err(Refused::Total), _) => {
+            METRICS.connections_refused_limit.inc();
+            Some(("limit", Reply::new(421, "4.7.0", format!("{} Error: too many connections", k::SMTP_HOSTNAME.get_str()))))
+        }
+        (Err(Refused::PerIp), _) => {
+            METRICS.connections_refused_per_ip.inc();
+            Some(("limit", Reply::new(421, "4.7.0", format!("{} Error: too many connections from your address", k::SMTP_HOSTNAME.get_str()))))
+        }
+        (Ok(_), None) => None,
+    };
+    if let Some((why, reply)) = refusal {
+        if !ctx.implicit_tls {
+            let mut out = Vec::new();
+            reply.write_to(&mut out);
+            let _ = glommio::timer::timeout(Duration::from_secs(5), async {
+                stream.write_all(&out).await.map_err(glommio::GlommioError::from)
+            })
+            .await;
+        }
+        let _ = stream.close().await;
+        Event::new("refused").str("client", &peer.ip().to_string()).str("reason", why).emit();
+        return;
+    }
+    METRICS.connections_current.inc();
+    let _slot = slot;
+
+    let mut conn = Conn {
+        session: Session::new(session_config(ctx.acceptor.is_some(), ctx.implicit_tls)),
+        ctx,
+        stream,
+        info,
+        buf: vec![0u8; READ_CHUNK],
+        start: 0,
+        end: 0,
+        command_deadline: Instant::now(),
+        body_budget: Duration::ZERO,
+        session_deadline: Instant::now() + Duration::from_secs(k::SMTP_SESSION_TIMEOUT_S.get_u64()),
+        mail: None,
+        draining: false,
+    };
+    let end = conn.drive().await;
+    let summary = ConnSummary { messages: conn.session.messages(), errors: conn.session.errors(), end };
+    let _ = conn.stream.close().await;
+    METRICS.connections_current.dec();
+    conn.ctx.handler.disconnect(&conn.info, &summary);
+}
+
+impl<H: Handler> Conn<H> {
+    fn reset_command_deadline(&mut self) {
+        self.command_deadline = Instant::now() + Duration::from_secs(k::SMTP_READ_TIMEOUT_S.get_u64());
+    }
+
+    async fn flush(&mut self) -> bool {
+        let out = std::mem::take(self.session.output());
+        if out.is_empty() {
+            return true;
+        }
+        let budget = Duration::from_secs(k::SMTP_READ_TIMEOUT_S.get_u64().max(1));
+        let stream = &mut self.stream;
+        let ok = glommio::timer::timeout(budget, async {
+            stream.write_all(&out).await?;
+            stream.flush().await?;
+            Ok(())
+        })
+        .await
+        .is_ok();
+        // Give the buffer back for the next replies.
+        let mut out = out;
+        out.clear();
+        *self.session.output() = out;
+        ok
+    }
+
+    /// Reads more input into the buffer, within the phase's time limit.
+    async fn read(&mut self) -> ReadOutcome {
+        // Make room: move the unconsumed tail to the front, then grow if still full.
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let new_len = self.buf.len() * 2;
+            self.buf.resize(new_len, 0);
+        }
+        let now = Instant::now();
+        let phase = self.session.phase();
+        let mut limit = match phase {
+            Phase::Body => self.body_budget,
+            _ => self.command_deadline.saturating_duration_since(now),
+        };
+        limit = limit.min(self.session_deadline.saturating_duration_since(now));
+        if self.draining {
+            let grace = Duration::from_secs(k::SMTP_SHUTDOWN_GRACE_S.get_u64());
+            let since = self.ctx.shutdown.triggered().map(|t| now.duration_since(t)).unwrap_or_default();
+            limit = limit.min(grace.saturating_sub(since));
+        }
+        if limit.is_zero() {
+            return ReadOutcome::Timeout;
+        }
+        let shutdown = self.ctx.shutdown.clone();
+        let listen_for_shutdown = !self.draining;
+        let (stream, buf, end) = (&mut self.stream, &mut self.buf, self.end);
+        let read = async {
+            match glommio::timer::timeout(limit, async {
+                stream.read(&mut buf[end..]).await.map_err(glommio::GlommioError::from)
+            })
+            .await
+            {
+                Ok(0) => ReadOutcome::Eof,
+                Ok(n) => ReadOutcome::Data(n),
+                Err(glommio::GlommioError::TimedOut(_)) => ReadOutcome::Timeout,
+                Err(_) => ReadOutcome::Error,
+            }
+        };
+        let outcome = if listen_for_shutdown {
+            futures_lite::future::or(read, async {
+                shutdown.wait().await;
+                ReadOutcome::Shutdown
+            })
+            .await
+        } else {
+            read.await
+        };
+        if let ReadOutcome::Data(n) = outcome {
+            self.end += n;
+            if phase == Phase::Body {
+                let elapsed = now.elapsed();
+                let rate = k::SMTP_MIN_DATA_RATE_BPS.get_u64();
+                let full = Duration::from_secs(k::SMTP_DATA_TIMEOUT_S.get_u64());
+                let earned = if rate == 0 { full } else { Duration::from_secs_f64(n as f64 / rate as f64) };
+                self.body_budget = (self.body_budget.saturating_sub(elapsed) + earned).min(full);
+            }
+        }
+        outcome
+    }
+
+    async fn drive(&mut self) -> &'static str {
+        if self.ctx.implicit_tls {
+            if !self.handshake().await {
+                return "error";
+            }
+        }
+        match self.ctx.handler.connect(&self.info) {
+            Some(r) => {
+                self.session.close_with(r);
+                self.flush().await;
+                return "refused";
+            }
+            None => self.session.greet(),
+        }
+        self.reset_command_deadline();
+        let mut phase = Phase::Command;
+        loop {
+            let (n, step) = self.session.advance(&self.buf[self.start..self.end]);
+            self.start += n;
+            let new_phase = self.session.phase();
+            if new_phase != phase {
+                if new_phase == Phase::Body {
+                    self.body_budget = Duration::from_secs(k::SMTP_DATA_TIMEOUT_S.get_u64());
+                } else {
+                    self.reset_command_deadline();
+                }
+                phase = new_phase;
+            } else if n > 0 && phase == Phase::Command {
+                self.reset_command_deadline();
+            }
+            match step {
+                Step::NeedInput => {
+                    if self.draining && phase == Phase::Command {
+                        self.shutdown_reply();
+                        self.flush().await;
+                        return "shutdown";
+                    }
+                    if !self.flush().await {
+                        return "error";
+                    }
+                    match self.read().await {
+                        ReadOutcome::Data(_) => {}
+                        ReadOutcome::Eof => return "eof",
+                        ReadOutcome::Error => return "error",
+                        ReadOutcome::Timeout => {
+                            METRICS.connections_timed_out.inc();
+                            let host = k::SMTP_HOSTNAME.get_str();
+                            self.session.close_with(Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded")));
+                            self.flush().await;
+                            return "timeout";
+                        }
+                        ReadOutcome::Shutdown => {
+                            self.draining = true;
+                            if self.session.phase() == Phase::Command {
+                                self.shutdown_reply();
+                                self.flush().await;
+                                return "shutdown";
+                            }
+                        }
+                    }
+                }
+                Step::Close => {
+                    self.flush().await;
+                    return "quit";
+                }
+                Step::StartTls => {
+                    if !self.flush().await {
+                        return "error";
+                    }
+                    // RFC 3207 §4.2: anything pipelined after STARTTLS is discarded.
+                    self.start = 0;
+                    self.end = 0;
+                    if !self.handshake().await {
+                        return "error";
+                    }
+                    self.session.tls_started();
+                    self.info.helo = None;
+                    self.mail = None;
+                    self.reset_command_deadline();
+                }
+                Step::Ask(ask) => self.answer(ask).await,
+            }
+        }
+    }
+
+    fn shutdown_reply(&mut self) {
+        let host = k::SMTP_HOSTNAME.get_str();
+        self.session.close_with(Reply::new(421, "4.3.2", format!("{host} Service shutting down, try again later")));
+    }
+
+    async fn handshake(&mut self) -> bool {
+        let Some(acceptor) = self.ctx.acceptor.clone() else {
+            return false;
+        };
+        let budget = Duration::from_secs(k::SMTP_READ_TIMEOUT_S.get_u64());
+        let stream = &mut self.stream;
+        let r = glommio::timer::timeout(budget, async {
+            stream.accept_tls(&acceptor).await.map_err(glommio::GlommioError::from)
+        })
+        .await;
+        match r {
+            Ok(()) => {
+                METRICS.tls_handshakes.inc();
+                self.info.tls = self.stream.tls_description();
+                true
+            }
+            Err(e) => {
+                METRICS.tls_failures.inc();
+                Event::new("tls_failed").str("client", &self.info.peer.ip().to_string()).str("error", &e.to_string()).emit();
+                false
+            }
+        }
+    }
+
+    async fn answer(&mut self, ask: Ask) {
+        let h = self.ctx.handler.clone();
+        match ask {
+            Ask::Helo { name, extended } => {
+                let v = h.helo(&self.info, &name, extended).await;
+                if v.is_ok() {
+                    self.info.helo = Some(name);
+                }
+                self.session.answer_helo(v);
+            }
+            Ask::Mail(m) => {
+                let v = h.mail(&self.info, &m).await;
+                if v.is_ok() {
+                    self.mail = Some(m);
+                }
+                self.session.answer_mail(v);
+            }
+            Ask::Rcpt(to) => {
+                let from = self.mail.clone().unwrap_or_default();
+                let v = h.rcpt(&self.info, &from, &to).await;
+                if v.is_err() {
+                    METRICS.recipients_rejected.inc();
+                }
+                self.session.answer_rcpt(v);
+            }
+            Ask::Message => {
+                let t0 = Instant::now();
+                let (env, body) = self.session.take_message();
+                let size = body.len() as u64;
+                let reply = h.message(&self.info, env, body).await;
+                if reply.is_positive() {
+                    METRICS.messages_accepted.inc();
+                    METRICS.bytes_received.add(size);
+                } else if reply.is_transient() {
+                    METRICS.messages_deferred.inc();
+                } else {
+                    METRICS.messages_rejected.inc();
+                }
+                self.mail = None;
+                self.session.answer_message(reply);
+                METRICS.eod_to_reply.record(t0.elapsed());
+            }
+        }
+    }
+}
