@@ -1,1 +1,140 @@
-fn main(){}
+//! `mxguard`: the gateway binary.
+//!
+//! ```text
+//! mxguard [run] [--config FILE]... [--set name=value]...   start the gateway (the default)
+//! mxguard sysctl -a | NAME | NAME=VALUE [--config FILE]    read or change knobs of the running gateway
+//! mxguard sysctl --markdown | --conf                       print the generated knob docs / config
+//! mxguard version
+//! ```
+
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+mod admin;
+mod handler;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mxguard_tuning as tuning;
+
+const USAGE: &str = "usage:
+  mxguard [run] [--config FILE]... [--set name=value]...
+  mxguard sysctl [-a | NAME | NAME=VALUE]... [--config FILE]...
+  mxguard sysctl --markdown | --conf
+  mxguard version";
+
+/// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
+fn load_config(args: &mut Vec<String>) -> Result<(), String> {
+    let mut rest = Vec::new();
+    let mut it = std::mem::take(args).into_iter();
+    if let Ok(path) = std::env::var("MXGUARD_CONFIG") {
+        tuning::config::load_file(std::path::Path::new(&path)).map_err(|e| e.join("\n"))?;
+    }
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" => {
+                let p = it.next().ok_or("--config needs a file")?;
+                tuning::config::load_file(std::path::Path::new(&p)).map_err(|e| e.join("\n"))?;
+            }
+            "--set" => {
+                let kv = it.next().ok_or("--set needs name=value")?;
+                tuning::config::parse(&kv, "--set").map_err(|e| e.join("\n"))?.apply();
+            }
+            _ => rest.push(a),
+        }
+    }
+    *args = rest;
+    Ok(())
+}
+
+/// `state.dir`, and a path knob resolved inside it unless absolute.
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(&*tuning::STATE_DIR.get_str())
+}
+
+pub fn in_state_dir(value: &str) -> PathBuf {
+    let p = PathBuf::from(value);
+    if p.is_absolute() {
+        p
+    } else {
+        state_dir().join(p)
+    }
+}
+
+/// Prints a line; a closed stdout (`| head`) ends the output quietly instead of panicking.
+fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+fn sysctl(args: Vec<String>) -> Result<(), String> {
+    if args.iter().any(|a| a == "--markdown") {
+        out(tuning::doc::markdown().trim_end());
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--conf") {
+        out(tuning::doc::conf().trim_end());
+        return Ok(());
+    }
+    let socket = in_state_dir(&tuning::ADMIN_SOCKET.get_str());
+    let items: Vec<&String> = args.iter().filter(|a| *a != "-a").collect();
+    if items.is_empty() {
+        match admin::request(&socket, "list") {
+            Ok(lines) => lines.iter().for_each(|l| out(l)),
+            Err(e) => {
+                eprintln!("mxguard: {e}; showing the configured values");
+                for k in tuning::ALL {
+                    out(&format!("{} = {}", k.name, k.value_text()));
+                }
+            }
+        }
+        return Ok(());
+    }
+    for item in items {
+        let req = match item.split_once('=') {
+            Some((n, v)) => format!("set {} {}", n.trim(), v.trim()),
+            None => format!("get {}", item.trim()),
+        };
+        for l in admin::request(&socket, &req)? {
+            out(&l);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match args.first().map(String::as_str) {
+        None => "run".to_string(),
+        Some(c) if c.starts_with('-') => "run".to_string(),
+        Some(_) => args.remove(0),
+    };
+    if let Err(e) = load_config(&mut args) {
+        eprintln!("mxguard: {e}");
+        return ExitCode::from(2);
+    }
+    let result = match cmd.as_str() {
+        "run" if args.is_empty() => run::run(),
+        "sysctl" => sysctl(args),
+        "version" | "--version" => {
+            println!("mxguard {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unexpected arguments\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mxguard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `mxguard run`: wires the planes together and runs until SIGTERM/SIGINT.
+//!
+//! Start-up order: configuration checks (routes, listen addresses, TLS) so a bad setting stops
+//! the gateway before it accepts anything; state directory; log writer; metrics endpoint; admin
+//! socket; then one pinned glommio executor per core, each with its spool, group committer,
+//! queue manager (which first takes over its share of the spool left by a previous run) and
+//! SO_REUSEPORT listeners. On a signal every executor stops accepting, ends idle sessions with
+//! 421, lets transfers finish within `smtp.shutdown_grace_s`, and exits; the spool keeps the rest.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
+use mxguard_relay::{routes, Queue};
+use mxguard_spool::Spool;
+use mxguard_telemetry::{self as telemetry, Event};
+use mxguard_tuning as k;
+
+use crate::handler::Gateway;
+use crate::{in_state_dir, state_dir};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn addrs(knob: &k::Knob) -> Result<Vec<SocketAddr>, String> {
+    knob.get_str()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("{}: `{s}` is not ip:port", knob.name)))
+        .collect()
+}
+
+fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
+    let (cert, key) = (k::SMTP_TLS_CERT_FILE.get_str(), k::SMTP_TLS_KEY_FILE.get_str());
+    let (cert, key) = if cert.is_empty() {
+        let dir = state_dir().join("tls");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (c, kf) = (dir.join("cert.pem"), dir.join("key.pem"));
+        mxguard_tls::ensure_self_signed(&c, &kf, &k::SMTP_HOSTNAME.get_str())?;
+        (c, kf)
+    } else {
+        (in_state_dir(&cert), in_state_dir(&key))
+    };
+    mxguard_tls::server_config(&cert, &key)
+}
+
+pub fn run() -> Result<(), String> {
+    let table = routes::check().map_err(|e| e.join("\n"))?;
+    let plain = addrs(&k::SMTP_LISTEN)?;
+    let implicit = addrs(&k::SMTP_TLS_LISTEN)?;
+    if plain.is_empty() && implicit.is_empty() {
+        return Err("smtp.listen and smtp.tls_listen are both empty".into());
+    }
+    let state = state_dir();
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let log_file = k::LOG_FILE.get_str();
+    telemetry::log::init((!log_file.is_empty()).then(|| in_state_dir(&log_file))).map_err(|e| format!("log: {e}"))?;
+    let tls = tls_config()?;
+    let client_tls = mxguard_tls::opportunistic_client_config();
+
+    let metrics_addr = k::METRICS_LISTEN.get_str();
+    if !metrics_addr.is_empty() {
+        telemetry::http::serve(&metrics_addr).map_err(|e| format!("metrics.listen {metrics_addr}: {e}"))?;
+    }
+    crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
+
+    // SAFETY: the handlers only store to an atomic; SIGPIPE is ignored so a dead peer is an
+    // error on write, not the end of the process.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let online = glommio::CpuSet::online().map(|s| s.len()).unwrap_or(1).max(1);
+    let cores = match k::SMTP_CORES.get_usize() {
+        0 => online,
+        n => n,
+    };
+    Event::new("start")
+        .str("version", env!("CARGO_PKG_VERSION"))
+        .num("cores", cores as u64)
+        .str("listen", &k::SMTP_LISTEN.get_str())
+        .str("tls_listen", &k::SMTP_TLS_LISTEN.get_str())
+        .str("state_dir", &state.display().to_string())
+        .num("local_domains", table.len() as u64)
+        .emit();
+
+    let mut handles = Vec::new();
+    for core in 0..cores {
+        let placement = if cores <= online { Placement::Fixed(core) } else { Placement::Unbound };
+        let (plain, implicit, tls, client_tls, state) =
+            (plain.clone(), implicit.clone(), tls.clone(), client_tls.clone(), state.clone());
+        let h = LocalExecutorBuilder::new(placement)
+            .name(&format!("mxguard-core{core}"))
+            .io_memory(k::SMTP_IO_MEMORY_BYTES.get_usize())
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+            .spawn(move || async move {
+                if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls).await {
+                    Event::new("fatal").num("core", core as u64).str("error", &e).emit();
+                    STOP.store(true, Ordering::SeqCst);
+                }
+            })
+            .map_err(|e| format!("starting executor {core}: {e}"))?;
+        handles.push(h);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    Event::new("stop").emit();
+    telemetry::log::flush();
+    Ok(())
+}
+
+async fn core_main(
+    core: usize,
+    cores: usize,
+    state: std::path::PathBuf,
+    plain: Vec<SocketAddr>,
+    implicit: Vec<SocketAddr>,
+    tls: Arc<rustls::ServerConfig>,
+    client_tls: Arc<rustls::ClientConfig>,
+) -> Result<(), String> {
+    telemetry::metrics::set_core(core);
+    let spool = Spool::open(
+        &state.join("spool"),
+        core,
+        Box::new(|| k::SPOOL_FSYNC.get_bool()),
+        Box::new(|| k::SPOOL_COMMIT_BATCH_MAX.get_usize()),
+    )
+    .map_err(|e| format!("spool: {e}"))?;
+    glommio::spawn_local(spool.clone().run_committer()).detach();
+    let queue = Queue::new(spool.clone(), Some(client_tls), cores);
+    queue.start();
+    let recovered = queue.recover(core, cores).map_err(|e| format!("spool recovery: {e}"))?;
+    if recovered > 0 {
+        Event::new("recovery").num("core", core as u64).num("messages", recovered as u64).emit();
+    }
+    let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
+    let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
+    let s2 = shutdown.clone();
+    glommio::spawn_local(async move {
+        while !STOP.load(Ordering::SeqCst) {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        s2.trigger();
+    })
+    .detach();
+    let handler = Rc::new(Gateway { spool, queue });
+    mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
+    Ok(())
+}
