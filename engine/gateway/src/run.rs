@@ -79,6 +79,7 @@ pub fn run() -> Result<(), String> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 
+    mxguard_smtpd::limits::raise_nofile();
     let online = glommio::CpuSet::online().map(|s| s.len()).unwrap_or(1).max(1);
     let cores = match k::SMTP_CORES.get_usize() {
         0 => online,

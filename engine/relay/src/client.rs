@@ -84,6 +84,38 @@ fn parse_ehlo(r: &Reply) -> Extensions {
     e
 }
 
+/// How a client behaves; the queue manager builds it from the `relay.*` knobs, mxblast from
+/// its command line.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub helo: String,
+    /// Use STARTTLS when offered.
+    pub starttls: bool,
+    /// TLS from the first byte (SMTPS, port 465).
+    pub implicit_tls: bool,
+    /// Pipeline when offered.
+    pub pipelining: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub data_done_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// The relay's options, from the knobs as they are now.
+    pub fn from_knobs() -> ClientOptions {
+        let n = k::RELAY_HELO_NAME.get_str();
+        ClientOptions {
+            helo: if n.is_empty() { k::SMTP_HOSTNAME.get_str().to_string() } else { n.to_string() },
+            starttls: k::RELAY_STARTTLS.get_bool(),
+            implicit_tls: false,
+            pipelining: k::RELAY_PIPELINING.get_bool(),
+            connect_timeout: Duration::from_secs(k::RELAY_CONNECT_TIMEOUT_S.get_u64()),
+            read_timeout: Duration::from_secs(k::RELAY_READ_TIMEOUT_S.get_u64()),
+            data_done_timeout: Duration::from_secs(k::RELAY_DATA_DONE_TIMEOUT_S.get_u64()),
+        }
+    }
+}
+
 /// A message to send.
 pub struct Outgoing<'a> {
     pub mail_from: &'a str,
@@ -103,10 +135,9 @@ pub struct Client {
     pub sent: u32,
     /// The last transaction did not end cleanly: RSET before the next.
     dirty: bool,
-}
-
-fn read_timeout() -> Duration {
-    Duration::from_secs(k::RELAY_READ_TIMEOUT_S.get_u64())
+    opts: ClientOptions,
+    /// Time from the end of the last message's data to the server's reply.
+    pub last_data_latency: Option<Duration>,
 }
 
 async fn resolve(dest: &Dest) -> Result<Vec<SocketAddr>, String> {
@@ -127,9 +158,9 @@ async fn resolve(dest: &Dest) -> Result<Vec<SocketAddr>, String> {
 
 impl Client {
     /// Connects, reads the greeting, says EHLO and starts TLS when offered and allowed.
-    pub async fn connect(dest: &Dest, tls: Option<&futures_rustls::TlsConnector>) -> Result<Client, Failure> {
+    pub async fn connect(dest: &Dest, tls: Option<&futures_rustls::TlsConnector>, opts: &ClientOptions) -> Result<Client, Failure> {
         let addrs = resolve(dest).await.map_err(Failure::Connect)?;
-        let timeout = Duration::from_secs(k::RELAY_CONNECT_TIMEOUT_S.get_u64());
+        let timeout = opts.connect_timeout;
         let mut last = String::from("no address");
         let mut tcp = None;
         for a in addrs {
@@ -150,29 +181,39 @@ impl Client {
             dest: dest.clone(),
             sent: 0,
             dirty: false,
+            opts: opts.clone(),
+            last_data_latency: None,
         };
-        let greeting = c.read_reply(read_timeout()).await?;
+        if opts.implicit_tls {
+            let connector = tls.ok_or_else(|| Failure::Connect("implicit TLS without a TLS configuration".into()))?;
+            c.tls_handshake(connector).await?;
+        }
+        let greeting = c.read_reply(c.opts.read_timeout).await?;
         if greeting.code != 220 {
             return Err(Failure::Session(format!("{dest} greeted with: {}", greeting.one_line()), Some(greeting)));
         }
         c.hello().await?;
-        if c.ext.starttls && k::RELAY_STARTTLS.get_bool() {
+        if c.ext.starttls && c.opts.starttls && !c.stream.is_tls() {
             if let Some(connector) = tls {
                 let r = c.command("STARTTLS\r\n").await?;
                 if r.code == 220 {
-                    let name = mxguard_tls::server_name(&dest.host);
-                    let stream = &mut c.stream;
-                    glommio::timer::timeout(read_timeout(), async {
-                        stream.connect_tls(connector, name).await.map_err(glommio::GlommioError::from)
-                    })
-                    .await
-                    .map_err(|e| Failure::Io(format!("TLS handshake with {dest}: {e}")))?;
+                    c.tls_handshake(connector).await?;
                     c.buf.clear();
                     c.hello().await?;
                 }
             }
         }
         Ok(c)
+    }
+
+    async fn tls_handshake(&mut self, connector: &futures_rustls::TlsConnector) -> Result<(), Failure> {
+        let name = mxguard_tls::server_name(&self.dest.host);
+        let stream = &mut self.stream;
+        glommio::timer::timeout(self.opts.read_timeout, async {
+            stream.connect_tls(connector, name).await.map_err(glommio::GlommioError::from)
+        })
+        .await
+        .map_err(|e| Failure::Io(format!("TLS handshake with {}: {e}", self.dest)))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -184,14 +225,7 @@ impl Client {
     }
 
     async fn hello(&mut self) -> Result<(), Failure> {
-        let name = {
-            let n = k::RELAY_HELO_NAME.get_str();
-            if n.is_empty() {
-                k::SMTP_HOSTNAME.get_str().to_string()
-            } else {
-                n.to_string()
-            }
-        };
+        let name = self.opts.helo.clone();
         let r = self.command(&format!("EHLO {name}\r\n")).await?;
         if r.is_positive() {
             self.ext = parse_ehlo(&r);
@@ -208,7 +242,7 @@ impl Client {
 
     async fn write(&mut self, data: &[u8]) -> Result<(), Failure> {
         let stream = &mut self.stream;
-        glommio::timer::timeout(read_timeout(), async {
+        glommio::timer::timeout(self.opts.read_timeout, async {
             stream.write_all(data).await?;
             stream.flush().await?;
             Ok(())
@@ -248,7 +282,7 @@ impl Client {
 
     async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
         self.write(line.as_bytes()).await?;
-        self.read_reply(read_timeout()).await
+        self.read_reply(self.opts.read_timeout).await
     }
 
     /// Sends one message; returns a result per recipient, in the order given.
@@ -284,7 +318,7 @@ impl Client {
             mail.push_str(" SMTPUTF8");
         }
         mail.push_str("\r\n");
-        let pipelining = self.ext.pipelining && k::RELAY_PIPELINING.get_bool();
+        let pipelining = self.ext.pipelining && self.opts.pipelining;
         let mut results: Vec<Option<RcptResult>> = vec![None; m.rcpts.len()];
         let data_reply;
         if pipelining {
@@ -294,12 +328,12 @@ impl Client {
             }
             group.extend_from_slice(b"DATA\r\n");
             self.write(&group).await?;
-            let mail_reply = self.read_reply(read_timeout()).await?;
+            let mail_reply = self.read_reply(self.opts.read_timeout).await?;
             for slot in results.iter_mut() {
-                let r = self.read_reply(read_timeout()).await?;
+                let r = self.read_reply(self.opts.read_timeout).await?;
                 *slot = rcpt_result(&who, r);
             }
-            data_reply = self.read_reply(read_timeout()).await?;
+            data_reply = self.read_reply(self.opts.read_timeout).await?;
             if !mail_reply.is_positive() {
                 if data_reply.is_intermediate() {
                     self.finish_empty_data().await?;
@@ -351,7 +385,9 @@ impl Client {
         }
         stuffer.finish(&mut out);
         self.write(&out).await?;
-        let done = self.read_reply(Duration::from_secs(k::RELAY_DATA_DONE_TIMEOUT_S.get_u64())).await?;
+        let t0 = std::time::Instant::now();
+        let done = self.read_reply(self.opts.data_done_timeout).await?;
+        self.last_data_latency = Some(t0.elapsed());
         self.sent += 1;
         if done.is_positive() {
             self.dirty = false;
@@ -367,7 +403,7 @@ impl Client {
     /// After a 354 with no recipient accepted, end the empty message (RFC 2920 §3.1).
     async fn finish_empty_data(&mut self) -> Result<(), Failure> {
         self.write(b".\r\n").await?;
-        let _ = self.read_reply(read_timeout()).await?;
+        let _ = self.read_reply(self.opts.read_timeout).await?;
         Ok(())
     }
 

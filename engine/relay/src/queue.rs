@@ -27,7 +27,7 @@ use mxguard_spool::{Location, MessageData, Meta, RcptStatus, Spool};
 use mxguard_telemetry::{Event, METRICS};
 use mxguard_tuning as k;
 
-use crate::client::{Client, Failure, Outgoing, RcptResult};
+use crate::client::{Client, ClientOptions, Failure, Outgoing, RcptResult};
 use crate::dsn;
 use crate::routes::{self, Dest};
 
@@ -271,7 +271,7 @@ impl Queue {
                 }
             }
             if client.is_none() {
-                match Client::connect(&dq.dest, self.tls.as_ref()).await {
+                match Client::connect(&dq.dest, self.tls.as_ref(), &ClientOptions::from_knobs()).await {
                     Ok(c) => {
                         METRICS.relay_connections.inc();
                         client = Some(c);

@@ -70,6 +70,19 @@ impl Drop for Slot {
     }
 }
 
+/// Raises the open-file limit to the hard limit: 10,000 connections need more than the usual
+/// soft limit of 1,024.
+pub fn raise_nofile() {
+    // SAFETY: plain libc calls on a stack value.
+    unsafe {
+        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 /// Connections held now.
 pub fn total() -> usize {
     TOTAL.load(Ordering::Acquire)
