@@ -23,9 +23,9 @@ pub fn received_header(conn: &ConnInfo, env: &Envelope, id: &str, hostname: &str
     if let Some(tls) = &conn.tls {
         h.push_str(&format!("\t(using {tls})\r\n"));
     }
-    h.push_str(&format!("\tby {hostname} (mxguard) with {} id {id}\r\n", env.protocol()));
+    h.push_str(&format!("\tby {hostname} (mxguard) with {} id {id}", env.protocol()));
     if env.rcpts.len() == 1 {
-        h.push_str(&format!("\tfor <{}>", env.rcpts[0]));
+        h.push_str(&format!("\r\n\tfor <{}>", env.rcpts[0]));
     }
     h.push_str(&format!("; {}\r\n", rfc5322(now)));
     h.into_bytes()
@@ -120,6 +120,24 @@ impl Handler for Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_header_folds_with_several_recipients() {
+        let conn = ConnInfo {
+            id: 1,
+            peer: "192.0.2.9:4000".parse().unwrap(),
+            local: "127.0.0.1:25".parse().unwrap(),
+            started: std::time::Instant::now(),
+            tls: None,
+            helo: None,
+        };
+        let env = Envelope { helo: "c".into(), rcpts: vec!["a@x".into(), "b@x".into()], ..Envelope::default() };
+        let h = String::from_utf8(received_header(&conn, &env, "Q", "mx", UNIX_EPOCH)).unwrap();
+        assert_eq!(h, "Received: from c ([192.0.2.9])\r\n\tby mx (mxguard) with SMTP id Q; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
+        for line in h.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+            assert!(line.starts_with('\t'), "continuation lines must be folded: {line:?}");
+        }
+    }
 
     #[test]
     fn received_header_shape() {

@@ -166,6 +166,8 @@ pub struct Session {
     awaiting: Option<Awaiting>,
     skipping_command: bool,
     messages: u64,
+    /// Messages the session refused on its own since the driver last looked.
+    refused: Vec<Reply>,
 }
 
 impl Session {
@@ -186,6 +188,7 @@ impl Session {
             awaiting: None,
             skipping_command: false,
             messages: 0,
+            refused: Vec::new(),
         }
     }
 
@@ -390,8 +393,15 @@ impl Session {
         };
         self.txn = None;
         self.body = Vec::new();
-        self.reply(r);
+        self.reply(r.clone());
+        self.refused.push(r);
         None
+    }
+
+    /// Messages refused by the session itself (bare LF/CR, size, line length) since the last
+    /// call, with the reply each got; the driver counts and logs them.
+    pub fn take_refused(&mut self) -> Vec<Reply> {
+        std::mem::take(&mut self.refused)
     }
 
     fn command(&mut self, cmd: Command) -> Option<Step> {

@@ -233,6 +233,10 @@ fn bare_lf_smuggling_is_refused_and_nothing_is_smuggled() {
     let attack = b"Subject: one\r\n\r\nhi\n.\nMAIL FROM:<admin@bank.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nforged\r\n.\r\n";
     assert_eq!(h.codes(attack), vec![550]);
     assert!(h.delivered.is_empty(), "neither the message nor the smuggled one is accepted");
+    let refused = h.s.take_refused();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].status, "5.5.2");
+    assert!(h.s.take_refused().is_empty());
     assert_eq!(h.codes(b"NOOP\r\n"), vec![250]);
 }
 

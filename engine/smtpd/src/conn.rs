@@ -243,6 +243,16 @@ impl<H: Handler> Conn<H> {
         loop {
             let (n, step) = self.session.advance(&self.buf[self.start..self.end]);
             self.start += n;
+            for r in self.session.take_refused() {
+                METRICS.messages_rejected.inc();
+                Event::new("message_refused")
+                    .str("client", &self.info.peer.ip().to_string())
+                    .str("helo", self.info.helo.as_deref().unwrap_or(""))
+                    .str("from", self.mail.as_ref().map(|m| m.address.as_str()).unwrap_or(""))
+                    .str("reply", &r.one_line())
+                    .emit();
+                self.mail = None;
+            }
             let new_phase = self.session.phase();
             if new_phase != phase {
                 if new_phase == Phase::Body {

@@ -1,0 +1,221 @@
+"""Fixtures for end-to-end tests with real parts: the real `mxguard` binary, real SMTP clients
+(smtplib, swaks, raw sockets), and real downstream servers (`mxblast sink`, Postfix's smtp-sink).
+
+Every process a test starts listens on loopback only, on ports picked free for the test, and is
+stopped (and checked for panics) when the test ends.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+PROFILE = os.environ.get("MXGUARD_TEST_PROFILE", "release")
+MXGUARD = TARGET / PROFILE / "mxguard"
+MXBLAST = TARGET / PROFILE / "mxblast"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def wait_for(pred, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class Sink:
+    """`mxblast sink` with its stats file and saved messages."""
+
+    def __init__(self, tmp, port=None, extra=()):
+        self.port = port or free_port()
+        self.dir = tmp / f"sink-{self.port}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stats_file = self.dir / "stats.json"
+        self.save = self.dir / "mail"
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        args = [str(MXBLAST), "sink", "--listen", f"127.0.0.1:{self.port}", "--stats", str(self.stats_file),
+                "--save", str(self.save), *self.extra]
+        self.log = open(self.dir / "sink.log", "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stats(self):
+        try:
+            return json.loads(self.stats_file.read_text())
+        except (OSError, ValueError):
+            return {"messages": 0, "duplicates": 0, "unique_by_run": {}}
+
+    def messages(self):
+        if not self.save.exists():
+            return []
+        return [p.read_bytes() for p in sorted(self.save.glob("*.eml"))]
+
+
+class Gateway:
+    """The real `mxguard` binary on free ports with its own state directory."""
+
+    def __init__(self, tmp, downstream_port, knobs=None, name="gw"):
+        self.state = tmp / name
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.knobs = {
+            "state.dir": str(self.state),
+            "smtp.listen": f"127.0.0.1:{self.port}",
+            "metrics.listen": f"127.0.0.1:{self.metrics_port}",
+            "relay.default_route": f"127.0.0.1:{downstream_port}",
+            "relay.domains": "example.test",
+            "smtp.hostname": "mx.example.test",
+            "log.stderr": "0",
+            "relay.retry_min_s": "1",
+            "relay.retry_max_s": "2",
+            "relay.conn_idle_s": "1",
+            "smtp.cores": "2",
+        }
+        self.knobs.update(knobs or {})
+        self.proc = None
+
+    @property
+    def log_file(self):
+        return self.state / "mxguard.log"
+
+    def start(self):
+        self.state.mkdir(parents=True, exist_ok=True)
+        conf = self.state / "test.conf"
+        conf.write_text("".join(f"{k} = {v}\n" for k, v in self.knobs.items()))
+        self.stderr = open(self.state / "stderr.log", "ab")
+        self.proc = subprocess.Popen([str(MXGUARD), "run", "--config", str(conf)], stdout=self.stderr,
+                                     stderr=subprocess.STDOUT)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self):
+        self.stop(signal.SIGKILL)
+
+    def events(self, name=None):
+        if not self.log_file.exists():
+            return []
+        out = []
+        for line in self.log_file.read_text(errors="replace").splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or e.get("event") == name:
+                out.append(e)
+        return out
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                values[k] = float(v)
+        return values
+
+    def sysctl(self, *args, check=True):
+        conf = self.state / "test.conf"
+        return subprocess.run([str(MXGUARD), "sysctl", "--config", str(conf), *args], capture_output=True,
+                              text=True, check=check, timeout=10)
+
+    def stderr_text(self):
+        p = self.state / "stderr.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+@pytest.fixture
+def sink(tmp_path):
+    s = Sink(tmp_path).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path):
+    made = []
+
+    def make(downstream_port, knobs=None, name="gw", start=True):
+        g = Gateway(tmp_path, downstream_port, knobs, name)
+        made.append(g)
+        return g.start() if start else g
+
+    yield make
+    for g in made:
+        g.stop()
+        assert "panicked" not in g.stderr_text(), g.stderr_text()[-3000:]
+
+
+@pytest.fixture
+def gateway(make_gateway, sink):
+    return make_gateway(sink.port)
+
+
+def blast(port, *args, timeout=120):
+    """Runs `mxblast send` against `port`; returns its JSON summary."""
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    r = subprocess.run([str(MXBLAST), "send", "--server", f"127.0.0.1:{port}", "--json", out, *args],
+                       capture_output=True, text=True, timeout=timeout)
+    try:
+        with open(out) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        data = {}
+    os.unlink(out)
+    data["_stdout"], data["_stderr"], data["_rc"] = r.stdout, r.stderr, r.returncode
+    return data
