@@ -33,6 +33,8 @@ pub struct BlastOptions {
     pub json: Option<PathBuf>,
     pub progress: bool,
     pub idle: Option<(usize, Duration)>,
+    /// File to list the sequence numbers that got a 2xx reply (one per line).
+    pub accepted: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -157,7 +159,9 @@ fn recipients(o: &BlastOptions, n: u64) -> Vec<String> {
         .collect()
 }
 
-async fn connection(o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, tls: Option<futures_rustls::TlsConnector>, deadline: Option<Instant>, hist: std::rc::Rc<std::cell::RefCell<Histogram<u64>>>) {
+type Accepted = std::rc::Rc<std::cell::RefCell<Vec<u64>>>;
+
+async fn connection(o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, tls: Option<futures_rustls::TlsConnector>, deadline: Option<Instant>, hist: std::rc::Rc<std::cell::RefCell<Histogram<u64>>>, accepted: Accepted) {
     let copts = client_options(&o);
     let done = |n: u64| o.messages.is_some_and(|m| n >= m) || deadline.is_some_and(|d| Instant::now() >= d) || crate::stopping();
     'outer: loop {
@@ -193,8 +197,11 @@ async fn connection(o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, t
             match client.deliver(&out).await {
                 Ok(results) => {
                     match results.first() {
-                        Some(RcptResult::Delivered(_)) => s.ok.fetch_add(1, Ordering::Relaxed),
-                        Some(RcptResult::Temporary(_)) => s.temp.fetch_add(1, Ordering::Relaxed),
+                        Some(RcptResult::Delivered(_)) => {
+                            accepted.borrow_mut().push(n);
+                            s.ok.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Some(RcptResult::Temporary(..)) => s.temp.fetch_add(1, Ordering::Relaxed),
                         _ => s.perm.fetch_add(1, Ordering::Relaxed),
                     };
                     s.bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
@@ -263,6 +270,7 @@ pub fn run(o: BlastOptions) -> Result<(), String> {
             .io_memory(512 << 10)
             .spawn(move || async move {
                 let hist = std::rc::Rc::new(std::cell::RefCell::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds")));
+                let accepted: Accepted = Default::default();
                 let mut tasks = Vec::new();
                 if let Some((n, hold)) = o.idle {
                     let mine = n / cores + usize::from(core < n % cores);
@@ -273,23 +281,31 @@ pub fn run(o: BlastOptions) -> Result<(), String> {
                     let mine = o.conns / cores + usize::from(core < o.conns % cores);
                     for _ in 0..mine {
                         let connector = Some(futures_rustls::TlsConnector::from(tls.clone()));
-                        tasks.push(glommio::spawn_local(connection(o.clone(), s.clone(), corpus.clone(), connector, deadline, hist.clone())));
+                        tasks.push(glommio::spawn_local(connection(o.clone(), s.clone(), corpus.clone(), connector, deadline, hist.clone(), accepted.clone())));
                     }
                 }
                 for t in tasks {
                     t.await;
                 }
                 let h = hist.borrow().clone();
-                h
+                let a = accepted.borrow().clone();
+                (h, a)
             })
             .map_err(|e| e.to_string())?;
         handles.push(h);
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
+    let mut accepted = Vec::new();
     for h in handles {
-        if let Ok(part) = h.join() {
+        if let Ok((part, acc)) = h.join() {
             let _ = hist.add(&part);
+            accepted.extend(acc);
         }
+    }
+    if let Some(f) = &o.accepted {
+        accepted.sort_unstable();
+        let text: String = accepted.iter().map(|n| format!("{n}\n")).collect();
+        std::fs::write(f, text).map_err(|e| format!("{}: {e}", f.display()))?;
     }
     let secs = start.elapsed().as_secs_f64();
     crate::request_stop();

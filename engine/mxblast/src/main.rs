@@ -6,7 +6,7 @@
 //! mxblast [send] [--server HOST:PORT] [-c CONNS] [-m MSGS | -d SECS] [-s BYTES | --dir DIR]
 //!              [--per-conn K] [--no-pipelining] [--starttls | --implicit-tls] [--from ADDR]
 //!              [--to ADDR]... [--rcpts K] [--run ID] [--cores N] [--json FILE] [--progress]
-//!              [--idle N --hold SECS]
+//!              [--idle N --hold SECS] [--accepted FILE]
 //! ```
 //! Defaults: the sink listens on 127.0.0.1:2526; send targets 127.0.0.1:2525 with 10
 //! connections, 1,000 messages of 2 KB, pipelining on, 100 messages per connection.
@@ -118,6 +118,7 @@ fn send(mut a: Args) -> Result<(), String> {
         json: None,
         progress: false,
         idle: None,
+        accepted: None,
     };
     let mut hold = Duration::from_secs(10);
     let mut idle = None;
@@ -140,6 +141,7 @@ fn send(mut a: Args) -> Result<(), String> {
             "--cores" => o.cores = a.num(&f)?,
             "--json" => o.json = Some(a.value(&f)?.into()),
             "--progress" => o.progress = true,
+            "--accepted" => o.accepted = Some(a.value(&f)?.into()),
             "--idle" => idle = Some(a.num::<usize>(&f)?),
             "--hold" => hold = Duration::from_secs_f64(a.num(&f)?),
             _ => return Err(format!("mxblast: unknown flag {f}")),

@@ -53,7 +53,7 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone)]
 pub enum RcptResult {
     Delivered(String),
-    Temporary(String),
+    Temporary(String, Option<Reply>),
     Permanent(String, Option<Reply>),
 }
 
@@ -424,7 +424,7 @@ fn rcpt_result(who: &str, r: Reply) -> Option<RcptResult> {
     } else if r.is_permanent() {
         Some(RcptResult::Permanent(format!("{who} said: {}", r.one_line()), Some(r)))
     } else {
-        Some(RcptResult::Temporary(format!("{who} said: {} (in reply to RCPT TO)", r.one_line())))
+        Some(RcptResult::Temporary(format!("{who} said: {} (in reply to RCPT TO)", r.one_line()), Some(r)))
     }
 }
 
@@ -432,7 +432,7 @@ fn data_result(who: &str, stage: &str, r: Reply) -> RcptResult {
     if r.is_permanent() {
         RcptResult::Permanent(format!("{who} said: {} (in reply to {stage})", r.one_line()), Some(r))
     } else {
-        RcptResult::Temporary(format!("{who} said: {} (in reply to {stage})", r.one_line()))
+        RcptResult::Temporary(format!("{who} said: {} (in reply to {stage})", r.one_line()), Some(r))
     }
 }
 

@@ -342,14 +342,14 @@ impl Queue {
     }
 
     fn fail(self: &Rc<Self>, dest: &Dest, d: Delivery, f: &Failure) {
+        let reply = match f {
+            Failure::Session(_, r) => r.clone(),
+            _ => None,
+        };
         let result = if f.permanent() {
-            let reply = match f {
-                Failure::Session(_, r) => r.clone(),
-                _ => None,
-            };
             RcptResult::Permanent(f.to_string(), reply)
         } else {
-            RcptResult::Temporary(f.to_string())
+            RcptResult::Temporary(f.to_string(), reply)
         };
         let n = d.rcpts.len();
         self.record(dest, d, vec![result; n]);
@@ -386,7 +386,7 @@ impl Queue {
         for i in pending {
             let (result, remote) = match results.get(i).cloned().flatten() {
                 Some(x) => x,
-                None => (RcptResult::Temporary("not attempted".into()), None),
+                None => (RcptResult::Temporary("not attempted".into(), None), None),
             };
             match result {
                 RcptResult::Delivered(text) => {
@@ -405,13 +405,13 @@ impl Queue {
                         .num("attempts", meta.attempts as u64 + 1)
                         .emit();
                 }
-                RcptResult::Temporary(text) if !k::RELAY_QUEUE_ON_4XX.get_bool() => {
-                    perm.push((i, text, None, remote, "4.0.0"))
+                RcptResult::Temporary(text, reply) if !k::RELAY_QUEUE_ON_4XX.get_bool() => {
+                    perm.push((i, text, reply, remote, "4.0.0"))
                 }
-                RcptResult::Temporary(text) if expired => {
+                RcptResult::Temporary(text, _) if expired => {
                     perm.push((i, format!("message expired after {lifetime_h} h in the queue; last error: {text}"), None, remote, "4.4.7"))
                 }
-                RcptResult::Temporary(text) => temp.push((i, text)),
+                RcptResult::Temporary(text, _) => temp.push((i, text)),
                 RcptResult::Permanent(text, _) if k::RELAY_QUEUE_ON_5XX.get_bool() && !expired => temp.push((i, text)),
                 RcptResult::Permanent(text, reply) => perm.push((i, text, reply, remote, "5.0.0")),
             }
