@@ -215,8 +215,14 @@ fn closing_bracket(s: &str) -> Option<usize> {
     None
 }
 
+/// Non-ASCII characters allowed in addresses (RFC 6531): anything but controls (C1 included),
+/// so that no Unicode line or control character ever reaches a header or log line.
+fn is_utf8_addr_char(c: char) -> bool {
+    !c.is_ascii() && !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+}
+
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || is_utf8_addr_char(c)
 }
 
 /// `local@domain` per RFC 5321 (and RFC 6531 for UTF-8); a recipient may also be a bare
@@ -236,10 +242,14 @@ fn validate_mailbox(m: &str, is_rcpt: bool) -> Option<()> {
         let mut escaped = false;
         for c in q.chars() {
             if escaped {
+                // RFC 5321 quoted-pairSMTP: a backslash escapes printable characters only.
+                if c.is_control() {
+                    return None;
+                }
                 escaped = false;
             } else if c == '\\' {
                 escaped = true;
-            } else if c == '"' || (c.is_ascii_control() && c != '\t') {
+            } else if c == '"' || c.is_control() {
                 return None;
             }
         }
@@ -268,7 +278,7 @@ fn validate_domain(d: &str) -> Option<()> {
         if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
             return None;
         }
-        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || !c.is_ascii()) {
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || is_utf8_addr_char(c)) {
             return None;
         }
     }
@@ -373,6 +383,13 @@ mod tests {
         let long = format!("MAIL FROM:<{}@b.example>", "a".repeat(300));
         assert_eq!(err(&long), 501);
         assert_eq!(err("MAIL FROM:<a\u{1}b@c>"), 501);
+        // Found by fuzzing: C1 controls (NEL) and Unicode line separators are not address text.
+        assert_eq!(err("RCPT TO:<k@PTOo\u{214}F\u{85}T> SMTPUTF8"), 501);
+        assert_eq!(err("MAIL FROM:<a\u{2028}@b.example> SMTPUTF8"), 501);
+        assert_eq!(err("MAIL FROM:<\"a\u{85}\"@b.example> SMTPUTF8"), 501);
+        assert_eq!(err("RCPT TO:\"N\t;P\"@x"), 501, "RFC 5321 qtextSMTP has no TAB");
+        assert_eq!(err("RCPT TO:\"a\\\u{1c}b\"@x"), 501, "quoted-pair escapes printables only");
+        assert_eq!(rcpt("RCPT TO:<\"a\\\"b\"@x.example>"), "\"a\\\"b\"@x.example");
     }
 
     #[test]
