@@ -68,7 +68,11 @@ struct Conn<H: Handler> {
     draining: bool,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// Initial input buffer: enough for any command and a TCP segment or two of body. It grows
+/// (doubling) while a long line or a fast body needs more, and shrinks back once drained, so an
+/// idle connection costs a few KiB, not the largest message it ever sent.
+const READ_INITIAL: usize = 8 * 1024;
+const READ_KEEP_MAX: usize = 256 * 1024;
 
 pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
     METRICS.connections_total.inc();
@@ -118,7 +122,7 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
         ctx,
         stream,
         info,
-        buf: vec![0u8; READ_CHUNK],
+        buf: vec![0u8; READ_INITIAL],
         start: 0,
         end: 0,
         command_deadline: Instant::now(),
@@ -167,6 +171,9 @@ impl<H: Handler> Conn<H> {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if self.end == 0 && self.buf.len() > READ_KEEP_MAX && self.session.phase() == Phase::Command {
+            self.buf = vec![0u8; READ_INITIAL];
         }
         if self.end == self.buf.len() {
             let new_len = self.buf.len() * 2;
