@@ -102,7 +102,8 @@ pub fn run() -> Result<(), String> {
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("mxguard-core{core}"))
             .io_memory(k::SMTP_IO_MEMORY_BYTES.get_usize())
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+            // Two blocking threads: group commits, and spare segments written beside them.
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(2))
             .spawn(move || async move {
                 if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls).await {
                     Event::new("fatal").num("core", core as u64).str("error", &e).emit();
@@ -135,9 +136,11 @@ async fn core_main(
         core,
         Box::new(|| k::SPOOL_FSYNC.get_bool()),
         Box::new(|| k::SPOOL_COMMIT_BATCH_MAX.get_usize()),
+        Box::new(|| k::SPOOL_SEGMENT_BYTES.get_u64()),
     )
     .map_err(|e| format!("spool: {e}"))?;
     glommio::spawn_local(spool.clone().run_committer()).detach();
+    spool.prepare().await.map_err(|e| format!("spool: preparing segments: {e}"))?;
     let queue = Queue::new(spool.clone(), Some(client_tls), cores);
     queue.start();
     let recovered = queue.recover(core, cores).map_err(|e| format!("spool recovery: {e}"))?;

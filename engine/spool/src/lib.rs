@@ -2,12 +2,18 @@
 //! nothing that was acknowledged.
 //!
 //! Layout under the spool root:
-//! - `queue/c<core>/<id>.b`: one *batch file* per group commit, holding the records (see
-//!   [`record`]) of every message that core committed together. One file create, one vectored
-//!   write, one `fdatasync` and one directory fsync make a whole batch durable, which is what lets
-//!   durability keep up with the network (measured here: ~20 ms for 200 × 20 KB in one file,
-//!   against ~50 ms for the same messages fsync'd one file each). A batch file is deleted when
-//!   its last message is done.
+//! - `queue/c<core>/<epoch>.seg`: *segments*, fixed-size (`spool.segment_bytes`) files written
+//!   ahead of time with zeros and fsync'd, into which each group commit appends the records (see
+//!   [`record`]) of every message that core committed together: one vectored write and one
+//!   `fdatasync`, with no file created and no metadata changed, which is what lets durability keep
+//!   up with the network (measured here: 0.24 ms per commit against 0.96 ms for creating and
+//!   syncing a file per commit, and ~50 ms for 200 messages fsync'd one file each). A full segment
+//!   is sealed; a sealed segment whose last message is done is recycled as the next spare (its
+//!   stale records carry an old epoch and are never read back) or deleted.
+//! - `queue/c<core>/spare.s`: the next segment, ready; renamed to its epoch (and the directory
+//!   fsync'd) before the first record is written into it.
+//! - `queue/c<core>/<id>.b`: a batch too large for a segment, in a file of its own (created,
+//!   written, fsync'd with its directory).
 //! - `deferred/<id>.m`: a message whose first delivery attempt failed temporarily is rewritten to
 //!   a file of its own, so that a long retry never pins a batch of delivered mail on disk.
 //! - `corrupt/`: files recovery could not read completely, kept for the postmaster.
@@ -30,20 +36,33 @@ use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use glommio::channels::local_channel::{self, LocalSender};
 
 /// A file holding one or more records.
 pub struct SpoolFile {
-    path: PathBuf,
-    file: File,
+    path: RefCell<PathBuf>,
+    file: Arc<File>,
     live: Cell<u32>,
+    /// No more records will be added (always true but for the active segment).
+    sealed: Cell<bool>,
+    /// A segment (recycled when done) rather than a file of its own (deleted when done).
+    segment: bool,
 }
 
 impl SpoolFile {
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.path.borrow().clone()
     }
+}
+
+/// The segment being appended to.
+struct Active {
+    file: Rc<SpoolFile>,
+    epoch: u64,
+    write_off: u64,
+    size: u64,
 }
 
 /// Where a message's record is.
@@ -74,10 +93,12 @@ impl MessageData {
     }
 }
 
+type Reply = LocalSender<io::Result<(Location, MessageData)>>;
+
 struct Job {
     meta: Meta,
     data: MessageData,
-    reply: LocalSender<io::Result<(Location, MessageData)>>,
+    reply: Reply,
 }
 
 /// What the blocking writer gets and gives back (no `Rc` may cross threads).
@@ -97,6 +118,13 @@ pub struct Spool {
     wake_rx: RefCell<Option<local_channel::LocalReceiver<()>>>,
     fsync: Box<dyn Fn() -> bool>,
     batch_max: Box<dyn Fn() -> usize>,
+    segment_bytes: Box<dyn Fn() -> u64>,
+    active: RefCell<Option<Active>>,
+    /// A zeroed or recycled file ready to become the next segment: `spare.s`.
+    spare_ready: Cell<bool>,
+    /// A background task is writing the next spare.
+    spare_in_progress: Cell<bool>,
+    next_epoch: Cell<u64>,
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
@@ -112,6 +140,7 @@ impl Spool {
         core: usize,
         fsync: Box<dyn Fn() -> bool>,
         batch_max: Box<dyn Fn() -> usize>,
+        segment_bytes: Box<dyn Fn() -> u64>,
     ) -> io::Result<Rc<Spool>> {
         let queue_dir = root.join("queue").join(format!("c{core}"));
         let deferred_dir = root.join("deferred");
@@ -119,6 +148,17 @@ impl Spool {
         std::fs::create_dir_all(&deferred_dir)?;
         std::fs::create_dir_all(root.join("corrupt"))?;
         let (wake, wake_rx) = local_channel::new_bounded(1);
+        // Epochs continue above every segment this directory ever had.
+        let mut max_epoch = 0u64;
+        let mut spare = false;
+        for e in std::fs::read_dir(&queue_dir)? {
+            let name = e?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+                max_epoch = max_epoch.max(n);
+            }
+            spare |= name == "spare.s";
+        }
         Ok(Rc::new(Spool {
             root: root.to_path_buf(),
             queue_dir,
@@ -129,7 +169,16 @@ impl Spool {
             wake_rx: RefCell::new(Some(wake_rx)),
             fsync,
             batch_max,
+            segment_bytes,
+            active: RefCell::new(None),
+            spare_ready: Cell::new(spare),
+            spare_in_progress: Cell::new(false),
+            next_epoch: Cell::new(max_epoch + 1),
         }))
+    }
+
+    fn spare_path(&self) -> PathBuf {
+        self.queue_dir.join("spare.s")
     }
 
     pub fn root(&self) -> &Path {
@@ -170,60 +219,222 @@ impl Spool {
                     break;
                 }
                 self.commit(batch).await;
+                self.clone().spare_in_background();
             }
         }
     }
 
+    /// Makes the first segment and the spare after it, before the gateway accepts mail, so the
+    /// first commits do not wait for files to be written.
+    pub async fn prepare(self: &Rc<Self>) -> io::Result<()> {
+        if self.active.borrow().is_none() {
+            self.next_segment((self.segment_bytes)().max(1 << 20)).await?;
+        }
+        self.ensure_spare().await;
+        Ok(())
+    }
+
+    /// Starts writing the next spare on the blocking pool unless one is ready or under way.
+    fn spare_in_background(self: Rc<Self>) {
+        if self.spare_ready.get() || self.spare_in_progress.get() {
+            return;
+        }
+        self.spare_in_progress.set(true);
+        glommio::spawn_local(async move {
+            self.ensure_spare().await;
+            self.spare_in_progress.set(false);
+        })
+        .detach();
+    }
+
     async fn commit(&self, batch: Vec<Job>) {
+        let total: u64 = batch.iter().map(|j| j.data.len() as u64 + 256 + j.meta.rcpts.iter().map(|r| r.len() as u64 + 6).sum::<u64>()).sum();
+        let seg_bytes = (self.segment_bytes)().max(1 << 20);
+        let result = if total > seg_bytes / 2 {
+            self.commit_to_own_file(batch).await
+        } else {
+            self.commit_to_segment(batch, total, seg_bytes).await
+        };
+        if let Err((replies, e)) = result {
+            for reply in replies {
+                let _ = reply.try_send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+        }
+    }
+
+    /// Hands each job its location once the batch is durable.
+    fn answer(sf: &Rc<SpoolFile>, base: u64, writes: Vec<WriteJob>, replies: Vec<Reply>, solo: bool) {
+        let mut offset = base;
+        for (w, reply) in writes.into_iter().zip(replies) {
+            let len = w.data.len() as u64;
+            let loc = Location {
+                file: sf.clone(),
+                offset,
+                message_offset: offset + w.head.len() as u64,
+                message_len: len,
+                solo,
+            };
+            offset += w.head.len() as u64 + len;
+            let _ = reply.try_send(Ok((loc, w.data)));
+        }
+    }
+
+    fn encode(batch: Vec<Job>, epoch: u64) -> (Vec<WriteJob>, Vec<Reply>) {
         let mut replies = Vec::with_capacity(batch.len());
         let mut writes = Vec::with_capacity(batch.len());
         for job in batch {
-            let head = record::encode_head(
-                &job.meta,
-                job.data.len() as u64,
-                &[&job.data.head, &job.data.body],
-            );
+            let head = record::encode_head(&job.meta, epoch, job.data.len() as u64, &[&job.data.head, &job.data.body]);
             replies.push(job.reply);
             writes.push(WriteJob { head, data: job.data });
         }
-        let first_id = {
-            // The batch file is named after a fresh id, so names never collide.
-            self.ids.next()
-        };
-        let path = self.queue_dir.join(format!("{first_id}.b"));
+        (writes, replies)
+    }
+
+    async fn commit_to_own_file(&self, batch: Vec<Job>) -> Result<(), (Vec<Reply>, io::Error)> {
+        let (writes, replies) = Self::encode(batch, 0);
+        let path = self.queue_dir.join(format!("{}.b", self.ids.next()));
         let dir = self.queue_dir.clone();
         let fsync = (self.fsync)();
         let p2 = path.clone();
-        let result = glommio::executor()
+        let (r, writes) = glommio::executor()
             .spawn_blocking(move || {
                 let r = write_file(&p2, &dir, &writes, fsync);
                 (r, writes)
             })
             .await;
-        match result {
-            (Ok(file), writes) => {
+        match r {
+            Ok(file) => {
                 let n = writes.len();
-                let sf = Rc::new(SpoolFile { path, file, live: Cell::new(n as u32) });
-                let mut offset = 0u64;
-                for (w, reply) in writes.into_iter().zip(replies) {
-                    let len = w.data.len() as u64;
-                    let loc = Location {
-                        file: sf.clone(),
-                        offset,
-                        message_offset: offset + w.head.len() as u64,
-                        message_len: len,
-                        solo: n == 1,
-                    };
-                    offset += w.head.len() as u64 + len;
-                    let _ = reply.try_send(Ok((loc, w.data)));
-                }
+                let sf = Rc::new(SpoolFile {
+                    path: RefCell::new(path),
+                    file: Arc::new(file),
+                    live: Cell::new(n as u32),
+                    sealed: Cell::new(true),
+                    segment: false,
+                });
+                Self::answer(&sf, 0, writes, replies, n == 1);
+                Ok(())
             }
-            (Err(e), _) => {
+            Err(e) => {
                 let _ = std::fs::remove_file(&path);
-                for reply in replies {
-                    let _ = reply.try_send(Err(io::Error::new(e.kind(), e.to_string())));
-                }
+                Err((replies, e))
             }
+        }
+    }
+
+    async fn commit_to_segment(&self, batch: Vec<Job>, total: u64, seg_bytes: u64) -> Result<(), (Vec<Reply>, io::Error)> {
+        let fits = self.active.borrow().as_ref().is_some_and(|a| a.write_off + total <= a.size);
+        if !fits {
+            if let Err(e) = self.next_segment(seg_bytes).await {
+                let replies = batch.into_iter().map(|j| j.reply).collect();
+                return Err((replies, e));
+            }
+        }
+        let (file, epoch, base) = {
+            let a = self.active.borrow();
+            let a = a.as_ref().expect("a segment is active");
+            (a.file.clone(), a.epoch, a.write_off)
+        };
+        let (writes, replies) = Self::encode(batch, epoch);
+        let len: u64 = writes.iter().map(|w| (w.head.len() + w.data.len()) as u64).sum();
+        // Reserve the range now: the committer runs one batch at a time, but keep it exact.
+        if let Some(a) = self.active.borrow_mut().as_mut() {
+            a.write_off += len;
+        }
+        let fd = file.file.clone();
+        let fsync = (self.fsync)();
+        let (r, writes) = glommio::executor()
+            .spawn_blocking(move || {
+                let r = write_at(&fd, base, &writes).and_then(|_| if fsync { fd.sync_data() } else { Ok(()) });
+                (r, writes)
+            })
+            .await;
+        match r {
+            Ok(()) => {
+                file.live.set(file.live.get() + writes.len() as u32);
+                Self::answer(&file, base, writes, replies, false);
+                Ok(())
+            }
+            Err(e) => {
+                // The range may hold a partial record: seal the segment so nothing follows it.
+                self.seal_active();
+                Err((replies, e))
+            }
+        }
+    }
+
+    fn seal_active(&self) {
+        if let Some(a) = self.active.borrow_mut().take() {
+            a.file.sealed.set(true);
+            if a.file.live.get() == 0 {
+                self.retire(&a.file);
+            }
+        }
+    }
+
+    /// Seals the active segment and makes the spare (or a new zeroed file) the active one.
+    async fn next_segment(&self, seg_bytes: u64) -> io::Result<()> {
+        self.seal_active();
+        let epoch = self.next_epoch.get();
+        self.next_epoch.set(epoch + 1);
+        let spare = self.spare_path();
+        let path = self.queue_dir.join(format!("{epoch:016}.seg"));
+        let dir = self.queue_dir.clone();
+        let have_spare = self.spare_ready.replace(false);
+        let (p2, fsync) = (path.clone(), (self.fsync)());
+        let (file, size) = glommio::executor()
+            .spawn_blocking(move || -> io::Result<(File, u64)> {
+                if have_spare {
+                    std::fs::rename(&spare, &p2)?;
+                } else {
+                    // No spare yet (or one is still being written): make this one directly.
+                    zero_file(&p2, seg_bytes, &dir, fsync)?;
+                }
+                if fsync {
+                    fsync_dir(&dir)?;
+                }
+                let f = std::fs::OpenOptions::new().read(true).write(true).open(&p2)?;
+                let size = f.metadata()?.len();
+                Ok((f, size))
+            })
+            .await?;
+        let sf = Rc::new(SpoolFile {
+            path: RefCell::new(path),
+            file: Arc::new(file),
+            live: Cell::new(0),
+            sealed: Cell::new(false),
+            segment: true,
+        });
+        *self.active.borrow_mut() = Some(Active { file: sf, epoch, write_off: 0, size });
+        Ok(())
+    }
+
+    /// Prepares the spare segment off the commit path (the committer calls it when idle).
+    async fn ensure_spare(&self) {
+        if self.spare_ready.get() {
+            return;
+        }
+        let (spare, dir, size, fsync) = (self.spare_path(), self.queue_dir.clone(), (self.segment_bytes)().max(1 << 20), (self.fsync)());
+        let r = glommio::executor().spawn_blocking(move || zero_file(&spare, size, &dir, fsync)).await;
+        if r.is_ok() {
+            self.spare_ready.set(true);
+        }
+    }
+
+    /// A sealed file whose messages are all done: recycle a segment as the spare, else delete.
+    fn retire(&self, f: &SpoolFile) {
+        let path = f.path();
+        if f.segment && !self.spare_ready.get() && path.parent() == Some(self.queue_dir.as_path()) {
+            if std::fs::rename(&path, self.spare_path()).is_ok() {
+                self.spare_ready.set(true);
+                return;
+            }
+        }
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                mxguard_log_error(&format!("spool: cannot remove {}: {e}", path.display()));
+            }
+            _ => {}
         }
     }
 
@@ -245,11 +456,8 @@ impl Spool {
     pub fn finish(&self, loc: &Location) -> io::Result<()> {
         let left = loc.file.live.get().saturating_sub(1);
         loc.file.live.set(left);
-        if left == 0 {
-            match std::fs::remove_file(&loc.file.path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+        if left == 0 && loc.file.sealed.get() {
+            self.retire(&loc.file);
             Ok(())
         } else {
             loc.file.file.write_all_at(b"D", loc.offset + record::OFF_STATE)
@@ -269,7 +477,7 @@ impl Spool {
         if loc.solo {
             return Ok((loc, data));
         }
-        let head = record::encode_head(meta, data.len() as u64, &[&data.head, &data.body]);
+        let head = record::encode_head(meta, 0, data.len() as u64, &[&data.head, &data.body]);
         let path = self.deferred_dir.join(format!("{}.m", meta.id));
         let dir = self.deferred_dir.clone();
         let fsync = (self.fsync)();
@@ -284,7 +492,13 @@ impl Spool {
         let w = writes.pop().unwrap_or_else(|| WriteJob { head: Vec::new(), data: MessageData::default() });
         let file = r?;
         let new = Location {
-            file: Rc::new(SpoolFile { path, file, live: Cell::new(1) }),
+            file: Rc::new(SpoolFile {
+                path: RefCell::new(path),
+                file: Arc::new(file),
+                live: Cell::new(1),
+                sealed: Cell::new(true),
+                segment: false,
+            }),
             offset: 0,
             message_offset: w.head.len() as u64,
             message_len: w.data.len() as u64,
@@ -301,6 +515,69 @@ impl Spool {
     }
 }
 
+fn mxguard_log_error(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn slices(jobs: &[WriteJob]) -> Vec<IoSlice<'_>> {
+    let mut v = Vec::with_capacity(jobs.len() * 3);
+    for j in jobs {
+        for part in [&j.head[..], &j.data.head[..], &j.data.body[..]] {
+            if !part.is_empty() {
+                v.push(IoSlice::new(part));
+            }
+        }
+    }
+    v
+}
+
+/// Writes every job at `offset` with vectored positional writes.
+fn write_at(file: &File, mut offset: u64, jobs: &[WriteJob]) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let mut all = slices(jobs);
+    let mut rest: &mut [IoSlice<'_>] = &mut all;
+    while !rest.is_empty() {
+        let n = rest.len().min(1024);
+        // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
+        let w = unsafe { libc::pwritev(file.as_raw_fd(), rest.as_ptr() as *const libc::iovec, n as libc::c_int, offset as libc::off_t) };
+        if w < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if w == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "spool write returned 0"));
+        }
+        offset += w as u64;
+        IoSlice::advance_slices(&mut rest, w as usize);
+    }
+    Ok(())
+}
+
+/// Creates `path` as `size` bytes of written zeros, fsync'd with its directory, so that later
+/// writes into it change no metadata and `fdatasync` flushes data alone.
+fn zero_file(path: &Path, size: u64, dir: &Path, fsync: bool) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    if fsync {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if fsync {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, dir: &Path, jobs: &[WriteJob], fsync: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -309,15 +586,8 @@ fn write_file(path: &Path, dir: &Path, jobs: &[WriteJob], fsync: bool) -> io::Re
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(jobs.len() * 3);
-    for j in jobs {
-        for part in [&j.head[..], &j.data.head[..], &j.data.body[..]] {
-            if !part.is_empty() {
-                slices.push(IoSlice::new(part));
-            }
-        }
-    }
-    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    let mut all = slices(jobs);
+    let mut rest: &mut [IoSlice<'_>] = &mut all;
     while !rest.is_empty() {
         let n = file.write_vectored(rest)?;
         if n == 0 {
@@ -337,6 +607,6 @@ pub(crate) fn location_for(file: Rc<SpoolFile>, d: &record::Decoded, solo: bool)
     Location { file, offset: d.offset, message_offset: d.message_offset, message_len: d.message_len, solo }
 }
 
-pub(crate) fn spool_file(path: PathBuf, file: File, live: u32) -> Rc<SpoolFile> {
-    Rc::new(SpoolFile { path, file, live: Cell::new(live) })
+pub(crate) fn spool_file(path: PathBuf, file: File, live: u32, segment: bool) -> Rc<SpoolFile> {
+    Rc::new(SpoolFile { path: RefCell::new(path), file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment })
 }

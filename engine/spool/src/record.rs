@@ -2,19 +2,21 @@
 //!
 //! ```text
 //! offset size  field
-//!  0      4    magic "MXQ1"
+//!  0      4    magic "MXQ2"
 //!  4      4    envelope text length E (u32 LE)
 //!  8      8    message length M (u64 LE): Received header + data as received
-//! 16      4    CRC-32 of envelope text and message (the immutable parts)
+//! 16      4    CRC-32 of epoch, envelope text and message (the immutable parts)
 //! 20      1    state: b'L' live, b'D' done (mutable)
 //! 21      3    reserved, zero
 //! 24      4    delivery attempts so far (u32 LE, mutable)
 //! 28      8    next attempt, unix seconds (u64 LE, mutable)
-//! 36      4    recipient count R (u32 LE)
-//! 40      R    one status byte per recipient (mutable): P pending, D delivered, B bounced
-//! 40+R    E    envelope text: `key value\n` lines (id, arrival, client, helo, proto, from,
+//! 36      8    epoch: the number of the segment file written to (0 in a file of its own), so
+//!              records left over from a recycled segment's previous life are never read back
+//! 44      4    recipient count R (u32 LE)
+//! 48      R    one status byte per recipient (mutable): P pending, D delivered, B bounced
+//! 48+R    E    envelope text: `key value\n` lines (id, arrival, client, helo, proto, from,
 //!              flags, rcpt…; one `rcpt` line per status byte, in the same order)
-//! 40+R+E  M    the message
+//! 48+R+E  M    the message
 //! ```
 //!
 //! Mutable fields are updated in place with single small writes that are not fsync'd: a crash
@@ -23,11 +25,11 @@
 
 use std::fmt::Write as _;
 
-pub const MAGIC: &[u8; 4] = b"MXQ1";
-pub const FIXED: usize = 40;
+pub const MAGIC: &[u8; 4] = b"MXQ2";
+pub const FIXED: usize = 48;
 pub const OFF_STATE: u64 = 20;
 pub const OFF_ATTEMPTS: u64 = 24;
-pub const OFF_RCPT_STATUS: u64 = 40;
+pub const OFF_RCPT_STATUS: u64 = 48;
 
 /// Delivery status of one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +117,13 @@ impl Meta {
     }
 }
 
-/// The record header and envelope for `meta` with a message of `message_len` bytes whose CRC
-/// state is `message_crc` (a `crc32fast::Hasher` fed with the message parts).
-pub fn encode_head(meta: &Meta, message_len: u64, message: &[&[u8]]) -> Vec<u8> {
+/// The record header and envelope for `meta` in a file of epoch `epoch`, for a message of
+/// `message_len` bytes made of the `message` parts.
+pub fn encode_head(meta: &Meta, epoch: u64, message_len: u64, message: &[&[u8]]) -> Vec<u8> {
     let env = meta.envelope_text();
     let r = meta.rcpts.len();
     let mut h = crc32fast::Hasher::new();
+    h.update(&epoch.to_le_bytes());
     h.update(env.as_bytes());
     for part in message {
         h.update(part);
@@ -134,6 +137,7 @@ pub fn encode_head(meta: &Meta, message_len: u64, message: &[&[u8]]) -> Vec<u8> 
     out.extend_from_slice(&[0, 0, 0]);
     out.extend_from_slice(&meta.attempts.to_le_bytes());
     out.extend_from_slice(&meta.next_attempt_unix.to_le_bytes());
+    out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&(r as u32).to_le_bytes());
     for i in 0..r {
         out.push(meta.status.get(i).copied().unwrap_or(RcptStatus::Pending).byte());
@@ -159,6 +163,8 @@ pub struct Decoded {
 /// Why decoding stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {
+    /// The clean end of a segment's log: zeros, or a record of an earlier epoch.
+    End,
     /// The file ends inside a record (a write that never completed).
     Truncated,
     /// Bytes that are not a record, or a CRC mismatch.
@@ -177,15 +183,21 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Decodes the record at `offset` of `file` (a whole file's bytes).
-pub fn decode(file: &[u8], offset: u64) -> Result<Decoded, DecodeError> {
+/// Decodes the record at `offset` of `file` (a whole file's bytes), which must carry `epoch`.
+pub fn decode(file: &[u8], offset: u64, epoch: u64) -> Result<Decoded, DecodeError> {
     let start = usize::try_from(offset).map_err(|_| DecodeError::Truncated)?;
     let b = file.get(start..).ok_or(DecodeError::Truncated)?;
+    if b.len() < 4 || b[..4] == [0, 0, 0, 0] {
+        return Err(DecodeError::End);
+    }
     if b.len() < FIXED {
         return Err(DecodeError::Truncated);
     }
     if &b[..4] != MAGIC {
         return Err(DecodeError::Corrupt(format!("bad magic at offset {offset}")));
+    }
+    if u64_at(b, 36) != epoch {
+        return Err(DecodeError::End);
     }
     let env_len = u32_at(b, 4) as usize;
     let msg_len = u64_at(b, 8);
@@ -197,7 +209,7 @@ pub fn decode(file: &[u8], offset: u64) -> Result<Decoded, DecodeError> {
     };
     let attempts = u32_at(b, 24);
     let next = u64_at(b, 28);
-    let r = u32_at(b, 36) as usize;
+    let r = u32_at(b, 44) as usize;
     let env_start = FIXED.checked_add(r).ok_or(DecodeError::Truncated)?;
     let msg_start = env_start.checked_add(env_len).ok_or(DecodeError::Truncated)?;
     let msg_len_us = usize::try_from(msg_len).map_err(|_| DecodeError::Truncated)?;
@@ -207,6 +219,7 @@ pub fn decode(file: &[u8], offset: u64) -> Result<Decoded, DecodeError> {
     }
     let env = &b[env_start..msg_start];
     let mut h = crc32fast::Hasher::new();
+    h.update(&epoch.to_le_bytes());
     h.update(env);
     h.update(&b[msg_start..end]);
     if h.finalize() != crc {
@@ -278,7 +291,7 @@ mod tests {
 
     fn encode(meta: &Meta, parts: &[&[u8]]) -> Vec<u8> {
         let len = parts.iter().map(|p| p.len() as u64).sum();
-        let mut out = encode_head(meta, len, parts);
+        let mut out = encode_head(meta, 7, len, parts);
         for p in parts {
             out.extend_from_slice(p);
         }
@@ -294,12 +307,12 @@ mod tests {
         m2.id = "DEF".into();
         m2.mail_from = String::new();
         file.extend(encode(&m2, &[b"z\r\n"]));
-        let d = decode(&file, 0).unwrap();
+        let d = decode(&file, 0, 7).unwrap();
         assert_eq!(d.meta, m);
         assert!(!d.done);
         assert_eq!(&file[d.message_offset as usize..d.end as usize], b"Received: x\r\nSubject: y\r\n\r\nbody\r\n");
         assert_eq!(d.end, second_at);
-        let d2 = decode(&file, second_at).unwrap();
+        let d2 = decode(&file, second_at, 7).unwrap();
         assert_eq!(d2.meta, m2);
         assert_eq!(d2.end, file.len() as u64);
     }
@@ -310,7 +323,7 @@ mod tests {
         file[OFF_STATE as usize] = b'D';
         file[OFF_ATTEMPTS as usize] = 9;
         file[OFF_RCPT_STATUS as usize] = b'B';
-        let d = decode(&file, 0).unwrap();
+        let d = decode(&file, 0, 7).unwrap();
         assert!(d.done);
         assert_eq!(d.meta.attempts, 9);
         assert_eq!(d.meta.status[0], RcptStatus::Bounced);
@@ -319,19 +332,22 @@ mod tests {
     #[test]
     fn torn_and_corrupt_records_are_recognised() {
         let file = encode(&sample(), &[b"message\r\n"]);
-        for cut in [0, 10, FIXED, file.len() - 1] {
-            assert_eq!(decode(&file[..cut], 0).unwrap_err(), DecodeError::Truncated, "cut at {cut}");
+        assert_eq!(decode(&file[..0], 0, 7).unwrap_err(), DecodeError::End);
+        assert_eq!(decode(&[0u8; 100], 0, 7).unwrap_err(), DecodeError::End, "zeros end a segment");
+        assert_eq!(decode(&file, 0, 8).unwrap_err(), DecodeError::End, "an old epoch ends a segment");
+        for cut in [10, FIXED, file.len() - 1] {
+            assert_eq!(decode(&file[..cut], 0, 7).unwrap_err(), DecodeError::Truncated, "cut at {cut}");
         }
         let mut flipped = file.clone();
         let last = flipped.len() - 3;
         flipped[last] ^= 1;
-        assert!(matches!(decode(&flipped, 0), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode(&flipped, 0, 7), Err(DecodeError::Corrupt(_))));
         let mut bad_magic = file.clone();
         bad_magic[0] = b'X';
-        assert!(matches!(decode(&bad_magic, 0), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode(&bad_magic, 0, 7), Err(DecodeError::Corrupt(_))));
         let mut huge = file;
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&huge, 0).is_err());
+        assert!(decode(&huge, 0, 7).is_err());
     }
 
     #[test]
@@ -339,7 +355,7 @@ mod tests {
         let mut m = sample();
         m.helo = "evil\nrcpt attacker@x".into();
         let file = encode(&m, &[b"x"]);
-        let d = decode(&file, 0).unwrap();
+        let d = decode(&file, 0, 7).unwrap();
         assert_eq!(d.meta.rcpts.len(), 2);
         assert_eq!(d.meta.helo, "evil rcpt attacker@x");
     }

@@ -1,10 +1,11 @@
-//! Crash recovery: find every message that is not done, in every batch and deferred file.
+//! Crash recovery: find every message that is not done, in every segment, batch and deferred file.
 //!
-//! Files are shared out among executors by a hash of their name. A file whose tail is torn (the
-//! crash came before its fsync finished, so none of its messages was acknowledged) still yields
-//! its intact records: delivering a message twice is better than losing one. A file with a
-//! corrupt record in the middle is copied to `corrupt/` for the postmaster before its intact
-//! records are taken. Recovery never deletes a file that holds a live message.
+//! Files are shared out among executors by a hash of their name. A segment is read record by
+//! record up to its end: zeros, a record of an earlier epoch (left from a recycled life), or a
+//! torn record (the crash came before that commit's fsync finished, so nothing from it on was
+//! acknowledged). A batch or deferred file whose tail is torn still yields its intact records
+//! (delivering a message twice is better than losing one), and a copy goes to `corrupt/` for the
+//! postmaster. Recovery never deletes a file that holds a live message.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -51,6 +52,7 @@ pub fn scan(root: &Path, core: usize, cores: usize) -> std::io::Result<Vec<Recov
             let p = entry?.path();
             if p.is_dir() {
                 files_in(&p, "b", &mut paths)?;
+                files_in(&p, "seg", &mut paths)?;
             }
         }
     }
@@ -63,15 +65,24 @@ pub fn scan(root: &Path, core: usize, cores: usize) -> std::io::Result<Vec<Recov
     let mut out = Vec::new();
     for path in paths {
         let bytes = std::fs::read(&path)?;
+        let segment_epoch = if path.extension().and_then(|e| e.to_str()) == Some("seg") {
+            path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok())
+        } else {
+            None
+        };
         let mut found = Vec::new();
         let mut offset = 0u64;
         let mut problem = None;
         while (offset as usize) < bytes.len() {
-            match decode(&bytes, offset) {
+            match decode(&bytes, offset, segment_epoch.unwrap_or(0)) {
                 Ok(d) => {
                     offset = d.end;
                     found.push(d);
                 }
+                Err(DecodeError::End) => break,
+                // In a segment, anything that is not a whole record of this epoch is the end of its
+                // log: the commit under way when it stopped, or a recycled life's leftovers.
+                Err(_) if segment_epoch.is_some() => break,
                 Err(DecodeError::Truncated) => {
                     problem = Some(format!("torn tail at offset {offset}"));
                     break;
@@ -93,8 +104,8 @@ pub fn scan(root: &Path, core: usize, cores: usize) -> std::io::Result<Vec<Recov
             continue;
         }
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
-        let solo = live.len() == 1 && offset as usize == bytes.len() && live[0].offset == 0;
-        let sf = spool_file(path, file, live.len() as u32);
+        let solo = segment_epoch.is_none() && live.len() == 1 && offset as usize == bytes.len() && live[0].offset == 0;
+        let sf = spool_file(path, file, live.len() as u32, segment_epoch.is_some());
         for d in live {
             let location = location_for(Rc::clone(&sf), &d, solo);
             out.push(Recovered { meta: d.meta, location });

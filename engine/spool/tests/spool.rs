@@ -68,7 +68,7 @@ fn concurrent_stores_share_one_commit_and_recover() {
     let root = tmp("group");
     let r2 = root.clone();
     run(move || async move {
-        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256), Box::new(|| 1 << 20)).unwrap();
         glommio::spawn_local(spool.clone().run_committer()).detach();
         let mut tasks = Vec::new();
         for n in 0..50 {
@@ -85,8 +85,9 @@ fn concurrent_stores_share_one_commit_and_recover() {
         for t in tasks {
             stored.push(t.await);
         }
-        let batch_files = files(&r2, "queue");
-        assert!(batch_files.len() < 50, "50 concurrent stores made {} files: no group commit", batch_files.len());
+        let segs: Vec<_> = files(&r2, "queue").into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
+        assert_eq!(segs.len(), 1, "50 concurrent stores share one segment: {segs:?}");
+        assert!(stored.iter().all(|(_, l)| Rc::ptr_eq(&l.file, &stored[0].1.file)));
         // Deliver half completely, one recipient of a quarter; leave the rest.
         for (i, (m, loc)) in stored.iter().enumerate() {
             let data = spool.read(loc).unwrap();
@@ -105,7 +106,7 @@ fn concurrent_stores_share_one_commit_and_recover() {
     });
     let r3 = root.clone();
     run(move || async move {
-        let spool = Spool::open(&r3, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        let spool = Spool::open(&r3, 0, Box::new(|| true), Box::new(|| 256), Box::new(|| 1 << 20)).unwrap();
         let mut found = spool.recover(0, 1).unwrap();
         found.sort_by_key(|r| r.meta.mail_from.clone());
         assert_eq!(found.len(), 25, "exactly the unfinished messages");
@@ -128,7 +129,9 @@ fn concurrent_stores_share_one_commit_and_recover() {
         for r in &found {
             spool.finish(&r.location).unwrap();
         }
-        assert!(files(&r3, "queue").is_empty(), "all batch files deleted once done");
+        let left: Vec<_> = files(&r3, "queue").into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
+        assert!(left.is_empty(), "a finished sealed segment is recycled or deleted: {left:?}");
+        assert!(r3.join("queue/c0/spare.s").exists(), "recycled as the spare");
     });
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -138,7 +141,7 @@ fn deferral_moves_a_message_out_of_its_batch() {
     let root = tmp("defer");
     let r2 = root.clone();
     run(move || async move {
-        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256)).unwrap();
+        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 256), Box::new(|| 1 << 20)).unwrap();
         glommio::spawn_local(spool.clone().run_committer()).detach();
         let s1 = spool.clone();
         let s2 = spool.clone();
@@ -150,7 +153,6 @@ fn deferral_moves_a_message_out_of_its_batch() {
         assert!(moved.solo);
         assert!(moved.file.path().starts_with(r2.join("deferred")));
         spool.finish(&l2).unwrap();
-        assert!(files(&r2, "queue").is_empty(), "the batch is gone once its other message is done");
         assert_eq!(spool.read(&moved).unwrap().body, b"one\r\n");
         let found = spool.recover(0, 1).unwrap();
         assert_eq!(found.len(), 1);
@@ -164,7 +166,7 @@ fn torn_file_keeps_intact_records_and_a_copy() {
     let root = tmp("torn");
     let r2 = root.clone();
     run(move || async move {
-        let spool = Spool::open(&r2, 0, Box::new(|| false), Box::new(|| 256)).unwrap();
+        let spool = Spool::open(&r2, 0, Box::new(|| false), Box::new(|| 256), Box::new(|| 1 << 20)).unwrap();
         glommio::spawn_local(spool.clone().run_committer()).detach();
         let mut tasks = Vec::new();
         for n in 0..3 {
@@ -178,7 +180,7 @@ fn torn_file_keeps_intact_records_and_a_copy() {
         for t in tasks {
             locs.push(t.await);
         }
-        assert!(locs.iter().all(|l| Rc::ptr_eq(&l.file, &locs[0].file)), "one batch");
+        assert!(locs.iter().all(|l| Rc::ptr_eq(&l.file, &locs[0].file)), "one segment");
         // Cut the last record in half, as a crash during the write would.
         let last = locs.last().unwrap();
         let path = last.file.path().to_path_buf();
@@ -187,12 +189,59 @@ fn torn_file_keeps_intact_records_and_a_copy() {
     });
     let r3 = root.clone();
     run(move || async move {
-        let spool = Spool::open(&r3, 0, Box::new(|| false), Box::new(|| 256)).unwrap();
+        let spool = Spool::open(&r3, 0, Box::new(|| false), Box::new(|| 256), Box::new(|| 1 << 20)).unwrap();
         let found = spool.recover(0, 1).unwrap();
         assert_eq!(found.len(), 2, "the two intact records survive");
-        assert_eq!(files(&r3, "corrupt").len(), 1, "a copy of the torn file is kept");
         for r in &found {
             assert_eq!(spool.read(&r.location).unwrap().body.len(), 1000);
+        }
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn segments_rotate_recycle_and_never_resurrect_old_records() {
+    let root = tmp("rotate");
+    let r2 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r2, 0, Box::new(|| true), Box::new(|| 1), Box::new(|| 1 << 20)).unwrap();
+        glommio::spawn_local(spool.clone().run_committer()).detach();
+        // 40 messages of 100 KB, one per commit, in 1 MiB segments: several segments.
+        let mut kept = Vec::new();
+        for n in 0..40 {
+            let m = meta(&spool, n);
+            let (loc, _) = spool.store(m.clone(), MessageData { head: vec![], body: vec![b'a' + (n % 26) as u8; 100_000] }).await.unwrap();
+            if n % 10 == 9 {
+                kept.push((m, loc));
+            } else {
+                spool.finish(&loc).unwrap();
+            }
+        }
+        let segs = files(&r2, "queue").into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).count();
+        assert!(segs >= 4, "kept messages pin their segments only: {segs}");
+        // Write more, so recycled segments (holding old records) are reused.
+        for n in 40..70 {
+            let m = meta(&spool, n);
+            let (loc, _) = spool.store(m, MessageData { head: vec![], body: vec![b'z'; 100_000] }).await.unwrap();
+            spool.finish(&loc).unwrap();
+        }
+        // "Crash" now.
+        let _ = kept;
+    });
+    let r3 = root.clone();
+    run(move || async move {
+        let spool = Spool::open(&r3, 0, Box::new(|| true), Box::new(|| 1), Box::new(|| 1 << 20)).unwrap();
+        let found = spool.recover(0, 1).unwrap();
+        let mut names: Vec<String> = found.iter().map(|r| r.meta.mail_from.clone()).collect();
+        names.sort();
+        let mut want: Vec<String> = [9, 19, 29, 39].iter().map(|n| format!("s{n}@b.example")).collect();
+        want.sort();
+        // Messages finished in the active segment were marked done in place; finished ones in
+        // recycled segments must not come back from their old epoch.
+        assert_eq!(names, want);
+        for r in &found {
+            let n: usize = r.meta.mail_from[1..r.meta.mail_from.find('@').unwrap()].parse().unwrap();
+            assert_eq!(spool.read(&r.location).unwrap().body, vec![b'a' + (n % 26) as u8; 100_000]);
         }
     });
     std::fs::remove_dir_all(&root).unwrap();
