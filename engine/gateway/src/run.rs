@@ -140,10 +140,11 @@ async fn core_main(
     )
     .map_err(|e| format!("spool: {e}"))?;
     glommio::spawn_local(spool.clone().run_committer()).detach();
-    spool.prepare().await.map_err(|e| format!("spool: preparing segments: {e}"))?;
     let queue = Queue::new(spool.clone(), Some(client_tls), cores);
     queue.start();
+    // Recovery first: it reads what the last run left, before this run writes anything.
     let recovered = queue.recover(core, cores).map_err(|e| format!("spool recovery: {e}"))?;
+    spool.prepare().await.map_err(|e| format!("spool: preparing segments: {e}"))?;
     if recovered > 0 {
         Event::new("recovery").num("core", core as u64).num("messages", recovered as u64).emit();
     }

@@ -511,7 +511,8 @@ impl Spool {
     /// Every undelivered message on disk that belongs to this core (files are shared out among
     /// `cores` executors by a hash of their name, so any core count can take over any spool).
     pub fn recover(&self, core: usize, cores: usize) -> io::Result<Vec<Recovered>> {
-        recover::scan(&self.root, core, cores)
+        let active = self.active.borrow().as_ref().map(|a| a.file.path());
+        recover::scan(&self.root, core, cores, active.as_deref())
     }
 }
 

@@ -44,7 +44,9 @@ fn files_in(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> std::io::Result<()
     Ok(())
 }
 
-pub fn scan(root: &Path, core: usize, cores: usize) -> std::io::Result<Vec<Recovered>> {
+/// Every live record under `root` for `core` of `cores`; `active` (this spool's own segment
+/// being written) is never read or touched.
+pub fn scan(root: &Path, core: usize, cores: usize, active: Option<&Path>) -> std::io::Result<Vec<Recovered>> {
     let mut paths = Vec::new();
     let queue = root.join("queue");
     if let Ok(rd) = std::fs::read_dir(&queue) {
@@ -57,6 +59,7 @@ pub fn scan(root: &Path, core: usize, cores: usize) -> std::io::Result<Vec<Recov
         }
     }
     files_in(&root.join("deferred"), "m", &mut paths)?;
+    paths.retain(|p| Some(p.as_path()) != active);
     paths.retain(|p| {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         name_hash(name) % cores.max(1) as u64 == core as u64
