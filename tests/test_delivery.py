@@ -240,3 +240,33 @@ def test_kill_9_during_blast_loses_nothing_acknowledged(make_gateway, sink, tmp_
     missing = acked - seqs_in(sink, "crash")
     assert not missing, f"{len(missing)} acknowledged messages lost"
     wait_for(lambda: g.metrics()["mxguard_queue_messages"] == 0, timeout=30, what="empty queue")
+
+
+def test_opportunistic_starttls_to_downstream(make_gateway, tmp_path):
+    sink = Sink(tmp_path, extra=["--tls"]).start()
+    try:
+        g = make_gateway(sink.port, name="relaytls")
+        with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+            c.sendmail("a@sender.example", ["u@example.test"], b"Subject: encrypted hop\r\n\r\nx\r\n")
+        wait_for(lambda: sink.stats()["messages"] == 1, what="delivery over TLS")
+        assert g.events("delivered")[0]["tls"] == "yes", "self-signed certificate accepted, not verified"
+        g.sysctl("relay.starttls=0")
+        with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+            c.sendmail("a@sender.example", ["u@example.test"], b"Subject: plain hop\r\n\r\nx\r\n")
+        wait_for(lambda: sink.stats()["messages"] == 2, what="delivery in plaintext")
+        assert g.events("delivered")[1]["tls"] == "no"
+    finally:
+        sink.stop()
+
+
+def test_destination_concurrency_limit(make_gateway, tmp_path):
+    sink = Sink(tmp_path).start()
+    try:
+        g = make_gateway(sink.port, {"relay.dest_concurrency": "2"}, name="conc")
+        r = blast(g.port, "-c", "20", "-m", "400", "--run", "conc")
+        assert r["ok"] == 400, r
+        wait_for(lambda: sink.stats()["unique_by_run"].get("conc") == 400, timeout=60, what="deliveries")
+        # Two cores, a limit of 2 for the destination: one connection per core at a time, reused.
+        assert g.metrics()["mxguard_relay_connections_total"] <= 2 * 2 * 4 + 2
+    finally:
+        sink.stop()

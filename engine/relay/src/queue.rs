@@ -51,8 +51,8 @@ struct Msg {
     data: RefCell<Option<Rc<MessageData>>>,
     /// Deliveries of this round still out.
     outstanding: Cell<u32>,
-    /// This round's result per recipient index.
-    results: RefCell<Vec<Option<(RcptResult, Option<String>)>>>,
+    /// This round's result per recipient index, with the destination and whether TLS was used.
+    results: RefCell<Vec<Option<(RcptResult, Option<String>, bool)>>>,
 }
 
 struct Delivery {
@@ -208,6 +208,7 @@ impl Queue {
                 res[*i] = Some((
                     RcptResult::Permanent("no route to this domain (relay.default_route is empty)".into(), None),
                     None,
+                    false,
                 ));
             }
         }
@@ -309,8 +310,9 @@ impl Queue {
             };
             let Some(c) = client.as_mut() else { continue };
             let outcome = c.deliver(&out).await;
+            let tls = c.is_tls();
             match outcome {
-                Ok(results) => self.record(&dq.dest, d, results),
+                Ok(results) => self.record(&dq.dest, d, results, tls),
                 Err(f) => {
                     self.fail(&dq.dest, d, &f);
                     if let Some(c) = client.take() {
@@ -352,14 +354,14 @@ impl Queue {
             RcptResult::Temporary(f.to_string(), reply)
         };
         let n = d.rcpts.len();
-        self.record(dest, d, vec![result; n]);
+        self.record(dest, d, vec![result; n], false);
     }
 
-    fn record(self: &Rc<Self>, dest: &Dest, d: Delivery, results: Vec<RcptResult>) {
+    fn record(self: &Rc<Self>, dest: &Dest, d: Delivery, results: Vec<RcptResult>, tls: bool) {
         {
             let mut res = d.msg.results.borrow_mut();
             for (i, r) in d.rcpts.iter().zip(results) {
-                res[*i] = Some((r, Some(dest.to_string())));
+                res[*i] = Some((r, Some(dest.to_string()), tls));
             }
         }
         let left = d.msg.outstanding.get().saturating_sub(1);
@@ -384,9 +386,9 @@ impl Queue {
         let mut temp: Vec<(usize, String)> = Vec::new();
         let pending: Vec<usize> = meta.pending().collect();
         for i in pending {
-            let (result, remote) = match results.get(i).cloned().flatten() {
+            let (result, remote, tls) = match results.get(i).cloned().flatten() {
                 Some(x) => x,
-                None => (RcptResult::Temporary("not attempted".into(), None), None),
+                None => (RcptResult::Temporary("not attempted".into(), None), None, false),
             };
             match result {
                 RcptResult::Delivered(text) => {
@@ -400,6 +402,7 @@ impl Queue {
                         .str("from", &meta.mail_from)
                         .str("rcpt", &meta.rcpts[i])
                         .str("relay", remote.as_deref().unwrap_or(""))
+                        .str("tls", if tls { "yes" } else { "no" })
                         .str("reply", &text)
                         .num("delay_ms", now_ms().saturating_sub(meta.arrival_unix_ms))
                         .num("attempts", meta.attempts as u64 + 1)
