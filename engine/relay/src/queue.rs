@@ -45,6 +45,25 @@ pub fn backoff_s(attempts: u32, min_s: u64, max_s: u64) -> u64 {
     min_s.saturating_mul(1u64 << shift).min(max_s).max(1)
 }
 
+/// One recipient's outcome in a delivery round.
+#[derive(Clone)]
+struct Outcome {
+    result: RcptResult,
+    /// The destination that answered.
+    remote: Option<String>,
+    tls: bool,
+}
+
+/// A recipient that failed for good in this round.
+struct PermFailure {
+    rcpt: usize,
+    text: String,
+    reply: Option<mxguard_smtp::Reply>,
+    remote: Option<String>,
+    /// Enhanced status code when the reply carries none.
+    fallback_status: &'static str,
+}
+
 struct Msg {
     meta: RefCell<Meta>,
     loc: RefCell<Location>,
@@ -52,7 +71,7 @@ struct Msg {
     /// Deliveries of this round still out.
     outstanding: Cell<u32>,
     /// This round's result per recipient index, with the destination and whether TLS was used.
-    results: RefCell<Vec<Option<(RcptResult, Option<String>, bool)>>>,
+    results: RefCell<Vec<Option<Outcome>>>,
 }
 
 struct Delivery {
@@ -205,11 +224,11 @@ impl Queue {
                 *r = None;
             }
             for i in &unroutable {
-                res[*i] = Some((
-                    RcptResult::Permanent("no route to this domain (relay.default_route is empty)".into(), None),
-                    None,
-                    false,
-                ));
+                res[*i] = Some(Outcome {
+                    result: RcptResult::Permanent("no route to this domain (relay.default_route is empty)".into(), None),
+                    remote: None,
+                    tls: false,
+                });
             }
         }
         if by_dest.is_empty() {
@@ -361,7 +380,7 @@ impl Queue {
         {
             let mut res = d.msg.results.borrow_mut();
             for (i, r) in d.rcpts.iter().zip(results) {
-                res[*i] = Some((r, Some(dest.to_string()), tls));
+                res[*i] = Some(Outcome { result: r, remote: Some(dest.to_string()), tls });
             }
         }
         let left = d.msg.outstanding.get().saturating_sub(1);
@@ -382,14 +401,15 @@ impl Queue {
         let loc = msg.loc.borrow().clone();
         let lifetime_h = k::RELAY_MAX_LIFETIME_H.get_u64();
         let expired = lifetime_h > 0 && now_ms().saturating_sub(meta.arrival_unix_ms) > lifetime_h * 3_600_000;
-        let mut perm: Vec<(usize, String, Option<mxguard_smtp::Reply>, Option<String>, &'static str)> = Vec::new();
+        let mut perm: Vec<PermFailure> = Vec::new();
         let mut temp: Vec<(usize, String)> = Vec::new();
         let pending: Vec<usize> = meta.pending().collect();
         for i in pending {
-            let (result, remote, tls) = match results.get(i).cloned().flatten() {
-                Some(x) => x,
-                None => (RcptResult::Temporary("not attempted".into(), None), None, false),
-            };
+            let Outcome { result, remote, tls } = results.get(i).cloned().flatten().unwrap_or(Outcome {
+                result: RcptResult::Temporary("not attempted".into(), None),
+                remote: None,
+                tls: false,
+            });
             match result {
                 RcptResult::Delivered(text) => {
                     meta.status[i] = RcptStatus::Delivered;
@@ -409,14 +429,20 @@ impl Queue {
                         .emit();
                 }
                 RcptResult::Temporary(text, reply) if !k::RELAY_QUEUE_ON_4XX.get_bool() => {
-                    perm.push((i, text, reply, remote, "4.0.0"))
+                    perm.push(PermFailure { rcpt: i, text, reply, remote, fallback_status: "4.0.0" })
                 }
-                RcptResult::Temporary(text, _) if expired => {
-                    perm.push((i, format!("message expired after {lifetime_h} h in the queue; last error: {text}"), None, remote, "4.4.7"))
-                }
+                RcptResult::Temporary(text, _) if expired => perm.push(PermFailure {
+                    rcpt: i,
+                    text: format!("message expired after {lifetime_h} h in the queue; last error: {text}"),
+                    reply: None,
+                    remote,
+                    fallback_status: "4.4.7",
+                }),
                 RcptResult::Temporary(text, _) => temp.push((i, text)),
                 RcptResult::Permanent(text, _) if k::RELAY_QUEUE_ON_5XX.get_bool() && !expired => temp.push((i, text)),
-                RcptResult::Permanent(text, reply) => perm.push((i, text, reply, remote, "5.0.0")),
+                RcptResult::Permanent(text, reply) => {
+                    perm.push(PermFailure { rcpt: i, text, reply, remote, fallback_status: "5.0.0" })
+                }
             }
         }
         if !perm.is_empty() {
@@ -427,7 +453,8 @@ impl Queue {
             };
             match dsn_id {
                 Some(dsn_id) => {
-                    for (i, text, _, _, _) in &perm {
+                    for p in &perm {
+                        let (i, text) = (&p.rcpt, &p.text);
                         meta.status[*i] = RcptStatus::Bounced;
                         if let Err(e) = self.spool.set_status(&loc, *i, RcptStatus::Bounced) {
                             Event::new("spool_error").str("qid", &meta.id).str("error", &e.to_string()).emit();
@@ -444,8 +471,8 @@ impl Queue {
                 }
                 None => {
                     // The DSN could not be stored: keep the recipients and try again later.
-                    for (i, text, _, _, _) in perm {
-                        temp.push((i, format!("{text} (DSN could not be queued)")));
+                    for p in perm {
+                        temp.push((p.rcpt, format!("{} (DSN could not be queued)", p.text)));
                     }
                 }
             }
@@ -516,16 +543,16 @@ impl Queue {
         self: &Rc<Self>,
         msg: &Msg,
         meta: &Meta,
-        perm: &[(usize, String, Option<mxguard_smtp::Reply>, Option<String>, &'static str)],
+        perm: &[PermFailure],
     ) -> Option<String> {
         let hostname = k::SMTP_HOSTNAME.get_str();
         let failed: Vec<dsn::Failed<'_>> = perm
             .iter()
-            .map(|(i, text, reply, remote, fallback)| dsn::Failed {
-                rcpt: &meta.rcpts[*i],
-                status: dsn::status_for(reply.as_ref(), fallback),
-                remote: remote.clone(),
-                diagnostic: reply.as_ref().map(|r| r.one_line()).unwrap_or_else(|| text.clone()),
+            .map(|p| dsn::Failed {
+                rcpt: &meta.rcpts[p.rcpt],
+                status: dsn::status_for(p.reply.as_ref(), p.fallback_status),
+                remote: p.remote.clone(),
+                diagnostic: p.reply.as_ref().map(|r| r.one_line()).unwrap_or_else(|| p.text.clone()),
             })
             .collect();
         let original = match self.data_for(msg) {

@@ -232,10 +232,8 @@ impl<H: Handler> Conn<H> {
     }
 
     async fn drive(&mut self) -> &'static str {
-        if self.ctx.implicit_tls {
-            if !self.handshake().await {
-                return "error";
-            }
+        if self.ctx.implicit_tls && !self.handshake().await {
+            return "error";
         }
         match self.ctx.handler.connect(&self.info) {
             Some(r) => {

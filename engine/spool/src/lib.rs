@@ -424,11 +424,13 @@ impl Spool {
     /// A sealed file whose messages are all done: recycle a segment as the spare, else delete.
     fn retire(&self, f: &SpoolFile) {
         let path = f.path();
-        if f.segment && !self.spare_ready.get() && path.parent() == Some(self.queue_dir.as_path()) {
-            if std::fs::rename(&path, self.spare_path()).is_ok() {
-                self.spare_ready.set(true);
-                return;
-            }
+        if f.segment
+            && !self.spare_ready.get()
+            && path.parent() == Some(self.queue_dir.as_path())
+            && std::fs::rename(&path, self.spare_path()).is_ok()
+        {
+            self.spare_ready.set(true);
+            return;
         }
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {

@@ -40,15 +40,11 @@ where
         .unwrap();
 }
 
-fn files(root: &PathBuf, sub: &str) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for e in walk(&root.join(sub)) {
-        v.push(e);
-    }
-    v
+fn files(root: &std::path::Path, sub: &str) -> Vec<PathBuf> {
+    walk(&root.join(sub))
 }
 
-fn walk(p: &PathBuf) -> Vec<PathBuf> {
+fn walk(p: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
