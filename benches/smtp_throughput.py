@@ -93,7 +93,7 @@ def blast_end_to_end(server_port, stats, size, conns, n, run):
     out = BENCH / f"blast-{run}.json"
     t0 = time.monotonic()
     subprocess.run([str(REL / "mxblast"), "send", "--server", f"127.0.0.1:{server_port}", "-c", str(conns), "-m", str(n),
-                    "-s", str(size), "--run", run, "--json", str(out), "--per-conn", "1000000"], check=True,
+                    "-s", str(size), "--run", run, "--json", str(out), "--per-conn", "1000"], check=True,
                    stdout=subprocess.DEVNULL)
     r = json.loads(out.read_text())
     end = time.time() + 600

@@ -241,6 +241,10 @@ impl Spool {
         }
         self.spare_in_progress.set(true);
         glommio::spawn_local(async move {
+            // The segment just sealed is usually recycled within milliseconds, as its messages
+            // are delivered; writing a new file of zeros meanwhile would only compete with the
+            // commits for the disk. Give recycling a head start.
+            glommio::timer::sleep(std::time::Duration::from_millis(250)).await;
             self.ensure_spare().await;
             self.spare_in_progress.set(false);
         })

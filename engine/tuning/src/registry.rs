@@ -85,7 +85,7 @@ registry! {
     // ---- spool --------------------------------------------------------------------------------
     SPOOL_FSYNC { bool "spool.fsync", true, live,
         "fsync every message (file and directory) before answering 250; 0 is only for benchmarks of the rest." }
-    SPOOL_SEGMENT_BYTES { int "spool.segment_bytes", 16_777_216, 1_048_576..=4_294_967_296, live,
+    SPOOL_SEGMENT_BYTES { int "spool.segment_bytes", 33_554_432, 1_048_576..=4_294_967_296, live,
         "Size of each pre-zeroed spool segment; a commit larger than half of it goes to a file of its own." }
     SPOOL_COMMIT_BATCH_MAX { int "spool.commit_batch_max", 256, 1..=65_536, live,
         "Most messages that share one group commit (their fsyncs are issued together)." }
