@@ -245,7 +245,8 @@ def test_kill_9_during_blast_loses_nothing_acknowledged(make_gateway, sink, tmp_
 def test_opportunistic_starttls_to_downstream(make_gateway, tmp_path):
     sink = Sink(tmp_path, extra=["--tls"]).start()
     try:
-        g = make_gateway(sink.port, name="relaytls")
+        # No idle reuse: the knob change below applies to new connections only.
+        g = make_gateway(sink.port, {"relay.conn_idle_s": "0"}, name="relaytls")
         with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
             c.sendmail("a@sender.example", ["u@example.test"], b"Subject: encrypted hop\r\n\r\nx\r\n")
         wait_for(lambda: sink.stats()["messages"] == 1, what="delivery over TLS")
