@@ -118,6 +118,7 @@ def start_gateway(downstream, extra=None):
     for k, v in knobs.items():
         args += ["--set", f"{k}={v}"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p.args = args
     wait_port(port)
     return p, port
 
@@ -181,6 +182,31 @@ def rss_kib(pid):
     return 0
 
 
+def fixed_load(rates=(1000, 3000), conns=100, size=2048, secs=8):
+    """Open-loop latency: mxblast offers a fixed rate over `conns` connections."""
+    out = []
+    for rate in rates:
+        sink, sport, _ = start_sink(f"rate{rate}")
+        gw, port = start_gateway(sport)
+        mport = int([a for a in gw.args if a.startswith("metrics.listen=")][0].rsplit(":", 1)[1])
+        try:
+            f = BENCH / f"rate-{rate}.json"
+            subprocess.run([str(REL / "mxblast"), "send", "--server", f"127.0.0.1:{port}", "-c", str(conns), "-d",
+                            str(secs), "-s", str(size), "--per-conn", "1000", "--rate", str(rate), "--json", str(f)],
+                           check=True, stdout=subprocess.DEVNULL)
+            r = json.loads(f.read_text())
+            import urllib.request
+            text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+            commit_p99 = float([l for l in text.splitlines()
+                                if l.startswith('mxguard_spool_commit_seconds{quantile="0.99"}')][0].split()[1]) * 1000
+            out.append({"rate": rate, "achieved": r["msgs_per_s"], "p50_ms": r["latency_ms"]["p50"],
+                        "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"], "commit_p99_ms": commit_p99})
+        finally:
+            stop(gw)
+            stop(sink)
+    return out
+
+
 def idle_connections(n=10000, hold=8):
     sink, sport, _ = start_sink("idle")
     gw, port = start_gateway(sport, {"smtp.read_timeout_s": "120"})
@@ -236,10 +262,14 @@ def main():
             print(f"{size:>6} B {conns:>4} conns: (a) {a['msgs_per_s']:8.0f}  (b) {b['msgs_per_s']:8.0f}  "
                   f"(c) {c['msgs_per_s']:7.0f} msg/s   (b)/(a) {row['b_over_a']:.2f}  (b)/(c) {row['b_over_c']:.1f}  "
                   f"(b) eod->250 p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms", flush=True)
+    fixed = fixed_load(secs=3 if QUICK else 8)
+    for f in fixed:
+        print(f"fixed load {f['rate']} msg/s over 100 conns (2 KB): eod->250 p50 {f['p50_ms']:.2f} p99 {f['p99_ms']:.2f} "
+              f"p99.9 {f['p999_ms']:.2f} ms; spool commit p99 {f['commit_p99_ms']:.2f} ms", flush=True)
     idle = idle_connections(2000 if QUICK else 10000)
     print(f"idle: {idle['blast']}; mxguard RSS {idle['rss_idle_mib']:.0f} MiB idle, "
           f"{idle['rss_peak_mib']:.0f} MiB peak with {idle['connections']} connections", flush=True)
-    (BENCH / "smtp_throughput.json").write_text(json.dumps({"rows": rows, "idle": idle}, indent=1))
+    (BENCH / "smtp_throughput.json").write_text(json.dumps({"rows": rows, "fixed": fixed, "idle": idle}, indent=1))
     if "--no-record" in sys.argv:
         return
     cmd = "benches/smtp_throughput.py" + (" --quick" if QUICK else "")
@@ -253,6 +283,12 @@ def main():
         lines.append(f"| {r['size']} | {r['conns']} | {r['a']['msgs_per_s']:.0f} | {r['b']['msgs_per_s']:.0f} | "
                      f"{r['c']['msgs_per_s']:.0f} | {r['b_over_a']:.2f} | {r['b_over_c']:.1f} | {r['b']['p50_ms']:.2f} | "
                      f"{r['b']['p99_ms']:.2f} | {r['b']['p999_ms']:.2f} |")
+    lines.append("\nOpen-loop latency of (b): mxblast offers a fixed rate over 100 connections, 2 KB messages.\n")
+    lines.append("| offered msg/s | achieved | eod→250 p50 ms | p99 ms | p99.9 ms | spool commit p99 ms |")
+    lines.append("|---|---|---|---|---|---|")
+    for f in fixed:
+        lines.append(f"| {f['rate']} | {f['achieved']:.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {f['p999_ms']:.2f} | "
+                     f"{f['commit_p99_ms']:.2f} |")
     lines.append(f"\nIdle connections: {idle['blast']}; mxguard RSS {idle['rss_idle_mib']:.0f} MiB before, "
                  f"{idle['rss_peak_mib']:.0f} MiB peak while holding {idle['connections']}.\n")
     with open(ROOT / "benches" / "RESULTS.md", "a") as f:

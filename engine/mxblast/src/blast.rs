@@ -35,6 +35,9 @@ pub struct BlastOptions {
     pub idle: Option<(usize, Duration)>,
     /// File to list the sequence numbers that got a 2xx reply (one per line).
     pub accepted: Option<PathBuf>,
+    /// Offered load in messages per second over all connections (open loop); None sends as
+    /// fast as replies come back (closed loop).
+    pub rate: Option<f64>,
 }
 
 #[derive(Default)]
@@ -161,9 +164,13 @@ fn recipients(o: &BlastOptions, n: u64) -> Vec<String> {
 
 type Accepted = std::rc::Rc<std::cell::RefCell<Vec<u64>>>;
 
-async fn connection(o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, tls: Option<futures_rustls::TlsConnector>, deadline: Option<Instant>, hist: std::rc::Rc<std::cell::RefCell<Histogram<u64>>>, accepted: Accepted) {
+async fn connection(index: usize, o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, tls: Option<futures_rustls::TlsConnector>, deadline: Option<Instant>, hist: std::rc::Rc<std::cell::RefCell<Histogram<u64>>>, accepted: Accepted) {
     let copts = client_options(&o);
     let done = |n: u64| o.messages.is_some_and(|m| n >= m) || deadline.is_some_and(|d| Instant::now() >= d) || crate::stopping();
+    // Open loop: each connection sends at conns/rate intervals, whatever the replies take.
+    let interval = o.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(o.conns.max(1) as f64 / r));
+    // Connections start evenly spread over one interval, so the load is smooth, not bursts.
+    let mut next_at = Instant::now() + interval.map(|iv| iv.mul_f64(index as f64 / o.conns.max(1) as f64)).unwrap_or_default();
     'outer: loop {
         if done(s.next.load(Ordering::Relaxed)) {
             break;
@@ -180,6 +187,13 @@ async fn connection(o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, t
         };
         s.connects.fetch_add(1, Ordering::Relaxed);
         for _ in 0..o.per_conn.max(1) {
+            if let Some(iv) = interval {
+                let now = Instant::now();
+                if next_at > now {
+                    glommio::timer::sleep(next_at - now).await;
+                }
+                next_at = next_at.max(now - iv) + iv;
+            }
             let n = s.next.fetch_add(1, Ordering::Relaxed);
             if done(n) {
                 client.quit().await;
@@ -279,9 +293,9 @@ pub fn run(o: BlastOptions) -> Result<(), String> {
                     }
                 } else {
                     let mine = o.conns / cores + usize::from(core < o.conns % cores);
-                    for _ in 0..mine {
+                    for i in 0..mine {
                         let connector = Some(futures_rustls::TlsConnector::from(tls.clone()));
-                        tasks.push(glommio::spawn_local(connection(o.clone(), s.clone(), corpus.clone(), connector, deadline, hist.clone(), accepted.clone())));
+                        tasks.push(glommio::spawn_local(connection(i * cores + core, o.clone(), s.clone(), corpus.clone(), connector, deadline, hist.clone(), accepted.clone())));
                     }
                 }
                 for t in tasks {

@@ -6,7 +6,7 @@
 //! mxblast [send] [--server HOST:PORT] [-c CONNS] [-m MSGS | -d SECS] [-s BYTES | --dir DIR]
 //!              [--per-conn K] [--no-pipelining] [--starttls | --implicit-tls] [--from ADDR]
 //!              [--to ADDR]... [--rcpts K] [--run ID] [--cores N] [--json FILE] [--progress]
-//!              [--idle N --hold SECS] [--accepted FILE]
+//!              [--idle N --hold SECS] [--accepted FILE] [--rate MSGS_PER_S]
 //! ```
 //! Defaults: the sink listens on 127.0.0.1:2526; send targets 127.0.0.1:2525 with 10
 //! connections, 1,000 messages of 2 KB, pipelining on, 100 messages per connection.
@@ -119,6 +119,7 @@ fn send(mut a: Args) -> Result<(), String> {
         progress: false,
         idle: None,
         accepted: None,
+        rate: None,
     };
     let mut hold = Duration::from_secs(10);
     let mut idle = None;
@@ -142,6 +143,7 @@ fn send(mut a: Args) -> Result<(), String> {
             "--json" => o.json = Some(a.value(&f)?.into()),
             "--progress" => o.progress = true,
             "--accepted" => o.accepted = Some(a.value(&f)?.into()),
+            "--rate" => o.rate = Some(a.num(&f)?),
             "--idle" => idle = Some(a.num::<usize>(&f)?),
             "--hold" => hold = Duration::from_secs_f64(a.num(&f)?),
             _ => return Err(format!("mxblast: unknown flag {f}")),

@@ -252,6 +252,8 @@ impl Spool {
     }
 
     async fn commit(&self, batch: Vec<Job>) {
+        let started = std::time::Instant::now();
+        let n = batch.len() as u64;
         let total: u64 = batch.iter().map(|j| j.data.len() as u64 + 256 + j.meta.rcpts.iter().map(|r| r.len() as u64 + 6).sum::<u64>()).sum();
         let seg_bytes = (self.segment_bytes)().max(1 << 20);
         let result = if total > seg_bytes / 2 {
@@ -259,9 +261,17 @@ impl Spool {
         } else {
             self.commit_to_segment(batch, total, seg_bytes).await
         };
-        if let Err((replies, e)) = result {
-            for reply in replies {
-                let _ = reply.try_send(Err(io::Error::new(e.kind(), e.to_string())));
+        match result {
+            Ok(()) => {
+                let m = &mxguard_telemetry::METRICS;
+                m.spool_commits.inc();
+                m.spool_committed_messages.add(n);
+                m.spool_commit.record(started.elapsed());
+            }
+            Err((replies, e)) => {
+                for reply in replies {
+                    let _ = reply.try_send(Err(io::Error::new(e.kind(), e.to_string())));
+                }
             }
         }
     }

@@ -124,11 +124,15 @@ pub struct Metrics {
     pub dsn_generated: Counter,
     pub relay_connections: Counter,
     pub spool_errors: Counter,
+    pub spool_commits: Counter,
+    pub spool_committed_messages: Counter,
     pub log_lines_dropped: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
     /// Message accepted → delivered downstream.
     pub accept_to_delivered: Latency,
+    /// One group commit: write and fsync.
+    pub spool_commit: Latency,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -153,9 +157,12 @@ pub static METRICS: Metrics = Metrics {
     dsn_generated: Counter::new(),
     relay_connections: Counter::new(),
     spool_errors: Counter::new(),
+    spool_commits: Counter::new(),
+    spool_committed_messages: Counter::new(),
     log_lines_dropped: Counter::new(),
     eod_to_reply: Latency::new(),
     accept_to_delivered: Latency::new(),
+    spool_commit: Latency::new(),
 };
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -211,9 +218,12 @@ pub fn render() -> String {
     c(&mut o, "mxguard_dsn_generated_total", "Delivery status notifications queued.", m.dsn_generated.get());
     c(&mut o, "mxguard_relay_connections_total", "Connections opened to downstream servers.", m.relay_connections.get());
     c(&mut o, "mxguard_spool_errors_total", "Spool writes that failed (the client got 451).", m.spool_errors.get());
+    c(&mut o, "mxguard_spool_commits_total", "Group commits (each one write and one fsync).", m.spool_commits.get());
+    c(&mut o, "mxguard_spool_committed_messages_total", "Messages made durable by group commits.", m.spool_committed_messages.get());
     c(&mut o, "mxguard_log_lines_dropped_total", "Log lines dropped because the writer fell behind.", m.log_lines_dropped.get());
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
+    summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);
     o
 }
 
