@@ -121,16 +121,20 @@ impl Handler for Gateway {
 mod tests {
     use super::*;
 
-    #[test]
-    fn received_header_folds_with_several_recipients() {
-        let conn = ConnInfo {
+    fn conn(tls: Option<&str>) -> ConnInfo {
+        ConnInfo {
             id: 1,
             peer: "192.0.2.9:4000".parse().unwrap(),
             local: "127.0.0.1:25".parse().unwrap(),
             started: std::time::Instant::now(),
-            tls: None,
+            tls: tls.map(str::to_string),
             helo: None,
-        };
+        }
+    }
+
+    #[test]
+    fn received_header_folds_with_several_recipients() {
+        let conn = conn(None);
         let env = Envelope { helo: "c".into(), rcpts: vec!["a@x".into(), "b@x".into()], ..Envelope::default() };
         let h = String::from_utf8(received_header(&conn, &env, "Q", "mx", UNIX_EPOCH)).unwrap();
         assert_eq!(h, "Received: from c ([192.0.2.9])\r\n\tby mx (mxguard) with SMTP id Q; Thu, 1 Jan 1970 00:00:00 +0000\r\n");
@@ -141,14 +145,7 @@ mod tests {
 
     #[test]
     fn received_header_shape() {
-        let conn = ConnInfo {
-            id: 1,
-            peer: "192.0.2.9:4000".parse().unwrap(),
-            local: "127.0.0.1:25".parse().unwrap(),
-            started: std::time::Instant::now(),
-            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
-            helo: None,
-        };
+        let conn = conn(Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"));
         let env = Envelope { helo: "client.example".into(), esmtp: true, tls: true, rcpts: vec!["u@example.test".into()], ..Envelope::default() };
         let h = received_header(&conn, &env, "QID", "mx.test", UNIX_EPOCH + std::time::Duration::from_secs(1_795_420_800));
         assert_eq!(

@@ -162,10 +162,20 @@ fn recipients(o: &BlastOptions, n: u64) -> Vec<String> {
         .collect()
 }
 
-type Accepted = std::rc::Rc<std::cell::RefCell<Vec<u64>>>;
+/// What the connections of one executor share.
+struct Executor {
+    o: Arc<BlastOptions>,
+    s: Arc<Shared>,
+    corpus: Arc<Corpus>,
+    deadline: Option<Instant>,
+    hist: std::cell::RefCell<Histogram<u64>>,
+    accepted: std::cell::RefCell<Vec<u64>>,
+}
 
-async fn connection(index: usize, o: Arc<BlastOptions>, s: Arc<Shared>, corpus: Arc<Corpus>, tls: Option<futures_rustls::TlsConnector>, deadline: Option<Instant>, hist: std::rc::Rc<std::cell::RefCell<Histogram<u64>>>, accepted: Accepted) {
-    let copts = client_options(&o);
+async fn connection(index: usize, x: std::rc::Rc<Executor>, tls: Option<futures_rustls::TlsConnector>) {
+    let (o, s, corpus, deadline) = (&x.o, &x.s, &x.corpus, x.deadline);
+    let (hist, accepted) = (&x.hist, &x.accepted);
+    let copts = client_options(o);
     let done = |n: u64| o.messages.is_some_and(|m| n >= m) || deadline.is_some_and(|d| Instant::now() >= d) || crate::stopping();
     // Open loop: each connection sends at conns/rate intervals, whatever the replies take.
     let interval = o.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(o.conns.max(1) as f64 / r));
@@ -200,7 +210,7 @@ async fn connection(index: usize, o: Arc<BlastOptions>, s: Arc<Shared>, corpus: 
                 break 'outer;
             }
             let msg = corpus.message(&o.run_id, n);
-            let rcpts = recipients(&o, n);
+            let rcpts = recipients(o, n);
             let out = Outgoing {
                 mail_from: &o.from,
                 rcpts: rcpts.iter().map(String::as_str).collect(),
@@ -283,8 +293,14 @@ pub fn run(o: BlastOptions) -> Result<(), String> {
             .name(&format!("blast{core}"))
             .io_memory(512 << 10)
             .spawn(move || async move {
-                let hist = std::rc::Rc::new(std::cell::RefCell::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds")));
-                let accepted: Accepted = Default::default();
+                let x = std::rc::Rc::new(Executor {
+                    o: o.clone(),
+                    s: s.clone(),
+                    corpus: corpus.clone(),
+                    deadline,
+                    hist: std::cell::RefCell::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds")),
+                    accepted: Default::default(),
+                });
                 let mut tasks = Vec::new();
                 if let Some((n, hold)) = o.idle {
                     let mine = n / cores + usize::from(core < n % cores);
@@ -295,14 +311,14 @@ pub fn run(o: BlastOptions) -> Result<(), String> {
                     let mine = o.conns / cores + usize::from(core < o.conns % cores);
                     for i in 0..mine {
                         let connector = Some(futures_rustls::TlsConnector::from(tls.clone()));
-                        tasks.push(glommio::spawn_local(connection(i * cores + core, o.clone(), s.clone(), corpus.clone(), connector, deadline, hist.clone(), accepted.clone())));
+                        tasks.push(glommio::spawn_local(connection(i * cores + core, x.clone(), connector)));
                     }
                 }
                 for t in tasks {
                     t.await;
                 }
-                let h = hist.borrow().clone();
-                let a = accepted.borrow().clone();
+                let h = x.hist.borrow().clone();
+                let a = x.accepted.borrow().clone();
                 (h, a)
             })
             .map_err(|e| e.to_string())?;

@@ -153,7 +153,7 @@ impl Queue {
             results: RefCell::new(vec![None; n]),
         });
         if let Some(d) = data {
-            self.keep_in_memory(&msg, d);
+            self.keep_in_memory(&msg, Rc::new(d));
         }
         if due > now_unix() {
             self.defer_until(msg, due);
@@ -162,11 +162,12 @@ impl Queue {
         }
     }
 
-    fn keep_in_memory(&self, msg: &Msg, d: MessageData) {
+    /// Keeps `d` as the message's in-memory copy while `relay.max_active_bytes` allows.
+    fn keep_in_memory(&self, msg: &Msg, d: Rc<MessageData>) {
         let len = d.len();
         if self.active_bytes.get() + len <= k::RELAY_MAX_ACTIVE_BYTES.get_usize() {
             self.active_bytes.set(self.active_bytes.get() + len);
-            *msg.data.borrow_mut() = Some(Rc::new(d));
+            *msg.data.borrow_mut() = Some(d);
         }
     }
 
@@ -353,12 +354,8 @@ impl Queue {
         if let Some(d) = msg.data.borrow().as_ref() {
             return Ok(d.clone());
         }
-        let d = self.spool.read(&msg.loc.borrow())?;
-        let d = Rc::new(d);
-        if self.active_bytes.get() + d.len() <= k::RELAY_MAX_ACTIVE_BYTES.get_usize() {
-            self.active_bytes.set(self.active_bytes.get() + d.len());
-            *msg.data.borrow_mut() = Some(d.clone());
-        }
+        let d = Rc::new(self.spool.read(&msg.loc.borrow())?);
+        self.keep_in_memory(msg, d.clone());
         Ok(d)
     }
 

@@ -274,6 +274,7 @@ impl Session {
             return (0, Step::Ask(ask));
         }
         let mut pos = 0;
+        let limits = self.limits();
         loop {
             match &mut self.state {
                 State::Closed => return (input.len(), Step::Close),
@@ -321,7 +322,6 @@ impl Session {
                     }
                 }
                 State::Data => {
-                    let limits = self.limits();
                     let (n, end) = self.data.consume(&input[pos..], &mut self.body, limits);
                     pos += n;
                     if !end {
@@ -334,10 +334,6 @@ impl Session {
                     }
                 }
                 State::Bdat(chunk) => {
-                    let limits = BodyLimits {
-                        max_line: self.cfg.max_data_line,
-                        max_size: usize::try_from(self.cfg.max_message_size).unwrap_or(usize::MAX),
-                    };
                     // Discarding chunks need no line state; the scratch values are never read.
                     let (mut scratch_lines, mut scratch_taint) = (ChunkLines::default(), None);
                     let (lines, taint) = match self.txn.as_mut() {
