@@ -108,6 +108,8 @@ class Gateway:
             "relay.domains": "example.test",
             "smtp.hostname": "mx.example.test",
             "log.stderr": "0",
+            # Tests read the log as they go; test_ops checks the default cadence separately.
+            "log.flush_ms": "0",
             "relay.retry_min_s": "1",
             "relay.retry_max_s": "2",
             "relay.conn_idle_s": "1",

@@ -131,3 +131,18 @@ def test_shutdown_sends_421_to_idle_sessions(gateway):
 def test_knobs_md_is_generated_from_the_registry():
     r = subprocess.run([str(MXGUARD), "sysctl", "--markdown"], capture_output=True, text=True, timeout=10)
     assert r.stdout.strip() == (ROOT / "tuning" / "KNOBS.md").read_text().strip()
+
+
+def test_log_is_written_in_batches_and_flushed_at_shutdown(make_gateway, sink):
+    g = make_gateway(sink.port, {"log.flush_ms": "3000"}, name="logbatch")
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.sendmail("a@sender.example", ["u@example.test"], b"Subject: b\r\n\r\nx\r\n")
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    time.sleep(0.5)
+    assert not g.events("accepted"), "lines wait for the flush interval"
+    wait_for(lambda: g.events("accepted"), timeout=6, what="the periodic flush")
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.sendmail("a@sender.example", ["u@example.test"], b"Subject: b2\r\n\r\nx\r\n")
+    wait_for(lambda: sink.stats()["messages"] == 2, what="delivery")
+    g.stop()
+    assert len(g.events("accepted")) == 2 and g.events("stop"), "everything is written at shutdown"

@@ -135,6 +135,8 @@ registry! {
         "Address of the Prometheus text endpoint (/metrics); empty disables it." }
     LOG_FILE { text "log.file", "mxguard.log", live,
         "Event log file (JSON lines), relative to state.dir unless absolute; empty logs to stderr only." }
+    LOG_FLUSH_MS { int "log.flush_ms", 500, 0..=60_000, live,
+        "Write buffered log lines to the file at most this often (0: at once); fewer, larger writes keep the log from delaying spool fsyncs on the same disk (RealtimeDiskLogging)." }
     LOG_STDERR { bool "log.stderr", true, live,
         "Copy every event line to stderr." }
     LOG_ROTATE_BYTES { int "log.rotate_bytes", 104_857_600, 0..=1_099_511_627_776, live,
