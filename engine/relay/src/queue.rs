@@ -64,6 +64,41 @@ struct PermFailure {
     fallback_status: &'static str,
 }
 
+/// The knobs and facts that decide what a recipient's result means for its message.
+struct RetryPolicy {
+    /// `relay.queue_on_4xx` (QueueIfDestinationError400).
+    queue_on_4xx: bool,
+    /// `relay.queue_on_5xx` (QueueIfDestinationError500).
+    queue_on_5xx: bool,
+    /// The message has been queued longer than `relay.max_lifetime_h`.
+    expired: bool,
+    lifetime_h: u64,
+}
+
+/// What happens to one recipient after a delivery round.
+#[derive(Debug, PartialEq)]
+enum Disposition {
+    Delivered(String),
+    Retry(String),
+    Bounce { text: String, reply: Option<mxguard_smtp::Reply>, fallback_status: &'static str },
+}
+
+/// Pure: a round's result and the retry policy give the recipient's fate.
+fn dispose(result: RcptResult, p: &RetryPolicy) -> Disposition {
+    match result {
+        RcptResult::Delivered(text) => Disposition::Delivered(text),
+        RcptResult::Temporary(text, reply) if !p.queue_on_4xx => Disposition::Bounce { text, reply, fallback_status: "4.0.0" },
+        RcptResult::Temporary(text, _) if p.expired => Disposition::Bounce {
+            text: format!("message expired after {} h in the queue; last error: {text}", p.lifetime_h),
+            reply: None,
+            fallback_status: "4.4.7",
+        },
+        RcptResult::Temporary(text, _) => Disposition::Retry(text),
+        RcptResult::Permanent(text, _) if p.queue_on_5xx && !p.expired => Disposition::Retry(text),
+        RcptResult::Permanent(text, reply) => Disposition::Bounce { text, reply, fallback_status: "5.0.0" },
+    }
+}
+
 struct Msg {
     meta: RefCell<Meta>,
     loc: RefCell<Location>,
@@ -407,8 +442,14 @@ impl Queue {
                 remote: None,
                 tls: false,
             });
-            match result {
-                RcptResult::Delivered(text) => {
+            let policy = RetryPolicy {
+                queue_on_4xx: k::RELAY_QUEUE_ON_4XX.get_bool(),
+                queue_on_5xx: k::RELAY_QUEUE_ON_5XX.get_bool(),
+                expired,
+                lifetime_h,
+            };
+            match dispose(result, &policy) {
+                Disposition::Delivered(text) => {
                     meta.status[i] = RcptStatus::Delivered;
                     if let Err(e) = self.spool.set_status(&loc, i, RcptStatus::Delivered) {
                         Event::new("spool_error").str("qid", &meta.id).str("error", &e.to_string()).emit();
@@ -425,20 +466,9 @@ impl Queue {
                         .num("attempts", meta.attempts as u64 + 1)
                         .emit();
                 }
-                RcptResult::Temporary(text, reply) if !k::RELAY_QUEUE_ON_4XX.get_bool() => {
-                    perm.push(PermFailure { rcpt: i, text, reply, remote, fallback_status: "4.0.0" })
-                }
-                RcptResult::Temporary(text, _) if expired => perm.push(PermFailure {
-                    rcpt: i,
-                    text: format!("message expired after {lifetime_h} h in the queue; last error: {text}"),
-                    reply: None,
-                    remote,
-                    fallback_status: "4.4.7",
-                }),
-                RcptResult::Temporary(text, _) => temp.push((i, text)),
-                RcptResult::Permanent(text, _) if k::RELAY_QUEUE_ON_5XX.get_bool() && !expired => temp.push((i, text)),
-                RcptResult::Permanent(text, reply) => {
-                    perm.push(PermFailure { rcpt: i, text, reply, remote, fallback_status: "5.0.0" })
+                Disposition::Retry(text) => temp.push((i, text)),
+                Disposition::Bounce { text, reply, fallback_status } => {
+                    perm.push(PermFailure { rcpt: i, text, reply, remote, fallback_status })
                 }
             }
         }
@@ -588,9 +618,63 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use mxguard_smtp::Reply;
+
+    fn policy(q4: bool, q5: bool, expired: bool) -> RetryPolicy {
+        RetryPolicy { queue_on_4xx: q4, queue_on_5xx: q5, expired, lifetime_h: 120 }
+    }
+
+    fn temp() -> RcptResult {
+        RcptResult::Temporary("451 busy".into(), Some(Reply::new(451, "4.3.0", "busy")))
+    }
+
+    fn perm() -> RcptResult {
+        RcptResult::Permanent("550 no".into(), Some(Reply::new(550, "5.1.1", "no")))
+    }
+
+    #[test]
+    fn dispositions_follow_the_reference_knobs() {
+        // (result, queue_on_4xx, queue_on_5xx, expired) -> kind
+        let table: [(RcptResult, bool, bool, bool, &str); 10] = [
+            (RcptResult::Delivered("250 ok".into()), true, false, true, "delivered"),
+            (temp(), true, false, false, "retry"),
+            (temp(), false, false, false, "bounce 4.0.0"),
+            (temp(), true, false, true, "bounce 4.4.7"),
+            (temp(), false, true, true, "bounce 4.0.0"),
+            (perm(), true, false, false, "bounce 5.0.0"),
+            (perm(), true, true, false, "retry"),
+            (perm(), true, true, true, "bounce 5.0.0"),
+            (RcptResult::Temporary("connect refused".into(), None), true, false, false, "retry"),
+            (RcptResult::Temporary("connect refused".into(), None), true, false, true, "bounce 4.4.7"),
+        ];
+        for (i, (result, q4, q5, expired, want)) in table.into_iter().enumerate() {
+            let got = match dispose(result, &policy(q4, q5, expired)) {
+                Disposition::Delivered(_) => "delivered".to_string(),
+                Disposition::Retry(_) => "retry".to_string(),
+                Disposition::Bounce { fallback_status, .. } => format!("bounce {fallback_status}"),
+            };
+            assert_eq!(got, want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn expiry_bounce_says_why_and_keeps_the_last_error() {
+        match dispose(temp(), &policy(true, false, true)) {
+            Disposition::Bounce { text, reply, .. } => {
+                assert!(text.starts_with("message expired after 120 h in the queue; last error: 451 busy"), "{text}");
+                assert!(reply.is_none(), "the DSN status comes from the expiry, not the last 4xx");
+            }
+            d => panic!("{d:?}"),
+        }
+        match dispose(temp(), &policy(false, false, false)) {
+            Disposition::Bounce { reply, .. } => assert_eq!(reply.unwrap().status, "4.3.0", "the server's own status is kept"),
+            d => panic!("{d:?}"),
+        }
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
-        use super::backoff_s;
         assert_eq!(backoff_s(1, 60, 3600), 60);
         assert_eq!(backoff_s(2, 60, 3600), 120);
         assert_eq!(backoff_s(6, 60, 3600), 1920);
