@@ -42,7 +42,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 
 /// A file holding one or more records.
 pub struct SpoolFile {
-    path: RefCell<PathBuf>,
+    path: PathBuf,
     file: Arc<File>,
     live: Cell<u32>,
     /// No more records will be added (always true but for the active segment).
@@ -53,7 +53,7 @@ pub struct SpoolFile {
 
 impl SpoolFile {
     pub fn path(&self) -> PathBuf {
-        self.path.borrow().clone()
+        self.path.clone()
     }
 }
 
@@ -306,34 +306,34 @@ impl Spool {
 
     async fn commit_to_own_file(&self, batch: Vec<Job>) -> Result<(), (Vec<Reply>, io::Error)> {
         let (writes, replies) = Self::encode(batch, 0);
-        let path = self.queue_dir.join(format!("{}.b", self.ids.next()));
-        let dir = self.queue_dir.clone();
-        let fsync = (self.fsync)();
-        let p2 = path.clone();
+        let name = format!("{}.b", self.ids.next());
+        match self.write_own_file(&self.queue_dir, name, writes).await {
+            (Ok(sf), writes) => {
+                let solo = writes.len() == 1;
+                Self::answer(&sf, 0, writes, replies, solo);
+                Ok(())
+            }
+            (Err(e), _) => Err((replies, e)),
+        }
+    }
+
+    /// Writes `writes` to a new file `dir/name` of their own on the blocking pool, fsync'd with
+    /// its directory. A failed write leaves no file behind, so recovery can never find a copy
+    /// beside a message that is still live elsewhere. The jobs are handed back either way.
+    async fn write_own_file(&self, dir: &Path, name: String, writes: Vec<WriteJob>) -> (io::Result<Rc<SpoolFile>>, Vec<WriteJob>) {
+        let path = dir.join(name);
+        let (dir, p2, fsync) = (dir.to_path_buf(), path.clone(), (self.fsync)());
         let (r, writes) = glommio::executor()
             .spawn_blocking(move || {
                 let r = write_file(&p2, &dir, &writes, fsync);
+                if r.is_err() {
+                    let _ = std::fs::remove_file(&p2);
+                }
                 (r, writes)
             })
             .await;
-        match r {
-            Ok(file) => {
-                let n = writes.len();
-                let sf = Rc::new(SpoolFile {
-                    path: RefCell::new(path),
-                    file: Arc::new(file),
-                    live: Cell::new(n as u32),
-                    sealed: Cell::new(true),
-                    segment: false,
-                });
-                Self::answer(&sf, 0, writes, replies, n == 1);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err((replies, e))
-            }
-        }
+        let live = writes.len() as u32;
+        (r.map(|file| spool_file(path, file, live, false)), writes)
     }
 
     async fn commit_to_segment(&self, batch: Vec<Job>, total: u64, seg_bytes: u64) -> Result<(), (Vec<Reply>, io::Error)> {
@@ -412,13 +412,8 @@ impl Spool {
                 Ok((f, size))
             })
             .await?;
-        let sf = Rc::new(SpoolFile {
-            path: RefCell::new(path),
-            file: Arc::new(file),
-            live: Cell::new(0),
-            sealed: Cell::new(false),
-            segment: true,
-        });
+        let sf = spool_file(path, file, 0, true);
+        sf.sealed.set(false);
         *self.active.borrow_mut() = Some(Active { file: sf, epoch, write_off: 0, size });
         Ok(())
     }
@@ -448,7 +443,9 @@ impl Spool {
         }
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                mxguard_log_error(&format!("spool: cannot remove {}: {e}", path.display()));
+                mxguard_telemetry::Event::new("spool_error")
+                    .str("error", &format!("cannot remove {}: {e}", path.display()))
+                    .emit();
             }
             _ => {}
         }
@@ -494,27 +491,11 @@ impl Spool {
             return Ok((loc, data));
         }
         let head = record::encode_head(meta, 0, data.len() as u64, &[&data.head, &data.body]);
-        let path = self.deferred_dir.join(format!("{}.m", meta.id));
-        let dir = self.deferred_dir.clone();
-        let fsync = (self.fsync)();
-        let p2 = path.clone();
-        let (r, mut writes) = glommio::executor()
-            .spawn_blocking(move || {
-                let writes = vec![WriteJob { head, data }];
-                let r = write_file(&p2, &dir, &writes, fsync);
-                (r, writes)
-            })
-            .await;
-        let w = writes.pop().unwrap_or_else(|| WriteJob { head: Vec::new(), data: MessageData::default() });
+        let (r, mut writes) = self.write_own_file(&self.deferred_dir, format!("{}.m", meta.id), vec![WriteJob { head, data }]).await;
         let file = r?;
+        let w = writes.pop().unwrap_or_else(|| WriteJob { head: Vec::new(), data: MessageData::default() });
         let new = Location {
-            file: Rc::new(SpoolFile {
-                path: RefCell::new(path),
-                file: Arc::new(file),
-                live: Cell::new(1),
-                sealed: Cell::new(true),
-                segment: false,
-            }),
+            file,
             offset: 0,
             message_offset: w.head.len() as u64,
             message_len: w.data.len() as u64,
@@ -530,10 +511,6 @@ impl Spool {
         let active = self.active.borrow().as_ref().map(|a| a.file.path());
         recover::scan(&self.root, core, cores, active.as_deref())
     }
-}
-
-fn mxguard_log_error(msg: &str) {
-    eprintln!("{msg}");
 }
 
 fn slices(jobs: &[WriteJob]) -> Vec<IoSlice<'_>> {
@@ -597,21 +574,13 @@ fn zero_file(path: &Path, size: u64, dir: &Path, fsync: bool) -> io::Result<()> 
 
 fn write_file(path: &Path, dir: &Path, jobs: &[WriteJob], fsync: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    let mut all = slices(jobs);
-    let mut rest: &mut [IoSlice<'_>] = &mut all;
-    while !rest.is_empty() {
-        let n = file.write_vectored(rest)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "spool write returned 0"));
-        }
-        IoSlice::advance_slices(&mut rest, n);
-    }
+    write_at(&file, 0, jobs)?;
     if fsync {
         file.sync_data()?;
         fsync_dir(dir)?;
@@ -624,6 +593,7 @@ pub(crate) fn location_for(file: Rc<SpoolFile>, d: &record::Decoded, solo: bool)
     Location { file, offset: d.offset, message_offset: d.message_offset, message_len: d.message_len, solo }
 }
 
+/// A file of records, sealed (the active segment unseals its own).
 pub(crate) fn spool_file(path: PathBuf, file: File, live: u32, segment: bool) -> Rc<SpoolFile> {
-    Rc::new(SpoolFile { path: RefCell::new(path), file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment })
+    Rc::new(SpoolFile { path, file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment })
 }
