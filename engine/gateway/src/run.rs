@@ -9,9 +9,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use mxguard_relay::{routes, Queue};
@@ -21,12 +19,6 @@ use mxguard_tuning as k;
 
 use crate::handler::Gateway;
 use crate::{in_state_dir, state_dir};
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
 
 fn addrs(knob: &k::Knob) -> Result<Vec<SocketAddr>, String> {
     knob.get_str()
@@ -71,13 +63,7 @@ pub fn run() -> Result<(), String> {
     }
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
 
-    // SAFETY: the handlers only store to an atomic; SIGPIPE is ignored so a dead peer is an
-    // error on write, not the end of the process.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    mxguard_smtpd::shutdown::install_stop_signals();
 
     mxguard_smtpd::limits::raise_nofile();
     let online = glommio::CpuSet::online().map(|s| s.len()).unwrap_or(1).max(1);
@@ -107,7 +93,7 @@ pub fn run() -> Result<(), String> {
             .spawn(move || async move {
                 if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls).await {
                     Event::new("fatal").num("core", core as u64).str("error", &e).emit();
-                    STOP.store(true, Ordering::SeqCst);
+                    mxguard_smtpd::shutdown::request_stop();
                 }
             })
             .map_err(|e| format!("starting executor {core}: {e}"))?;
@@ -150,14 +136,7 @@ async fn core_main(
     }
     let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
-    let s2 = shutdown.clone();
-    glommio::spawn_local(async move {
-        while !STOP.load(Ordering::SeqCst) {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-        }
-        s2.trigger();
-    })
-    .detach();
+    shutdown.follow_process_stop();
     let handler = Rc::new(Gateway { spool, queue });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
     Ok(())

@@ -20,22 +20,9 @@ mod blast;
 mod sink;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-pub fn stopping() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
-
-pub fn request_stop() {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
+pub use mxguard_smtpd::shutdown::{request_stop, stop_requested as stopping};
 
 struct Args(std::vec::IntoIter<String>);
 
@@ -167,12 +154,7 @@ fn send(mut a: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     mxguard_smtpd::limits::raise_nofile();
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    mxguard_smtpd::shutdown::install_stop_signals();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = if args.first().is_some_and(|a| !a.starts_with('-')) { args.remove(0) } else { "send".into() };
     let r = match cmd.as_str() {

@@ -150,14 +150,7 @@ pub fn run(
                     }
                 };
                 let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
-                let s2 = shutdown.clone();
-                glommio::spawn_local(async move {
-                    while !crate::stopping() {
-                        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    s2.trigger();
-                })
-                .detach();
+                shutdown.follow_process_stop();
                 mxguard_smtpd::serve(Rc::new(Sink { stats, opts }), listeners, tls, core, shutdown).await;
             })
             .map_err(|e| e.to_string())?;

@@ -1,9 +1,39 @@
-//! A per-executor shutdown signal that wakes every waiting connection at once.
+//! Stopping: the process-wide stop request (SIGTERM/SIGINT, or code asking for it), and a
+//! per-executor shutdown signal that wakes every waiting connection at once.
 
 use std::cell::Cell;
-use std::time::Instant;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use glommio::sync::Semaphore;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGTERM and SIGINT request a stop, and ignores SIGPIPE (a dead peer is then an error on
+/// write, not the end of the process).
+pub fn install_stop_signals() {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// A stop was requested (by a signal or [`request_stop`]).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Requests a stop, as a signal would.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
 
 pub struct Shutdown {
     sem: Semaphore,
@@ -25,6 +55,18 @@ impl Shutdown {
 
     pub fn triggered(&self) -> Option<Instant> {
         self.at.get()
+    }
+
+    /// Triggers this executor's shutdown once a process stop is requested (checked every 50 ms).
+    pub fn follow_process_stop(self: &Rc<Self>) {
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            while !stop_requested() {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            me.trigger();
+        })
+        .detach();
     }
 
     /// Resolves when the shutdown starts (at once if it has).
