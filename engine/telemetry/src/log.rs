@@ -189,11 +189,7 @@ impl Writer {
             let _ = f.flush();
         }
         let keep = tuning::LOG_KEEP.get_u64().max(1);
-        let numbered = |n: u64| -> PathBuf {
-            let mut s = p.as_os_str().to_owned();
-            s.push(format!(".{n}"));
-            PathBuf::from(s)
-        };
+        let numbered = |n: u64| rotated_name(&p, n);
         let _ = std::fs::remove_file(numbered(keep));
         for n in (1..keep).rev() {
             let _ = std::fs::rename(numbered(n), numbered(n + 1));
@@ -270,7 +266,7 @@ impl Writer {
     }
 }
 
-/// For tests and tools: the path a log file would rotate to.
+/// The path of the `n`th rotated copy of the log file `path` (`mxguard.log.1` is the newest).
 pub fn rotated_name(path: &Path, n: u64) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(format!(".{n}"));
