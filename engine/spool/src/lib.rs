@@ -359,7 +359,7 @@ impl Spool {
         let fsync = (self.fsync)();
         let (r, writes) = glommio::executor()
             .spawn_blocking(move || {
-                let r = write_at(&fd, base, &writes).and_then(|_| if fsync { fd.sync_data() } else { Ok(()) });
+                let r = write_at(&fd, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.sync_data()) } else { Ok(()) });
                 (r, writes)
             })
             .await;
@@ -582,10 +582,21 @@ fn write_file(path: &Path, dir: &Path, jobs: &[WriteJob], fsync: bool) -> io::Re
         .open(path)?;
     write_at(&file, 0, jobs)?;
     if fsync {
-        file.sync_data()?;
-        fsync_dir(dir)?;
+        timed_sync(|| {
+            file.sync_data()?;
+            fsync_dir(dir)
+        })?;
     }
     Ok(file)
+}
+
+/// Runs a commit's flush, recording its time apart from the whole commit: the difference
+/// between `spool_sync` and `spool_commit` is scheduling, the rest is the device.
+fn timed_sync(sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let t = std::time::Instant::now();
+    let r = sync();
+    mxguard_telemetry::METRICS.spool_sync.record(t.elapsed());
+    r
 }
 
 /// Builds a [`Location`] for a record found by recovery.

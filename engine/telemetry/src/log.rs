@@ -26,6 +26,16 @@ enum Msg {
 }
 
 static SINK: OnceLock<Sender<Msg>> = OnceLock::new();
+static WRITER: OnceLock<std::thread::Thread> = OnceLock::new();
+
+/// Channel capacity; a writer asleep for `log.flush_ms` is woken when half of it is used.
+const CAPACITY: usize = 65_536;
+
+fn wake_writer() {
+    if let Some(t) = WRITER.get() {
+        t.unpark();
+    }
+}
 
 /// One event under construction: `Event::new("accepted").str("qid", id).num("size", n).emit()`.
 pub struct Event {
@@ -131,6 +141,9 @@ impl Event {
                 if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Line(line)) {
                     METRICS.log_lines_dropped.inc();
                 }
+                if tx.len() >= CAPACITY / 2 {
+                    wake_writer();
+                }
             }
             None => eprintln!("{line}"),
         }
@@ -139,9 +152,10 @@ impl Event {
 
 /// Starts the writer thread; `file` is the log file path (None: stderr only).
 pub fn init(file: Option<PathBuf>) -> std::io::Result<()> {
-    let (tx, rx) = bounded::<Msg>(65_536);
+    let (tx, rx) = bounded::<Msg>(CAPACITY);
     let mut w = Writer::open(file)?;
-    std::thread::Builder::new().name("log-writer".into()).spawn(move || w.run(rx))?;
+    let h = std::thread::Builder::new().name("log-writer".into()).spawn(move || w.run(rx))?;
+    let _ = WRITER.set(h.thread().clone());
     let _ = SINK.set(tx);
     Ok(())
 }
@@ -151,6 +165,7 @@ pub fn flush() {
     if let Some(tx) = SINK.get() {
         let (done_tx, done_rx) = bounded(1);
         if tx.send_timeout(Msg::Flush(done_tx), std::time::Duration::from_secs(1)).is_ok() {
+            wake_writer();
             let _ = done_rx.recv_timeout(std::time::Duration::from_secs(2));
         }
     }
@@ -226,43 +241,60 @@ impl Writer {
         }
     }
 
+    /// With `log.flush_ms` > 0 the writer sleeps between flushes and drains the channel when it
+    /// wakes, so emitting a line is one channel push and never a wake-up syscall on a core (a
+    /// writer blocked in `recv` made every line a futex wake on the core that emitted it, and
+    /// the writer spun in `sched_yield` between lines, competing with the cores for CPU).
+    /// [`flush`] and a channel half full wake it early. With 0 it writes each line as it comes.
     fn run(&mut self, rx: Receiver<Msg>) {
-        let mut last_flush = Instant::now();
-        let mut pending = false;
         loop {
             let interval = std::time::Duration::from_millis(tuning::LOG_FLUSH_MS.get_u64());
-            let msg = if pending {
-                match rx.recv_timeout(interval.saturating_sub(last_flush.elapsed())) {
-                    Ok(m) => Some(m),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
+            if interval.is_zero() {
                 match rx.recv() {
-                    Ok(m) => Some(m),
+                    Ok(m) => {
+                        if self.handle(m) {
+                            self.flush_file();
+                        }
+                    }
                     Err(_) => break,
                 }
-            };
-            match msg {
-                Some(Msg::Line(line)) => {
-                    self.write(&line);
-                    pending = true;
-                }
-                Some(Msg::Flush(done)) => {
-                    self.flush_file();
-                    pending = false;
-                    last_flush = Instant::now();
-                    let _ = done.try_send(());
-                }
-                None => {}
+                continue;
             }
-            if pending && last_flush.elapsed() >= interval {
-                self.flush_file();
-                pending = false;
-                last_flush = Instant::now();
+            std::thread::park_timeout(interval);
+            let mut disconnected = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        self.handle(m);
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            self.flush_file();
+            if disconnected {
+                break;
             }
         }
         self.flush_file();
+    }
+
+    /// Writes a line (true: not flushed yet) or answers a flush request after flushing (false).
+    fn handle(&mut self, m: Msg) -> bool {
+        match m {
+            Msg::Line(line) => {
+                self.write(&line);
+                true
+            }
+            Msg::Flush(done) => {
+                self.flush_file();
+                let _ = done.try_send(());
+                false
+            }
+        }
     }
 }
 

@@ -133,6 +133,8 @@ pub struct Metrics {
     pub accept_to_delivered: Latency,
     /// One group commit: write and fsync.
     pub spool_commit: Latency,
+    /// The device flush inside a spool commit (fdatasync, plus the directory for own files).
+    pub spool_sync: Latency,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -163,6 +165,7 @@ pub static METRICS: Metrics = Metrics {
     eod_to_reply: Latency::new(),
     accept_to_delivered: Latency::new(),
     spool_commit: Latency::new(),
+    spool_sync: Latency::new(),
 };
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -224,6 +227,7 @@ pub fn render() -> String {
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
     summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);
+    summary(&mut o, "mxguard_spool_sync_seconds", "The device flush inside one spool commit (the rest of a commit is scheduling).", &m.spool_sync);
     o
 }
 
