@@ -8,6 +8,7 @@ use crate::{Kind, ALL};
 fn range(k: &crate::Knob) -> String {
     match k.kind {
         Kind::Int { min, max } => format!("{min} ..= {max}"),
+        Kind::Float { min, max } => format!("{min} ..= {max} (decimal)"),
         Kind::Bool => "0 / 1".into(),
         Kind::Str => "text".into(),
     }

@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The type of a knob, with its range where it has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     /// A whole number within `min..=max`.
     Int { min: i64, max: i64 },
+    /// A decimal number within `min..=max` (scores, ratios); stored as its bits.
+    Float { min: f64, max: f64 },
     /// `0`/`1`, `true`/`false`, `yes`/`no`, `on`/`off`.
     Bool,
     /// Free text (addresses, paths, lists); validated by the code that reads it.
@@ -54,6 +56,28 @@ impl Knob {
             live,
             doc,
             int: AtomicI64::new(default),
+            text: RwLock::new(None),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// A decimal knob; `default` must lie within `min..=max`.
+    pub const fn float(
+        name: &'static str,
+        default: f64,
+        default_text: &'static str,
+        min: f64,
+        max: f64,
+        live: bool,
+        doc: &'static str,
+    ) -> Knob {
+        Knob {
+            name,
+            kind: Kind::Float { min, max },
+            default: default_text,
+            live,
+            doc,
+            int: AtomicI64::new(default.to_bits() as i64),
             text: RwLock::new(None),
             generation: AtomicU64::new(0),
         }
@@ -102,6 +126,12 @@ impl Knob {
         self.get().max(0) as usize
     }
 
+    /// Current value of a decimal knob.
+    #[inline]
+    pub fn get_f64(&self) -> f64 {
+        f64::from_bits(self.get() as u64)
+    }
+
     #[inline]
     pub fn get_bool(&self) -> bool {
         self.get() != 0
@@ -126,6 +156,7 @@ impl Knob {
     pub fn value_text(&self) -> String {
         match self.kind {
             Kind::Int { .. } => self.get().to_string(),
+            Kind::Float { .. } => self.get_f64().to_string(),
             Kind::Bool => (self.get() as u8).to_string(),
             Kind::Str => self.get_str().to_string(),
         }
@@ -144,6 +175,13 @@ impl Knob {
                     return Err(format!("{}: {} is outside {}..={}", self.name, n, min, max));
                 }
                 Ok(Parsed::Int(n))
+            }
+            Kind::Float { min, max } => {
+                let n: f64 = v.parse().map_err(|_| format!("{}: '{}' is not a number", self.name, v))?;
+                if !n.is_finite() || n < min || n > max {
+                    return Err(format!("{}: {} is outside {}..={}", self.name, v, min, max));
+                }
+                Ok(Parsed::Int(n.to_bits() as i64))
             }
             Kind::Bool => match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(Parsed::Int(1)),

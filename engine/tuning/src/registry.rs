@@ -11,6 +11,9 @@ macro_rules! knob {
     (int $name:literal, $def:literal, $min:literal ..= $max:literal, $live:ident, $doc:literal) => {
         Knob::int($name, $def, stringify!($def), $min, $max, knob!(@live $live), $doc)
     };
+    (float $name:literal, $def:literal, [$min:expr, $max:expr], $live:ident, $doc:literal) => {
+        Knob::float($name, $def, stringify!($def), $min, $max, knob!(@live $live), $doc)
+    };
     (bool $name:literal, $def:literal, $live:ident, $doc:literal) => {
         Knob::bool($name, $def, knob!(@live $live), $doc)
     };
@@ -129,6 +132,18 @@ registry! {
         "Keep and retry a message the destination refused with 5xx instead of bouncing it (QueueIfDestinationError500)." }
     RELAY_MAX_ACTIVE_BYTES { int "relay.max_active_bytes", 268_435_456, 1_048_576..=68_719_476_736, live,
         "Message bytes each core keeps in memory for delivery; beyond it messages are re-read from the spool." }
+
+    // ---- DNS ----------------------------------------------------------------------------------
+    DNS_NAMESERVERS { text "dns.nameservers", "", restart,
+        "Recursive resolvers to ask (ip or ip:port, comma-separated); empty uses /etc/resolv.conf (DNS Server)." }
+    DNS_TIMEOUT_MS { int "dns.timeout_ms", 5000, 1..=60_000, restart,
+        "Time to wait for one answer before trying again or giving up (DNSTimeout)." }
+    DNS_ATTEMPTS { int "dns.attempts", 2, 1..=10, restart,
+        "Tries per query across the nameservers before the lookup counts as failed." }
+    DNS_CACHE_ENTRIES { int "dns.cache_entries", 65_536, 0..=10_000_000, restart,
+        "Answers kept in the resolver cache, each for its TTL." }
+    DNS_NEGATIVE_TTL_MAX_S { int "dns.negative_ttl_max_s", 300, 0..=86_400, restart,
+        "Longest time a 'no such name' answer is cached, whatever the zone's SOA says." }
 
     // ---- observability -------------------------------------------------------------------------
     METRICS_LISTEN { text "metrics.listen", "127.0.0.1:9125", restart,

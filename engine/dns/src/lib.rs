@@ -1,0 +1,310 @@
+//! DNS for every check (DNSBL, rDNS, sender MX, SPF, later DKIM and URIBL).
+//!
+//! One control-plane thread runs a single-threaded tokio runtime with hickory's resolver: its
+//! cache honours TTLs (bounded by `dns.cache_entries`, negative answers kept at most
+//! `dns.negative_ttl_max_s`), its nameservers and timeouts are knobs. A core asks by spawning
+//! the lookup onto that runtime and awaiting the join handle: the executor never blocks, and a
+//! thousand sessions waiting on DNS cost a thousand small futures, not threads.
+//!
+//! Answers are classified for policy use ([`Lookup`]): found, definitely none (NXDOMAIN or no
+//! records: a fact a check may act on), or failed (timeout, SERVFAIL, refused: a check must
+//! never treat a failure as a negative answer; it tempfails or skips, as its knob says).
+//!
+//! It must never be called from inside the DNS thread's own runtime with a blocking wait.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{MessageAuthenticator, Parameters, SpfResult};
+use mxguard_tuning as k;
+
+pub mod names;
+
+/// The outcome of one lookup, as a policy check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    Found(T),
+    /// NXDOMAIN or no records of that type.
+    None,
+    /// Timeout, SERVFAIL, refused, network error: nothing is known.
+    Failed(String),
+}
+
+impl<T> Lookup<T> {
+    pub fn found(self) -> Option<T> {
+        match self {
+            Lookup::Found(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Lookup::Failed(_))
+    }
+}
+
+/// Resolver settings (from the `dns.*` knobs by [`Config::from_knobs`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Empty: the system's resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    pub timeout: Duration,
+    pub attempts: usize,
+    pub cache_entries: u64,
+    pub negative_ttl_max: Duration,
+}
+
+impl Config {
+    pub fn from_knobs() -> Result<Config, String> {
+        Ok(Config {
+            nameservers: parse_nameservers(&k::DNS_NAMESERVERS.get_str())?,
+            timeout: Duration::from_millis(k::DNS_TIMEOUT_MS.get_u64().max(1)),
+            attempts: k::DNS_ATTEMPTS.get_usize().max(1),
+            cache_entries: k::DNS_CACHE_ENTRIES.get_u64(),
+            negative_ttl_max: Duration::from_secs(k::DNS_NEGATIVE_TTL_MAX_S.get_u64()),
+        })
+    }
+}
+
+/// `ip`, `ip:port` or `[v6]:port`, comma or space separated; port 53 by default.
+pub fn parse_nameservers(s: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for item in s.split([',', ' ']).map(str::trim).filter(|x| !x.is_empty()) {
+        let addr = item
+            .parse::<SocketAddr>()
+            .or_else(|_| item.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| format!("dns.nameservers: '{item}' is not ip or ip:port"))?;
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+/// The resolver service. Cheap to share: every method spawns onto the DNS thread.
+pub struct Dns {
+    rt: tokio::runtime::Handle,
+    auth: Arc<MessageAuthenticator>,
+    /// Upper bound on any one call, whatever the resolver does inside.
+    deadline: Duration,
+}
+
+static GLOBAL: OnceLock<Dns> = OnceLock::new();
+
+/// Starts the DNS thread (once per process) and returns the service.
+pub fn start(cfg: &Config) -> Result<&'static Dns, String> {
+    if let Some(d) = GLOBAL.get() {
+        return Ok(d);
+    }
+    let dns = Dns::new(cfg)?;
+    Ok(GLOBAL.get_or_init(|| dns))
+}
+
+/// The service started by [`start`], if any.
+pub fn get() -> Option<&'static Dns> {
+    GLOBAL.get()
+}
+
+impl Dns {
+    /// A service with a thread of its own (tests may make several).
+    pub fn new(cfg: &Config) -> Result<Dns, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("dns runtime: {e}"))?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("dns".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .map_err(|e| format!("dns thread: {e}"))?;
+        let resolver = {
+            let _guard = handle.enter();
+            build_resolver(cfg)?
+        };
+        let deadline = cfg.timeout * (cfg.attempts as u32 + 1) + Duration::from_millis(500);
+        Ok(Dns { rt: handle, auth: Arc::new(MessageAuthenticator(resolver)), deadline })
+    }
+
+    /// Runs `f` on the DNS thread and awaits it from any executor.
+    async fn run<T, F>(&self, f: impl FnOnce(Arc<MessageAuthenticator>) -> F) -> Lookup<T>
+    where
+        F: Future<Output = Lookup<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = f(self.auth.clone());
+        let deadline = self.deadline;
+        let h = self.rt.spawn(async move {
+            match tokio::time::timeout(deadline, fut).await {
+                Ok(r) => r,
+                Err(_) => Lookup::Failed("timed out".into()),
+            }
+        });
+        match h.await {
+            Ok(r) => r,
+            Err(e) => Lookup::Failed(format!("dns task: {e}")),
+        }
+    }
+
+    /// IPv4 and IPv6 addresses of `name`.
+    pub async fn ips(&self, name: &str) -> Lookup<Vec<IpAddr>> {
+        let name = names::fqdn(name);
+        self.run(move |a| async move {
+            match a.resolver().lookup_ip(name.as_str()).await {
+                Ok(l) => nonempty(l.iter().collect()),
+                Err(e) => classify(e),
+            }
+        })
+        .await
+    }
+
+    /// IPv4 addresses only (DNSBL answers are `127.0.0.x`).
+    pub async fn a(&self, name: &str) -> Lookup<Vec<Ipv4Addr>> {
+        let name = names::fqdn(name);
+        self.run(move |a| async move {
+            match a.resolver().ipv4_lookup(name.as_str()).await {
+                Ok(l) => nonempty(l.answers().iter().filter_map(|r| if let RData::A(a) = &r.data { Some(a.0) } else { None }).collect()),
+                Err(e) => classify(e),
+            }
+        })
+        .await
+    }
+
+    /// PTR names of `ip`, lower-case, without the trailing dot.
+    pub async fn ptr(&self, ip: IpAddr) -> Lookup<Vec<String>> {
+        self.run(move |a| async move {
+            match a.resolver().reverse_lookup(names::reverse_name(ip).as_str()).await {
+                Ok(l) => nonempty(
+                    l.answers()
+                        .iter()
+                        .filter_map(|r| if let RData::PTR(p) = &r.data { Some(names::plain(&p.0.to_ascii())) } else { None })
+                        .collect(),
+                ),
+                Err(e) => classify(e),
+            }
+        })
+        .await
+    }
+
+    /// MX records of `domain` as (preference, exchange), lowest preference first.
+    pub async fn mx(&self, domain: &str) -> Lookup<Vec<(u16, String)>> {
+        let name = names::fqdn(domain);
+        self.run(move |a| async move {
+            match a.resolver().mx_lookup(name.as_str()).await {
+                Ok(l) => {
+                    let mut v: Vec<(u16, String)> = l
+                        .answers()
+                        .iter()
+                        .filter_map(|r| if let RData::MX(m) = &r.data { Some((m.preference, names::plain(&m.exchange.to_ascii()))) } else { None })
+                        .collect();
+                    v.sort();
+                    nonempty(v)
+                }
+                Err(e) => classify(e),
+            }
+        })
+        .await
+    }
+
+    /// TXT strings of `name` (each record's strings joined).
+    pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
+        let name = names::fqdn(name);
+        self.run(move |a| async move {
+            match a.resolver().txt_lookup(name.as_str()).await {
+                Ok(l) => nonempty(
+                    l.answers()
+                        .iter()
+                        .filter_map(|r| {
+                            if let RData::TXT(t) = &r.data {
+                                Some(t.txt_data.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<String>())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect(),
+                ),
+                Err(e) => classify(e),
+            }
+        })
+        .await
+    }
+
+    /// SPF (RFC 7208) of a MAIL FROM, or of the HELO name when the sender is empty.
+    pub async fn spf(&self, ip: IpAddr, helo: &str, host: &str, sender: &str) -> (SpfResult, Option<String>) {
+        let (helo, host, sender) = (helo.to_string(), host.to_string(), sender.to_string());
+        let r = self
+            .run(move |a| async move {
+                let params = if sender.is_empty() {
+                    SpfParameters::verify_ehlo(ip, &helo, &host)
+                } else {
+                    SpfParameters::verify_mail_from(ip, &helo, &host, &sender)
+                };
+                let out = a.verify_spf(Parameters::new(params)).await;
+                Lookup::Found((out.result(), out.explanation().map(str::to_string)))
+            })
+            .await;
+        match r {
+            Lookup::Found(x) => x,
+            _ => (SpfResult::TempError, None),
+        }
+    }
+}
+
+fn build_resolver(cfg: &Config) -> Result<TokioResolver, String> {
+    let config = if cfg.nameservers.is_empty() {
+        let (c, _) = hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("resolv.conf: {e}"))?;
+        c
+    } else {
+        let servers = cfg
+            .nameservers
+            .iter()
+            .map(|sa| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = sa.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = sa.port();
+                let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
+                ns.connections = vec![udp, tcp];
+                ns
+            })
+            .collect();
+        ResolverConfig::from_name_servers(servers)
+    };
+    let mut opts = ResolverOpts::default();
+    opts.timeout = cfg.timeout;
+    opts.attempts = cfg.attempts;
+    opts.cache_size = cfg.cache_entries;
+    opts.negative_max_ttl = Some(cfg.negative_ttl_max);
+    // Names are always fully qualified here: no search list, no /etc/hosts surprises.
+    opts.ndots = 0;
+    opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+    opts.edns0 = true;
+    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("dns resolver: {e}"))
+}
+
+fn nonempty<T>(v: Vec<T>) -> Lookup<Vec<T>> {
+    if v.is_empty() {
+        Lookup::None
+    } else {
+        Lookup::Found(v)
+    }
+}
+
+fn classify<T>(e: NetError) -> Lookup<T> {
+    match &e {
+        NetError::Dns(DnsError::NoRecordsFound(_)) => Lookup::None,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Lookup::None,
+        NetError::Dns(DnsError::ResponseCode(c)) => Lookup::Failed(format!("{c}")),
+        NetError::Timeout => Lookup::Failed("timed out".into()),
+        _ => Lookup::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,229 @@
+//! Lists in the reference products' file syntax (see [`line`]), compiled for lookup: address
+//! blocks in an [`ipset::IpSet`], exact names in a hash, and every wildcard and `(regex)` line of
+//! a file in one hyperscan database.
+//!
+//! Costs: an address lookup is a few hash probes (one per prefix length in use), a name lookup
+//! one hash probe, plus one hyperscan scan of the name when the file has patterns. Loading is
+//! all-or-nothing: the first bad line fails the whole file with `file:line: reason`, and the
+//! caller keeps the list it had. Lookups never allocate on the common path and never panic.
+
+pub mod ipset;
+pub mod line;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use hyperscan::prelude::*;
+
+pub use line::Opts;
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit<'a> {
+    /// The entry as written (without its option).
+    pub entry: &'a str,
+    pub opts: Opts,
+    /// 1-based line in the file.
+    pub line: usize,
+}
+
+struct Entry {
+    text: String,
+    opts: Opts,
+    line: usize,
+}
+
+/// One compiled list.
+pub struct List {
+    /// Where it came from (for messages), e.g. `lists/ip-blacklist.txt`.
+    pub source: String,
+    entries: Vec<Entry>,
+    nets: ipset::IpSet<u32>,
+    names: HashMap<String, u32>,
+    patterns: Option<Patterns>,
+}
+
+struct Patterns {
+    db: BlockDatabase,
+    /// Pattern id → entry index.
+    ids: Vec<u32>,
+    /// One scratch per concurrent scanner (in practice one per core), reused.
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+impl std::fmt::Debug for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "List({}, {} entries)", self.source, self.entries.len())
+    }
+}
+
+impl List {
+    /// An empty list.
+    pub fn empty(source: &str) -> List {
+        List { source: source.to_string(), entries: Vec::new(), nets: ipset::IpSet::new(), names: HashMap::new(), patterns: None }
+    }
+
+    /// Reads and compiles `path`; a missing file is an empty list.
+    pub fn load(path: &Path) -> Result<List, String> {
+        let source = path.display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| {
+                    let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                    let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
+                    format!("{source}:{line}: not UTF-8")
+                })?;
+                List::parse(&source, &text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(List::empty(&source)),
+            Err(e) => Err(format!("{source}: {e}")),
+        }
+    }
+
+    /// Compiles list text; `source` names it in errors.
+    pub fn parse(source: &str, text: &str) -> Result<List, String> {
+        let mut list = List::empty(source);
+        let mut pats: Vec<(String, u32, usize)> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let number = i + 1;
+            let Some(l) = line::parse(raw, number).map_err(|e| format!("{source}:{number}: {e}"))? else { continue };
+            let idx = list.entries.len() as u32;
+            let (text, pattern) = match &l.kind {
+                line::Kind::Net(ip, len) => {
+                    list.nets.insert(*ip, *len, idx);
+                    (raw_entry(raw), None)
+                }
+                line::Kind::Name(n) => {
+                    list.names.entry(n.clone()).or_insert(idx);
+                    (n.clone(), None)
+                }
+                line::Kind::Wildcard(w) => (w.clone(), Some(line::wildcard_regex(w))),
+                line::Kind::Regex(r) => (r.clone(), Some(r.clone())),
+            };
+            if let Some(p) = pattern {
+                pats.push((p, idx, number));
+            }
+            list.entries.push(Entry { text, opts: l.opts, line: number });
+        }
+        if !pats.is_empty() {
+            list.patterns = Some(compile(source, &pats)?);
+        }
+        Ok(list)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn hit(&self, idx: u32) -> Hit<'_> {
+        let e = &self.entries[idx as usize];
+        Hit { entry: &e.text, opts: e.opts, line: e.line }
+    }
+
+    /// The first entry matching an address: blocks (longest first), then wildcards and regexes
+    /// over its text form (`209.20.21.*`).
+    pub fn match_ip(&self, ip: IpAddr) -> Option<Hit<'_>> {
+        if let Some(i) = self.nets.get(ip) {
+            return Some(self.hit(*i));
+        }
+        if self.patterns.is_some() {
+            return self.scan(&ip.to_string()).map(|i| self.hit(i));
+        }
+        None
+    }
+
+    /// The first entry matching a name (domain, host name): exact, then patterns.
+    pub fn match_name(&self, name: &str) -> Option<Hit<'_>> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(i) = self.names.get(&lower) {
+            return Some(self.hit(*i));
+        }
+        self.scan(&lower).map(|i| self.hit(i))
+    }
+
+    /// The first entry matching an e-mail address: the exact address, then its domain (a bare
+    /// domain in an address list covers the whole domain), then patterns over the address.
+    pub fn match_address(&self, addr: &str) -> Option<Hit<'_>> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let lower = addr.to_ascii_lowercase();
+        if let Some(i) = self.names.get(&lower) {
+            return Some(self.hit(*i));
+        }
+        if let Some((_, domain)) = lower.rsplit_once('@') {
+            if let Some(i) = self.names.get(domain).or_else(|| self.names.get(&format!("@{domain}"))) {
+                return Some(self.hit(*i));
+            }
+        }
+        self.scan(&lower).map(|i| self.hit(i))
+    }
+
+    /// The lowest entry index whose pattern matches `text`.
+    fn scan(&self, text: &str) -> Option<u32> {
+        let p = self.patterns.as_ref()?;
+        let scratch = match p.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(s) => s,
+            None => p.db.alloc_scratch().ok()?,
+        };
+        let mut best: Option<u32> = None;
+        let _ = p.db.scan(text, &scratch, |id, _from, _to, _flags| {
+            let idx = p.ids[id as usize];
+            best = Some(best.map_or(idx, |b| b.min(idx)));
+            Matching::Continue
+        });
+        p.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
+        best
+    }
+}
+
+fn raw_entry(raw: &str) -> String {
+    let t = raw.trim();
+    match t.rfind(':') {
+        Some(p) if matches!(t[p + 1..].to_ascii_lowercase().as_str(), "null" | "nondr" | "honeypot" | "tag" | "tagsubject") => t[..p].trim_end_matches(':').to_string(),
+        _ => t.to_string(),
+    }
+}
+
+/// One hyperscan database for all the patterns of a file. On a compile error, the offending
+/// line is named (hyperscan reports the expression's index).
+fn compile(source: &str, pats: &[(String, u32, usize)]) -> Result<Patterns, String> {
+    let build = |ps: &[(String, u32, usize)]| -> Result<BlockDatabase, (Option<usize>, String)> {
+        let patterns: hyperscan::Patterns = ps
+            .iter()
+            .enumerate()
+            .map(|(i, (expr, _, _))| Pattern {
+                expression: expr.clone(),
+                flags: CompileFlags::CASELESS | CompileFlags::SINGLEMATCH | CompileFlags::DOTALL,
+                id: Some(i),
+                ext: hyperscan::ExpressionExt::default(),
+                som: None,
+            })
+            .collect();
+        patterns.build().map_err(|e| compile_error(&e))
+    };
+    match build(pats) {
+        Ok(db) => Ok(Patterns { db, ids: pats.iter().map(|p| p.1).collect(), scratch: Mutex::new(Vec::new()) }),
+        Err((Some(i), msg)) if i < pats.len() => Err(format!("{source}:{}: {}: {msg}", pats[i].2, pats[i].0)),
+        Err((_, msg)) => Err(format!("{source}: patterns do not compile: {msg}")),
+    }
+}
+
+fn compile_error(e: &hyperscan::Error) -> (Option<usize>, String) {
+    if let hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(ce)) = e {
+        return (ce.expression(), ce.message().to_string());
+    }
+    (None, e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+use super::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn addresses_cidrs_and_class_c() {
+    let l = List::parse("t", "# blacklist\n192.0.2.7\n198.51.100.0\n10.0.0.0/8\n2001:db8::/32\n203.0.113.*\n\n").unwrap();
+    assert_eq!(l.len(), 5);
+    assert_eq!(l.match_ip(ip("192.0.2.7")).unwrap().line, 2);
+    assert!(l.match_ip(ip("192.0.2.8")).is_none());
+    assert_eq!(l.match_ip(ip("198.51.100.200")).unwrap().line, 3, "a.b.c.0 is the class C");
+    assert_eq!(l.match_ip(ip("10.200.1.1")).unwrap().entry, "10.0.0.0/8");
+    assert_eq!(l.match_ip(ip("2001:db8:1::5")).unwrap().line, 5);
+    assert_eq!(l.match_ip(ip("::ffff:192.0.2.7")).unwrap().line, 2, "v4-mapped looks up as v4");
+    assert_eq!(l.match_ip(ip("203.0.113.44")).unwrap().line, 6, "wildcards over the address text");
+    assert!(l.match_ip(ip("203.0.114.44")).is_none());
+}
+
+#[test]
+fn longest_prefix_wins() {
+    let l = List::parse("t", "10.0.0.0/8:TAG\n10.1.0.0/16:NULL\n").unwrap();
+    assert!(l.match_ip(ip("10.1.2.3")).unwrap().opts.null);
+    assert!(l.match_ip(ip("10.2.2.3")).unwrap().opts.tag);
+}
+
+#[test]
+fn names_wildcards_regexes_and_options() {
+    let text = "spam.example\n*.bulk.example:NoNDR\nmail?.junk.example\n(^[0-9]+\\.dyn\\.)\nhoney.example:Honeypot\nnull.example:null\n";
+    let l = List::parse("t", text).unwrap();
+    assert_eq!(l.match_name("SPAM.example.").unwrap().line, 1);
+    assert!(l.match_name("sub.spam.example").is_none(), "an exact name does not cover subdomains");
+    let h = l.match_name("a.b.bulk.example").unwrap();
+    assert_eq!((h.line, h.opts.no_ndr), (2, true));
+    assert!(l.match_name("bulk.example").is_none());
+    assert_eq!(l.match_name("mail1.junk.example").unwrap().line, 3);
+    assert!(l.match_name("mail12.junk.example").is_none(), "? is one character");
+    assert_eq!(l.match_name("123.dyn.isp.example").unwrap().line, 4);
+    assert!(l.match_name("honey.example").unwrap().opts.honeypot);
+    assert!(l.match_name("null.example").unwrap().opts.null);
+}
+
+#[test]
+fn addresses_match_exactly_by_domain_and_by_pattern() {
+    let l = List::parse("t", "bad@spam.example\nwhole.example\n*@*.wild.example\n(^admin@)\n").unwrap();
+    assert_eq!(l.match_address("BAD@spam.example").unwrap().line, 1);
+    assert!(l.match_address("good@spam.example").is_none());
+    assert_eq!(l.match_address("anyone@whole.example").unwrap().line, 2);
+    assert_eq!(l.match_address("x@a.wild.example").unwrap().line, 3);
+    assert_eq!(l.match_address("admin@x.example").unwrap().line, 4);
+}
+
+#[test]
+fn the_first_matching_line_wins() {
+    let l = List::parse("t", "*.example:TAG\n(example$):NULL\n").unwrap();
+    assert!(l.match_name("a.example").unwrap().opts.tag);
+}
+
+#[test]
+fn bad_lines_name_their_line_and_fail_the_whole_file() {
+    let e = List::parse("lists/x.txt", "ok.example\n10.0.0.0/40\n").unwrap_err();
+    assert_eq!(e, "lists/x.txt:2: '10.0.0.0/40': prefix length above 32");
+    let e = List::parse("x", "a\nb\n(unclosed[)\n").unwrap_err();
+    assert!(e.starts_with("x:3: (unclosed[): "), "{e}");
+    let e = List::parse("x", "two words\n").unwrap_err();
+    assert!(e.starts_with("x:1: "), "{e}");
+    let e = List::parse("x", ":NULL\n").unwrap_err();
+    assert!(e.starts_with("x:1: "), "{e}");
+}
+
+#[test]
+fn missing_file_is_empty_and_bytes_that_are_not_utf8_are_refused() {
+    let l = List::load(Path::new("/nonexistent/mxguard/list.txt")).unwrap();
+    assert!(l.is_empty());
+    let dir = std::env::temp_dir().join(format!("mxg-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("l.txt");
+    std::fs::write(&f, b"ok\n\xff\xfe\n").unwrap();
+    let e = List::load(&f).unwrap_err();
+    assert!(e.ends_with(":2: not UTF-8"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ipv6_entries_keep_their_colons() {
+    let l = List::parse("t", "2001:db8::1\n2001:db8::2:NULL\n").unwrap();
+    assert!(!l.match_ip(ip("2001:db8::1")).unwrap().opts.null);
+    assert!(l.match_ip(ip("2001:db8::2")).unwrap().opts.null);
+}
