@@ -145,6 +145,88 @@ registry! {
     DNS_NEGATIVE_TTL_MAX_S { int "dns.negative_ttl_max_s", 300, 0..=86_400, restart,
         "Longest time a 'no such name' answer is cached, whatever the zone's SOA says." }
 
+    // ---- verdict --------------------------------------------------------------------------------
+    VERDICT_TAG_SCORE { float "verdict.tag_score", 5.0, [0.0, 10000.0], live,
+        "Total score at which a message is delivered tagged as spam (0: never)." }
+    VERDICT_TAG_MODE { text "verdict.tag_mode", "header", live,
+        "How spam is tagged: 'header' adds verdict.tag_header, 'subject' prefixes verdict.subject_tag." }
+    VERDICT_TAG_HEADER { text "verdict.tag_header", "X-SF-SPAM: Y", live,
+        "Header added to tagged spam (Tag Spam & Deliver)." }
+    VERDICT_SUBJECT_TAG { text "verdict.subject_tag", "SPAM:", live,
+        "Prefix put before the subject of tagged spam (SPAMTagPrefix)." }
+    VERDICT_QUARANTINE_SCORE { float "verdict.quarantine_score", 10.0, [0.0, 10000.0], live,
+        "Total score at which a message is kept in the quarantine instead of delivered (0: never)." }
+    VERDICT_REJECT_SCORE { float "verdict.reject_score", 15.0, [0.0, 10000.0], live,
+        "Total score at which a recipient or message is refused with 5xx (0: never)." }
+    VERDICT_REJECT_TEXT { text "verdict.reject_text", "5.7.1 Rejected: %Reason% (client %IP%)", live,
+        "Text of policy rejections: enhanced code, then the message; %IP% %Domain% %EMailTo% %EMailFrom% %Reason% are filled in." }
+
+    // ---- lists ----------------------------------------------------------------------------------
+    LISTS_DIR { text "lists.dir", "lists", restart,
+        "Directory of the list files (ip-blacklist.txt, domain-blacklist.txt, ...), relative to state.dir unless absolute." }
+    LISTS_CHECK_S { int "lists.check_s", 60, 1..=86_400, live,
+        "How often the list files are checked for changes and reloaded (the reference products: every minute)." }
+
+    // ---- policy ---------------------------------------------------------------------------------
+    POLICY_BLACKLIST_SCORE { float "policy.blacklist_score", 100.0, [-10000.0, 10000.0], live,
+        "Score of an entry in a local blacklist (IP, domain, FROM, TO, rDNS)." }
+    POLICY_REQUIRE_HELO { bool "policy.require_helo", true, live,
+        "Refuse MAIL before HELO/EHLO (RequireHELOBeforeMAILFROM)." }
+    POLICY_HELO_BARE_IP_SCORE { float "policy.helo_bare_ip_score", 1.0, [-10000.0, 10000.0], live,
+        "Score of a HELO that is an address without brackets." }
+    POLICY_HELO_LITERAL_MISMATCH_SCORE { float "policy.helo_literal_mismatch_score", 2.0, [-10000.0, 10000.0], live,
+        "Score of a HELO address literal that is not the client's address." }
+    POLICY_HELO_NOT_FQDN_SCORE { float "policy.helo_not_fqdn_score", 1.0, [-10000.0, 10000.0], live,
+        "Score of a HELO name without a dot." }
+    POLICY_HELO_FORGED_US_SCORE { float "policy.helo_forged_us_score", 8.0, [-10000.0, 10000.0], live,
+        "Score of a HELO claiming to be this gateway." }
+    POLICY_EMPTY_FROM_SCORE { float "policy.empty_from_score", 0.0, [-10000.0, 10000.0], live,
+        "Score of an empty MAIL FROM (Reject if Empty Mail From: set to verdict.reject_score; bounces use it legitimately)." }
+    POLICY_FROM_EQ_TO_SCORE { float "policy.from_eq_to_score", 0.0, [-10000.0, 10000.0], live,
+        "Score when MAIL FROM equals the recipient (Reject if Mail From = Mail To)." }
+    POLICY_FROM_DOMAIN_EQ_TO_DOMAIN_SCORE { float "policy.from_domain_eq_to_domain_score", 0.0, [-10000.0, 10000.0], live,
+        "Score when a sender from outside uses the recipient's own domain (Reject if From Domain = To Domain)." }
+    POLICY_PERCENT_SCORE { float "policy.percent_score", 100.0, [-10000.0, 10000.0], live,
+        "Score of a '%' in a recipient address (Allow % in address: set 0 to allow)." }
+    POLICY_RDNS_NONE_SCORE { float "policy.rdns_none_score", 2.0, [-10000.0, 10000.0], live,
+        "Score when the client's address has no PTR record (Reject if no reverse DNS: set to verdict.reject_score)." }
+    POLICY_RDNS_UNCONFIRMED_SCORE { float "policy.rdns_unconfirmed_score", 1.0, [-10000.0, 10000.0], live,
+        "Score when no PTR name of the client resolves back to its address (forward-confirmed rDNS)." }
+    POLICY_SENDER_NO_MX_SCORE { float "policy.sender_no_mx_score", 3.0, [-10000.0, 10000.0], live,
+        "Score when the MAIL FROM domain has neither MX nor address records (the sender-MX check)." }
+    POLICY_SPF_FAIL_SCORE { float "policy.spf_fail_score", 6.0, [-10000.0, 10000.0], live,
+        "Score of SPF fail (set to verdict.reject_score to reject)." }
+    POLICY_SPF_SOFTFAIL_SCORE { float "policy.spf_softfail_score", 2.0, [-10000.0, 10000.0], live,
+        "Score of SPF softfail." }
+    POLICY_SPF_NEUTRAL_SCORE { float "policy.spf_neutral_score", 0.0, [-10000.0, 10000.0], live,
+        "Score of SPF neutral." }
+    POLICY_SPF_PERMERROR_SCORE { float "policy.spf_permerror_score", 1.0, [-10000.0, 10000.0], live,
+        "Score of an SPF record that cannot be evaluated." }
+    POLICY_SPF_PASS_SCORE { float "policy.spf_pass_score", -1.0, [-10000.0, 10000.0], live,
+        "Score of SPF pass (negative: evidence of a legitimate sender)." }
+    POLICY_SPF_TEMPERROR_TEMPFAIL { bool "policy.spf_temperror_tempfail", false, live,
+        "Answer 451 when SPF cannot be evaluated for a DNS failure, instead of going on without it." }
+    POLICY_BAN_SPAM_COUNT { int "policy.ban_spam_count", 3, 0..=1_000_000, live,
+        "Spams from one IP within policy.ban_window_min that ban it (IPCacheLimboCountTrigger; 0: never)." }
+    POLICY_BAN_WINDOW_MIN { int "policy.ban_window_min", 10, 1..=100_000, live,
+        "Window for counting spams per IP, minutes (IPCacheLimboTimeTrigger)." }
+    POLICY_BAN_DURATION_MIN { int "policy.ban_duration_min", 60, 0..=1_000_000, live,
+        "How long a banned IP is refused at connect, minutes (IPCacheBlacklistDuration; 0: no bans)." }
+    POLICY_BAN_EXEMPT { text "policy.ban_exempt", "", live,
+        "Addresses never banned, comma-separated (DoNotAddIPToHoneypot)." }
+    POLICY_BAN_TABLE_MAX { int "policy.ban_table_max", 1_000_000, 1..=100_000_000, live,
+        "Most client IPs tracked for bans; beyond it, entries without an active ban are forgotten." }
+    POLICY_DICTIONARY_UNKNOWN_MAX { int "policy.dictionary_unknown_max", 20, 0..=1_000_000, live,
+        "Unknown recipients in one session that ban the client as a dictionary attack (0: never)." }
+
+    // ---- DNSBL ----------------------------------------------------------------------------------
+    DNSBL_SERVERS { text "dnsbl.servers", "", live,
+        "DNS blacklists: zone[,true][=weight] separated by ';' (',true': the zone expects the reversed address)." }
+    DNSBL_WEIGHT { float "dnsbl.weight", 15.0, [-10000.0, 10000.0], live,
+        "Score of a listing in a zone given without its own weight." }
+    DNSBL_MIN_MATCHES { int "dnsbl.min_matches", 1, 1..=100, live,
+        "Listings needed before DNSBL scores count (Min MAPS matches needed to reject)." }
+
     // ---- observability -------------------------------------------------------------------------
     METRICS_LISTEN { text "metrics.listen", "127.0.0.1:9125", restart,
         "Address of the Prometheus text endpoint (/metrics); empty disables it." }
