@@ -62,7 +62,16 @@ fn handle(conn: UnixStream) -> std::io::Result<()> {
                 },
             }
         }
-        _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE)"),
+        "reload" => match mxguard_policy::tables::reload_now() {
+            Ok(n) => writeln!(out, "lists reloaded: {n} entries\nOK"),
+            Err(errors) => {
+                for e in errors {
+                    writeln!(out, "{e}")?;
+                }
+                writeln!(out, "ERR lists not reloaded; the previous lists stay in force")
+            }
+        },
+        _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE, reload)"),
     }
 }
 

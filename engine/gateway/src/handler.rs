@@ -1,5 +1,7 @@
-//! The gateway's answers to the SMTP server: relay control at RCPT, and at end of data the
-//! message is spooled (fsync'd) before `250`, then handed to this core's queue manager.
+//! The gateway's answers to the SMTP server: relay control and the policy stage (see
+//! [`crate::screen`]) at each command, and at end of data each recipient's action: the message
+//! is spooled (fsync'd) before `250` once per distinct action (plain, tagged), then handed to
+//! this core's queue manager; discarded recipients are logged and dropped.
 
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,10 +12,14 @@ use mxguard_smtpd::{ConnInfo, ConnSummary, Handler};
 use mxguard_spool::{MessageData, Meta, RcptStatus, Spool};
 use mxguard_telemetry::{Event, METRICS};
 use mxguard_tuning as k;
+use mxguard_verdict::{fmt_score, tag_subject, Action, Verdict};
+
+use crate::screen::Screen;
 
 pub struct Gateway {
     pub spool: Rc<Spool>,
     pub queue: Rc<Queue>,
+    pub screen: Rc<Screen>,
 }
 
 /// The Received: header for a message (RFC 5321 §4.4).
@@ -31,38 +37,11 @@ pub fn received_header(conn: &ConnInfo, env: &Envelope, id: &str, hostname: &str
     h.into_bytes()
 }
 
-impl Handler for Gateway {
-    async fn rcpt(&self, conn: &ConnInfo, _from: &MailFrom, to: &str) -> Result<(), Reply> {
-        if to.eq_ignore_ascii_case("postmaster") {
-            return Ok(());
-        }
-        let domain = domain_of(to);
-        if routes::current().is_local(&domain) {
-            Ok(())
-        } else {
-            Event::new("rcpt_rejected")
-                .str("client", &conn.peer.ip().to_string())
-                .str("rcpt", to)
-                .str("reason", "relay denied")
-                .emit();
-            Err(Reply::new(550, "5.7.1", format!("<{to}>: Relay access denied")))
-        }
-    }
-
-    async fn message(&self, conn: &ConnInfo, env: Envelope, body: Vec<u8>) -> Reply {
-        let id = self.spool.next_id();
-        let hostname = k::SMTP_HOSTNAME.get_str();
+impl Gateway {
+    /// Spools one copy of the message for `rcpts` with `head` before it; the queue id.
+    #[allow(clippy::too_many_arguments)]
+    async fn spool_copy(&self, id: String, conn: &ConnInfo, env: &Envelope, rcpts: Vec<String>, head: Vec<u8>, body: Vec<u8>, verdict: &Verdict, action: Action) -> Result<String, Reply> {
         let now = SystemTime::now();
-        let head = received_header(conn, &env, &id, &hostname, now);
-        let table = routes::current();
-        let rcpts: Vec<String> = env
-            .rcpts
-            .iter()
-            .map(|r| match (r.eq_ignore_ascii_case("postmaster"), table.first_domain()) {
-                (true, Some(d)) => format!("postmaster@{d}"),
-                _ => r.clone(),
-            })
-            .collect();
         let meta = Meta {
             id: id.clone(),
             arrival_unix_ms: now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
@@ -88,9 +67,12 @@ impl Handler for Gateway {
                     .num("size", size as u64)
                     .str("proto", &meta.proto)
                     .str("tls", conn.tls.as_deref().unwrap_or(""))
+                    .str("action", action.as_str())
+                    .str("score", &fmt_score(verdict.score()))
+                    .str("symbols", &verdict.breakdown())
                     .emit();
                 self.queue.enqueue(meta, loc, Some(data));
-                Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
+                Ok(id)
             }
             Err(e) => {
                 METRICS.spool_errors.inc();
@@ -99,12 +81,136 @@ impl Handler for Gateway {
                     .str("client", &conn.peer.ip().to_string())
                     .str("error", &e.to_string())
                     .emit();
-                Reply::new(451, "4.3.0", "Error: queue file write error, try again later")
+                Err(Reply::new(451, "4.3.0", "Error: queue file write error, try again later"))
             }
         }
     }
+}
+
+/// The header block of a message (up to and including the CRLF before the blank line) and
+/// the rest; a message without a blank line is all header.
+fn split_header(body: &[u8]) -> usize {
+    memchr::memmem::find(body, b"\r\n\r\n").map(|p| p + 2).unwrap_or(body.len())
+}
+
+impl Handler for Gateway {
+    fn connect(&self, conn: &ConnInfo) -> Option<Reply> {
+        let r = self.screen.connect(conn.id, conn.peer.ip());
+        if let Some(reply) = &r {
+            Event::new("refused").str("client", &conn.peer.ip().to_string()).str("reason", &reply.one_line()).emit();
+        }
+        r
+    }
+
+    async fn helo(&self, conn: &ConnInfo, name: &str, _extended: bool) -> Result<(), Reply> {
+        self.screen.helo(conn.id, name, conn.peer.ip(), conn.local.ip());
+        Ok(())
+    }
+
+    async fn mail(&self, conn: &ConnInfo, from: &MailFrom) -> Result<(), Reply> {
+        self.screen.mail(conn.id, conn.helo.as_deref().unwrap_or(""), &from.address).await;
+        Ok(())
+    }
+
+    async fn rcpt(&self, conn: &ConnInfo, from: &MailFrom, to: &str) -> Result<(), Reply> {
+        if to.eq_ignore_ascii_case("postmaster") {
+            return Ok(());
+        }
+        let domain = domain_of(to);
+        if !routes::current().is_local(&domain) {
+            Event::new("rcpt_rejected")
+                .str("client", &conn.peer.ip().to_string())
+                .str("rcpt", to)
+                .str("reason", "relay denied")
+                .emit();
+            return Err(Reply::new(550, "5.7.1", format!("<{to}>: Relay access denied")));
+        }
+        self.screen.rcpt(conn.id, &from.address, to)
+    }
+
+    async fn message(&self, conn: &ConnInfo, env: Envelope, body: Vec<u8>) -> Reply {
+        let hostname = k::SMTP_HOSTNAME.get_str();
+        let table = routes::current();
+        let mut verdicts = self.screen.take_rcpts(conn.id);
+        // Group the recipients by what happens to them, in the order they were given.
+        let mut groups: Vec<(Action, Vec<String>, Verdict)> = Vec::new();
+        for r in &env.rcpts {
+            let (action, verdict) = match verdicts.iter().position(|v| v.address == *r) {
+                Some(i) => {
+                    let v = verdicts.remove(i);
+                    (v.action, v.verdict)
+                }
+                None => (Action::Deliver, Verdict::new()),
+            };
+            let action = match action {
+                // No quarantine store yet (issue 4 leaves it open): keep the mail, marked.
+                Action::Quarantine => {
+                    Event::new("quarantine_unavailable").str("rcpt", r).str("instead", "tag").emit();
+                    Action::TagHeader
+                }
+                a => a,
+            };
+            let address = match (r.eq_ignore_ascii_case("postmaster"), table.first_domain()) {
+                (true, Some(d)) => format!("postmaster@{d}"),
+                _ => r.clone(),
+            };
+            match groups.iter_mut().find(|g| g.0 == action) {
+                Some(g) => g.1.push(address),
+                None => groups.push((action, vec![address], verdict)),
+            }
+        }
+        let mut ids = Vec::new();
+        let n = groups.len();
+        let mut body = Some(body);
+        for (i, (action, rcpts, verdict)) in groups.into_iter().enumerate() {
+            if action == Action::Discard {
+                Event::new("discarded")
+                    .str("client", &conn.peer.ip().to_string())
+                    .str("from", &env.mail_from)
+                    .list("rcpt", &rcpts)
+                    .str("score", &fmt_score(verdict.score()))
+                    .str("symbols", &verdict.breakdown())
+                    .emit();
+                continue;
+            }
+            // The last copy takes the body itself; earlier ones (several actions) copy it.
+            let last = i + 1 == n;
+            let mut msg = if last { body.take().unwrap_or_default() } else { body.clone().unwrap_or_default() };
+            let mut id_env = env.clone();
+            id_env.rcpts = rcpts.clone();
+            let id = self.spool.next_id();
+            let mut head = received_header(conn, &id_env, &id, &hostname, SystemTime::now());
+            head.extend_from_slice(verdict.headers(action).as_bytes());
+            match action {
+                Action::TagHeader => {
+                    head.extend_from_slice(k::VERDICT_TAG_HEADER.get_str().as_bytes());
+                    head.extend_from_slice(b"\r\n");
+                }
+                Action::TagSubject => {
+                    let end = split_header(&msg);
+                    let mut tagged = tag_subject(&msg[..end], &k::VERDICT_SUBJECT_TAG.get_str());
+                    tagged.extend_from_slice(&msg[end..]);
+                    msg = tagged;
+                }
+                _ => {}
+            }
+            match self.spool_copy(id, conn, &env, rcpts, head, msg, &verdict, action).await {
+                Ok(id) => ids.push(id),
+                Err(reply) if ids.is_empty() => return reply,
+                // Some copies are safe already: a 4xx would make the client send them twice.
+                // The failure is logged; the rest of the recipients are lost to this
+                // transaction only if the disk fails between two commits of one message.
+                Err(_) => {}
+            }
+        }
+        if ids.is_empty() {
+            return Reply::new(250, "2.0.0", "Ok: accepted");
+        }
+        Reply::new(250, "2.0.0", format!("Ok: queued as {}", ids.join(" ")))
+    }
 
     fn disconnect(&self, conn: &ConnInfo, s: &ConnSummary) {
+        self.screen.disconnect(conn.id);
         Event::new("disconnect")
             .str("client", &conn.peer.ip().to_string())
             .str("helo", conn.helo.as_deref().unwrap_or(""))

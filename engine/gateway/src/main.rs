@@ -15,6 +15,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 mod admin;
 mod handler;
 mod run;
+mod screen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ const USAGE: &str = "usage:
   mxguard [run] [--config FILE]... [--set name=value]...
   mxguard sysctl [-a | NAME | NAME=VALUE]... [--config FILE]...
   mxguard sysctl --markdown | --conf
+  mxguard reload                    (re-read the list files now)
   mxguard version";
 
 /// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "run" if args.is_empty() => run::run(),
         "sysctl" => sysctl(args),
+        "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {
             println!("mxguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -61,6 +61,11 @@ pub fn run() -> Result<(), String> {
     if !metrics_addr.is_empty() {
         telemetry::http::serve(&metrics_addr).map_err(|e| format!("metrics.listen {metrics_addr}: {e}"))?;
     }
+    let lists_dir = in_state_dir(&k::LISTS_DIR.get_str());
+    let entries = mxguard_policy::tables::start(lists_dir.clone())?;
+    Event::new("lists_loaded").num("entries", entries as u64).str("dir", &lists_dir.display().to_string()).emit();
+    let dns_cfg = mxguard_dns::Config::from_knobs()?;
+    mxguard_dns::start(&dns_cfg)?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
 
     mxguard_smtpd::shutdown::install_stop_signals();
@@ -137,7 +142,8 @@ async fn core_main(
     let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
     shutdown.follow_process_stop();
-    let handler = Rc::new(Gateway { spool, queue });
+    let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared_bans()));
+    let handler = Rc::new(Gateway { spool, queue, screen });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
     Ok(())
 }

@@ -168,6 +168,8 @@ registry! {
         "How often the list files are checked for changes and reloaded (the reference products: every minute)." }
 
     // ---- policy ---------------------------------------------------------------------------------
+    POLICY_TRUSTED_NETWORKS { text "policy.trusted_networks", "127.0.0.0/8, ::1", live,
+        "Clients (addresses, CIDRs, comma-separated) exempt from every policy check and DNS lookup, as localhost is in the reference products." }
     POLICY_BLACKLIST_SCORE { float "policy.blacklist_score", 100.0, [-10000.0, 10000.0], live,
         "Score of an entry in a local blacklist (IP, domain, FROM, TO, rDNS)." }
     POLICY_REQUIRE_HELO { bool "policy.require_helo", true, live,

@@ -1,0 +1,391 @@
+//! The policy stage as the gateway runs it: per-connection state, the checks at connect,
+//! HELO, MAIL and RCPT, and the per-recipient verdicts the end of data acts on.
+//!
+//! DNS checks of the client (DNSBL, rDNS) start at connect on their own task and are awaited
+//! at the first MAIL, so they overlap the banner and EHLO round trips. Rejections are decided
+//! at RCPT (as Postfix's smtpd_delay_reject): the log then names sender and recipient, and an
+//! unfiltered recipient still gets mail that would be refused for the others. This module
+//! decides nothing the verdict model does not explain: every refusal carries its symbols.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mxguard_dns::Lookup;
+use mxguard_policy::{bans::Bans, dnsbl, rules, tables};
+use mxguard_smtp::Reply;
+use mxguard_tuning as k;
+use mxguard_verdict::{expand, Action, Force, TemplateVars, Thresholds, Unfiltered, Verdict};
+
+/// One recipient accepted at RCPT, with what the checks found for it.
+#[derive(Debug, Clone)]
+pub struct RcptVerdict {
+    pub address: String,
+    pub verdict: Verdict,
+    pub action: Action,
+}
+
+/// What the policy knows about one connection.
+pub struct ConnPolicy {
+    ip: IpAddr,
+    conn: Verdict,
+    /// DNSBL and rDNS, started at connect; taken at the first MAIL.
+    dns: Option<glommio::task::JoinHandle<Verdict>>,
+    /// The SPF temperror flag of the current transaction.
+    spf_temp: bool,
+    mail: Verdict,
+    pub rcpts: Vec<RcptVerdict>,
+    unknown: u32,
+    /// A spam of this transaction was already counted for the ban.
+    counted: bool,
+}
+
+pub fn thresholds() -> Thresholds {
+    Thresholds {
+        tag: k::VERDICT_TAG_SCORE.get_f64(),
+        tag_action: if k::VERDICT_TAG_MODE.get_str().eq_ignore_ascii_case("subject") { Action::TagSubject } else { Action::TagHeader },
+        quarantine: k::VERDICT_QUARANTINE_SCORE.get_f64(),
+        reject: k::VERDICT_REJECT_SCORE.get_f64(),
+    }
+}
+
+/// The per-core policy: connection states by connection id, and the process's bans.
+pub struct Screen {
+    conns: RefCell<HashMap<u64, ConnPolicy>>,
+    pub bans: Arc<Bans>,
+}
+
+impl Screen {
+    pub fn new(bans: Arc<Bans>) -> Screen {
+        Screen { conns: RefCell::new(HashMap::new()), bans }
+    }
+
+    /// A new connection: banned clients are refused at once; the rest get their DNS checks
+    /// started.
+    pub fn connect(&self, id: u64, ip: IpAddr) -> Option<Reply> {
+        if let Some(left) = self.bans.banned(ip, Instant::now()) {
+            let mins = left.as_secs().div_ceil(60);
+            return Some(Reply::new(554, "5.7.1", format!("{ip} is temporarily blocked for sending spam; try again in {mins} minutes")));
+        }
+        let lists = tables::current();
+        let mut conn = Verdict::new();
+        let trusted = trusted(ip);
+        if trusted {
+            conn.force(Force::Pass("TRUSTED_NETWORK".into()));
+        }
+        if let Some(h) = lists.excluded.match_ip(ip) {
+            conn.force(Force::Pass(format!("WL_IP:{}", h.entry)));
+        }
+        if let Some(h) = lists.ip_blacklist.match_ip(ip) {
+            list_hit(&mut conn, "BL_IP", &format!("{ip} is in the IP blacklist ({}, line {})", h.entry, h.line), h.opts);
+        }
+        let dns = mxguard_dns::get().filter(|_| !trusted).map(|dns| {
+            glommio::spawn_local(async move { client_dns(dns, ip).await }).detach()
+        });
+        self.conns.borrow_mut().insert(
+            id,
+            ConnPolicy { ip, conn, dns, spf_temp: false, mail: Verdict::new(), rcpts: Vec::new(), unknown: 0, counted: false },
+        );
+        None
+    }
+
+    pub fn disconnect(&self, id: u64) {
+        self.conns.borrow_mut().remove(&id);
+    }
+
+    pub fn helo(&self, id: u64, name: &str, client: IpAddr, local: IpAddr) {
+        let scores = rules::HeloScores {
+            bare_ip: k::POLICY_HELO_BARE_IP_SCORE.get_f64(),
+            literal_mismatch: k::POLICY_HELO_LITERAL_MISMATCH_SCORE.get_f64(),
+            not_fqdn: k::POLICY_HELO_NOT_FQDN_SCORE.get_f64(),
+            forged_us: k::POLICY_HELO_FORGED_US_SCORE.get_f64(),
+        };
+        let mut v = Verdict::new();
+        rules::helo(&mut v, name, client, &k::SMTP_HOSTNAME.get_str(), local, &scores);
+        if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
+            for s in ["HELO_BARE_IP", "HELO_LITERAL_MISMATCH", "HELO_NOT_FQDN", "HELO_FORGED_US"] {
+                if !v.has(s) && c.conn.has(s) {
+                    // A second HELO replaces the first one's findings.
+                    c.conn.add(s, 0.0, "superseded by a later HELO");
+                }
+            }
+            c.conn.extend(&v);
+        }
+    }
+
+    /// MAIL FROM: the connection's DNS results are collected, then the sender checks run.
+    pub async fn mail(&self, id: u64, helo: &str, from: &str) {
+        let (ip, dns) = {
+            let mut m = self.conns.borrow_mut();
+            let Some(c) = m.get_mut(&id) else { return };
+            c.mail = Verdict::new();
+            c.rcpts.clear();
+            c.counted = false;
+            c.spf_temp = false;
+            if c.conn.forces().iter().any(|f| matches!(f, Force::Pass(n) if n == "TRUSTED_NETWORK")) {
+                return;
+            }
+            (c.ip, c.dns.take())
+        };
+        if let Some(task) = dns {
+            if let Some(v) = task.await {
+                if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
+                    c.conn.extend(&v);
+                }
+            }
+        }
+        let (v, spf_temp) = sender_checks(ip, helo, from).await;
+        if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
+            c.mail = v;
+            c.spf_temp = spf_temp;
+        }
+    }
+
+    /// RCPT TO of a local domain: the recipient lists and envelope rules, then the decision.
+    pub fn rcpt(&self, id: u64, from: &str, to: &str) -> Result<(), Reply> {
+        let lists = tables::current();
+        let mut m = self.conns.borrow_mut();
+        let Some(c) = m.get_mut(&id) else { return Ok(()) };
+        let ip = c.ip;
+        if !lists.authorized_to.is_empty() && lists.authorized_to.match_address(to).is_none() {
+            c.unknown += 1;
+            let max = k::POLICY_DICTIONARY_UNKNOWN_MAX.get();
+            if max > 0 && c.unknown as i64 >= max && self.bans.ban(ip, Instant::now()) {
+                mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "dictionary attack").num("unknown_rcpts", c.unknown as u64).emit();
+            }
+            return Err(Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: User unknown")));
+        }
+        let mut v = Verdict::new();
+        v.extend(&c.conn);
+        v.extend(&c.mail);
+        if let Some(h) = lists.to_blacklist.match_address(to) {
+            if h.opts.honeypot {
+                // The message is taken and dropped; the sender's address is banned.
+                v.force(Force::Discard("HONEYPOT".into()));
+                v.add("HONEYPOT", 0.0, format!("<{to}> is a honeypot address"));
+                if self.bans.ban(ip, Instant::now()) {
+                    mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "honeypot").str("rcpt", to).emit();
+                }
+            } else {
+                list_hit(&mut v, "BL_TO", &format!("<{to}> is in the TO blacklist (line {})", h.line), h.opts);
+            }
+        }
+        let scores = rules::EnvelopeScores {
+            empty_from: k::POLICY_EMPTY_FROM_SCORE.get_f64(),
+            from_eq_to: k::POLICY_FROM_EQ_TO_SCORE.get_f64(),
+            from_domain_eq_to_domain: k::POLICY_FROM_DOMAIN_EQ_TO_DOMAIN_SCORE.get_f64(),
+            percent: k::POLICY_PERCENT_SCORE.get_f64(),
+        };
+        let inside = v.forces().iter().any(|f| matches!(f, Force::Pass(n) if n.starts_with("WL_IP")));
+        rules::envelope(&mut v, from, to, inside, &scores);
+        let unfiltered = lists.unfiltered.match_address(to).map(|h| {
+            if h.opts.tag_subject {
+                Unfiltered::TagSubject
+            } else if h.opts.tag {
+                Unfiltered::Tag
+            } else {
+                Unfiltered::Pass
+            }
+        });
+        let action = v.action(&thresholds(), unfiltered);
+        if c.spf_temp && k::POLICY_SPF_TEMPERROR_TEMPFAIL.get_bool() && action != Action::Reject && unfiltered.is_none() {
+            return Err(Reply::new(451, "4.7.24", "SPF record of the sender's domain could not be checked; try again later"));
+        }
+        if action == Action::Reject {
+            if !c.counted {
+                c.counted = true;
+                if self.bans.spam(ip, Instant::now()) {
+                    mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "repeated spam").emit();
+                }
+            }
+            let reason = v.main_reason().map(|s| s.reason.clone()).unwrap_or_default();
+            mxguard_telemetry::Event::new("rcpt_rejected")
+                .str("client", &ip.to_string())
+                .str("from", from)
+                .str("rcpt", to)
+                .str("reason", &reason)
+                .str("score", &mxguard_verdict::fmt_score(v.score()))
+                .str("symbols", &v.breakdown())
+                .emit();
+            return Err(rejection(&v, ip, from, to));
+        }
+        c.rcpts.push(RcptVerdict { address: to.to_string(), verdict: v, action });
+        Ok(())
+    }
+
+    /// The recipients' verdicts of the transaction now ending (and the ban count for spam).
+    pub fn take_rcpts(&self, id: u64) -> Vec<RcptVerdict> {
+        let mut m = self.conns.borrow_mut();
+        let Some(c) = m.get_mut(&id) else { return Vec::new() };
+        let rcpts = std::mem::take(&mut c.rcpts);
+        let spam = rcpts.iter().any(|r| r.action != Action::Deliver || r.verdict.score() >= k::VERDICT_TAG_SCORE.get_f64() && k::VERDICT_TAG_SCORE.get_f64() > 0.0);
+        if spam && !c.counted {
+            c.counted = true;
+            if self.bans.spam(c.ip, Instant::now()) {
+                mxguard_telemetry::Event::new("ban").str("client", &c.ip.to_string()).str("why", "repeated spam").emit();
+            }
+        }
+        rcpts
+    }
+}
+
+/// A list hit as symbol and forces: `:NULL` discards, `:NoNDR` keeps instead of bouncing.
+fn list_hit(v: &mut Verdict, name: &str, reason: &str, opts: mxguard_policy::list::Opts) {
+    v.add(name, k::POLICY_BLACKLIST_SCORE.get_f64(), reason);
+    if opts.null {
+        v.force(Force::Discard(name.to_string()));
+    }
+    if opts.no_ndr {
+        v.force(Force::NoNdr(name.to_string()));
+    }
+}
+
+/// The 5xx for a rejected recipient, from `verdict.reject_text`.
+fn rejection(v: &Verdict, ip: IpAddr, from: &str, to: &str) -> Reply {
+    let reason = v.main_reason().map(|s| s.reason.as_str()).unwrap_or("policy");
+    let ip_s = ip.to_string();
+    let domain = from.rsplit_once('@').map(|x| x.1).unwrap_or("");
+    let template = k::VERDICT_REJECT_TEXT.get_str().replace("%Reason%", &reason.replace('%', "%%pct%%"));
+    let text = expand(&template, &TemplateVars { ip: &ip_s, domain, email_to: to, email_from: from }).replace("%%pct%%", "%");
+    // The enhanced code at the start of the text, if it is one a policy refusal may carry.
+    const CODES: &[&str] = &["5.7.1", "5.7.0", "5.1.1", "5.1.0", "5.1.8", "5.7.23", "5.7.25", "5.7.27"];
+    match text.split_once(' ') {
+        Some((c, m)) => match CODES.iter().find(|x| **x == c) {
+            Some(code) => Reply::new(550, *code, m.to_string()),
+            None => Reply::new(550, "5.7.1", text.clone()),
+        },
+        None => Reply::new(550, "5.7.1", text.clone()),
+    }
+}
+
+/// DNSBL and rDNS of the client, concurrently.
+async fn client_dns(dns: &'static mxguard_dns::Dns, ip: IpAddr) -> Verdict {
+    let mut v = Verdict::new();
+    let servers = dnsbl::parse_servers(&k::DNSBL_SERVERS.get_str(), k::DNSBL_WEIGHT.get_f64()).unwrap_or_default();
+    let rdns = async {
+        let mut v = Verdict::new();
+        match dns.ptr(ip).await {
+            Lookup::None => v.add("RDNS_NONE", k::POLICY_RDNS_NONE_SCORE.get_f64(), format!("{ip} has no reverse DNS (PTR) name")),
+            Lookup::Failed(e) => v.add("RDNS_DNS_FAIL", 0.0, format!("reverse DNS of {ip} failed: {e}")),
+            Lookup::Found(names) => {
+                let lists = tables::current();
+                for n in &names {
+                    if let Some(h) = lists.rdns_blacklist.match_name(n) {
+                        list_hit(&mut v, "BL_RDNS", &format!("{ip} resolves to {n}, in the rDNS blacklist (line {})", h.line), h.opts);
+                        break;
+                    }
+                }
+                let mut confirmed = false;
+                for n in names.iter().take(4) {
+                    if let Lookup::Found(ips) = dns.ips(n).await {
+                        if ips.contains(&ip) {
+                            confirmed = true;
+                            break;
+                        }
+                    }
+                }
+                if !confirmed {
+                    v.add("RDNS_UNCONFIRMED", k::POLICY_RDNS_UNCONFIRMED_SCORE.get_f64(), format!("{ip} resolves to {} but no such name resolves back to it", names.join(",")));
+                }
+            }
+        }
+        v
+    };
+    let bl = async {
+        let mut v = Verdict::new();
+        if !servers.is_empty() {
+            let (listed, failed) = dnsbl::lookup(dns, ip, &servers).await;
+            dnsbl::score(&mut v, ip, &listed, k::DNSBL_MIN_MATCHES.get_usize());
+            for f in failed {
+                mxguard_telemetry::Event::new("dnsbl_error").str("client", &ip.to_string()).str("error", &f).emit();
+            }
+        }
+        v
+    };
+    let (a, b) = futures_lite::future::zip(rdns, bl).await;
+    v.extend(&a);
+    v.extend(&b);
+    v
+}
+
+/// Sender lists, sender MX, SPF. Returns the symbols and whether SPF hit a DNS failure.
+async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
+    let lists = tables::current();
+    let mut v = Verdict::new();
+    let domain = from.rsplit_once('@').map(|x| x.1.to_ascii_lowercase()).unwrap_or_default();
+    if !from.is_empty() {
+        if let Some(h) = lists.excluded_from.match_address(from) {
+            v.force(Force::Pass(format!("WL_FROM:{}", h.entry)));
+        }
+        if let Some(h) = lists.excluded.match_name(&domain) {
+            v.force(Force::Pass(format!("WL_DOMAIN:{}", h.entry)));
+        }
+        if let Some(h) = lists.domain_blacklist.match_name(&domain) {
+            list_hit(&mut v, "BL_DOMAIN", &format!("sender domain {domain} is in the domain blacklist (line {})", h.line), h.opts);
+            if h.opts.honeypot {
+                v.force(Force::Discard("BL_DOMAIN".into()));
+            }
+        }
+        if let Some(h) = lists.from_blacklist.match_address(from) {
+            list_hit(&mut v, "BL_FROM", &format!("sender <{from}> is in the FROM blacklist (line {})", h.line), h.opts);
+        }
+    }
+    let Some(dns) = mxguard_dns::get() else { return (v, false) };
+    if !domain.is_empty() && domain.contains('.') {
+        let has_mx = match dns.mx(&domain).await {
+            Lookup::Found(mx) => Some(!(mx.len() == 1 && mx[0].1.is_empty())),
+            Lookup::None => match dns.ips(&domain).await {
+                Lookup::Found(_) => Some(true),
+                Lookup::None => Some(false),
+                Lookup::Failed(_) => None,
+            },
+            Lookup::Failed(_) => None,
+        };
+        if has_mx == Some(false) {
+            v.add("SENDER_NO_MX", k::POLICY_SENDER_NO_MX_SCORE.get_f64(), format!("sender domain {domain} has no MX or address records"));
+        }
+    }
+    let host = k::SMTP_HOSTNAME.get_str();
+    let helo_name = if helo.is_empty() { "unknown" } else { helo };
+    let (result, _expl) = dns.spf(ip, helo_name, &host, from).await;
+    use mail_auth::SpfResult as R;
+    let about = if from.is_empty() { format!("HELO {helo_name}") } else { domain.clone() };
+    let mut temp = false;
+    match result {
+        R::Pass => v.add("SPF_PASS", k::POLICY_SPF_PASS_SCORE.get_f64(), format!("SPF of {about} allows {ip}")),
+        R::Fail => v.add("SPF_FAIL", k::POLICY_SPF_FAIL_SCORE.get_f64(), format!("SPF of {about} does not allow {ip}")),
+        R::SoftFail => v.add("SPF_SOFTFAIL", k::POLICY_SPF_SOFTFAIL_SCORE.get_f64(), format!("SPF of {about} softfails {ip}")),
+        R::Neutral => v.add("SPF_NEUTRAL", k::POLICY_SPF_NEUTRAL_SCORE.get_f64(), format!("SPF of {about} is neutral about {ip}")),
+        R::PermError => v.add("SPF_PERMERROR", k::POLICY_SPF_PERMERROR_SCORE.get_f64(), format!("SPF record of {about} is invalid")),
+        R::TempError => {
+            temp = true;
+            v.add("SPF_TEMPERROR", 0.0, format!("SPF of {about} could not be checked (DNS)"));
+        }
+        R::None => {}
+    }
+    (v, temp)
+}
+
+/// Shared across the cores of a process.
+pub fn shared_bans() -> Arc<Bans> {
+    static B: std::sync::OnceLock<Arc<Bans>> = std::sync::OnceLock::new();
+    B.get_or_init(|| Arc::new(Bans::new())).clone()
+}
+
+/// Whether `ip` is in `policy.trusted_networks` (parsed once per change of the knob, per core).
+fn trusted(ip: IpAddr) -> bool {
+    use mxguard_policy::list::List;
+    thread_local!(static CACHE: RefCell<(u64, Option<List>)> = const { RefCell::new((u64::MAX, None)) });
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let g = k::POLICY_TRUSTED_NETWORKS.generation();
+        if c.0 != g {
+            let text = k::POLICY_TRUSTED_NETWORKS.get_str().replace(',', "\n");
+            c.1 = List::parse("policy.trusted_networks", &text).ok();
+            c.0 = g;
+        }
+        c.1.as_ref().is_some_and(|l| l.match_ip(ip).is_some())
+    })
+}
