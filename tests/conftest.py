@@ -221,3 +221,20 @@ def blast(port, *args, timeout=120):
     os.unlink(out)
     data["_stdout"], data["_stderr"], data["_rc"] = r.stdout, r.stderr, r.returncode
     return data
+
+
+@pytest.fixture
+def dns():
+    """The project's DNS server (dnsserver.py) on a free loopback port, empty zones."""
+    from dnsserver import TestDns
+    d = TestDns(free_port())
+    yield d
+    d.stop()
+
+
+def policy_knobs(dns, **extra):
+    """Knobs for a gateway whose loopback clients go through the policy stage, asking `dns`."""
+    k = {"policy.trusted_networks": "", "dns.nameservers": f"127.0.0.1:{dns.port}", "dns.timeout_ms": "500",
+         "dns.attempts": "1", "lists.check_s": "1"}
+    k.update({name.replace("__", "."): v for name, v in extra.items()})
+    return k

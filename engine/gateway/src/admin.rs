@@ -64,12 +64,7 @@ fn handle(conn: UnixStream) -> std::io::Result<()> {
         }
         "reload" => match mxguard_policy::tables::reload_now() {
             Ok(n) => writeln!(out, "lists reloaded: {n} entries\nOK"),
-            Err(errors) => {
-                for e in errors {
-                    writeln!(out, "{e}")?;
-                }
-                writeln!(out, "ERR lists not reloaded; the previous lists stay in force")
-            }
+            Err(errors) => writeln!(out, "ERR lists not reloaded, the previous lists stay in force: {}", errors.join("; ")),
         },
         _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE, reload)"),
     }

@@ -1,0 +1,202 @@
+"""The policy stage end to end: a real client from a chosen loopback address, the real gateway,
+the project's DNS server answering, and the sink (or nothing) downstream. Each test asserts the
+SMTP reply, the symbol, the log line and where the message went."""
+
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import MXGUARD, policy_knobs, wait_for
+
+
+def send(port, src, rcpts, mail_from="a@sender.example", subject="hello", helo="client.example"):
+    """Sends one message from source address `src`; returns {rcpt: (code, text)} for refusals
+    and the DATA reply, or raises for a refused connection."""
+    c = smtplib.SMTP(timeout=15, source_address=(src, 0), local_hostname=helo)
+    code, msg = c.connect("127.0.0.1", port)
+    if code != 220:
+        c.close()
+        raise smtplib.SMTPConnectError(code, msg)
+    try:
+        refused = {}
+        c.ehlo(helo)
+        c.mail(mail_from)
+        ok = []
+        for r in rcpts:
+            code, text = c.rcpt(r)
+            if code >= 400:
+                refused[r] = (code, text.decode())
+            else:
+                ok.append(r)
+        data = None
+        if ok:
+            data = c.data(f"From: <{mail_from}>\r\nTo: <{ok[0]}>\r\nSubject: {subject}\r\n\r\nbody\r\n".encode())
+        return refused, data
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+def zone_listing(dns, zone, ip, code="127.0.0.2"):
+    o = ip.split(".")
+    dns.zone(f"{o[3]}.{o[2]}.{o[1]}.{o[0]}.{zone}. 60 IN A {code}\n")
+
+
+def test_dnsbl_listed_client_is_refused_at_rcpt_with_its_symbol(make_gateway, sink, dns):
+    zone_listing(dns, "zen.test", "127.0.0.2")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true"))
+    refused, data = send(g.port, "127.0.0.2", ["u@example.test"])
+    code, text = refused["u@example.test"]
+    assert code == 550 and "5.7.1" in text and "zen.test" in text and "127.0.0.2" in text, text
+    ev = g.events("rcpt_rejected")
+    assert ev and "DNSBL_ZEN_TEST(15)" in ev[-1]["symbols"], ev
+    # Queried reversed, as ',true' asks.
+    assert dns.queried("2.0.0.127.zen.test")
+    # Another client is not listed: accepted and explained in the headers.
+    refused, data = send(g.port, "127.0.0.3", ["u@example.test"])
+    assert not refused and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    msg = sink.messages()[0].decode()
+    # hickory answers loopback PTRs itself (RFC 6761: "localhost"), which does not resolve back
+    # to 127.0.0.3: not forward-confirmed.
+    assert "X-mxguard-Score: 4\r\n" in msg and "RDNS_UNCONFIRMED(1)" in msg and "SENDER_NO_MX(3)" in msg, msg
+    acc = g.events("accepted")[-1]
+    assert "RDNS_UNCONFIRMED" in acc["symbols"] and acc["action"] == "deliver"
+
+
+def test_dnsbl_minimum_matches(make_gateway, sink, dns):
+    zone_listing(dns, "one.test", "127.0.0.2")
+    zone_listing(dns, "two.test", "127.0.0.4")
+    zone_listing(dns, "one.test", "127.0.0.4")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="one.test,true;two.test,true", dnsbl__min_matches="2"))
+    refused, data = send(g.port, "127.0.0.2", ["u@example.test"])
+    assert not refused and data[0] == 250, "one listing of two needed does not count"
+    refused, _ = send(g.port, "127.0.0.4", ["u@example.test"])
+    assert refused["u@example.test"][0] == 550
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    assert "DNSBL_ONE_TEST(0)" in sink.messages()[0].decode()
+
+
+def test_dns_failure_is_not_a_listing(make_gateway, sink, dns):
+    dns.servfail("2.0.0.127.bad.test")
+    dns.drop("2.0.0.127.slow.test")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="bad.test,true;slow.test,true"))
+    refused, data = send(g.port, "127.0.0.2", ["u@example.test"])
+    assert not refused and data[0] == 250
+    errs = [e["error"] for e in g.events("dnsbl_error")]
+    assert any("bad.test" in e for e in errs) and any("slow.test" in e for e in errs), errs
+
+
+def test_lists_reject_discard_and_reload_atomically(make_gateway, sink, dns, tmp_path):
+    # Several refusals of one client here: no bans in this test.
+    g = make_gateway(sink.port, policy_knobs(dns, policy__ban_spam_count="0"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "ip-blacklist.txt").write_text("# test\n127.0.0.7\n")
+    (lists / "domain-blacklist.txt").write_text("null.example:NULL\n*.spam.example\n")
+    g.start()
+    refused, _ = send(g.port, "127.0.0.7", ["u@example.test"])
+    assert refused["u@example.test"][0] == 550 and "IP blacklist" in refused["u@example.test"][1]
+    refused, _ = send(g.port, "127.0.0.8", ["u@example.test"], mail_from="x@a.spam.example")
+    assert refused["u@example.test"][0] == 550
+    refused, data = send(g.port, "127.0.0.8", ["u@example.test"], mail_from="x@null.example")
+    assert not refused and data[0] == 250, ":NULL accepts"
+    wait_for(lambda: g.events("discarded"), what="discard log line")
+    assert "BL_DOMAIN" in g.events("discarded")[-1]["symbols"]
+    # A bad line: reload refuses with file:line and the old lists stay in force.
+    (lists / "ip-blacklist.txt").write_text("127.0.0.7\n10.0.0.0/99\n")
+    r = subprocess.run([str(MXGUARD), "reload", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "ip-blacklist.txt:2:" in (r.stdout + r.stderr), r
+    refused, _ = send(g.port, "127.0.0.7", ["u@example.test"])
+    assert refused, "old list still in force"
+    # A good change is picked up by the watcher without a command.
+    (lists / "ip-blacklist.txt").write_text("127.0.0.9\n")
+    wait_for(lambda: not send(g.port, "127.0.0.7", ["u@example.test"])[0], timeout=10, what="reload on change")
+    time.sleep(0.5)
+    assert send(g.port, "127.0.0.9", ["u@example.test"])[0]
+    assert sink.stats()["messages"] == 0 or all(b"null.example" not in m for m in sink.messages())
+
+
+def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "to-blacklist.txt").write_text("trap@example.test:Honeypot\n")
+    g.start()
+    refused, data = send(g.port, "127.0.0.10", ["trap@example.test"])
+    assert not refused and data[0] == 250
+    with pytest.raises(smtplib.SMTPConnectError) as e:
+        send(g.port, "127.0.0.10", ["u@example.test"])
+    assert e.value.smtp_code == 554 and b"temporarily blocked" in e.value.smtp_error
+    assert any(b["why"] == "honeypot" for b in g.events("ban"))
+    # Other clients are unaffected.
+    assert send(g.port, "127.0.0.11", ["u@example.test"])[1][0] == 250
+
+
+def test_repeated_spam_bans_for_the_duration(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "from-blacklist.txt").write_text("bad@spammer.example\n")
+    g.start()
+    for i in range(3):
+        refused, _ = send(g.port, "127.0.0.12", ["u@example.test"], mail_from="bad@spammer.example")
+        assert refused, i
+    with pytest.raises(smtplib.SMTPConnectError):
+        send(g.port, "127.0.0.12", ["u@example.test"])
+    g.sysctl("policy.ban_duration_min=0")
+
+
+def test_spf_results_score_and_can_reject(make_gateway, sink, dns):
+    dns.zone('spf.example. 60 IN TXT "v=spf1 ip4:127.0.0.20 -all"\nspf.example. 60 IN MX 10 mx.spf.example.\n')
+    g = make_gateway(sink.port, policy_knobs(dns, policy__spf_fail_score="100"))
+    refused, _ = send(g.port, "127.0.0.21", ["u@example.test"], mail_from="x@spf.example")
+    code, text = refused["u@example.test"]
+    assert code == 550 and "SPF of spf.example does not allow 127.0.0.21" in text, text
+    refused, data = send(g.port, "127.0.0.20", ["u@example.test"], mail_from="x@spf.example")
+    assert not refused and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    m = sink.messages()[0].decode()
+    assert "SPF_PASS(-1)" in m and "SENDER_NO_MX" not in m, m
+
+
+def test_sender_without_mx_or_address_and_helo_checks(make_gateway, sink, dns):
+    dns.zone("has-a.example. 60 IN A 192.0.2.1\n")
+    g = make_gateway(sink.port, policy_knobs(dns))
+    send(g.port, "127.0.0.30", ["u@example.test"], mail_from="x@nothing.example", helo="localhost")
+    send(g.port, "127.0.0.30", ["u@example.test"], mail_from="x@has-a.example", helo="[127.0.0.30]")
+    wait_for(lambda: sink.stats()["messages"] == 2, what="delivery")
+    msgs = sorted(m.decode() for m in sink.messages())
+    joined = "\n".join(msgs)
+    assert joined.count("SENDER_NO_MX(3)") == 1 and "HELO_NOT_FQDN(1)" in joined
+    assert "HELO_LITERAL_MISMATCH" not in joined
+
+
+def test_unfiltered_recipient_gets_tagged_spam_others_refused(make_gateway, sink, dns):
+    zone_listing(dns, "zen.test", "127.0.0.40")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true"), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "unfiltered.txt").write_text("boss@example.test:TAGSUBJECT\n")
+    g.start()
+    refused, data = send(g.port, "127.0.0.40", ["u@example.test", "boss@example.test"], subject="offer")
+    assert list(refused) == ["u@example.test"] and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    m = sink.messages()[0].decode()
+    assert "Subject: SPAM: offer" in m and "X-mxguard-Action: tag_subject" in m, m
+
+
+def test_relay_percent_and_authorized_recipients(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, policy__dictionary_unknown_max="3"), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "authorized-to.txt").write_text("u@example.test\n")
+    g.start()
+    refused, data = send(g.port, "127.0.0.50", ["joe%other.example@example.test", "nobody@example.test", "u@example.test"])
+    assert refused["nobody@example.test"][0] == 550 and "User unknown" in refused["nobody@example.test"][1]
+    assert refused["joe%other.example@example.test"][0] == 550
+    assert data[0] == 250
+    # A dictionary attack bans the client.
+    send(g.port, "127.0.0.51", ["a1@example.test", "a2@example.test", "a3@example.test"])
+    with pytest.raises(smtplib.SMTPConnectError):
+        send(g.port, "127.0.0.51", ["u@example.test"])
