@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mxguard_dns::Lookup;
-use mxguard_policy::{bans::Bans, dnsbl, rules, tables};
+use mxguard_policy::bans::{Bans, Why};
+use mxguard_policy::{dnsbl, rules, tables};
 use mxguard_smtp::Reply;
 use mxguard_tuning as k;
 use mxguard_verdict::{expand, Action, Force, TemplateVars, Thresholds, Unfiltered, Verdict};
@@ -153,7 +154,7 @@ impl Screen {
             c.unknown += 1;
             let max = k::POLICY_DICTIONARY_UNKNOWN_MAX.get();
             if max > 0 && c.unknown as i64 >= max && self.bans.ban(ip, Instant::now()) {
-                mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "dictionary attack").num("unknown_rcpts", c.unknown as u64).emit();
+                ban_event(ip, Why::DictionaryAttack).num("unknown_rcpts", c.unknown as u64).emit();
             }
             return Err(Reply::new(550, "5.1.1", format!("<{to}>: Recipient address rejected: User unknown")));
         }
@@ -166,7 +167,7 @@ impl Screen {
                 v.force(Force::Discard("HONEYPOT".into()));
                 v.add("HONEYPOT", 0.0, format!("<{to}> is a honeypot address"));
                 if self.bans.ban(ip, Instant::now()) {
-                    mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "honeypot").str("rcpt", to).emit();
+                    ban_event(ip, Why::Honeypot).str("rcpt", to).emit();
                 }
             } else {
                 list_hit(&mut v, "BL_TO", &format!("<{to}> is in the TO blacklist (line {})", h.line), h.opts);
@@ -194,12 +195,7 @@ impl Screen {
             return Err(Reply::new(451, "4.7.24", "SPF record of the sender's domain could not be checked; try again later"));
         }
         if action == Action::Reject {
-            if !c.counted {
-                c.counted = true;
-                if self.bans.spam(ip, Instant::now()) {
-                    mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", "repeated spam").emit();
-                }
-            }
+            self.count_spam(c);
             let reason = v.main_reason().map(|s| s.reason.clone()).unwrap_or_default();
             mxguard_telemetry::Event::new("rcpt_rejected")
                 .str("client", &ip.to_string())
@@ -221,14 +217,26 @@ impl Screen {
         let Some(c) = m.get_mut(&id) else { return Vec::new() };
         let rcpts = std::mem::take(&mut c.rcpts);
         let spam = rcpts.iter().any(|r| r.action != Action::Deliver || r.verdict.score() >= k::VERDICT_TAG_SCORE.get_f64() && k::VERDICT_TAG_SCORE.get_f64() > 0.0);
-        if spam && !c.counted {
-            c.counted = true;
-            if self.bans.spam(c.ip, Instant::now()) {
-                mxguard_telemetry::Event::new("ban").str("client", &c.ip.to_string()).str("why", "repeated spam").emit();
-            }
+        if spam {
+            self.count_spam(c);
         }
         rcpts
     }
+
+    /// Counts the current transaction as one spam toward the client's ban, once.
+    fn count_spam(&self, c: &mut ConnPolicy) {
+        if !c.counted {
+            c.counted = true;
+            if self.bans.spam(c.ip, Instant::now()) {
+                ban_event(c.ip, Why::RepeatedSpam).emit();
+            }
+        }
+    }
+}
+
+/// The log line of a new ban (callers add detail, then emit).
+fn ban_event(ip: IpAddr, why: Why) -> mxguard_telemetry::Event {
+    mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", why.as_str())
 }
 
 /// A list hit as symbol and forces: `:NULL` discards, `:NoNDR` keeps instead of bouncing.

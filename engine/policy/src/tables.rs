@@ -49,42 +49,34 @@ pub struct Lists {
 }
 
 impl Lists {
-    pub fn empty() -> Lists {
-        let e = |n: &str| List::empty(n);
+    /// Builds the set with `get(file name)` for each list, in [`FILES`] order.
+    fn build(mut get: impl FnMut(&str) -> List) -> Lists {
         Lists {
-            ip_blacklist: e("ip-blacklist.txt"),
-            domain_blacklist: e("domain-blacklist.txt"),
-            from_blacklist: e("from-blacklist.txt"),
-            to_blacklist: e("to-blacklist.txt"),
-            rdns_blacklist: e("rdns-blacklist.txt"),
-            excluded: e("excluded.txt"),
-            excluded_from: e("excluded-from.txt"),
-            unfiltered: e("unfiltered.txt"),
-            authorized_to: e("authorized-to.txt"),
+            ip_blacklist: get(FILES[0].1),
+            domain_blacklist: get(FILES[1].1),
+            from_blacklist: get(FILES[2].1),
+            to_blacklist: get(FILES[3].1),
+            rdns_blacklist: get(FILES[4].1),
+            excluded: get(FILES[5].1),
+            excluded_from: get(FILES[6].1),
+            unfiltered: get(FILES[7].1),
+            authorized_to: get(FILES[8].1),
         }
+    }
+
+    pub fn empty() -> Lists {
+        Lists::build(List::empty)
     }
 
     /// Loads every file of `dir`; all errors are returned, one per bad file.
     pub fn load(dir: &Path) -> Result<Lists, Vec<String>> {
         let mut errors = Vec::new();
-        let mut get = |file: &str| match List::load(&dir.join(file)) {
-            Ok(l) => l,
-            Err(e) => {
+        let lists = Lists::build(|file| {
+            List::load(&dir.join(file)).unwrap_or_else(|e| {
                 errors.push(e);
                 List::empty(file)
-            }
-        };
-        let lists = Lists {
-            ip_blacklist: get("ip-blacklist.txt"),
-            domain_blacklist: get("domain-blacklist.txt"),
-            from_blacklist: get("from-blacklist.txt"),
-            to_blacklist: get("to-blacklist.txt"),
-            rdns_blacklist: get("rdns-blacklist.txt"),
-            excluded: get("excluded.txt"),
-            excluded_from: get("excluded-from.txt"),
-            unfiltered: get("unfiltered.txt"),
-            authorized_to: get("authorized-to.txt"),
-        };
+            })
+        });
         if errors.is_empty() {
             Ok(lists)
         } else {
@@ -92,7 +84,7 @@ impl Lists {
         }
     }
 
-    pub fn entries(&self) -> usize {
+    fn all(&self) -> [&List; 9] {
         [
             &self.ip_blacklist,
             &self.domain_blacklist,
@@ -104,9 +96,10 @@ impl Lists {
             &self.unfiltered,
             &self.authorized_to,
         ]
-        .iter()
-        .map(|l| l.len())
-        .sum()
+    }
+
+    pub fn entries(&self) -> usize {
+        self.all().iter().map(|l| l.len()).sum()
     }
 }
 
@@ -175,5 +168,29 @@ fn report(r: Result<usize, Vec<String>>) {
                 Event::new("lists_error").str("error", &e).str("kept", "previous lists").emit();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_field_reads_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("mxg-tables-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, (_, f)) in FILES.iter().enumerate() {
+            std::fs::write(dir.join(f), format!("entry{i}.example\n")).unwrap();
+        }
+        let l = Lists::load(&dir).unwrap();
+        for (i, list) in l.all().iter().enumerate() {
+            assert!(list.source.ends_with(FILES[i].1), "{} != {}", list.source, FILES[i].1);
+            assert!(list.match_name(&format!("entry{i}.example")).is_some(), "{}", FILES[i].0);
+        }
+        std::fs::write(dir.join(FILES[3].1), "10.0.0.0/99\n").unwrap();
+        let e = Lists::load(&dir).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("to-blacklist.txt:1:"), "{e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
