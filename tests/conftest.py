@@ -130,7 +130,16 @@ class Gateway:
         self.proc = subprocess.Popen([str(MXGUARD), "run", "--config", str(conf)], stdout=self.stderr,
                                      stderr=subprocess.STDOUT)
         wait_port(self.port, proc=self.proc)
+        # wait_port's probe holds a connection slot until the gateway sees it close; tests that count
+        # slots (per-IP limits) must not race it.
+        wait_for(self._no_connections, timeout=10, what="probe connection released")
         return self
+
+    def _no_connections(self):
+        try:
+            return self.metrics().get("mxguard_connections_current") == 0
+        except OSError:
+            return False
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

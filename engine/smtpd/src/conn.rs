@@ -115,7 +115,7 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
         return;
     }
     METRICS.connections_current.inc();
-    let _slot = slot;
+    let slot = slot;
 
     let mut conn = Conn {
         session: Session::new(session_config(ctx.acceptor.is_some(), ctx.implicit_tls)),
@@ -134,6 +134,8 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
     let end = conn.drive().await;
     let summary = ConnSummary { messages: conn.session.messages(), errors: conn.session.errors(), end };
     let _ = conn.stream.close().await;
+    // The slot goes back before the gauge drops, so a gauge of 0 means every slot is free.
+    drop(slot);
     METRICS.connections_current.dec();
     conn.ctx.handler.disconnect(&conn.info, &summary);
 }
