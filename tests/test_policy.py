@@ -200,3 +200,60 @@ def test_relay_percent_and_authorized_recipients(make_gateway, sink, dns):
     send(g.port, "127.0.0.51", ["a1@example.test", "a2@example.test", "a3@example.test"])
     with pytest.raises(smtplib.SMTPConnectError):
         send(g.port, "127.0.0.51", ["u@example.test"])
+
+
+def quarantine_rows(g):
+    import sqlite3
+    with sqlite3.connect(g.state / "quarantine.db") as db:
+        return db.execute(
+            "SELECT r.rcpt, r.state, m.qid, m.mail_from, m.client, m.subject, m.score, m.symbols, m.reason, m.message "
+            "FROM recipients r JOIN messages m ON m.qid = r.qid ORDER BY r.rcpt").fetchall()
+
+
+def test_quarantine_score_holds_the_message_in_the_sqlite_table(make_gateway, sink, dns):
+    # Listed (10) + sender without MX (3) + rDNS unconfirmed (1) = 14: between
+    # verdict.quarantine_score (10) and verdict.reject_score (15).
+    zone_listing(dns, "zen.test", "127.0.0.60")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true=10"), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "unfiltered.txt").write_text("boss@example.test:TAG\n")
+    g.start()
+    refused, data = send(g.port, "127.0.0.60", ["u@example.test", "v@example.test", "boss@example.test"],
+                         mail_from="promo@sender.example", subject="cheap offer")
+    assert not refused and data[0] == 250, (refused, data)
+    wait_for(lambda: len(quarantine_rows(g)) == 2, what="quarantined recipients")
+    rows = quarantine_rows(g)
+    assert [r[0] for r in rows] == ["u@example.test", "v@example.test"]
+    rcpt, state, qid, mail_from, client, subject, score, symbols, reason, message = rows[0]
+    assert state == "held" and mail_from == "promo@sender.example" and client == "127.0.0.60"
+    assert subject == "cheap offer" and score == 14 and "DNSBL_ZEN_TEST(10)" in symbols and "zen.test" in reason
+    assert rows[1][2] == qid, "one copy of the message for both recipients"
+    assert message.startswith(b"Received: from ") and b"X-mxguard-Action: quarantine" in message
+    assert qid in data[1].decode(), "the queue id the client was given"
+    # The unfiltered recipient gets it tagged; nobody gets the quarantined copy.
+    wait_for(lambda: sink.stats()["messages"] == 1, what="tagged delivery")
+    time.sleep(0.5)
+    assert sink.stats()["messages"] == 1
+    assert b"X-SF-SPAM: Y" in sink.messages()[0]
+    ev = g.events("quarantined")
+    assert ev and ev[-1]["qid"] == qid and ev[-1]["rcpt"] == ["u@example.test", "v@example.test"]
+    acc = [e for e in g.events("accepted") if e["qid"] == qid]
+    assert acc and acc[0]["action"] == "quarantine" and "DNSBL_ZEN_TEST(10)" in acc[0]["symbols"]
+    assert not g.events("quarantine_unavailable")
+
+
+def test_quarantined_mail_survives_a_crash_and_is_held_once(make_gateway, sink, dns):
+    zone_listing(dns, "zen.test", "127.0.0.61")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true=10", policy__ban_spam_count="0"))
+    sent = 0
+    for i in range(10):
+        refused, data = send(g.port, "127.0.0.61", ["u@example.test"], subject=f"held {i}")
+        assert data[0] == 250
+        sent += 1
+    g.kill9()  # wherever each message was (spool only, or spool and database), nothing is lost
+    g.start()
+    wait_for(lambda: len(quarantine_rows(g)) == sent, what="every message held")
+    time.sleep(1.0)
+    rows = quarantine_rows(g)
+    assert sorted(r[5] for r in rows) == sorted(f"held {i}" for i in range(10)), "each once"
+    assert sink.stats()["messages"] == 0

@@ -1,12 +1,13 @@
 //! The gateway's answers to the SMTP server: relay control and the policy stage (see
 //! [`crate::screen`]) at each command, and at end of data each recipient's action: the message
-//! is spooled (fsync'd) before `250` once per distinct action (plain, tagged), then handed to
-//! this core's queue manager; discarded recipients are logged and dropped.
+//! is spooled (fsync'd) before `250` once per distinct action (plain, tagged, quarantined), then
+//! handed to this core's queue manager, which delivers it downstream or holds it in the
+//! quarantine store; discarded recipients are logged and dropped.
 
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mxguard_relay::{routes, Queue};
+use mxguard_relay::{routes, Queue, TRANSPORT_QUARANTINE};
 use mxguard_smtp::{date::rfc5322, domain_of, Envelope, MailFrom, Reply};
 use mxguard_smtpd::{ConnInfo, ConnSummary, Handler};
 use mxguard_spool::{MessageData, Meta, RcptStatus, Spool};
@@ -53,6 +54,10 @@ impl Gateway {
             rcpts,
             eight_bit: env.eight_bit,
             smtputf8: env.smtputf8,
+            transport: if action == Action::Quarantine { TRANSPORT_QUARANTINE.into() } else { String::new() },
+            score: if verdict.symbols().is_empty() { String::new() } else { fmt_score(verdict.score()) },
+            symbols: verdict.breakdown(),
+            reason: verdict.main_reason().map(|s| s.reason.clone()).unwrap_or_default(),
             ..Meta::default()
         };
         let size = head.len() + body.len();
@@ -141,14 +146,6 @@ impl Handler for Gateway {
                     (v.action, v.verdict)
                 }
                 None => (Action::Deliver, Verdict::new()),
-            };
-            let action = match action {
-                // No quarantine store yet (issue 4 leaves it open): keep the mail, marked.
-                Action::Quarantine => {
-                    Event::new("quarantine_unavailable").str("rcpt", r).str("instead", "tag").emit();
-                    Action::TagHeader
-                }
-                a => a,
             };
             let address = match (r.eq_ignore_ascii_case("postmaster"), table.first_domain()) {
                 (true, Some(d)) => format!("postmaster@{d}"),

@@ -1,8 +1,8 @@
 //! `mxguard run`: wires the planes together and runs until SIGTERM/SIGINT.
 //!
 //! Start-up order: configuration checks (routes, listen addresses, TLS) so a bad setting stops
-//! the gateway before it accepts anything; state directory; log writer; metrics endpoint; admin
-//! socket; then one pinned glommio executor per core, each with its spool, group committer,
+//! the gateway before it accepts anything; state directory; log writer; metrics endpoint; lists;
+//! quarantine database; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
 //! queue manager (which first takes over its share of the spool left by a previous run) and
 //! SO_REUSEPORT listeners. On a signal every executor stops accepting, ends idle sessions with
 //! 421, lets transfers finish within `smtp.shutdown_grace_s`, and exits; the spool keeps the rest.
@@ -64,6 +64,8 @@ pub fn run() -> Result<(), String> {
     let lists_dir = in_state_dir(&k::LISTS_DIR.get_str());
     let entries = mxguard_policy::tables::start(lists_dir.clone())?;
     Event::new("lists_loaded").num("entries", entries as u64).str("dir", &lists_dir.display().to_string()).emit();
+    let quarantine = in_state_dir(&k::QUARANTINE_DB.get_str());
+    mxguard_quarantine::start(&quarantine)?;
     let dns_cfg = mxguard_dns::Config::from_knobs()?;
     mxguard_dns::start(&dns_cfg)?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;

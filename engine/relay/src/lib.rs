@@ -9,5 +9,5 @@ pub mod dsn;
 pub mod queue;
 pub mod routes;
 
-pub use queue::Queue;
+pub use queue::{Queue, TRANSPORT_QUARANTINE};
 pub use routes::{Dest, Routes};

@@ -39,6 +39,9 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// `Meta::transport` of messages the queue hands to the quarantine store instead of a route.
+pub const TRANSPORT_QUARANTINE: &str = "quarantine";
+
 /// The delay before retry number `attempts` (1-based).
 pub fn backoff_s(attempts: u32, min_s: u64, max_s: u64) -> u64 {
     let shift = attempts.saturating_sub(1).min(30);
@@ -240,6 +243,11 @@ impl Queue {
 
     /// Starts a delivery round for every pending recipient of `msg`.
     fn schedule(self: &Rc<Self>, msg: Rc<Msg>) {
+        if msg.meta.borrow().transport == TRANSPORT_QUARANTINE {
+            let q = self.clone();
+            glommio::spawn_local(async move { q.to_quarantine(msg).await }).detach();
+            return;
+        }
         let table = routes::current();
         let mut by_dest: HashMap<Dest, Vec<usize>> = HashMap::new();
         let mut unroutable = Vec::new();
@@ -276,6 +284,47 @@ impl Queue {
         for (dest, rcpts) in by_dest {
             self.push(dest, Delivery { msg: msg.clone(), rcpts });
         }
+    }
+
+    /// A round through the quarantine transport: every pending recipient is held in the store
+    /// (one committed insert) or, if the store fails, retried like a 4xx.
+    async fn to_quarantine(self: Rc<Self>, msg: Rc<Msg>) {
+        let pending: Vec<usize> = msg.meta.borrow().pending().collect();
+        let result = match self.data_for(&msg) {
+            Ok(data) => {
+                let entry = {
+                    let m = msg.meta.borrow();
+                    let mut message = Vec::with_capacity(data.len());
+                    message.extend_from_slice(&data.head);
+                    message.extend_from_slice(&data.body);
+                    mxguard_quarantine::Entry {
+                        qid: m.id.clone(),
+                        arrival_ms: m.arrival_unix_ms,
+                        mail_from: m.mail_from.clone(),
+                        rcpts: pending.iter().map(|i| m.rcpts[*i].clone()).collect(),
+                        client: m.client.clone(),
+                        helo: m.helo.clone(),
+                        subject: mxguard_quarantine::store::subject_of(&data.body),
+                        score: m.score.parse().unwrap_or(0.0),
+                        symbols: m.symbols.clone(),
+                        reason: m.reason.clone(),
+                        message,
+                    }
+                };
+                match mxguard_quarantine::insert(entry).await {
+                    Ok(_) => RcptResult::Delivered("held in the quarantine".into()),
+                    Err(e) => RcptResult::Temporary(e, None),
+                }
+            }
+            Err(e) => RcptResult::Temporary(format!("cannot read spooled message: {e}"), None),
+        };
+        {
+            let mut res = msg.results.borrow_mut();
+            for i in pending {
+                res[i] = Some(Outcome { result: result.clone(), remote: Some(TRANSPORT_QUARANTINE.into()), tls: false });
+            }
+        }
+        self.complete(msg).await
     }
 
     fn push(self: &Rc<Self>, dest: Dest, d: Delivery) {

@@ -15,7 +15,8 @@
 //! 44      4    recipient count R (u32 LE)
 //! 48      R    one status byte per recipient (mutable): P pending, D delivered, B bounced
 //! 48+R    E    envelope text: `key value\n` lines (id, arrival, client, helo, proto, from,
-//!              flags, rcpt…; one `rcpt` line per status byte, in the same order)
+//!              flags, then when set transport, score, symbols, reason; rcpt…: one `rcpt` line
+//!              per status byte, in the same order). Unknown keys are skipped on reading.
 //! 48+R+E  M    the message
 //! ```
 //!
@@ -79,6 +80,14 @@ pub struct Meta {
     pub smtputf8: bool,
     /// This message is a delivery status notification we generated (never bounce it).
     pub dsn: bool,
+    /// Where the queue manager takes it: empty for the downstream routes, `quarantine` for the
+    /// quarantine store.
+    pub transport: String,
+    /// The verdict that decided its fate: total score, symbol breakdown, main reason (empty
+    /// when no check ran). Kept for the quarantine and the logs after a restart.
+    pub score: String,
+    pub symbols: String,
+    pub reason: String,
 }
 
 impl Meta {
@@ -110,6 +119,11 @@ impl Meta {
             flags.push("dsn");
         }
         let _ = writeln!(t, "flags {}", flags.join(","));
+        for (key, v) in [("transport", &self.transport), ("score", &self.score), ("symbols", &self.symbols), ("reason", &self.reason)] {
+            if !v.is_empty() {
+                let _ = writeln!(t, "{key} {}", clean(v));
+            }
+        }
         for r in &self.rcpts {
             let _ = writeln!(t, "rcpt {}", clean(r));
         }
@@ -251,6 +265,10 @@ pub fn decode(file: &[u8], offset: u64, epoch: u64) -> Result<Decoded, DecodeErr
                 }
             }
             "rcpt" => meta.rcpts.push(v.to_string()),
+            "transport" => meta.transport = v.to_string(),
+            "score" => meta.score = v.to_string(),
+            "symbols" => meta.symbols = v.to_string(),
+            "reason" => meta.reason = v.to_string(),
             _ => {}
         }
     }
@@ -286,6 +304,10 @@ mod tests {
             eight_bit: true,
             smtputf8: false,
             dsn: true,
+            transport: "quarantine".into(),
+            score: "11.5".into(),
+            symbols: "DNSBL_TEST(11.5)".into(),
+            reason: "listed at dnsbl.test".into(),
         }
     }
 

@@ -161,6 +161,12 @@ registry! {
     VERDICT_REJECT_TEXT { text "verdict.reject_text", "5.7.1 Rejected: %Reason% (client %IP%)", live,
         "Text of policy rejections: enhanced code, then the message; %IP% %Domain% %EMailTo% %EMailFrom% %Reason% are filled in." }
 
+    // ---- quarantine -----------------------------------------------------------------------------
+    QUARANTINE_DB { text "quarantine.db", "quarantine.db", restart,
+        "SQLite file of the quarantine (held messages and their recipients), relative to state.dir unless absolute." }
+    QUARANTINE_RETENTION_DAYS { int "quarantine.retention_days", 30, 1..=3650, live,
+        "Days a held message is kept before it is deleted (checked hourly)." }
+
     // ---- lists ----------------------------------------------------------------------------------
     LISTS_DIR { text "lists.dir", "lists", restart,
         "Directory of the list files (ip-blacklist.txt, domain-blacklist.txt, ...), relative to state.dir unless absolute." }
