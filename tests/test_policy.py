@@ -257,3 +257,58 @@ def test_quarantined_mail_survives_a_crash_and_is_held_once(make_gateway, sink, 
     rows = quarantine_rows(g)
     assert sorted(r[5] for r in rows) == sorted(f"held {i}" for i in range(10)), "each once"
     assert sink.stats()["messages"] == 0
+
+
+def test_greylisting_defers_then_passes_and_survives_restarts(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, greylist__enabled="1", greylist__delay_s="2", greylist__save_s="1",
+                                             greylist__auto_whitelist="0"))
+    refused, data = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="a@sender.example")
+    code, text = refused["u@example.test"]
+    assert code == 451 and "4.7.1" in text and "Greylisted" in text and data is None
+    ev = g.events("greylisted")
+    assert ev[-1]["client"] == "127.0.0.70" and ev[-1]["first"] == "yes" and ev[-1]["rcpt"] == "u@example.test"
+    refused, _ = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="a@sender.example")
+    assert refused["u@example.test"][0] == 451, "a retry before the delay is deferred again"
+    assert g.events("greylisted")[-1]["first"] == "no"
+    time.sleep(2.2)
+    # The retry comes from another server of the same /24: the same triplet.
+    refused, data = send(g.port, "127.0.0.71", ["u@example.test"], mail_from="a@sender.example")
+    assert not refused and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery after greylisting")
+    # Another sender is a new triplet. A clean stop saves the table; both triplets are remembered.
+    refused, _ = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="b@sender.example")
+    assert refused["u@example.test"][0] == 451
+    g.stop()
+    g.start()
+    assert g.events("greylist_loaded")[-1]["triplets"] == 2
+    refused, data = send(g.port, "127.0.0.72", ["u@example.test"], mail_from="a@sender.example")
+    assert not refused and data[0] == 250, "a passed triplet passes after a restart"
+    # b's first attempt was before the restart: once the delay is over it passes.
+    time.sleep(2.2)
+    refused, data = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="b@sender.example")
+    assert not refused and data[0] == 250
+    # A crash forgets at most greylist.save_s: a triplet older than that survives kill -9.
+    refused, _ = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="c@sender.example")
+    assert refused["u@example.test"][0] == 451
+    time.sleep(2.5)
+    g.kill9()
+    g.start()
+    refused, data = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="c@sender.example")
+    assert not refused and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 4, what="all four delivered")
+    assert g.metrics()['mxguard_policy_events_total{kind="greylist_deferred"}'] == 0, "counters are per process"
+
+
+def test_greylisting_auto_whitelists_a_network_that_retries(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, greylist__enabled="1", greylist__delay_s="1", greylist__auto_whitelist="2"))
+    for who in ("a", "b"):
+        refused, _ = send(g.port, "127.0.0.80", ["u@example.test"], mail_from=f"{who}@sender.example")
+        assert refused["u@example.test"][0] == 451
+    time.sleep(1.2)
+    for who in ("a", "b"):
+        refused, data = send(g.port, "127.0.0.80", ["u@example.test"], mail_from=f"{who}@sender.example")
+        assert not refused and data[0] == 250
+    # Two passes from 127.0.0.0/24: the network is whitelisted, a new sender is not delayed.
+    refused, data = send(g.port, "127.0.0.81", ["v@example.test"], mail_from="new@other.example")
+    assert not refused and data[0] == 250
+    assert g.metrics()['mxguard_policy_events_total{kind="greylist_deferred"}'] == 2

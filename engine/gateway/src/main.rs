@@ -13,6 +13,7 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 mod admin;
+mod greylisting;
 mod handler;
 mod run;
 mod screen;

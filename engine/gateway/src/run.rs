@@ -2,7 +2,7 @@
 //!
 //! Start-up order: configuration checks (routes, listen addresses, TLS) so a bad setting stops
 //! the gateway before it accepts anything; state directory; log writer; metrics endpoint; lists;
-//! quarantine database; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
+//! quarantine database; greylist snapshot; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
 //! queue manager (which first takes over its share of the spool left by a previous run) and
 //! SO_REUSEPORT listeners. On a signal every executor stops accepting, ends idle sessions with
 //! 421, lets transfers finish within `smtp.shutdown_grace_s`, and exits; the spool keeps the rest.
@@ -66,6 +66,9 @@ pub fn run() -> Result<(), String> {
     Event::new("lists_loaded").num("entries", entries as u64).str("dir", &lists_dir.display().to_string()).emit();
     let quarantine = in_state_dir(&k::QUARANTINE_DB.get_str());
     mxguard_quarantine::start(&quarantine)?;
+    let greylist = in_state_dir(&k::GREYLIST_FILE.get_str());
+    let triplets = crate::greylisting::start(greylist.clone())?;
+    Event::new("greylist_loaded").num("triplets", triplets as u64).str("file", &greylist.display().to_string()).emit();
     let dns_cfg = mxguard_dns::Config::from_knobs()?;
     mxguard_dns::start(&dns_cfg)?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
@@ -109,6 +112,7 @@ pub fn run() -> Result<(), String> {
     for h in handles {
         let _ = h.join();
     }
+    crate::greylisting::save();
     Event::new("stop").emit();
     telemetry::log::flush();
     Ok(())

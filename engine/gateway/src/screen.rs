@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use mxguard_dns::Lookup;
 use mxguard_policy::bans::{Bans, Why};
+use mxguard_policy::greylist::Decision;
 use mxguard_policy::{dnsbl, rules, tables};
 use mxguard_smtp::Reply;
 use mxguard_tuning as k;
@@ -206,6 +207,24 @@ impl Screen {
                 .str("symbols", &v.breakdown())
                 .emit();
             return Err(rejection(&v, ip, from, to));
+        }
+        let whitelisted = v.forces().iter().any(|f| matches!(f, Force::Pass(_)));
+        if action != Action::Discard && unfiltered.is_none() && !whitelisted {
+            let decision = crate::greylisting::check(ip, from, to);
+            if decision == Some(Decision::Full) {
+                mxguard_telemetry::METRICS.greylist_full.inc();
+            }
+            if let Some(Decision::Defer { retry_in_s, first }) = decision {
+                mxguard_telemetry::METRICS.greylist_deferred.inc();
+                mxguard_telemetry::Event::new("greylisted")
+                    .str("client", &ip.to_string())
+                    .str("from", from)
+                    .str("rcpt", to)
+                    .num("retry_in_s", retry_in_s)
+                    .str("first", if first { "yes" } else { "no" })
+                    .emit();
+                return Err(Reply::new(451, "4.7.1", format!("<{to}>: Greylisted, please try again in {retry_in_s} seconds")));
+            }
         }
         c.rcpts.push(RcptVerdict { address: to.to_string(), verdict: v, action });
         Ok(())

@@ -3,10 +3,12 @@
 //!
 //! Pure parts ([`rules`], [`list`], [`dnsbl::score`]) test without sockets; the DNS-backed
 //! parts go through [`mxguard_dns`], which never blocks a core. Nothing here writes to the
-//! network or to disk except the list watcher's reads.
+//! network; the only disk writes are the greylist snapshot, which the gateway calls off the
+//! cores.
 
 pub mod bans;
 pub mod dnsbl;
+pub mod greylist;
 pub mod list;
 pub mod rules;
 pub mod tables;

@@ -127,6 +127,11 @@ pub struct Metrics {
     pub spool_commits: Counter,
     pub spool_committed_messages: Counter,
     pub log_lines_dropped: Counter,
+    pub greylist_deferred: Counter,
+    /// New triplets passed unrecorded because the greylist table was full.
+    pub greylist_full: Counter,
+    pub pregreet_refused: Counter,
+    pub conn_rate_refused: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
     /// Message accepted → delivered downstream.
@@ -162,6 +167,10 @@ pub static METRICS: Metrics = Metrics {
     spool_commits: Counter::new(),
     spool_committed_messages: Counter::new(),
     log_lines_dropped: Counter::new(),
+    greylist_deferred: Counter::new(),
+    greylist_full: Counter::new(),
+    pregreet_refused: Counter::new(),
+    conn_rate_refused: Counter::new(),
     eod_to_reply: Latency::new(),
     accept_to_delivered: Latency::new(),
     spool_commit: Latency::new(),
@@ -224,6 +233,11 @@ pub fn render() -> String {
     c(&mut o, "mxguard_spool_commits_total", "Group commits (each one write and one fsync).", m.spool_commits.get());
     c(&mut o, "mxguard_spool_committed_messages_total", "Messages made durable by group commits.", m.spool_committed_messages.get());
     c(&mut o, "mxguard_log_lines_dropped_total", "Log lines dropped because the writer fell behind.", m.log_lines_dropped.get());
+    family(&mut o, "mxguard_policy_events_total", "counter", "Policy outcomes that are not symbols, by kind.");
+    let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"greylist_deferred\"}} {}", m.greylist_deferred.get());
+    let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"greylist_full\"}} {}", m.greylist_full.get());
+    let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"pregreet_refused\"}} {}", m.pregreet_refused.get());
+    let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"conn_rate_refused\"}} {}", m.conn_rate_refused.get());
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
     summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);

@@ -227,6 +227,28 @@ registry! {
     POLICY_DICTIONARY_UNKNOWN_MAX { int "policy.dictionary_unknown_max", 20, 0..=1_000_000, live,
         "Unknown recipients in one session that ban the client as a dictionary attack (0: never)." }
 
+    // ---- greylisting ---------------------------------------------------------------------------
+    GREYLIST_ENABLED { bool "greylist.enabled", false, live,
+        "Defer the first attempt of an unknown (client network, sender, recipient) triplet with 451 4.7.1." }
+    GREYLIST_DELAY_S { int "greylist.delay_s", 300, 0..=86_400, live,
+        "Seconds a new triplet must wait before a retry is accepted (postgrey: 300)." }
+    GREYLIST_RETRY_WINDOW_H { int "greylist.retry_window_h", 48, 1..=720, live,
+        "Hours within which the retry must come; later, the triplet starts over." }
+    GREYLIST_PASS_TTL_DAYS { int "greylist.pass_ttl_days", 35, 1..=3650, live,
+        "Days a passed triplet (and an auto-whitelisted network) is remembered after its last use." }
+    GREYLIST_AUTO_WHITELIST { int "greylist.auto_whitelist", 5, 0..=1_000_000, live,
+        "Passed triplets after which the client network is whitelisted from greylisting (0: never)." }
+    GREYLIST_MAX_ENTRIES { int "greylist.max_entries", 2_000_000, 1..=1_000_000_000, live,
+        "Triplets kept at most; when full, new triplets pass unrecorded (fail open) and are counted." }
+    GREYLIST_IPV4_PREFIX { int "greylist.ipv4_prefix", 24, 8..=32, live,
+        "Prefix length that groups IPv4 clients into one network for the triplet." }
+    GREYLIST_IPV6_PREFIX { int "greylist.ipv6_prefix", 64, 16..=128, live,
+        "Prefix length that groups IPv6 clients into one network for the triplet." }
+    GREYLIST_FILE { text "greylist.file", "greylist.txt", restart,
+        "Snapshot of the greylist table, relative to state.dir unless absolute; read at start, written periodically and at stop." }
+    GREYLIST_SAVE_S { int "greylist.save_s", 60, 1..=86_400, live,
+        "Seconds between snapshots (a crash forgets at most this much greylisting state)." }
+
     // ---- DNSBL ----------------------------------------------------------------------------------
     DNSBL_SERVERS { text "dnsbl.servers", "", live,
         "DNS blacklists: zone[,true][=weight] separated by ';' (',true': the zone expects the reversed address)." }
