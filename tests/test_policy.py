@@ -312,3 +312,55 @@ def test_greylisting_auto_whitelists_a_network_that_retries(make_gateway, sink, 
     refused, data = send(g.port, "127.0.0.81", ["v@example.test"], mail_from="new@other.example")
     assert not refused and data[0] == 250
     assert g.metrics()['mxguard_policy_events_total{kind="greylist_deferred"}'] == 2
+
+
+def raw_from(src, port):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+    return s, s.makefile("rb")
+
+
+def test_pregreet_talker_is_refused_and_a_patient_client_remembered(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, policy__pregreet_wait_ms="700"))
+    # A bot that speaks at once.
+    s, f = raw_from("127.0.0.90", g.port)
+    s.sendall(b"EHLO bot.example\r\n")
+    assert f.readline().startswith(b"220-mx.example.test")
+    last = f.readline()
+    assert last.startswith(b"554 5.5.1") and b"talked before the greeting" in last, last
+    assert f.readline() == b"", "closed"
+    ev = g.events("pregreet")
+    assert ev and ev[-1]["client"] == "127.0.0.90"
+    assert [e for e in g.events("disconnect") if e["client"] == "127.0.0.90"][-1]["end"] == "pregreet"
+    # A real client waits for the whole banner (smtplib reads the multi-line 220) and is served.
+    started = time.time()
+    refused, data = send(g.port, "127.0.0.91", ["u@example.test"])
+    assert not refused and data[0] == 250 and time.time() - started >= 0.7
+    # Remembered: the next connection gets the banner at once.
+    s, f = raw_from("127.0.0.91", g.port)
+    assert f.readline().startswith(b"220 mx.example.test"), "no wait for a client that passed"
+    s.close()
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    assert g.metrics()['mxguard_policy_events_total{kind="pregreet_refused"}'] == 1
+
+
+def test_connection_rate_per_ip_and_per_network(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, policy__conn_rate_per_ip="3", policy__conn_rate_per_net="5"))
+    for _ in range(3):
+        s, f = raw_from("127.0.0.95", g.port)
+        assert f.readline().startswith(b"220 ")
+        s.close()
+    s, f = raw_from("127.0.0.95", g.port)
+    line = f.readline()
+    assert line.startswith(b"421 4.7.0") and b"too many connections from 127.0.0.95" in line, line
+    # 127.0.0.0/24 has had 4 counted connections (the start-up probe from 127.0.0.1 and three from
+    # .95; the refused one stopped at the per-IP limit): one more from a neighbour, then it is full.
+    s, f = raw_from("127.0.0.96", g.port)
+    assert f.readline().startswith(b"220 ")
+    s.close()
+    s, f = raw_from("127.0.0.97", g.port)
+    line = f.readline()
+    assert line.startswith(b"421 4.7.0") and b"your network 127.0.0.0/24" in line, line
+    ev = g.events("conn_rate")
+    assert [e["per"] for e in ev] == ["ip", "network"] and ev[0]["connections"] == 4
+    assert g.metrics()['mxguard_policy_events_total{kind="conn_rate_refused"}'] == 2

@@ -107,6 +107,14 @@ impl Handler for Gateway {
         r
     }
 
+    fn pregreet_wait(&self, conn: &ConnInfo) -> std::time::Duration {
+        self.screen.pregreet_wait(conn.id)
+    }
+
+    fn pregreet_result(&self, conn: &ConnInfo, talked: bool) {
+        self.screen.pregreet_result(conn.id, talked)
+    }
+
     async fn helo(&self, conn: &ConnInfo, name: &str, _extended: bool) -> Result<(), Reply> {
         self.screen.helo(conn.id, name, conn.peer.ip(), conn.local.ip());
         Ok(())

@@ -148,7 +148,7 @@ async fn core_main(
     let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
     shutdown.follow_process_stop();
-    let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared_bans()));
+    let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared()));
     let handler = Rc::new(Gateway { spool, queue, screen });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
     Ok(())

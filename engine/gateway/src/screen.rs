@@ -10,12 +10,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use mxguard_dns::Lookup;
 use mxguard_policy::bans::{Bans, Why};
 use mxguard_policy::greylist::Decision;
+use mxguard_policy::pregreet::Passed;
+use mxguard_policy::rate::{network_of, Rates};
 use mxguard_policy::{dnsbl, rules, tables};
 use mxguard_smtp::Reply;
 use mxguard_tuning as k;
@@ -53,21 +54,91 @@ pub fn thresholds() -> Thresholds {
     }
 }
 
-/// The per-core policy: connection states by connection id, and the process's bans.
+/// What the cores of a process share: bans, connection rates, pregreet passes.
+pub struct Shared {
+    pub bans: Bans,
+    pub rates_ip: Rates,
+    pub rates_net: Rates,
+    pub pregreet: Passed,
+}
+
+/// The process's shared policy state.
+pub fn shared() -> &'static Shared {
+    static S: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+    S.get_or_init(|| Shared { bans: Bans::new(), rates_ip: Rates::new(), rates_net: Rates::new(), pregreet: Passed::new() })
+}
+
+/// The per-core policy: connection states by connection id, and the process's shared state.
 pub struct Screen {
     conns: RefCell<HashMap<u64, ConnPolicy>>,
-    pub bans: Arc<Bans>,
+    shared: &'static Shared,
+    pub bans: &'static Bans,
 }
 
 impl Screen {
-    pub fn new(bans: Arc<Bans>) -> Screen {
-        Screen { conns: RefCell::new(HashMap::new()), bans }
+    pub fn new(shared: &'static Shared) -> Screen {
+        Screen { conns: RefCell::new(HashMap::new()), shared, bans: &shared.bans }
     }
 
-    /// A new connection: banned clients are refused at once; the rest get their DNS checks
-    /// started.
+    /// `Some(421)` when `ip` or its network opened too many connections in the window.
+    fn rate_limit(&self, ip: IpAddr, now: Instant) -> Option<Reply> {
+        let window = std::time::Duration::from_secs(k::POLICY_CONN_RATE_WINDOW_S.get_u64());
+        let host = k::SMTP_HOSTNAME.get_str();
+        let per_ip = k::POLICY_CONN_RATE_PER_IP.get();
+        if per_ip > 0 {
+            let n = self.shared.rates_ip.hit(ip, now, window);
+            if n as i64 > per_ip {
+                rate_event(ip, "ip", n, window).emit();
+                return Some(Reply::new(421, "4.7.0", format!("{host} Error: too many connections from {ip}")));
+            }
+        }
+        let per_net = k::POLICY_CONN_RATE_PER_NET.get();
+        if per_net > 0 {
+            let prefix = if ip.is_ipv4() { k::POLICY_CONN_RATE_NET_PREFIX.get() as u8 } else { 64 };
+            let net = network_of(ip, prefix);
+            let n = self.shared.rates_net.hit(net, now, window);
+            if n as i64 > per_net {
+                rate_event(ip, "network", n, window).str("network", &format!("{net}/{prefix}")).emit();
+                return Some(Reply::new(421, "4.7.0", format!("{host} Error: too many connections from your network {net}/{prefix}")));
+            }
+        }
+        None
+    }
+
+    /// The pregreet wait for this connection: none for trusted and whitelisted clients and
+    /// for clients that passed within `policy.pregreet_ttl_s`.
+    pub fn pregreet_wait(&self, id: u64) -> std::time::Duration {
+        let ms = k::POLICY_PREGREET_WAIT_MS.get_u64();
+        if ms == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let m = self.conns.borrow();
+        let Some(c) = m.get(&id) else { return std::time::Duration::ZERO };
+        if c.conn.forces().iter().any(|f| matches!(f, Force::Pass(_))) || self.shared.pregreet.passed(c.ip, Instant::now()) {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// A client waited for the banner (remembered) or talked first (counted toward a ban).
+    pub fn pregreet_result(&self, id: u64, talked: bool) {
+        let Some(ip) = self.conns.borrow().get(&id).map(|c| c.ip) else { return };
+        let now = Instant::now();
+        if talked {
+            mxguard_telemetry::Event::new("pregreet").str("client", &ip.to_string()).emit();
+            if self.bans.spam(ip, now) {
+                ban_event(ip, Why::RepeatedSpam).str("after", "pregreet").emit();
+            }
+        } else {
+            self.shared.pregreet.remember(ip, now, std::time::Duration::from_secs(k::POLICY_PREGREET_TTL_S.get_u64()));
+        }
+    }
+
+    /// A new connection: banned clients are refused at once, then connection rates; the rest
+    /// get their DNS checks started.
     pub fn connect(&self, id: u64, ip: IpAddr) -> Option<Reply> {
-        if let Some(left) = self.bans.banned(ip, Instant::now()) {
+        let now = Instant::now();
+        if let Some(left) = self.bans.banned(ip, now) {
             let mins = left.as_secs().div_ceil(60);
             return Some(Reply::new(554, "5.7.1", format!("{ip} is temporarily blocked for sending spam; try again in {mins} minutes")));
         }
@@ -79,6 +150,12 @@ impl Screen {
         }
         if let Some(h) = lists.excluded.match_ip(ip) {
             conn.force(Force::Pass(format!("WL_IP:{}", h.entry)));
+        }
+        if !conn.forces().iter().any(|f| matches!(f, Force::Pass(_))) {
+            if let Some(r) = self.rate_limit(ip, now) {
+                mxguard_telemetry::METRICS.conn_rate_refused.inc();
+                return Some(r);
+            }
         }
         if let Some(h) = lists.ip_blacklist.match_ip(ip) {
             list_hit(&mut conn, "BL_IP", &format!("{ip} is in the IP blacklist ({}, line {})", h.entry, h.line), h.opts);
@@ -253,6 +330,15 @@ impl Screen {
     }
 }
 
+/// The log line of a connection refused for its rate (callers add detail, then emit).
+fn rate_event(ip: IpAddr, per: &str, n: u32, window: std::time::Duration) -> mxguard_telemetry::Event {
+    mxguard_telemetry::Event::new("conn_rate")
+        .str("client", &ip.to_string())
+        .str("per", per)
+        .num("connections", n as u64)
+        .num("window_s", window.as_secs())
+}
+
 /// The log line of a new ban (callers add detail, then emit).
 fn ban_event(ip: IpAddr, why: Why) -> mxguard_telemetry::Event {
     mxguard_telemetry::Event::new("ban").str("client", &ip.to_string()).str("why", why.as_str())
@@ -393,12 +479,6 @@ async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
         R::None => {}
     }
     (v, temp)
-}
-
-/// Shared across the cores of a process.
-pub fn shared_bans() -> Arc<Bans> {
-    static B: std::sync::OnceLock<Arc<Bans>> = std::sync::OnceLock::new();
-    B.get_or_init(|| Arc::new(Bans::new())).clone()
 }
 
 /// Whether `ip` is in `policy.trusted_networks` (parsed once per change of the knob, per core).

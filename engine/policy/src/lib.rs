@@ -10,5 +10,7 @@ pub mod bans;
 pub mod dnsbl;
 pub mod greylist;
 pub mod list;
+pub mod pregreet;
+pub mod rate;
 pub mod rules;
 pub mod tables;

@@ -243,7 +243,30 @@ impl<H: Handler> Conn<H> {
                 self.flush().await;
                 return "refused";
             }
-            None => self.session.greet(),
+            None => {
+                let wait = if self.ctx.implicit_tls { Duration::ZERO } else { self.ctx.handler.pregreet_wait(&self.info) };
+                if !wait.is_zero() {
+                    match self.pregreet(wait).await {
+                        ReadOutcome::Timeout => self.ctx.handler.pregreet_result(&self.info, false),
+                        ReadOutcome::Data(_) => {
+                            METRICS.pregreet_refused.inc();
+                            self.ctx.handler.pregreet_result(&self.info, true);
+                            let host = k::SMTP_HOSTNAME.get_str();
+                            self.session.close_with(Reply::new(554, "5.5.1", format!("{host} Error: protocol violation: talked before the greeting")));
+                            self.flush().await;
+                            return "pregreet";
+                        }
+                        ReadOutcome::Eof => return "eof",
+                        ReadOutcome::Shutdown => {
+                            self.shutdown_reply();
+                            self.flush().await;
+                            return "shutdown";
+                        }
+                        ReadOutcome::Error => return "error",
+                    }
+                }
+                self.session.greet()
+            }
         }
         self.reset_command_deadline();
         let mut phase = Phase::Command;
@@ -324,6 +347,41 @@ impl<H: Handler> Conn<H> {
                 Step::Ask(ask) => self.answer(ask).await,
             }
         }
+    }
+
+    /// Sends the banner's first line (`220-`) and listens for `wait`: `Timeout` means the
+    /// client waited as it must; `Data` that it talked first. Input is left in the buffer.
+    async fn pregreet(&mut self, wait: Duration) -> ReadOutcome {
+        let first = format!("220-{} ESMTP\r\n", k::SMTP_HOSTNAME.get_str());
+        let stream = &mut self.stream;
+        let sent = glommio::timer::timeout(wait.max(Duration::from_secs(1)), async {
+            stream.write_all(first.as_bytes()).await?;
+            stream.flush().await?;
+            Ok(())
+        })
+        .await;
+        if sent.is_err() {
+            return ReadOutcome::Error;
+        }
+        let shutdown = self.ctx.shutdown.clone();
+        let (stream, buf) = (&mut self.stream, &mut self.buf);
+        let read = async {
+            match glommio::timer::timeout(wait, async { stream.read(&mut buf[..]).await.map_err(glommio::GlommioError::from) }).await {
+                Ok(0) => ReadOutcome::Eof,
+                Ok(n) => ReadOutcome::Data(n),
+                Err(glommio::GlommioError::TimedOut(_)) => ReadOutcome::Timeout,
+                Err(_) => ReadOutcome::Error,
+            }
+        };
+        let outcome = futures_lite::future::or(read, async {
+            shutdown.wait().await;
+            ReadOutcome::Shutdown
+        })
+        .await;
+        if let ReadOutcome::Data(n) = outcome {
+            self.end = n;
+        }
+        outcome
     }
 
     fn shutdown_reply(&mut self) {

@@ -43,6 +43,14 @@ pub trait Handler: 'static {
     fn connect(&self, _conn: &ConnInfo) -> Option<Reply> {
         None
     }
+    /// How long to hold back the banner's last line to catch clients that talk before it
+    /// (postscreen's pregreet test); zero skips the test. Not applied to implicit TLS.
+    fn pregreet_wait(&self, _conn: &ConnInfo) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// The pregreet test's outcome: `talked` means the client sent before the banner ended and
+    /// is being refused.
+    fn pregreet_result(&self, _conn: &ConnInfo, _talked: bool) {}
     fn helo(&self, _conn: &ConnInfo, _name: &str, _extended: bool) -> impl Future<Output = Result<(), Reply>> {
         async { Ok(()) }
     }

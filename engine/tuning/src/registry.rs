@@ -224,6 +224,18 @@ registry! {
         "Addresses never banned, comma-separated (DoNotAddIPToHoneypot)." }
     POLICY_BAN_TABLE_MAX { int "policy.ban_table_max", 1_000_000, 1..=100_000_000, live,
         "Most client IPs tracked for bans; beyond it, entries without an active ban are forgotten." }
+    POLICY_PREGREET_WAIT_MS { int "policy.pregreet_wait_ms", 1000, 0..=60_000, live,
+        "Pre-greeting test: the banner's last line is held back this long and a client that talks first is refused with 554 5.5.1 (0: off)." }
+    POLICY_PREGREET_TTL_S { int "policy.pregreet_ttl_s", 86_400, 0..=31_536_000, live,
+        "Seconds a client that passed the pre-greeting test is not tested again (postscreen_greet_ttl)." }
+    POLICY_CONN_RATE_WINDOW_S { int "policy.conn_rate_window_s", 60, 1..=86_400, live,
+        "Window over which connection rates are counted (anvil_rate_time_unit)." }
+    POLICY_CONN_RATE_PER_IP { int "policy.conn_rate_per_ip", 300, 0..=10_000_000, live,
+        "Connections one client address may open per window; beyond it 421 4.7.0 (0: no limit)." }
+    POLICY_CONN_RATE_PER_NET { int "policy.conn_rate_per_net", 0, 0..=10_000_000, live,
+        "Connections one client network (policy.conn_rate_net_prefix) may open per window; beyond it 421 4.7.0 (0: no limit)." }
+    POLICY_CONN_RATE_NET_PREFIX { int "policy.conn_rate_net_prefix", 24, 8..=32, live,
+        "IPv4 prefix length of the network counted by policy.conn_rate_per_net; IPv6 clients are grouped by /64." }
     POLICY_DICTIONARY_UNKNOWN_MAX { int "policy.dictionary_unknown_max", 20, 0..=1_000_000, live,
         "Unknown recipients in one session that ban the client as a dictionary attack (0: never)." }
 
