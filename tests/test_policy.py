@@ -125,6 +125,7 @@ def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns), start=False)
     (g.state / "lists").mkdir(parents=True)
     (g.state / "lists" / "to-blacklist.txt").write_text("trap@example.test:Honeypot\n")
+    (g.state / "lists" / "domain-blacklist.txt").write_text("trapdomain.example:Honeypot\n")
     g.start()
     refused, data = send(g.port, "127.0.0.10", ["trap@example.test"])
     assert not refused and data[0] == 250
@@ -134,6 +135,16 @@ def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
     assert any(b["why"] == "honeypot" for b in g.events("ban"))
     # Other clients are unaffected.
     assert send(g.port, "127.0.0.11", ["u@example.test"])[1][0] == 250
+    # A sender domain marked :Honeypot: the mail is taken, dropped, and its client banned.
+    refused, data = send(g.port, "127.0.0.12", ["u@example.test"], mail_from="x@trapdomain.example")
+    assert not refused and data[0] == 250
+    with pytest.raises(smtplib.SMTPConnectError):
+        send(g.port, "127.0.0.12", ["u@example.test"])
+    assert [b["from"] for b in g.events("ban") if b["client"] == "127.0.0.12"] == ["x@trapdomain.example"]
+    assert any("127.0.0.12" == d["client"] for d in g.events("discarded"))
+    wait_for(lambda: sink.stats()["messages"] == 1, what="the one good message")
+    time.sleep(0.3)
+    assert sink.stats()["messages"] == 1, "neither honeypot message was delivered"
 
 
 def test_repeated_spam_bans_for_the_duration(make_gateway, sink, dns):

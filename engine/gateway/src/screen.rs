@@ -216,6 +216,9 @@ impl Screen {
             }
         }
         let (v, spf_temp) = sender_checks(ip, helo, from).await;
+        if v.forces().iter().any(|f| matches!(f, Force::Discard(n) if n == "HONEYPOT_DOMAIN")) && self.bans.ban(ip, Instant::now()) {
+            ban_event(ip, Why::Honeypot).str("from", from).emit();
+        }
         if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
             c.mail = v;
             c.spf_temp = spf_temp;
@@ -438,7 +441,8 @@ async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
         if let Some(h) = lists.domain_blacklist.match_name(&domain) {
             list_hit(&mut v, "BL_DOMAIN", &format!("sender domain {domain} is in the domain blacklist (line {})", h.line), h.opts);
             if h.opts.honeypot {
-                v.force(Force::Discard("BL_DOMAIN".into()));
+                // Taken and dropped; the client is banned (at MAIL, by the caller).
+                v.force(Force::Discard("HONEYPOT_DOMAIN".into()));
             }
         }
         if let Some(h) = lists.from_blacklist.match_address(from) {
