@@ -375,3 +375,42 @@ def test_connection_rate_per_ip_and_per_network(make_gateway, sink, dns):
     ev = g.events("conn_rate")
     assert [e["per"] for e in ev] == ["ip", "network"] and ev[0]["connections"] == 4
     assert g.metrics()['mxguard_policy_events_total{kind="conn_rate_refused"}'] == 2
+
+
+def write_country_db(path):
+    """A small MaxMind DB of our own: two loopback pairs with a country each."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+    w = MMDBWriter(ip_version=6, database_type="mxguard-test-country", ipv4_compatible=True)
+    w.insert_network(IPSet(["127.0.0.100/31"]), {"country": {"iso_code": "CN"}})
+    # Only a registered country (as for anycast and some hosting ranges), lower case.
+    w.insert_network(IPSet(["127.0.0.102/31"]), {"registered_country": {"iso_code": "de"}})
+    w.insert_network(IPSet(["127.0.0.104/31"]), {"country": {"iso_code": "US"}})
+    w.to_db_file(str(path))
+
+
+def test_country_blacklist_from_a_maxmind_db(make_gateway, sink, dns):
+    g = make_gateway(sink.port, policy_knobs(dns, country__db="geo.mmdb", country__blacklist="CN, de"), start=False)
+    g.state.mkdir(parents=True)
+    write_country_db(g.state / "geo.mmdb")
+    g.start()
+    assert g.events("country_db_loaded")[0]["about"].startswith("mxguard-test-country")
+    for ip, cc in (("127.0.0.100", "CN"), ("127.0.0.103", "DE")):
+        refused, data = send(g.port, ip, ["u@example.test"])
+        code, text = refused["u@example.test"]
+        assert code == 550 and f"{ip} is in {cc}, a blacklisted country" in text, text
+    ev = [e for e in g.events("rcpt_rejected") if e["client"] == "127.0.0.100"]
+    assert "COUNTRY_BL(100)" in ev[0]["symbols"]
+    # Not listed, and not in the database at all: accepted.
+    for ip in ("127.0.0.104", "127.0.0.5"):
+        refused, data = send(g.port, ip, ["u@example.test"])
+        assert not refused and data[0] == 250
+    # A damaged database on reload: refused, the old one stays in force.
+    (g.state / "geo.mmdb").write_bytes(b"garbage")
+    r = subprocess.run([str(MXGUARD), "reload", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "country database not reloaded" in r.stdout + r.stderr, r
+    assert send(g.port, "127.0.0.101", ["u@example.test"])[0], "still refused"
+    # And at start: the gateway does not start on a damaged database, and says why.
+    g.stop()
+    p = subprocess.run([str(MXGUARD), "run", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0 and "country.db" in p.stderr and "geo.mmdb" in p.stderr, p.stderr

@@ -62,9 +62,10 @@ fn handle(conn: UnixStream) -> std::io::Result<()> {
                 },
             }
         }
-        "reload" => match mxguard_policy::tables::reload_now() {
-            Ok(n) => writeln!(out, "lists reloaded: {n} entries\nOK"),
-            Err(errors) => writeln!(out, "ERR lists not reloaded, the previous lists stay in force: {}", errors.join("; ")),
+        "reload" => match (mxguard_policy::tables::reload_now(), crate::run::install_country_db()) {
+            (Ok(n), Ok(c)) => writeln!(out, "lists reloaded: {n} entries\ncountry database: {}\nOK", c.unwrap_or_else(|| "none".into())),
+            (Err(errors), _) => writeln!(out, "ERR lists not reloaded, the previous lists stay in force: {}", errors.join("; ")),
+            (_, Err(e)) => writeln!(out, "ERR country database not reloaded, the previous one stays in force: {e}"),
         },
         _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE, reload)"),
     }

@@ -2,7 +2,7 @@
 //!
 //! Start-up order: configuration checks (routes, listen addresses, TLS) so a bad setting stops
 //! the gateway before it accepts anything; state directory; log writer; metrics endpoint; lists;
-//! quarantine database; greylist snapshot; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
+//! country database; quarantine database; greylist snapshot; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
 //! queue manager (which first takes over its share of the spool left by a previous run) and
 //! SO_REUSEPORT listeners. On a signal every executor stops accepting, ends idle sessions with
 //! 421, lets transfers finish within `smtp.shutdown_grace_s`, and exits; the spool keeps the rest.
@@ -43,6 +43,13 @@ fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
     mxguard_tls::server_config(&cert, &key)
 }
 
+/// (Re)loads `country.db`; the database's description, or `None` when the knob is empty.
+pub fn install_country_db() -> Result<Option<String>, String> {
+    let path = k::COUNTRY_DB.get_str();
+    let path = (!path.is_empty()).then(|| in_state_dir(&path));
+    mxguard_policy::country::install(path.as_deref()).map_err(|e| format!("country.db: {e}"))
+}
+
 pub fn run() -> Result<(), String> {
     let table = routes::check().map_err(|e| e.join("\n"))?;
     let plain = addrs(&k::SMTP_LISTEN)?;
@@ -64,6 +71,9 @@ pub fn run() -> Result<(), String> {
     let lists_dir = in_state_dir(&k::LISTS_DIR.get_str());
     let entries = mxguard_policy::tables::start(lists_dir.clone())?;
     Event::new("lists_loaded").num("entries", entries as u64).str("dir", &lists_dir.display().to_string()).emit();
+    if let Some(about) = install_country_db()? {
+        Event::new("country_db_loaded").str("file", &k::COUNTRY_DB.get_str()).str("about", &about).emit();
+    }
     let quarantine = in_state_dir(&k::QUARANTINE_DB.get_str());
     mxguard_quarantine::start(&quarantine)?;
     let greylist = in_state_dir(&k::GREYLIST_FILE.get_str());

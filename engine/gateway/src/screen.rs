@@ -157,6 +157,12 @@ impl Screen {
                 return Some(r);
             }
         }
+        let blocked = k::COUNTRY_BLACKLIST.get_str();
+        if !trusted && !blocked.is_empty() {
+            if let Some(cc) = mxguard_policy::country::of(ip).filter(|cc| mxguard_policy::country::listed(&blocked, cc)) {
+                conn.add("COUNTRY_BL", k::COUNTRY_SCORE.get_f64(), format!("{ip} is in {cc}, a blacklisted country"));
+            }
+        }
         if let Some(h) = lists.ip_blacklist.match_ip(ip) {
             list_hit(&mut conn, "BL_IP", &format!("{ip} is in the IP blacklist ({}, line {})", h.entry, h.line), h.opts);
         }

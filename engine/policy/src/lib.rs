@@ -7,6 +7,7 @@
 //! cores.
 
 pub mod bans;
+pub mod country;
 pub mod dnsbl;
 pub mod greylist;
 pub mod list;

@@ -239,6 +239,14 @@ registry! {
     POLICY_DICTIONARY_UNKNOWN_MAX { int "policy.dictionary_unknown_max", 20, 0..=1_000_000, live,
         "Unknown recipients in one session that ban the client as a dictionary attack (0: never)." }
 
+    // ---- country --------------------------------------------------------------------------------
+    COUNTRY_DB { text "country.db", "", restart,
+        "MaxMind DB file (GeoLite2/GeoIP2 Country or City) giving client countries, relative to state.dir unless absolute; re-read by mxguard reload; empty: no country checks." }
+    COUNTRY_BLACKLIST { text "country.blacklist", "", live,
+        "ISO 3166 codes of countries whose clients get country.score (Local Country Blacklist), comma-separated." }
+    COUNTRY_SCORE { float "country.score", 100.0, [-10000.0, 10000.0], live,
+        "Score of a client in a blacklisted country (symbol COUNTRY_BL)." }
+
     // ---- greylisting ---------------------------------------------------------------------------
     GREYLIST_ENABLED { bool "greylist.enabled", false, live,
         "Defer the first attempt of an unknown (client network, sender, recipient) triplet with 451 4.7.1." }
