@@ -2,6 +2,7 @@
 the project's DNS server answering, and the sink (or nothing) downstream. Each test asserts the
 SMTP reply, the symbol, the log line and where the message went."""
 
+import re
 import smtplib
 import subprocess
 import time
@@ -414,3 +415,44 @@ def test_country_blacklist_from_a_maxmind_db(make_gateway, sink, dns):
     g.stop()
     p = subprocess.run([str(MXGUARD), "run", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=20)
     assert p.returncode != 0 and "country.db" in p.stderr and "geo.mmdb" in p.stderr, p.stderr
+
+
+def test_per_domain_checks_thresholds_and_texts(make_gateway, sink, dns):
+    zone_listing(dns, "zen.test", "127.0.0.110")
+    g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true", greylist__enabled="1",
+                                             relay__domains="example.test, other.test, third.test"), start=False)
+    (g.state / "lists").mkdir(parents=True)
+    (g.state / "lists" / "domain-policy.txt").write_text(
+        "# every domain: DNSBL refusals worded by the postmaster\n"
+        "*            text.dnsbl               = 5.7.1 Mail from %IP% to %EMailTo% refused: %Reason%\n"
+        "*            greylist                 = off\n"
+        "other.test   dnsbl                    = off\n"
+        "third.test   verdict.quarantine_score = 40\n"
+        "third.test   verdict.reject_score     = 50\n"
+        "third.test   verdict.tag_mode         = subject\n"
+        "fourth.test  greylist                 = on\n")
+    g.start()
+    refused, data = send(g.port, "127.0.0.110", ["u@example.test", "v@other.test", "w@third.test"], subject="deal")
+    code, text = refused["u@example.test"]
+    assert code == 550 and text.startswith("5.7.1 Mail from 127.0.0.110 to u@example.test refused: 127.0.0.110 is listed in zen.test"), text
+    assert list(refused) == ["u@example.test"] and data[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 2, what="two copies (plain, tagged)")
+    by_rcpt = {}
+    for m in sink.messages():
+        for r in re.findall(rb"X-Sink-Rcpt-To: <([^>]+)>", m):
+            by_rcpt[r.decode()] = m.decode()
+    other, third = by_rcpt["v@other.test"], by_rcpt["w@third.test"]
+    assert "DNSBL" not in other and "X-mxguard-Action: deliver" in other, "dnsbl is off for other.test"
+    assert "Subject: SPAM: deal" in third and "DNSBL_ZEN_TEST(15)" in third, "third.test tags what others refuse"
+    # Greylisting: off for every domain but fourth.test.
+    g.stop()
+    g.knobs["relay.domains"] += ", fourth.test"
+    g.start()
+    refused, data = send(g.port, "127.0.0.111", ["a@other.test", "b@fourth.test"])
+    assert list(refused) == ["b@fourth.test"] and refused["b@fourth.test"][0] == 451 and data[0] == 250
+    # A bad line keeps the old settings and says where.
+    (g.state / "lists" / "domain-policy.txt").write_text("other.test dnsbl = sometimes\n")
+    r = subprocess.run([str(MXGUARD), "reload", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "domain-policy.txt:1:" in r.stdout + r.stderr
+    refused, _ = send(g.port, "127.0.0.110", ["v@other.test"])
+    assert not refused, "the old settings stay in force"

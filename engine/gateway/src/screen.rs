@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use mxguard_dns::Lookup;
 use mxguard_policy::bans::{Bans, Why};
+use mxguard_policy::domains::Resolved;
 use mxguard_policy::greylist::Decision;
 use mxguard_policy::pregreet::Passed;
 use mxguard_policy::rate::{network_of, Rates};
@@ -45,12 +46,14 @@ pub struct ConnPolicy {
     counted: bool,
 }
 
-pub fn thresholds() -> Thresholds {
+/// The thresholds for a recipient domain: its own settings, else `*`'s, else the knobs.
+pub fn thresholds(d: &Resolved<'_>) -> Thresholds {
+    let subject = d.tag_subject().unwrap_or_else(|| k::VERDICT_TAG_MODE.get_str().eq_ignore_ascii_case("subject"));
     Thresholds {
-        tag: k::VERDICT_TAG_SCORE.get_f64(),
-        tag_action: if k::VERDICT_TAG_MODE.get_str().eq_ignore_ascii_case("subject") { Action::TagSubject } else { Action::TagHeader },
-        quarantine: k::VERDICT_QUARANTINE_SCORE.get_f64(),
-        reject: k::VERDICT_REJECT_SCORE.get_f64(),
+        tag: d.tag_score().unwrap_or_else(|| k::VERDICT_TAG_SCORE.get_f64()),
+        tag_action: if subject { Action::TagSubject } else { Action::TagHeader },
+        quarantine: d.quarantine_score().unwrap_or_else(|| k::VERDICT_QUARANTINE_SCORE.get_f64()),
+        reject: d.reject_score().unwrap_or_else(|| k::VERDICT_REJECT_SCORE.get_f64()),
     }
 }
 
@@ -250,12 +253,10 @@ impl Screen {
         v.extend(&c.mail);
         if let Some(h) = lists.to_blacklist.match_address(to) {
             if h.opts.honeypot {
-                // The message is taken and dropped; the sender's address is banned.
+                // The message is taken and dropped; the sender's address is banned (below,
+                // unless the domain turned honeypots off).
                 v.force(Force::Discard("HONEYPOT".into()));
                 v.add("HONEYPOT", 0.0, format!("<{to}> is a honeypot address"));
-                if self.bans.ban(ip, Instant::now()) {
-                    ban_event(ip, Why::Honeypot).str("rcpt", to).emit();
-                }
             } else {
                 list_hit(&mut v, "BL_TO", &format!("<{to}> is in the TO blacklist (line {})", h.line), h.opts);
             }
@@ -277,7 +278,15 @@ impl Screen {
                 Unfiltered::Pass
             }
         });
-        let action = v.action(&thresholds(), unfiltered);
+        let domain = to.rsplit_once('@').map(|x| x.1).unwrap_or("");
+        let policy = lists.domains.for_domain(domain);
+        if policy.any_disabled() {
+            v.retain(|name| policy.counts(name));
+        }
+        if v.forces().iter().any(|f| matches!(f, Force::Discard(n) if n == "HONEYPOT")) && self.bans.ban(ip, Instant::now()) {
+            ban_event(ip, Why::Honeypot).str("rcpt", to).emit();
+        }
+        let action = v.action(&thresholds(&policy), unfiltered);
         if c.spf_temp && k::POLICY_SPF_TEMPERROR_TEMPFAIL.get_bool() && action != Action::Reject && unfiltered.is_none() {
             return Err(Reply::new(451, "4.7.24", "SPF record of the sender's domain could not be checked; try again later"));
         }
@@ -292,10 +301,11 @@ impl Screen {
                 .str("score", &mxguard_verdict::fmt_score(v.score()))
                 .str("symbols", &v.breakdown())
                 .emit();
-            return Err(rejection(&v, ip, from, to));
+            let text = policy.reject_text(v.main_reason().map(|s| s.name.as_str()));
+            return Err(rejection(&v, ip, from, to, text));
         }
         let whitelisted = v.forces().iter().any(|f| matches!(f, Force::Pass(_)));
-        if action != Action::Discard && unfiltered.is_none() && !whitelisted {
+        if action != Action::Discard && unfiltered.is_none() && !whitelisted && policy.enabled("greylist") {
             let decision = crate::greylisting::check(ip, from, to);
             if decision == Some(Decision::Full) {
                 mxguard_telemetry::METRICS.greylist_full.inc();
@@ -364,12 +374,17 @@ fn list_hit(v: &mut Verdict, name: &str, reason: &str, opts: mxguard_policy::lis
     }
 }
 
-/// The 5xx for a rejected recipient, from `verdict.reject_text`.
-fn rejection(v: &Verdict, ip: IpAddr, from: &str, to: &str) -> Reply {
+/// The 5xx for a rejected recipient, from `text` (the domain's or check's own) or else
+/// `verdict.reject_text`.
+fn rejection(v: &Verdict, ip: IpAddr, from: &str, to: &str, text: Option<&str>) -> Reply {
     let reason = v.main_reason().map(|s| s.reason.as_str()).unwrap_or("policy");
     let ip_s = ip.to_string();
     let domain = from.rsplit_once('@').map(|x| x.1).unwrap_or("");
-    let template = k::VERDICT_REJECT_TEXT.get_str().replace("%Reason%", &reason.replace('%', "%%pct%%"));
+    let template = match text {
+        Some(t) => t.to_string(),
+        None => k::VERDICT_REJECT_TEXT.get_str().to_string(),
+    };
+    let template = template.replace("%Reason%", &reason.replace('%', "%%pct%%"));
     let text = expand(&template, &TemplateVars { ip: &ip_s, domain, email_to: to, email_from: from }).replace("%%pct%%", "%");
     // The enhanced code at the start of the text, if it is one a policy refusal may carry.
     const CODES: &[&str] = &["5.7.1", "5.7.0", "5.1.1", "5.1.0", "5.1.8", "5.7.23", "5.7.25", "5.7.27"];

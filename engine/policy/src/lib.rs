@@ -9,6 +9,7 @@
 pub mod bans;
 pub mod country;
 pub mod dnsbl;
+pub mod domains;
 pub mod greylist;
 pub mod list;
 pub mod pregreet;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::domains::DomainPolicies;
 use crate::list::List;
 
 /// The list files, by the name the checks use.
@@ -46,7 +47,12 @@ pub struct Lists {
     pub unfiltered: List,
     /// When not empty, the only recipients accepted (550 unknown user for the rest).
     pub authorized_to: List,
+    /// Per-domain checks, thresholds and texts ([`DOMAIN_POLICY_FILE`]).
+    pub domains: DomainPolicies,
 }
+
+/// The per-domain policy file beside the lists (see [`crate::domains`]).
+pub const DOMAIN_POLICY_FILE: &str = "domain-policy.txt";
 
 impl Lists {
     /// Builds the set with `get(file name)` for each list, in [`FILES`] order.
@@ -61,6 +67,7 @@ impl Lists {
             excluded_from: get(FILES[6].1),
             unfiltered: get(FILES[7].1),
             authorized_to: get(FILES[8].1),
+            domains: DomainPolicies::default(),
         }
     }
 
@@ -71,12 +78,16 @@ impl Lists {
     /// Loads every file of `dir`; all errors are returned, one per bad file.
     pub fn load(dir: &Path) -> Result<Lists, Vec<String>> {
         let mut errors = Vec::new();
-        let lists = Lists::build(|file| {
+        let mut lists = Lists::build(|file| {
             List::load(&dir.join(file)).unwrap_or_else(|e| {
                 errors.push(e);
                 List::empty(file)
             })
         });
+        match DomainPolicies::load(&dir.join(DOMAIN_POLICY_FILE)) {
+            Ok(d) => lists.domains = d,
+            Err(e) => errors.push(e),
+        }
         if errors.is_empty() {
             Ok(lists)
         } else {
@@ -99,7 +110,7 @@ impl Lists {
     }
 
     pub fn entries(&self) -> usize {
-        self.all().iter().map(|l| l.len()).sum()
+        self.all().iter().map(|l| l.len()).sum::<usize>() + self.domains.len()
     }
 }
 
@@ -119,7 +130,9 @@ pub fn current() -> Arc<Lists> {
 fn stamps(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
     FILES
         .iter()
-        .map(|(_, f)| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .map(|(_, f)| *f)
+        .chain([DOMAIN_POLICY_FILE])
+        .map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
         .collect()
 }
 
@@ -187,10 +200,14 @@ mod tests {
             assert!(list.source.ends_with(FILES[i].1), "{} != {}", list.source, FILES[i].1);
             assert!(list.match_name(&format!("entry{i}.example")).is_some(), "{}", FILES[i].0);
         }
+        std::fs::write(dir.join(DOMAIN_POLICY_FILE), "example.test dnsbl = off\n").unwrap();
+        assert!(!Lists::load(&dir).unwrap().domains.for_domain("example.test").enabled("dnsbl"));
         std::fs::write(dir.join(FILES[3].1), "10.0.0.0/99\n").unwrap();
+        std::fs::write(dir.join(DOMAIN_POLICY_FILE), "example.test dnsbl = maybe\n").unwrap();
         let e = Lists::load(&dir).unwrap_err();
-        assert_eq!(e.len(), 1);
+        assert_eq!(e.len(), 2);
         assert!(e[0].contains("to-blacklist.txt:1:"), "{e:?}");
+        assert!(e[1].contains("domain-policy.txt:1:"), "{e:?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

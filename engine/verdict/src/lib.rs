@@ -162,6 +162,18 @@ impl Verdict {
         }
     }
 
+    /// Keeps only the symbols, and the forces, whose name `keep` accepts (a force's name is the
+    /// symbol or list that set it, before any `:`). How a check disabled for a domain is undone.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.symbols.retain(|s| keep(&s.name));
+        self.forces.retain(|f| {
+            let name = match f {
+                Force::Pass(n) | Force::Discard(n) | Force::NoNdr(n) => n,
+            };
+            keep(name.split(':').next().unwrap_or(name))
+        });
+    }
+
     pub fn symbols(&self) -> &[Symbol] {
         &self.symbols
     }
