@@ -33,11 +33,16 @@ def wait_port(port, timeout=10.0, proc=None):
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        # An SMTP server is up when it greets: a bare connect could reach the listening socket
+        # of a process just killed, which the kernel closes only once its io_uring is torn down.
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.settimeout(2)
+                if s.makefile("rb").readline().startswith(b"220"):
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {port}")
 
 
@@ -166,6 +171,12 @@ class Gateway:
             if name is None or e.get("event") == name:
                 out.append(e)
         return out
+
+    def wait_events(self, name, pred=lambda e: True, n=1, timeout=10):
+        """The `name` events matching `pred`, once there are at least `n` of them: the log is
+        written by its own thread, a moment after the reply the test saw."""
+        return wait_for(lambda: (lambda ev: ev if len(ev) >= n else None)([e for e in self.events(name) if pred(e)]),
+                        timeout=timeout, what=f"{n} {name} event(s)")
 
     def metrics(self):
         import urllib.request

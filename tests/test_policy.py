@@ -53,7 +53,7 @@ def test_dnsbl_listed_client_is_refused_at_rcpt_with_its_symbol(make_gateway, si
     refused, data = send(g.port, "127.0.0.2", ["u@example.test"])
     code, text = refused["u@example.test"]
     assert code == 550 and "5.7.1" in text and "zen.test" in text and "127.0.0.2" in text, text
-    ev = g.events("rcpt_rejected")
+    ev = g.wait_events("rcpt_rejected")
     assert ev and "DNSBL_ZEN_TEST(15)" in ev[-1]["symbols"], ev
     # Queried reversed, as ',true' asks.
     assert dns.queried("2.0.0.127.zen.test")
@@ -88,7 +88,7 @@ def test_dns_failure_is_not_a_listing(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="bad.test,true;slow.test,true"))
     refused, data = send(g.port, "127.0.0.2", ["u@example.test"])
     assert not refused and data[0] == 250
-    errs = [e["error"] for e in g.events("dnsbl_error")]
+    errs = [e["error"] for e in g.wait_events("dnsbl_error")]
     assert any("bad.test" in e for e in errs) and any("slow.test" in e for e in errs), errs
 
 
@@ -133,7 +133,7 @@ def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
     with pytest.raises(smtplib.SMTPConnectError) as e:
         send(g.port, "127.0.0.10", ["u@example.test"])
     assert e.value.smtp_code == 554 and b"temporarily blocked" in e.value.smtp_error
-    assert any(b["why"] == "honeypot" for b in g.events("ban"))
+    assert g.wait_events("ban", lambda b: b["why"] == "honeypot")
     # Other clients are unaffected.
     assert send(g.port, "127.0.0.11", ["u@example.test"])[1][0] == 250
     # A sender domain marked :Honeypot: the mail is taken, dropped, and its client banned.
@@ -141,8 +141,8 @@ def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
     assert not refused and data[0] == 250
     with pytest.raises(smtplib.SMTPConnectError):
         send(g.port, "127.0.0.12", ["u@example.test"])
-    assert [b["from"] for b in g.events("ban") if b["client"] == "127.0.0.12"] == ["x@trapdomain.example"]
-    assert any("127.0.0.12" == d["client"] for d in g.events("discarded"))
+    assert [b["from"] for b in g.wait_events("ban", lambda b: b["client"] == "127.0.0.12")] == ["x@trapdomain.example"]
+    wait_for(lambda: any("127.0.0.12" == d["client"] for d in g.events("discarded")), what="discard logged")
     wait_for(lambda: sink.stats()["messages"] == 1, what="the one good message")
     time.sleep(0.3)
     assert sink.stats()["messages"] == 1, "neither honeypot message was delivered"
@@ -247,7 +247,7 @@ def test_quarantine_score_holds_the_message_in_the_sqlite_table(make_gateway, si
     time.sleep(0.5)
     assert sink.stats()["messages"] == 1
     assert b"X-SF-SPAM: Y" in sink.messages()[0]
-    ev = g.events("quarantined")
+    ev = g.wait_events("quarantined")
     assert ev and ev[-1]["qid"] == qid and ev[-1]["rcpt"] == ["u@example.test", "v@example.test"]
     acc = [e for e in g.events("accepted") if e["qid"] == qid]
     assert acc and acc[0]["action"] == "quarantine" and "DNSBL_ZEN_TEST(10)" in acc[0]["symbols"]
@@ -277,11 +277,11 @@ def test_greylisting_defers_then_passes_and_survives_restarts(make_gateway, sink
     refused, data = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="a@sender.example")
     code, text = refused["u@example.test"]
     assert code == 451 and "4.7.1" in text and "Greylisted" in text and data is None
-    ev = g.events("greylisted")
+    ev = g.wait_events("greylisted")
     assert ev[-1]["client"] == "127.0.0.70" and ev[-1]["first"] == "yes" and ev[-1]["rcpt"] == "u@example.test"
     refused, _ = send(g.port, "127.0.0.70", ["u@example.test"], mail_from="a@sender.example")
     assert refused["u@example.test"][0] == 451, "a retry before the delay is deferred again"
-    assert g.events("greylisted")[-1]["first"] == "no"
+    assert g.wait_events("greylisted", n=2)[-1]["first"] == "no"
     time.sleep(2.2)
     # The retry comes from another server of the same /24: the same triplet.
     refused, data = send(g.port, "127.0.0.71", ["u@example.test"], mail_from="a@sender.example")
@@ -341,9 +341,9 @@ def test_pregreet_talker_is_refused_and_a_patient_client_remembered(make_gateway
     last = f.readline()
     assert last.startswith(b"554 5.5.1") and b"talked before the greeting" in last, last
     assert f.readline() == b"", "closed"
-    ev = g.events("pregreet")
+    ev = g.wait_events("pregreet")
     assert ev and ev[-1]["client"] == "127.0.0.90"
-    assert [e for e in g.events("disconnect") if e["client"] == "127.0.0.90"][-1]["end"] == "pregreet"
+    assert g.wait_events("disconnect", lambda e: e["client"] == "127.0.0.90")[-1]["end"] == "pregreet"
     # A real client waits for the whole banner (smtplib reads the multi-line 220) and is served.
     started = time.time()
     refused, data = send(g.port, "127.0.0.91", ["u@example.test"])
@@ -373,7 +373,7 @@ def test_connection_rate_per_ip_and_per_network(make_gateway, sink, dns):
     s, f = raw_from("127.0.0.97", g.port)
     line = f.readline()
     assert line.startswith(b"421 4.7.0") and b"your network 127.0.0.0/24" in line, line
-    ev = g.events("conn_rate")
+    ev = g.wait_events("conn_rate", n=2)
     assert [e["per"] for e in ev] == ["ip", "network"] and ev[0]["connections"] == 4
     assert g.metrics()['mxguard_policy_events_total{kind="conn_rate_refused"}'] == 2
 
@@ -400,7 +400,7 @@ def test_country_blacklist_from_a_maxmind_db(make_gateway, sink, dns):
         refused, data = send(g.port, ip, ["u@example.test"])
         code, text = refused["u@example.test"]
         assert code == 550 and f"{ip} is in {cc}, a blacklisted country" in text, text
-    ev = [e for e in g.events("rcpt_rejected") if e["client"] == "127.0.0.100"]
+    ev = g.wait_events("rcpt_rejected", lambda e: e["client"] == "127.0.0.100")
     assert "COUNTRY_BL(100)" in ev[0]["symbols"]
     # Not listed, and not in the database at all: accepted.
     for ip in ("127.0.0.104", "127.0.0.5"):

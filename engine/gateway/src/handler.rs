@@ -144,15 +144,14 @@ impl Handler for Gateway {
     async fn message(&self, conn: &ConnInfo, env: Envelope, body: Vec<u8>) -> Reply {
         let hostname = k::SMTP_HOSTNAME.get_str();
         let table = routes::current();
-        let mut verdicts = self.screen.take_rcpts(conn.id);
+        // The verdicts come in RCPT order, as the envelope's recipients (which may also hold
+        // postmaster, never screened): match them with one cursor, linear in recipients.
+        let mut verdicts = self.screen.take_rcpts(conn.id).into_iter().peekable();
         // Group the recipients by what happens to them, in the order they were given.
         let mut groups: Vec<(Action, Vec<String>, Verdict)> = Vec::new();
         for r in &env.rcpts {
-            let (action, verdict) = match verdicts.iter().position(|v| v.address == *r) {
-                Some(i) => {
-                    let v = verdicts.remove(i);
-                    (v.action, v.verdict)
-                }
+            let (action, verdict) = match verdicts.next_if(|v| v.address == *r) {
+                Some(v) => (v.action, v.verdict),
                 None => (Action::Deliver, Verdict::new()),
             };
             let address = match (r.eq_ignore_ascii_case("postmaster"), table.first_domain()) {

@@ -61,8 +61,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     let verb_upper = verb.to_ascii_uppercase();
     let no_arg = |c: Command| if arg.trim().is_empty() { Ok(c) } else { Err(syntax("Syntax error: no parameters allowed")) };
     match verb_upper.as_str() {
-        "HELO" => helo_arg(arg).map(Command::Helo).ok_or_else(|| syntax("Syntax: HELO hostname")),
-        "EHLO" => helo_arg(arg).map(Command::Ehlo).ok_or_else(|| syntax("Syntax: EHLO hostname")),
+        "HELO" => helo_arg(arg).map(Command::Helo).ok_or_else(|| syntax("Syntax: HELO hostname (at most 255 octets)")),
+        "EHLO" => helo_arg(arg).map(Command::Ehlo).ok_or_else(|| syntax("Syntax: EHLO hostname (at most 255 octets)")),
         "MAIL" => parse_mail(arg).map(Command::Mail),
         "RCPT" => parse_rcpt(arg).map(Command::Rcpt),
         "DATA" => no_arg(Command::Data),
@@ -83,10 +83,15 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     }
 }
 
+/// The longest HELO name taken: a domain is at most 255 octets (RFC 5321 §4.5.3.1.2), and an
+/// address literal is shorter; anything longer is not a name, and would only bloat the
+/// Received: header, the spool envelope and every log line of the session.
+const HELO_MAX: usize = 255;
+
 fn helo_arg(arg: &str) -> Option<String> {
     let a = arg.trim();
     let name = a.split_whitespace().next()?;
-    Some(name.to_string())
+    (name.len() <= HELO_MAX).then(|| name.to_string())
 }
 
 fn parse_bdat(arg: &str) -> Result<Command, Reply> {
@@ -338,6 +343,8 @@ mod tests {
     fn helo_needs_a_name() {
         assert_eq!(err("EHLO"), 501);
         assert_eq!(err("HELO   "), 501);
+        assert_eq!(err(&format!("EHLO {}", "a".repeat(256))), 501);
+        assert_eq!(ok(&format!("EHLO {}", "a".repeat(255))), Command::Ehlo("a".repeat(255)));
         assert_eq!(err("DATA x"), 501);
         assert_eq!(err("QUIT now"), 501);
         assert_eq!(err("STARTTLS x"), 501);

@@ -62,7 +62,7 @@ registry! {
         "Recipients per message; RCPT beyond it gets 452 4.5.3 (the client sends the rest in another transaction)." }
     SMTP_MAX_COMMANDS { int "smtp.max_commands", 10_000, 10..=10_000_000, live,
         "Commands per session; beyond it 421 4.7.0 and the connection is closed." }
-    SMTP_MAX_ERRORS { int "smtp.max_errors", 20, 1..=10_000, live,
+    SMTP_MAX_ERRORS { int "smtp.max_errors", 20, 1..=1_000_000, live,
         "Error replies per session; beyond it 421 4.7.0 and the connection is closed." }
     SMTP_READ_TIMEOUT_S { int "smtp.read_timeout_s", 60, 1..=3600, live,
         "Time a client has to send one complete command (the reference products' ReadTimeout)." }
