@@ -79,8 +79,10 @@ pub fn run() -> Result<(), String> {
     let greylist = in_state_dir(&k::GREYLIST_FILE.get_str());
     let triplets = crate::greylisting::start(greylist.clone())?;
     Event::new("greylist_loaded").num("triplets", triplets as u64).str("file", &greylist.display().to_string()).emit();
-    let dns_cfg = mxguard_dns::Config::from_knobs()?;
-    mxguard_dns::start(&dns_cfg)?;
+    if k::DNS_ENABLED.get_bool() {
+        let dns_cfg = mxguard_dns::Config::from_knobs()?;
+        mxguard_dns::start(&dns_cfg)?;
+    }
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
 
     mxguard_smtpd::shutdown::install_stop_signals();

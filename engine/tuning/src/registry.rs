@@ -134,6 +134,8 @@ registry! {
         "Message bytes each core keeps in memory for delivery; beyond it messages are re-read from the spool." }
 
     // ---- DNS ----------------------------------------------------------------------------------
+    DNS_ENABLED { bool "dns.enabled", true, restart,
+        "Run the DNS-based checks (DNSBL, rDNS, sender MX, SPF); off for sites without a resolver, and for benchmarks of the other checks." }
     DNS_NAMESERVERS { text "dns.nameservers", "", restart,
         "Recursive resolvers to ask (ip or ip:port, comma-separated); empty uses /etc/resolv.conf (DNS Server)." }
     DNS_TIMEOUT_MS { int "dns.timeout_ms", 5000, 1..=60_000, restart,

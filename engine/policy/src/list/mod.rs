@@ -1,9 +1,11 @@
 //! Lists in the reference products' file syntax (see [`line`]), compiled for lookup: address
-//! blocks in an [`ipset::IpSet`], exact names in a hash, and every wildcard and `(regex)` line of
-//! a file in one hyperscan database.
+//! blocks in an [`ipset::IpSet`], exact names in a hash, `*.domain` wildcards in a hash of
+//! suffixes, and every other wildcard and `(regex)` line of a file in one hyperscan database.
 //!
 //! Costs: an address lookup is a few hash probes (one per prefix length in use), a name lookup
-//! one hash probe, plus one hyperscan scan of the name when the file has patterns. Loading is
+//! one hash probe, one more per label when the file has `*.domain` lines, plus one hyperscan scan
+//! of the name when it has other patterns. Compiling hyperscan patterns is the slow part of a
+//! load (seconds per ten thousand; see benches/RESULTS.md): `*.domain` lines never reach it. Loading is
 //! all-or-nothing: the first bad line fails the whole file with `file:line: reason`, and the
 //! caller keeps the list it had. Lookups never allocate on the common path and never panic.
 
@@ -42,6 +44,10 @@ pub struct List {
     entries: Vec<Entry>,
     nets: ipset::IpSet<u32>,
     names: HashMap<String, u32>,
+    /// `*.rest` wildcards (the common kind: a domain and all below it) by `rest`: a text ending
+    /// in `.rest` matches. Looked up by hash at each `.` of the text instead of being compiled,
+    /// so a list of 100,000 of them loads in a blink and costs a probe per label.
+    suffixes: HashMap<String, u32>,
     patterns: Option<Patterns>,
 }
 
@@ -62,7 +68,14 @@ impl std::fmt::Debug for List {
 impl List {
     /// An empty list.
     pub fn empty(source: &str) -> List {
-        List { source: source.to_string(), entries: Vec::new(), nets: ipset::IpSet::new(), names: HashMap::new(), patterns: None }
+        List {
+            source: source.to_string(),
+            entries: Vec::new(),
+            nets: ipset::IpSet::new(),
+            names: HashMap::new(),
+            suffixes: HashMap::new(),
+            patterns: None,
+        }
     }
 
     /// Reads and compiles `path`; a missing file is an empty list.
@@ -99,7 +112,13 @@ impl List {
                     list.names.entry(n.clone()).or_insert(idx);
                     (n.clone(), None)
                 }
-                line::Kind::Wildcard(w) => (w.clone(), Some(line::wildcard_regex(w))),
+                line::Kind::Wildcard(w) => match w.strip_prefix("*.").filter(|rest| !rest.contains(['*', '?'])) {
+                    Some(rest) => {
+                        list.suffixes.entry(rest.to_ascii_lowercase()).or_insert(idx);
+                        (w.clone(), None)
+                    }
+                    None => (w.clone(), Some(line::wildcard_regex(w))),
+                },
                 line::Kind::Regex(r) => (r.clone(), Some(r.clone())),
             };
             if let Some(p) = pattern {
@@ -132,8 +151,8 @@ impl List {
         if let Some(i) = self.nets.get(ip) {
             return Some(self.hit(*i));
         }
-        if self.patterns.is_some() {
-            return self.scan(&ip.to_string()).map(|i| self.hit(i));
+        if self.patterns.is_some() || !self.suffixes.is_empty() {
+            return self.patterns_match(&ip.to_string()).map(|i| self.hit(i));
         }
         None
     }
@@ -147,7 +166,7 @@ impl List {
         if let Some(i) = self.names.get(&lower) {
             return Some(self.hit(*i));
         }
-        self.scan(&lower).map(|i| self.hit(i))
+        self.patterns_match(&lower).map(|i| self.hit(i))
     }
 
     /// The first entry matching an e-mail address: the exact address, then its domain (a bare
@@ -165,10 +184,27 @@ impl List {
                 return Some(self.hit(*i));
             }
         }
-        self.scan(&lower).map(|i| self.hit(i))
+        self.patterns_match(&lower).map(|i| self.hit(i))
     }
 
     /// The lowest entry index whose pattern matches `text`.
+    /// The earliest wildcard or regex entry matching `text` (lower case): `*.rest` entries by
+    /// hash at each `.`, the rest by the hyperscan database.
+    fn patterns_match(&self, text: &str) -> Option<u32> {
+        let mut best = None;
+        if !self.suffixes.is_empty() {
+            for (p, _) in text.match_indices('.') {
+                if let Some(i) = self.suffixes.get(&text[p + 1..]) {
+                    best = Some(best.map_or(*i, |b: u32| b.min(*i)));
+                }
+            }
+        }
+        match (best, self.scan(text)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn scan(&self, text: &str) -> Option<u32> {
         let p = self.patterns.as_ref()?;
         let scratch = match p.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop() {

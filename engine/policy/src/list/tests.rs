@@ -88,3 +88,16 @@ fn ipv6_entries_keep_their_colons() {
     assert!(!l.match_ip(ip("2001:db8::1")).unwrap().opts.null);
     assert!(l.match_ip(ip("2001:db8::2")).unwrap().opts.null);
 }
+
+#[test]
+fn domain_wildcards_by_suffix_keep_glob_meaning_and_line_order() {
+    let l = List::parse("t", "(^a\\.b\\.x\\.example$)\n*.x.example\n*.EXAMPLE.org:NULL\nmx?.x.example\n").unwrap();
+    assert_eq!(l.match_name("a.b.x.example").unwrap().line, 1, "the earlier regex line wins");
+    assert_eq!(l.match_name("c.b.x.example").unwrap().line, 2);
+    assert_eq!(l.match_name("mx1.x.example").unwrap().line, 2, "the earlier suffix line wins");
+    assert!(l.match_name("x.example").is_none() && l.match_name("ax.example").is_none());
+    let h = l.match_name("Deep.Sub.example.org.").unwrap();
+    assert!(h.opts.null && h.line == 3);
+    assert_eq!(l.match_address("user@host.x.example").unwrap().line, 2, "glob * spans the @");
+    assert!(l.match_address("user@x.example").is_none());
+}
