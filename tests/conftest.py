@@ -46,6 +46,26 @@ def wait_port(port, timeout=10.0, proc=None):
     raise TimeoutError(f"nothing listening on {port}")
 
 
+def raw(port, timeout=10, src=None):
+    """A raw client socket to 127.0.0.1:`port` (from loopback address `src` if given) and a
+    binary reader on it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(src, 0) if src else None)
+    return s, s.makefile("rb")
+
+
+def reply(f):
+    """Reads one (possibly multi-line) SMTP reply; returns (code, [lines])."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError("connection closed")
+        lines.append(line.decode(errors="replace").rstrip("\r\n"))
+        if len(line) < 4 or line[3:4] != b"-":
+            return int(lines[-1][:3]), lines
+
+
 def wait_for(pred, timeout=15.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

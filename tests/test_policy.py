@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import MXGUARD, policy_knobs, wait_for
+from conftest import MXGUARD, policy_knobs, raw, wait_for
 
 
 def send(port, src, rcpts, mail_from="a@sender.example", subject="hello", helo="client.example"):
@@ -326,16 +326,10 @@ def test_greylisting_auto_whitelists_a_network_that_retries(make_gateway, sink, 
     assert g.metrics()['mxguard_policy_events_total{kind="greylist_deferred"}'] == 2
 
 
-def raw_from(src, port):
-    import socket
-    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
-    return s, s.makefile("rb")
-
-
 def test_pregreet_talker_is_refused_and_a_patient_client_remembered(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns, policy__pregreet_wait_ms="700"))
     # A bot that speaks at once.
-    s, f = raw_from("127.0.0.90", g.port)
+    s, f = raw(g.port, src="127.0.0.90")
     s.sendall(b"EHLO bot.example\r\n")
     assert f.readline().startswith(b"220-mx.example.test")
     last = f.readline()
@@ -349,7 +343,7 @@ def test_pregreet_talker_is_refused_and_a_patient_client_remembered(make_gateway
     refused, data = send(g.port, "127.0.0.91", ["u@example.test"])
     assert not refused and data[0] == 250 and time.time() - started >= 0.7
     # Remembered: the next connection gets the banner at once.
-    s, f = raw_from("127.0.0.91", g.port)
+    s, f = raw(g.port, src="127.0.0.91")
     assert f.readline().startswith(b"220 mx.example.test"), "no wait for a client that passed"
     s.close()
     wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
@@ -359,18 +353,18 @@ def test_pregreet_talker_is_refused_and_a_patient_client_remembered(make_gateway
 def test_connection_rate_per_ip_and_per_network(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns, policy__conn_rate_per_ip="3", policy__conn_rate_per_net="5"))
     for _ in range(3):
-        s, f = raw_from("127.0.0.95", g.port)
+        s, f = raw(g.port, src="127.0.0.95")
         assert f.readline().startswith(b"220 ")
         s.close()
-    s, f = raw_from("127.0.0.95", g.port)
+    s, f = raw(g.port, src="127.0.0.95")
     line = f.readline()
     assert line.startswith(b"421 4.7.0") and b"too many connections from 127.0.0.95" in line, line
     # 127.0.0.0/24 has had 4 counted connections (the start-up probe from 127.0.0.1 and three from
     # .95; the refused one stopped at the per-IP limit): one more from a neighbour, then it is full.
-    s, f = raw_from("127.0.0.96", g.port)
+    s, f = raw(g.port, src="127.0.0.96")
     assert f.readline().startswith(b"220 ")
     s.close()
-    s, f = raw_from("127.0.0.97", g.port)
+    s, f = raw(g.port, src="127.0.0.97")
     line = f.readline()
     assert line.startswith(b"421 4.7.0") and b"your network 127.0.0.0/24" in line, line
     ev = g.wait_events("conn_rate", n=2)

@@ -3,26 +3,13 @@
 the gateway stays up; nothing accepted is lost."""
 
 import re
-import socket
 import time
 
-from conftest import policy_knobs, wait_for
-
-
-def reply(f):
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            raise EOFError("connection closed")
-        lines.append(line.decode(errors="replace").rstrip("\r\n"))
-        if len(line) < 4 or line[3:4] != b"-":
-            return int(lines[-1][:3]), lines
+from conftest import policy_knobs, raw, reply, wait_for
 
 
 def session(port, src="127.0.0.120"):
-    s = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(src, 0))
-    return s, s.makefile("rb")
+    return raw(port, timeout=60, src=src)
 
 
 def many_rcpts(s, f, n):

@@ -2,30 +2,11 @@
 limits, and bad input, against the real gateway binary."""
 
 import smtplib
-import socket
 import ssl
 import subprocess
 import time
 
-from conftest import wait_for
-
-
-def raw(port, timeout=10):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    f = s.makefile("rb")
-    return s, f
-
-
-def reply(f):
-    """Reads one (possibly multi-line) reply; returns (code, [lines])."""
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            raise EOFError("connection closed")
-        lines.append(line.decode(errors="replace").rstrip("\r\n"))
-        if len(line) < 4 or line[3:4] != b"-":
-            return int(lines[-1][:3]), lines
+from conftest import raw, reply, wait_for
 
 
 def test_ehlo_advertises_every_extension(gateway):

@@ -17,7 +17,8 @@ use mxguard_policy::bans::{Bans, Why};
 use mxguard_policy::domains::Resolved;
 use mxguard_policy::greylist::Decision;
 use mxguard_policy::pregreet::Passed;
-use mxguard_policy::rate::{network_of, Rates};
+use mxguard_policy::list::ipset::network_of;
+use mxguard_policy::rate::Rates;
 use mxguard_policy::{dnsbl, rules, tables};
 use mxguard_smtp::Reply;
 use mxguard_tuning as k;
@@ -117,7 +118,7 @@ impl Screen {
         }
         let m = self.conns.borrow();
         let Some(c) = m.get(&id) else { return std::time::Duration::ZERO };
-        if c.conn.forces().iter().any(|f| matches!(f, Force::Pass(_))) || self.shared.pregreet.passed(c.ip, Instant::now()) {
+        if c.conn.whitelisted() || self.shared.pregreet.passed(c.ip, Instant::now()) {
             return std::time::Duration::ZERO;
         }
         std::time::Duration::from_millis(ms)
@@ -154,7 +155,7 @@ impl Screen {
         if let Some(h) = lists.excluded.match_ip(ip) {
             conn.force(Force::Pass(format!("WL_IP:{}", h.entry)));
         }
-        if !conn.forces().iter().any(|f| matches!(f, Force::Pass(_))) {
+        if !conn.whitelisted() {
             if let Some(r) = self.rate_limit(ip, now) {
                 mxguard_telemetry::METRICS.conn_rate_refused.inc();
                 return Some(r);
@@ -304,8 +305,7 @@ impl Screen {
             let text = policy.reject_text(v.main_reason().map(|s| s.name.as_str()));
             return Err(rejection(&v, ip, from, to, text));
         }
-        let whitelisted = v.forces().iter().any(|f| matches!(f, Force::Pass(_)));
-        if action != Action::Discard && unfiltered.is_none() && !whitelisted && policy.enabled("greylist") {
+        if action != Action::Discard && unfiltered.is_none() && !v.whitelisted() && policy.enabled("greylist") {
             let decision = crate::greylisting::check(ip, from, to);
             if decision == Some(Decision::Full) {
                 mxguard_telemetry::METRICS.greylist_full.inc();

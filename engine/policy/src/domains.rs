@@ -106,13 +106,10 @@ impl<'a> Resolved<'a> {
     /// The rejection text for a refusal whose main reason is `symbol`: the check's own text,
     /// else the domain's general one.
     pub fn reject_text(&self, symbol: Option<&str>) -> Option<&'a str> {
-        if let Some(check) = symbol.and_then(check_of) {
-            let own = self.own.and_then(|s| s.texts.get(check)).or_else(|| self.all.and_then(|s| s.texts.get(check)));
-            if let Some(t) = own {
-                return Some(t.as_str());
-            }
-        }
-        self.own.and_then(|s| s.reject_text.as_deref()).or_else(|| self.all.and_then(|s| s.reject_text.as_deref()))
+        symbol
+            .and_then(check_of)
+            .and_then(|check| self.pick(|s| s.texts.get(check).map(String::as_str)))
+            .or_else(|| self.pick(|s| s.reject_text.as_deref()))
     }
 }
 

@@ -26,6 +26,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::list::ipset::network_of;
+
 const SHARDS: usize = 64;
 
 /// Greylisting settings (the gateway fills them from the `greylist.*` knobs).
@@ -84,18 +86,8 @@ pub struct Greylist {
 
 /// The client network of `ip` as text (`192.0.2.0/24`).
 pub fn network(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> String {
-    match ip {
-        IpAddr::V4(a) => {
-            let p = v4_prefix.min(32);
-            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            format!("{}/{p}", std::net::Ipv4Addr::from(u32::from(a) & mask))
-        }
-        IpAddr::V6(a) => {
-            let p = v6_prefix.min(128);
-            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            format!("{}/{p}", std::net::Ipv6Addr::from(u128::from(a) & mask))
-        }
-    }
+    let p = if ip.is_ipv4() { v4_prefix.min(32) } else { v6_prefix.min(128) };
+    format!("{}/{p}", network_of(ip, p))
 }
 
 fn clean(s: &str) -> String {

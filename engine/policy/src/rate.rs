@@ -1,4 +1,5 @@
-//! Connection rates per client address and per client network, as Postfix's anvil counts them
+//! Connection rates per client address and per client network (keyed by
+//! [`crate::list::ipset::network_of`]), as Postfix's anvil counts them
 //! (`smtpd_client_connection_rate_limit`), shared by every core of a process.
 //!
 //! Each key keeps two fixed windows, the current and the previous one; the rate is the current
@@ -38,22 +39,6 @@ pub struct Rates {
 impl Default for Rates {
     fn default() -> Self {
         Rates::new()
-    }
-}
-
-/// The first address of `ip`'s network of `prefix` bits.
-pub fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(a) => {
-            let p = prefix.min(32);
-            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            IpAddr::V4((u32::from(a) & mask).into())
-        }
-        IpAddr::V6(a) => {
-            let p = prefix.min(128);
-            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
     }
 }
 
@@ -99,6 +84,7 @@ impl Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::list::ipset::network_of;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

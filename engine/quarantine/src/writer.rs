@@ -8,7 +8,7 @@
 //! Costs: one channel send and one wake-up per message on the core; the commit's fsync happens
 //! on this thread only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +24,6 @@ type Answer = oneshot::Sender<Result<usize, String>>;
 /// A handle on the writer thread.
 pub struct Writer {
     tx: Sender<(Entry, Answer)>,
-    path: PathBuf,
 }
 
 static GLOBAL: OnceLock<Writer> = OnceLock::new();
@@ -45,11 +44,7 @@ impl Writer {
             .name("quarantine".into())
             .spawn(move || run(store, rx))
             .map_err(|e| format!("quarantine thread: {e}"))?;
-        Ok(Writer { tx, path: path.to_path_buf() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Writer { tx })
     }
 
     /// Holds `e`; resolves once it is committed, to the number of recipients newly held.

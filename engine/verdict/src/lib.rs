@@ -182,6 +182,11 @@ impl Verdict {
         &self.forces
     }
 
+    /// Whether a whitelist (or trusted network) forced a pass.
+    pub fn whitelisted(&self) -> bool {
+        self.forces.iter().any(|f| matches!(f, Force::Pass(_)))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.symbols.iter().any(|s| s.name == name)
     }
@@ -194,7 +199,7 @@ impl Verdict {
     /// `:NoNDR` is quarantined instead of rejected, an unfiltered recipient is delivered
     /// (tagged if the total would otherwise have been spam).
     pub fn action(&self, t: &Thresholds, unfiltered: Option<Unfiltered>) -> Action {
-        if self.forces.iter().any(|f| matches!(f, Force::Pass(_))) {
+        if self.whitelisted() {
             return Action::Deliver;
         }
         let by_score = t.action_for(self.score());

@@ -30,6 +30,14 @@ fn mask6(a: u128, len: u8) -> u128 {
     }
 }
 
+/// The first address of `ip`'s network of `prefix` bits (clamped to the family's width).
+pub fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => IpAddr::V4(mask4(u32::from(a), prefix.min(32)).into()),
+        IpAddr::V6(a) => IpAddr::V6(mask6(u128::from(a), prefix.min(128)).into()),
+    }
+}
+
 impl<V> IpSet<V> {
     pub fn new() -> IpSet<V> {
         IpSet { v4: Vec::new(), v6: Vec::new(), len: 0 }
