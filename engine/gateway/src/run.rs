@@ -161,7 +161,11 @@ async fn core_main(
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
     shutdown.follow_process_stop();
     let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared()));
-    let handler = Rc::new(Gateway { spool, queue, screen });
+    let handler = Rc::new(Gateway { spool: spool.clone(), queue, screen });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
+    // Progress marks still queued are written before the process exits, so a clean restart
+    // does not deliver twice what was delivered.
+    spool.stop_marks();
     Ok(())
 }
+

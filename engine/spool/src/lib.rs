@@ -18,10 +18,15 @@
 //!   a file of its own, so that a long retry never pins a batch of delivered mail on disk.
 //! - `corrupt/`: files recovery could not read completely, kept for the postmaster.
 //!
-//! Per-recipient progress is written in place (never fsync'd: losing it only repeats a delivery).
+//! Per-recipient progress is written in place (never fsync'd: losing it only repeats a delivery)
+//! by a thread of the core's own ([`marks`]), never on the executor: a one-byte write into a page
+//! the group commit is flushing can wait for the journal for milliseconds (measured: 0.5–22 ms),
+//! and the whole core would wait with it. A file is recycled or deleted only once its marks are
+//! written.
 //! The spool never deletes a message whose recipients are not all final, and never answers a
 //! store before the data and the directory entry are durable (unless `spool.fsync` is off).
 
+mod marks;
 pub mod queue_id;
 pub mod record;
 mod recover;
@@ -36,6 +41,7 @@ use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use glommio::channels::local_channel::{self, LocalSender};
@@ -49,6 +55,8 @@ pub struct SpoolFile {
     sealed: Cell<bool>,
     /// A segment (recycled when done) rather than a file of its own (deleted when done).
     segment: bool,
+    /// Marks handed to the mark writer and not yet written.
+    marks_pending: Arc<AtomicU32>,
 }
 
 impl SpoolFile {
@@ -121,9 +129,12 @@ pub struct Spool {
     segment_bytes: Box<dyn Fn() -> u64>,
     active: RefCell<Option<Active>>,
     /// A zeroed or recycled file ready to become the next segment: `spare.s`.
-    spare_ready: Cell<bool>,
-    /// A background task is writing the next spare.
-    spare_in_progress: Cell<bool>,
+    spare_ready: Rc<Cell<bool>>,
+    /// A background task is writing (or recycling a segment into) the next spare.
+    spare_in_progress: Rc<Cell<bool>>,
+    marks: marks::Marks,
+    /// Files being recycled or deleted in the background.
+    retiring: Rc<Cell<u32>>,
     next_epoch: Cell<u64>,
 }
 
@@ -171,8 +182,10 @@ impl Spool {
             batch_max,
             segment_bytes,
             active: RefCell::new(None),
-            spare_ready: Cell::new(spare),
-            spare_in_progress: Cell::new(false),
+            spare_ready: Rc::new(Cell::new(spare)),
+            spare_in_progress: Rc::new(Cell::new(false)),
+            marks: marks::Marks::start(core),
+            retiring: Rc::default(),
             next_epoch: Cell::new(max_epoch + 1),
         }))
     }
@@ -430,30 +443,68 @@ impl Spool {
         }
     }
 
-    /// A sealed file whose messages are all done: recycle a segment as the spare, else delete.
-    fn retire(&self, f: &SpoolFile) {
-        let path = f.path();
-        if f.segment
+    /// A sealed file whose messages are all done: recycle a segment as the spare, else delete —
+    /// off the executor, once the file's pending marks are written (a mark landing in a recycled
+    /// segment would corrupt the record written there next).
+    fn retire(&self, f: &Rc<SpoolFile>) {
+        let recycle = f.segment
             && !self.spare_ready.get()
-            && path.parent() == Some(self.queue_dir.as_path())
-            && std::fs::rename(&path, self.spare_path()).is_ok()
-        {
-            self.spare_ready.set(true);
-            return;
+            && !self.spare_in_progress.get()
+            && f.path.parent() == Some(self.queue_dir.as_path());
+        if recycle {
+            self.spare_in_progress.set(true);
         }
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                mxguard_telemetry::Event::new("spool_error")
-                    .str("error", &format!("cannot remove {}: {e}", path.display()))
-                    .emit();
+        let (f, spare, ready, in_progress) = (f.clone(), self.spare_path(), self.spare_ready.clone(), self.spare_in_progress.clone());
+        let retiring = self.retiring.clone();
+        retiring.set(retiring.get() + 1);
+        glommio::spawn_local(async move {
+            while f.marks_pending.load(Ordering::Acquire) > 0 {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
-            _ => {}
+            let path = f.path();
+            let recycled = glommio::executor()
+                .spawn_blocking(move || {
+                    if recycle && std::fs::rename(&path, &spare).is_ok() {
+                        return Ok(true);
+                    }
+                    match std::fs::remove_file(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
+                        _ => Ok(false),
+                    }
+                })
+                .await;
+            if recycle {
+                ready.set(matches!(recycled, Ok(true)));
+                in_progress.set(false);
+            }
+            if let Err(e) = recycled {
+                mxguard_telemetry::Event::new("spool_error").str("error", &e).emit();
+            }
+            retiring.set(retiring.get() - 1);
+        })
+        .detach();
+    }
+
+    /// Resolves once every file retired so far is recycled or deleted.
+    pub async fn settled(&self) {
+        while self.retiring.get() > 0 {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
         }
+    }
+
+    /// Writes every pending mark and stops the mark writer (at the end of the executor; later
+    /// marks are written inline).
+    pub fn stop_marks(&self) {
+        self.marks.stop();
     }
 
     /// Records a recipient's final status in place.
     pub fn set_status(&self, loc: &Location, rcpt: usize, status: RcptStatus) -> io::Result<()> {
-        loc.file.file.write_all_at(&[status.byte()], loc.offset + record::OFF_RCPT_STATUS + rcpt as u64)
+        self.mark(&loc.file, loc.offset + record::OFF_RCPT_STATUS + rcpt as u64, &[status.byte()])
+    }
+
+    fn mark(&self, f: &SpoolFile, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.marks.write(&f.path, &f.file, &f.marks_pending, offset, bytes)
     }
 
     /// Records the retry schedule in place.
@@ -461,7 +512,7 @@ impl Spool {
         let mut b = [0u8; 12];
         b[..4].copy_from_slice(&attempts.to_le_bytes());
         b[4..].copy_from_slice(&next_unix.to_le_bytes());
-        loc.file.file.write_all_at(&b, loc.offset + record::OFF_ATTEMPTS)
+        self.mark(&loc.file, loc.offset + record::OFF_ATTEMPTS, &b)
     }
 
     /// The message is done (every recipient final): mark it, and delete its file when it was the
@@ -473,7 +524,7 @@ impl Spool {
             self.retire(&loc.file);
             Ok(())
         } else {
-            loc.file.file.write_all_at(b"D", loc.offset + record::OFF_STATE)
+            self.mark(&loc.file, loc.offset + record::OFF_STATE, b"D")
         }
     }
 
@@ -606,5 +657,5 @@ pub(crate) fn location_for(file: Rc<SpoolFile>, d: &record::Decoded, solo: bool)
 
 /// A file of records, sealed (the active segment unseals its own).
 pub(crate) fn spool_file(path: PathBuf, file: File, live: u32, segment: bool) -> Rc<SpoolFile> {
-    Rc::new(SpoolFile { path, file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment })
+    Rc::new(SpoolFile { path, file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment, marks_pending: Arc::default() })
 }

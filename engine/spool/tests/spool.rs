@@ -125,6 +125,7 @@ fn concurrent_stores_share_one_commit_and_recover() {
         for r in &found {
             spool.finish(&r.location).unwrap();
         }
+        spool.settled().await;
         let left: Vec<_> = files(&r3, "queue").into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
         assert!(left.is_empty(), "a finished sealed segment is recycled or deleted: {left:?}");
         assert!(r3.join("queue/c0/spare.s").exists(), "recycled as the spare");
