@@ -1,0 +1,82 @@
+//! One compiled hyperscan block database and its scratch pool.
+//!
+//! Compiling is the slow part (milliseconds to seconds for thousands of patterns) and happens
+//! off the request path, when rule files load. Scanning is one pass over the text whatever the
+//! number of patterns. Scratch space is taken from a small pool (one per concurrent scanner, so
+//! in practice one per core) and given back; a scan never allocates once the pool is warm.
+//! A compile error names the pattern (its index) so the caller can say `file:line`.
+
+use std::sync::Mutex;
+
+use hyperscan::prelude::*;
+
+/// A pattern to compile: expression and flags.
+pub struct Expr {
+    pub expression: String,
+    pub flags: CompileFlags,
+}
+
+pub struct Db {
+    db: BlockDatabase,
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    /// Compiles `exprs` (id = index). Err: (index of the bad expression if known, message).
+    pub fn compile(exprs: &[Expr]) -> Result<Db, (Option<usize>, String)> {
+        let patterns: hyperscan::Patterns = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Pattern {
+                expression: e.expression.clone(),
+                flags: e.flags,
+                id: Some(i),
+                ext: hyperscan::ExpressionExt::default(),
+                som: None,
+            })
+            .collect();
+        let built: Result<BlockDatabase, _> = patterns.build();
+        match built {
+            Ok(db) => Ok(Db { db, scratch: Mutex::new(Vec::new()) }),
+            Err(hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(ce))) => Err((ce.expression(), ce.message().to_string())),
+            Err(e) => Err((None, e.to_string())),
+        }
+    }
+
+    /// Calls `hit(id)` for every pattern matching `text` (once per pattern when compiled with
+    /// `SINGLEMATCH`).
+    pub fn scan(&self, text: &[u8], mut hit: impl FnMut(u32)) {
+        let scratch = match self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(s) => s,
+            None => match self.db.alloc_scratch() {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let _ = self.db.scan(text, &scratch, |id, _from, _to, _flags| {
+            hit(id);
+            Matching::Continue
+        });
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
+    }
+}
+
+/// Escapes a literal for a hyperscan expression.
+pub fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == ' ' || !c.is_ascii() {
+            out.push(c);
+        } else {
+            // \xHH for every ASCII punctuation: always a literal to hyperscan.
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        }
+    }
+    out
+}

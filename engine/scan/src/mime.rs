@@ -1,0 +1,312 @@
+//! The parsed form every scanner reads: mail-parser's message plus what the scanners ask of it
+//! most — decoded subject, the text of every text and HTML part (HTML rendered to text) up to a
+//! byte limit, the raw HTML (for links), the attachments, and MIME defects as symbols.
+//!
+//! Parsing borrows the spooled bytes (mail-parser's `Cow`s): a part is copied only when its
+//! transfer encoding or charset has to be decoded. Malformed MIME never fails the parse; what
+//! mail-parser had to guess is reported as a defect. Cost: one pass over the message.
+
+use std::borrow::Cow;
+
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// A MIME defect, named as its symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// The message could not be parsed at all (no header block).
+    Unparseable,
+    /// A part's transfer encoding (base64, quoted-printable) was broken.
+    BadEncoding,
+    /// `multipart/*` without a boundary parameter.
+    MissingBoundary,
+    /// More nested parts than `scan.mime_parts_max`; the rest was not looked at.
+    TooManyParts,
+    /// 8-bit bytes in a header that is not RFC 2047 encoded nor SMTPUTF8 text.
+    RawEightBitHeader,
+}
+
+impl Defect {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Defect::Unparseable => "MIME_UNPARSEABLE",
+            Defect::BadEncoding => "MIME_BAD_ENCODING",
+            Defect::MissingBoundary => "MIME_MISSING_BOUNDARY",
+            Defect::TooManyParts => "MIME_TOO_MANY_PARTS",
+            Defect::RawEightBitHeader => "MIME_8BIT_HEADER",
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Defect::Unparseable => "the message has no parseable header",
+            Defect::BadEncoding => "a part's base64 or quoted-printable encoding is broken",
+            Defect::MissingBoundary => "a multipart part has no boundary",
+            Defect::TooManyParts => "the message has more MIME parts than are scanned",
+            Defect::RawEightBitHeader => "a header holds raw 8-bit bytes",
+        }
+    }
+}
+
+/// An attached (or inline non-text) part.
+#[derive(Debug)]
+pub struct Attachment<'m> {
+    /// The file name given (Content-Disposition filename or Content-Type name).
+    pub name: Option<&'m str>,
+    /// The declared `type/subtype`, lower case.
+    pub declared: String,
+    /// The decoded content.
+    pub data: &'m [u8],
+    pub inline: bool,
+}
+
+/// What the scanners read.
+pub struct Parsed<'a> {
+    pub message: Option<Message<'a>>,
+    pub subject: String,
+    /// Decoded text of the subject and every text and HTML part (rendered), joined by newlines;
+    /// cut at the byte limit (on a character boundary).
+    pub text: String,
+    /// The text was cut at the limit.
+    pub truncated: bool,
+    pub text_parts: usize,
+    pub html_parts: usize,
+    pub defects: Vec<Defect>,
+    parts_max: usize,
+}
+
+/// Parses `raw` (the message as received, CRLF lines). `text_max` bounds [`Parsed::text`];
+/// `parts_max` bounds the parts looked at (nested messages included).
+pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
+    let mut p = Parsed {
+        message: None,
+        subject: String::new(),
+        text: String::new(),
+        truncated: false,
+        text_parts: 0,
+        html_parts: 0,
+        defects: Vec::new(),
+        parts_max,
+    };
+    let msg = match MessageParser::default().parse(raw) {
+        Some(m) if !m.headers().is_empty() => m,
+        _ => {
+            p.defects.push(Defect::Unparseable);
+            return p;
+        }
+    };
+    p.subject = msg.subject().unwrap_or("").to_string();
+    let subject = p.subject.clone();
+    push_text(&mut p.text, &mut p.truncated, &subject, text_max);
+    if header_has_raw_8bit(raw) {
+        p.defects.push(Defect::RawEightBitHeader);
+    }
+    let mut defects = Vec::new();
+    let (mut text, mut truncated, mut tp, mut hp) = (std::mem::take(&mut p.text), false, 0, 0);
+    let complete = walk(&msg, parts_max, &mut |part, kind| {
+        if part.is_encoding_problem && !defects.contains(&Defect::BadEncoding) {
+            defects.push(Defect::BadEncoding);
+        }
+        let multipart = part.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
+        if multipart && part.content_type().and_then(|c| c.attribute("boundary")).is_none() && !defects.contains(&Defect::MissingBoundary) {
+            defects.push(Defect::MissingBoundary);
+        }
+        match (kind, &part.body) {
+            (Kind::Body, PartType::Text(t)) => {
+                tp += 1;
+                push_text(&mut text, &mut truncated, t, text_max);
+            }
+            (Kind::Body, PartType::Html(h)) => {
+                hp += 1;
+                if text.len() < text_max {
+                    push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(h), text_max);
+                }
+            }
+            _ => {}
+        }
+    });
+    if !complete {
+        defects.push(Defect::TooManyParts);
+    }
+    p.defects.extend(defects);
+    (p.text, p.truncated, p.text_parts, p.html_parts) = (text, truncated, tp, hp);
+    p.message = Some(msg);
+    p
+}
+
+/// How a part is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// multipart/* or message/rfc822: holds other parts.
+    Container,
+    /// A text or HTML body part.
+    Body,
+    /// An attachment or inline non-text part.
+    Attachment,
+}
+
+/// Visits every part of `msg` and of the messages nested in it, at most `max`; false when
+/// parts were left out.
+fn walk<'m, 'a>(msg: &'m Message<'a>, max: usize, f: &mut impl FnMut(&'m MessagePart<'a>, Kind)) -> bool {
+    let mut seen = 0usize;
+    walk_inner(msg, max, &mut seen, f)
+}
+
+fn walk_inner<'m, 'a>(msg: &'m Message<'a>, max: usize, seen: &mut usize, f: &mut impl FnMut(&'m MessagePart<'a>, Kind)) -> bool {
+    for (i, part) in msg.parts.iter().enumerate() {
+        *seen += 1;
+        if *seen > max {
+            return false;
+        }
+        let i = i as u32;
+        let kind = match &part.body {
+            PartType::Multipart(_) | PartType::Message(_) => Kind::Container,
+            _ if msg.attachments.contains(&i) => Kind::Attachment,
+            PartType::Text(_) | PartType::Html(_) if msg.text_body.contains(&i) || msg.html_body.contains(&i) || i == 0 => Kind::Body,
+            PartType::Text(_) | PartType::Html(_) => Kind::Body,
+            _ => Kind::Attachment,
+        };
+        f(part, kind);
+        if let PartType::Message(inner) = &part.body {
+            if !walk_inner(inner, max, seen, f) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+impl<'a> Parsed<'a> {
+    /// The raw HTML of each HTML body part.
+    pub fn html(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.message {
+            walk(m, self.parts_max, &mut |part, kind| {
+                if let (Kind::Body, PartType::Html(h)) = (kind, &part.body) {
+                    out.push(h.as_ref());
+                }
+            });
+        }
+        out
+    }
+
+    /// Every attachment (and inline non-text part), decoded.
+    pub fn attachments(&self) -> Vec<Attachment<'_>> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.message {
+            walk(m, self.parts_max, &mut |part, kind| {
+                if kind != Kind::Attachment {
+                    return;
+                }
+                let data: &[u8] = match &part.body {
+                    PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref(),
+                    PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
+                    _ => return,
+                };
+                let declared = part
+                    .content_type()
+                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_ascii_lowercase())
+                    .unwrap_or_default();
+                let inline = part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+                out.push(Attachment { name: part.attachment_name(), declared, data, inline });
+            });
+        }
+        out
+    }
+
+    /// Header fields in order, name and decoded (or raw) value.
+    pub fn headers(&self) -> Vec<(&str, Cow<'_, str>)> {
+        let Some(m) = &self.message else { return Vec::new() };
+        let raw = m.raw_message.as_ref();
+        m.headers()
+            .iter()
+            .map(|h| {
+                let value = match h.value.as_text() {
+                    Some(t) => Cow::Borrowed(t),
+                    None => {
+                        let (s, e) = (h.offset_start as usize, (h.offset_end as usize).min(raw.len()));
+                        let v = String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[]));
+                        Cow::Owned(v.trim().replace("\r\n", " "))
+                    }
+                };
+                (h.name.as_str(), value)
+            })
+            .collect()
+    }
+
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.headers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+fn push_text(out: &mut String, truncated: &mut bool, s: &str, max: usize) {
+    if out.len() >= max {
+        *truncated |= !s.is_empty();
+        return;
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let room = max.saturating_sub(out.len());
+    if s.len() <= room {
+        out.push_str(s);
+    } else {
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push_str(&s[..cut]);
+        *truncated = true;
+    }
+}
+
+/// Raw bytes ≥ 0x80 in the header block (before the first empty line).
+fn header_has_raw_8bit(raw: &[u8]) -> bool {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n").or_else(|| memchr::memmem::find(raw, b"\n\n")).unwrap_or(raw.len());
+    raw[..end].iter().any(|b| *b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_multipart_with_encodings_and_charsets() {
+        let raw = b"From: a@b.example\r\nSubject: =?iso-8859-1?q?Gr=FC=DFe?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n\
+--i\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n\
+--i\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>gro=DF <b>wort</b></p>\r\n--i--\r\n\
+--o\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAA==\r\n--o--\r\n";
+        let p = parse(raw, 1 << 20, 100);
+        assert_eq!(p.subject, "Grüße");
+        assert!(p.text.contains("hello world"), "{}", p.text);
+        assert!(p.text.contains("groß"), "{}", p.text);
+        assert_eq!((p.text_parts, p.html_parts), (1, 1));
+        let a = p.attachments();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].name, Some("a.bin"));
+        assert_eq!(a[0].data, b"MZ\x90\x00");
+        assert_eq!(p.html().len(), 1);
+        assert!(p.defects.is_empty(), "{:?}", p.defects);
+    }
+
+    #[test]
+    fn defects_are_flagged_not_fatal() {
+        let raw = b"Subject: x\xff\r\nContent-Type: multipart/mixed\r\n\r\nbody\r\n";
+        let p = parse(raw, 1 << 20, 100);
+        assert!(p.defects.contains(&Defect::MissingBoundary), "{:?}", p.defects);
+        assert!(p.defects.contains(&Defect::RawEightBitHeader));
+        let p = parse(b"", 100, 100);
+        assert_eq!(p.defects, vec![Defect::Unparseable]);
+        let raw = b"Subject: y\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!not base64 at all@@@\r\n";
+        let _ = parse(raw, 100, 100);
+    }
+
+    #[test]
+    fn text_is_cut_on_a_character_boundary() {
+        let raw = "Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nääääääää\r\n".as_bytes();
+        let p = parse(raw, 6, 100);
+        assert!(p.truncated);
+        assert!(p.text.len() <= 6);
+    }
+}

@@ -1,0 +1,216 @@
+//! Phishing signs of the links of a message, each a symbol:
+//! - `PHISH_TEXT_MISMATCH`: an anchor's visible text names a domain other than its target's
+//!   (`<a href="http://evil.example">www.paypal.com</a>`);
+//! - `URL_IP_LITERAL`: a link to a bare IP address (any notation);
+//! - `URL_USERINFO`: `http://paypal.com@evil.example/` — the part before `@` is a decoy;
+//! - `PHISH_LOOKALIKE`: a punycode (`xn--`) host whose label, with look-alike letters folded,
+//!   spells a protected brand's domain label (`pаypal.com` with a Cyrillic а);
+//! - `URL_SHORTENER`: a link through a URL shortener (hides the target);
+//! - `PHISH_FORM`: an HTML form posting to a site other than the sender's domain;
+//! - `URL_BL`: a link to a host or domain of the local URL blacklist.
+//!
+//! Pure: links, the sender's domain and the brand/shortener sets in, findings out.
+
+use std::collections::HashSet;
+
+use crate::urls::{domain_in_text, Link};
+
+/// One finding: symbol, reason.
+pub type Finding = (&'static str, String);
+
+/// Shorteners known without configuration (more come from `url-shorteners.txt`).
+pub const DEFAULT_SHORTENERS: &[&str] = &[
+    "bit.ly", "bitly.com", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly", "cutt.ly", "shorturl.at",
+    "rb.gy", "t.ly", "tiny.cc", "s.id", "v.gd", "bl.ink", "lnkd.in", "soo.gd", "clck.ru", "qrco.de", "shorte.st", "adf.ly",
+];
+
+/// Brands protected against look-alikes without configuration (registrable domains; more come
+/// from `protected-brands.txt`).
+pub const DEFAULT_BRANDS: &[&str] = &[
+    "paypal.com", "apple.com", "microsoft.com", "office.com", "outlook.com", "live.com", "google.com", "gmail.com",
+    "amazon.com", "facebook.com", "instagram.com", "netflix.com", "linkedin.com", "dropbox.com", "docusign.com",
+    "chase.com", "wellsfargo.com", "bankofamerica.com", "citibank.com", "hsbc.com", "barclays.co.uk", "ebay.com",
+    "dhl.com", "fedex.com", "ups.com", "usps.com", "whatsapp.com", "twitter.com", "x.com", "adobe.com", "icloud.com",
+];
+
+pub struct Sets<'a> {
+    pub shorteners: &'a HashSet<String>,
+    /// Brand registrable domains; the label before the suffix is what look-alikes imitate.
+    pub brands: &'a HashSet<String>,
+}
+
+/// The findings for `links` of a message from `from_domain` (the From header's domain).
+pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let once = |sym: &'static str, reason: String, out: &mut Vec<Finding>| {
+        if !out.iter().any(|(s, _)| *s == sym) {
+            out.push((sym, reason));
+        }
+    };
+    let brand_labels: Vec<(&str, &str)> = sets.brands.iter().filter_map(|b| b.split('.').next().map(|l| (l, b.as_str()))).collect();
+    let from_domain = crate::urls::registrable(&from_domain.to_ascii_lowercase());
+    for l in links {
+        if l.src {
+            // Images and scripts: only the blacklist and IP checks apply (done elsewhere).
+            continue;
+        }
+        if let Some(t) = &l.text {
+            if let Some(shown) = domain_in_text(t) {
+                if shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) {
+                    once("PHISH_TEXT_MISMATCH", format!("a link shows {shown} but leads to {}", l.domain), &mut out);
+                }
+            }
+        }
+        if l.ip {
+            once("URL_IP_LITERAL", format!("a link goes to the bare address {}", l.host), &mut out);
+        }
+        if l.userinfo {
+            once("URL_USERINFO", format!("a link hides its host {} behind user@", l.host), &mut out);
+        }
+        if sets.shorteners.contains(&l.domain) || sets.shorteners.contains(&l.host) {
+            once("URL_SHORTENER", format!("a link goes through the shortener {}", l.host), &mut out);
+        }
+        if l.form && !from_domain.is_empty() && l.domain != from_domain {
+            once("PHISH_FORM", format!("a form posts to {}, not to the sender's {from_domain}", l.domain), &mut out);
+        } else if l.form && from_domain.is_empty() {
+            once("PHISH_FORM", format!("a form posts to {}", l.domain), &mut out);
+        }
+        if l.host.split('.').any(|label| label.starts_with("xn--")) && !sets.brands.contains(&l.domain) {
+            for label in l.host.split('.') {
+                let Some(decoded) = label.strip_prefix("xn--").and_then(punycode_decode) else { continue };
+                let folded = fold_confusables(&decoded);
+                if let Some((_, brand)) = brand_labels.iter().find(|(b, _)| *b == folded) {
+                    once("PHISH_LOOKALIKE", format!("{} imitates {brand}", l.host), &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Letters that look like ASCII ones, folded to them (Cyrillic, Greek, Latin look-alikes and
+/// digits used as letters).
+fn fold_confusables(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'а' | 'α' | 'ɑ' | 'à' | 'á' | 'â' | 'ä' | 'å' | 'ā' => 'a',
+            'е' | 'ε' | 'è' | 'é' | 'ê' | 'ë' | 'ē' => 'e',
+            'о' | 'ο' | 'σ' | 'ò' | 'ó' | 'ô' | 'ö' | 'ø' | '0' => 'o',
+            'р' | 'ρ' => 'p',
+            'с' | 'ϲ' | 'ç' => 'c',
+            'у' | 'ү' | 'ý' | 'ÿ' => 'y',
+            'х' | 'χ' => 'x',
+            'і' | 'ι' | 'í' | 'ì' | 'î' | 'ï' | 'ı' => 'i',
+            '1' => 'l',
+            'ѕ' => 's',
+            'ԁ' => 'd',
+            'һ' => 'h',
+            'ј' => 'j',
+            'ԛ' => 'q',
+            'ԝ' | 'ѡ' => 'w',
+            'ո' => 'n',
+            'ｍ' | 'м' => 'm',
+            'ⅼ' | 'ӏ' => 'l',
+            'ν' => 'v',
+            'к' | 'κ' => 'k',
+            'т' | 'τ' => 't',
+            'в' | 'β' => 'b',
+            'г' => 'r',
+            other => other.to_lowercase().next().unwrap_or(other),
+        })
+        .collect()
+}
+
+/// RFC 3492 Punycode decoding of one label (without `xn--`); `None` on invalid input.
+fn punycode_decode(input: &str) -> Option<String> {
+    const BASE: u32 = 36;
+    const TMIN: u32 = 1;
+    const TMAX: u32 = 26;
+    const SKEW: u32 = 38;
+    const DAMP: u32 = 700;
+    fn adapt(mut delta: u32, points: u32, first: bool) -> u32 {
+        delta = if first { delta / DAMP } else { delta / 2 };
+        delta += delta / points;
+        let mut k = 0;
+        while delta > ((BASE - TMIN) * TMAX) / 2 {
+            delta /= BASE - TMIN;
+            k += BASE;
+        }
+        k + (BASE - TMIN + 1) * delta / (delta + SKEW)
+    }
+    let (basic, rest) = match input.rfind('-') {
+        Some(p) => (&input[..p], &input[p + 1..]),
+        None => ("", input),
+    };
+    if !basic.is_ascii() || input.len() > 63 {
+        return None;
+    }
+    let mut out: Vec<char> = basic.chars().collect();
+    let (mut n, mut i, mut bias) = (128u32, 0u32, 72u32);
+    let mut it = rest.bytes().peekable();
+    while it.peek().is_some() {
+        let old_i = i;
+        let mut w = 1u32;
+        let mut k = BASE;
+        loop {
+            let c = it.next()?;
+            let digit = match c {
+                b'a'..=b'z' => c - b'a',
+                b'A'..=b'Z' => c - b'A',
+                b'0'..=b'9' => c - b'0' + 26,
+                _ => return None,
+            } as u32;
+            i = i.checked_add(digit.checked_mul(w)?)?;
+            let t = if k <= bias { TMIN } else if k >= bias + TMAX { TMAX } else { k - bias };
+            if digit < t {
+                break;
+            }
+            w = w.checked_mul(BASE - t)?;
+            k += BASE;
+        }
+        let len = out.len() as u32 + 1;
+        bias = adapt(i - old_i, len, old_i == 0);
+        n = n.checked_add(i / len)?;
+        i %= len;
+        out.insert(i as usize, char::from_u32(n)?);
+        i += 1;
+    }
+    Some(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::urls::extract;
+
+    fn sets() -> (HashSet<String>, HashSet<String>) {
+        (DEFAULT_SHORTENERS.iter().map(|s| s.to_string()).collect(), DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn syms(html: &str, from: &str) -> Vec<&'static str> {
+        let (s, b) = sets();
+        let links = extract("", &[html], 100);
+        check(&links, from, &Sets { shorteners: &s, brands: &b }).into_iter().map(|f| f.0).collect()
+    }
+
+    #[test]
+    fn punycode_round_trips_known_labels() {
+        assert_eq!(punycode_decode("pypal-4ve").as_deref(), Some("pаypal"), "Cyrillic а");
+        assert_eq!(punycode_decode("mnchen-3ya").as_deref(), Some("münchen"));
+        assert_eq!(punycode_decode("!!"), None);
+    }
+
+    #[test]
+    fn each_sign_is_found() {
+        assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "paypal.com"), vec!["PHISH_TEXT_MISMATCH"]);
+        assert!(syms(r#"<a href="https://www.paypal.com/x">paypal.com</a>"#, "paypal.com").is_empty());
+        assert_eq!(syms(r#"<a href="http://0x7f000001/">here</a>"#, "a.example"), vec!["URL_IP_LITERAL"]);
+        assert_eq!(syms(r#"<a href="http://paypal.com@evil.example/">x</a>"#, "a.example"), vec!["URL_USERINFO"]);
+        assert_eq!(syms(r#"<a href="https://xn--pypal-4ve.com/">log in</a>"#, "a.example"), vec!["PHISH_LOOKALIKE"]);
+        assert_eq!(syms(r#"<a href="https://bit.ly/3xyz">x</a>"#, "a.example"), vec!["URL_SHORTENER"]);
+        assert_eq!(syms(r#"<form action="https://collect.evil.example/p"><input></form>"#, "bank.example"), vec!["PHISH_FORM"]);
+        assert!(syms(r#"<form action="https://www.bank.example/p"></form>"#, "bank.example").is_empty());
+        // Legit IDN that imitates nothing.
+        assert!(syms(r#"<a href="https://xn--mnchen-3ya.de/">x</a>"#, "a.example").is_empty());
+    }
+}

@@ -1,0 +1,381 @@
+//! Links: extraction from text and HTML, normalisation, registrable domains, and the phishing
+//! signs a link carries.
+//!
+//! Extraction finds `http://`, `https://` and `www.` links in the decoded text, and `href`,
+//! `src` and `action` attributes in HTML with the text of each `<a>`. It is a tolerant scanner,
+//! not an HTML parser: it never fails, and looks at each byte a bounded number of times.
+//! Normalisation lower-cases scheme and host, drops userinfo (remembered), port and trailing dots,
+//! decodes `%xx` in the host, and reads decimal/hex/octal IPv4 hosts as the address they are.
+//! The registrable domain comes from the public suffix list (compiled in, `psl` crate).
+//! Never does this module resolve or fetch anything: lookups (SURBL) belong to the DNS layer.
+
+use std::net::Ipv4Addr;
+
+/// One link as found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// Normalised URL (`scheme://host/path...`).
+    pub url: String,
+    /// Host, lower case, punycode as written.
+    pub host: String,
+    /// Registrable domain (`example.co.uk`), or the host for IP literals and unknown suffixes.
+    pub domain: String,
+    /// The host is an IP literal (in any notation).
+    pub ip: bool,
+    /// The URL carried `user@` before the host.
+    pub userinfo: bool,
+    /// The visible text of the `<a>` element, when found in HTML.
+    pub text: Option<String>,
+    /// Found as a `<form action>`.
+    pub form: bool,
+    /// Found as an `<img src>` (and other `src`).
+    pub src: bool,
+}
+
+/// Links of the text and the HTML parts, at most `max`, de-duplicated by URL.
+pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
+    let mut out: Vec<Link> = Vec::new();
+    let push = |l: Link, out: &mut Vec<Link>| {
+        if out.len() < max && !out.iter().any(|o| o.url == l.url && o.text == l.text && o.form == l.form) {
+            out.push(l);
+        }
+    };
+    for h in html {
+        for (attr, value, anchor_text) in html_links(h) {
+            if let Some(mut l) = parse(&decode_entities(value)) {
+                l.form = attr == "action";
+                l.src = attr == "src";
+                l.text = anchor_text.map(|t| decode_entities(&t));
+                push(l, &mut out);
+            }
+        }
+    }
+    for raw in text_links(text) {
+        if let Some(l) = parse(raw) {
+            push(l, &mut out);
+        }
+    }
+    out
+}
+
+/// Links written in plain text.
+fn text_links(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let lower = text.to_ascii_lowercase();
+    let finder = aho_corasick::AhoCorasick::new(["http://", "https://", "www."]).expect("fixed patterns");
+    let mut last_end = 0;
+    for m in finder.find_iter(&lower) {
+        if m.start() < last_end {
+            continue;
+        }
+        // `www.` inside a longer word or an http URL already taken is not a new link.
+        if m.pattern().as_usize() == 2 && m.start() > 0 && lower.as_bytes()[m.start() - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let rest = &text[m.start()..];
+        let end = rest.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`' | '{' | '}' | '|' | '\\' | '^')).unwrap_or(rest.len());
+        let url = rest[..end].trim_end_matches(['.', ',', ';', ':', ')', ']', '!', '?']);
+        last_end = m.start() + end;
+        if url.len() > m.len() {
+            out.push(url);
+        }
+    }
+    out
+}
+
+/// (`href`|`src`|`action`, value, text of the `<a>` for href) for every link attribute.
+fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
+    let mut out = Vec::new();
+    let b = html.as_bytes();
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'<', &b[i..]) {
+        let start = i + p + 1;
+        let Some(close) = memchr::memchr(b'>', &b[start..]) else { break };
+        let tag = &html[start..start + close];
+        i = start + close + 1;
+        let name_end = tag.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(tag.len());
+        let name = tag[..name_end].to_ascii_lowercase();
+        let wanted: &[&'static str] = match name.as_str() {
+            "a" | "area" => &["href"],
+            "img" | "iframe" | "script" | "embed" => &["src"],
+            "form" => &["action"],
+            _ => continue,
+        };
+        for attr in wanted {
+            if let Some(v) = attribute(&tag[name_end..], attr) {
+                let text = if name == "a" {
+                    // The anchor's text, up to </a>, tags stripped.
+                    let rest = &html[i..];
+                    let end = find_ci(rest, "</a").unwrap_or(rest.len().min(2000));
+                    Some(strip_tags(&rest[..end]))
+                } else {
+                    None
+                };
+                out.push((*attr, v, text));
+            }
+        }
+    }
+    out
+}
+
+fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    hay.as_bytes().windows(n.len()).position(|w| w.eq_ignore_ascii_case(n))
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The value of `name=` in a tag's attribute text (quoted or not).
+fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    let lower = attrs.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(p) = lower[from..].find(name) {
+        let at = from + p;
+        from = at + name.len();
+        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
+        let rest = lower[from..].trim_start();
+        if !before_ok || !rest.starts_with('=') {
+            continue;
+        }
+        let vstart = attrs.len() - rest.len() + 1;
+        let v = attrs[vstart..].trim_start();
+        let (v, _) = match v.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &v[1..];
+                (inner.split(q).next().unwrap_or(""), ())
+            }
+            _ => (v.split(|c: char| c.is_whitespace()).next().unwrap_or(""), ()),
+        };
+        return Some(v.trim());
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find('&') {
+        out.push_str(&rest[..p]);
+        rest = &rest[p..];
+        let end = rest.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let ent = &rest[1..e];
+            let c = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
+                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            c.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses and normalises one link; `None` for what is not an http(s) link with a host.
+pub fn parse(raw: &str) -> Option<Link> {
+    let raw = raw.trim();
+    let lower = raw.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("http://") {
+        ("http", &raw[7..])
+    } else if lower.starts_with("https://") {
+        ("https", &raw[8..])
+    } else if lower.starts_with("www.") {
+        ("http", raw)
+    } else if lower.starts_with("//") {
+        ("http", &raw[2..])
+    } else {
+        return None;
+    };
+    // Browsers take `\` as `/` in the authority.
+    let auth_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(auth_end);
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(p) => (true, &authority[p + 1..]),
+        None => (false, authority),
+    };
+    let host = if hostport.starts_with('[') {
+        hostport.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        hostport.split(':').next().unwrap_or("").to_string()
+    };
+    let host = percent_decode(&host).to_lowercase();
+    let host = host.trim_end_matches('.').to_string();
+    if host.is_empty() || host.len() > 253 || host.contains(|c: char| c.is_whitespace() || c == '<' || c == '"') {
+        return None;
+    }
+    let (host, ip) = match ip_host(&host) {
+        Some(a) => (a, true),
+        None if host.starts_with('[') => (host.clone(), true),
+        None => (host.clone(), false),
+    };
+    if !ip && !host.contains('.') {
+        return None;
+    }
+    let domain = if ip { host.clone() } else { registrable(&host) };
+    let path = path.replace('\\', "/");
+    Some(Link { url: format!("{scheme}://{host}{path}"), host, domain, ip, userinfo, text: None, form: false, src: false })
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A host that is an IPv4 address in any notation browsers accept (dotted, decimal `3232235777`,
+/// hex `0xc0a80101`, octal parts), as dotted quad.
+fn ip_host(host: &str) -> Option<String> {
+    if let Ok(a) = host.parse::<Ipv4Addr>() {
+        return Some(a.to_string());
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let num = |p: &str| -> Option<u64> {
+        if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            u64::from_str_radix(h, 16).ok()
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()
+        } else {
+            p.parse().ok()
+        }
+    };
+    let nums: Option<Vec<u64>> = parts.iter().map(|p| num(p)).collect();
+    let nums = nums?;
+    let mut v: u64 = 0;
+    let n = nums.len();
+    for (i, x) in nums.iter().enumerate() {
+        if i + 1 < n {
+            if *x > 255 {
+                return None;
+            }
+            v |= x << (8 * (3 - i));
+        } else {
+            let room = 8 * (4 - i as u32);
+            if room < 64 && *x >= 1u64 << room {
+                return None;
+            }
+            v |= x;
+        }
+    }
+    Some(Ipv4Addr::from(v as u32).to_string())
+}
+
+/// The registrable domain of `host` (public suffix + one label); the host itself when the
+/// suffix is unknown.
+pub fn registrable(host: &str) -> String {
+    match psl::domain(host.as_bytes()) {
+        Some(d) => String::from_utf8_lossy(d.as_bytes()).into_owned(),
+        None => host.to_string(),
+    }
+}
+
+/// A domain-looking word in an anchor's text (`www.paypal.com`, `https://paypal.com/login`).
+pub fn domain_in_text(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches(['.', '/']);
+    if t.contains(char::is_whitespace) || !t.contains('.') {
+        return None;
+    }
+    let l = parse(t).or_else(|| parse(&format!("http://{t}")))?;
+    // A real TLD, not "Version 1.2".
+    if l.ip {
+        return Some(l.domain);
+    }
+    psl::suffix(l.host.as_bytes()).filter(|s| s.is_known()).map(|_| l.domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_from_text_and_html() {
+        let html = r#"<p>Hi <a HREF="https://Login.PayPal.com.evil.example/x?a=1&amp;b=2">https://www.paypal.com/signin</a>
+            <img src='http://img.example.net/p.gif'> <form action=http://203.0.113.9/post method=post></form>"#;
+        let links = extract("see www.example.org/page. or http://user@Host.Example.COM:8080/a\\b", &[html], 100);
+        let urls: Vec<_> = links.iter().map(|l| l.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            vec![
+                "https://login.paypal.com.evil.example/x?a=1&b=2",
+                "http://img.example.net/p.gif",
+                "http://203.0.113.9/post",
+                "http://www.example.org/page",
+                "http://host.example.com/a",
+            ]
+        );
+        assert_eq!(links[0].domain, "evil.example");
+        assert_eq!(links[0].text.as_deref(), Some("https://www.paypal.com/signin"));
+        assert!(links[1].src && links[2].form && links[2].ip);
+        assert!(links[4].userinfo);
+    }
+
+    #[test]
+    fn hosts_normalise() {
+        assert_eq!(parse("http://3232235777/").unwrap().host, "192.168.1.1");
+        assert_eq!(parse("http://0xc0a80101/").unwrap().host, "192.168.1.1");
+        assert_eq!(parse("http://0300.0250.1.1/").unwrap().host, "192.168.1.1");
+        assert_eq!(parse("http://ex%61mple.com./").unwrap().host, "example.com");
+        assert_eq!(parse("https://a.b.example.co.uk/").unwrap().domain, "example.co.uk");
+        assert!(parse("mailto:x@y").is_none());
+        assert!(parse("http://localhost/").is_none());
+        assert_eq!(domain_in_text("www.PayPal.com"), Some("paypal.com".into()));
+        assert_eq!(domain_in_text("Version 1.2"), None);
+        assert_eq!(domain_in_text("click here"), None);
+    }
+
+    #[test]
+    fn never_panics_on_junk() {
+        for s in ["<a href=", "<a href='", "<<<>>>", "<a href=\"http://[::1\">x", "http://%", "http://%4", "&#xffffffff;", "<form action>"] {
+            let _ = extract(s, &[s], 10);
+        }
+    }
+}
