@@ -15,7 +15,7 @@ use mxguard_telemetry::{Event, METRICS};
 use mxguard_tuning as k;
 use mxguard_verdict::{fmt_score, tag_subject, Action, Verdict};
 
-use crate::screen::Screen;
+use crate::screen::{RcptVerdict, Screen};
 
 pub struct Gateway {
     pub spool: Rc<Spool>,
@@ -146,7 +146,47 @@ impl Handler for Gateway {
         let table = routes::current();
         // The verdicts come in RCPT order, as the envelope's recipients (which may also hold
         // postmaster, never screened): match them with one cursor, linear in recipients.
-        let mut verdicts = self.screen.take_rcpts(conn.id).into_iter().peekable();
+        let mut screened = self.screen.take_rcpts(conn.id);
+        // Content: one parse and scan of the message for all recipients.
+        let report = (k::SCAN_ENABLED.get_bool() && !screened.is_empty()).then(|| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let t0 = std::time::Instant::now();
+            let r = mxguard_scan::scan(&body, &mxguard_scan::current(), now);
+            mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
+            r
+        });
+        if let Some(r) = &report {
+            self.screen.add_content(&mut screened, r);
+        }
+        self.screen.end_transaction(conn.id, &screened, report.as_ref().is_some_and(|r| r.honeypot));
+        // One reply answers the whole message: refuse it only when every recipient's verdict
+        // refuses; otherwise the refusing recipients' copies are quarantined, never bounced.
+        let live: Vec<&RcptVerdict> = screened.iter().filter(|r| r.action != Action::Discard).collect();
+        if let Some(first) = live.first() {
+            let refused = |a: Action| live.iter().all(|r| r.action == a);
+            if refused(Action::Reject) || refused(Action::TempFail) {
+                let reply = if refused(Action::Reject) {
+                    self.screen.content_rejection(conn.peer.ip(), &env.mail_from, first)
+                } else {
+                    Reply::new(451, "4.7.1", "Error: message deferred by content policy, try again later")
+                };
+                Event::new("message_rejected")
+                    .str("client", &conn.peer.ip().to_string())
+                    .str("from", &env.mail_from)
+                    .list("rcpt", &env.rcpts)
+                    .str("score", &fmt_score(first.verdict.score()))
+                    .str("symbols", &first.verdict.breakdown())
+                    .str("reply", &reply.one_line())
+                    .emit();
+                return reply;
+            }
+        }
+        for r in screened.iter_mut() {
+            if matches!(r.action, Action::Reject | Action::TempFail) {
+                r.action = Action::Quarantine;
+            }
+        }
+        let mut verdicts = screened.into_iter().peekable();
         // Group the recipients by what happens to them, in the order they were given.
         let mut groups: Vec<(Action, Vec<String>, Verdict)> = Vec::new();
         for r in &env.rcpts {

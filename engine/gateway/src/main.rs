@@ -4,6 +4,7 @@
 //! mxguard [run] [--config FILE]... [--set name=value]...   start the gateway (the default)
 //! mxguard sysctl -a | NAME | NAME=VALUE [--config FILE]    read or change knobs of the running gateway
 //! mxguard sysctl --markdown | --conf                       print the generated knob docs / config
+//! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
 //! mxguard version
 //! ```
 
@@ -13,6 +14,7 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 mod admin;
+mod explain;
 mod greylisting;
 mod handler;
 mod run;
@@ -28,6 +30,7 @@ const USAGE: &str = "usage:
   mxguard sysctl [-a | NAME | NAME=VALUE]... [--config FILE]...
   mxguard sysctl --markdown | --conf
   mxguard reload                    (re-read the list files now)
+  mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
   mxguard version";
 
 /// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "run" if args.is_empty() => run::run(),
         "sysctl" => sysctl(args),
+        "explain" => explain::explain(args),
         "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {
             println!("mxguard {}", env!("CARGO_PKG_VERSION"));

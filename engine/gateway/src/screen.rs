@@ -30,6 +30,8 @@ pub struct RcptVerdict {
     pub address: String,
     pub verdict: Verdict,
     pub action: Action,
+    /// The recipient is in the unfiltered list (and how spam is marked for it).
+    pub unfiltered: Option<Unfiltered>,
 }
 
 /// What the policy knows about one connection.
@@ -322,20 +324,61 @@ impl Screen {
                 return Err(Reply::new(451, "4.7.1", format!("<{to}>: Greylisted, please try again in {retry_in_s} seconds")));
             }
         }
-        c.rcpts.push(RcptVerdict { address: to.to_string(), verdict: v, action });
+        c.rcpts.push(RcptVerdict { address: to.to_string(), verdict: v, action, unfiltered });
         Ok(())
     }
 
-    /// The recipients' verdicts of the transaction now ending (and the ban count for spam).
+    /// The recipients' verdicts of the transaction now ending.
     pub fn take_rcpts(&self, id: u64) -> Vec<RcptVerdict> {
         let mut m = self.conns.borrow_mut();
         let Some(c) = m.get_mut(&id) else { return Vec::new() };
-        let rcpts = std::mem::take(&mut c.rcpts);
-        let spam = rcpts.iter().any(|r| r.action != Action::Deliver || r.verdict.score() >= k::VERDICT_TAG_SCORE.get_f64() && k::VERDICT_TAG_SCORE.get_f64() > 0.0);
+        std::mem::take(&mut c.rcpts)
+    }
+
+    /// Adds the content findings to each recipient's verdict — those of checks the recipient's
+    /// domain keeps on — and decides again. A whitelisted recipient's verdict keeps its pass.
+    pub fn add_content(&self, rcpts: &mut [RcptVerdict], report: &mxguard_scan::Report) {
+        let lists = tables::current();
+        for r in rcpts.iter_mut() {
+            let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
+            let policy = lists.domains.for_domain(domain);
+            for f in &report.found {
+                if policy.enabled(f.check) {
+                    r.verdict.add(f.symbol.name.clone(), f.symbol.score, f.symbol.reason.clone());
+                }
+            }
+            for (check, force) in &report.forces {
+                if policy.enabled(check) {
+                    r.verdict.force(force.clone());
+                }
+            }
+            r.action = r.verdict.action(&thresholds(&policy), r.unfiltered);
+        }
+    }
+
+    /// The end-of-data refusal of a message every recipient's verdict rejects (the first
+    /// recipient's domain picks the text).
+    pub fn content_rejection(&self, ip: IpAddr, from: &str, r: &RcptVerdict) -> Reply {
+        let lists = tables::current();
+        let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
+        let policy = lists.domains.for_domain(domain);
+        let text = policy.reject_text(r.verdict.main_reason().map(|s| s.name.as_str()));
+        rejection(&r.verdict, ip, from, &r.address, text)
+    }
+
+    /// Ends the transaction's screening: counts it as spam toward the client's ban when any
+    /// recipient's verdict says so, and bans at once on a honeypot keyword.
+    pub fn end_transaction(&self, id: u64, rcpts: &[RcptVerdict], honeypot: bool) {
+        let mut m = self.conns.borrow_mut();
+        let Some(c) = m.get_mut(&id) else { return };
+        let tag = k::VERDICT_TAG_SCORE.get_f64();
+        let spam = rcpts.iter().any(|r| r.action != Action::Deliver || tag > 0.0 && r.verdict.score() >= tag);
+        if honeypot && self.bans.ban(c.ip, Instant::now()) {
+            ban_event(c.ip, Why::Honeypot).str("by", "keyword").emit();
+        }
         if spam {
             self.count_spam(c);
         }
-        rcpts
     }
 
     /// Counts the current transaction as one spam toward the client's ban, once.

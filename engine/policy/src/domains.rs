@@ -37,6 +37,14 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("country", &["COUNTRY_"]),
     ("envelope", &["FROM_EMPTY", "FROM_EQ_TO", "FROM_DOMAIN_EQ_TO_DOMAIN", "RCPT_PERCENT"]),
     ("greylist", &[]),
+    // Content checks (engine/scan): the scored rules of content-rules.txt are `rules` whatever
+    // their names, so the scanner tags each finding with its check.
+    ("keywords", &["KEYWORD_"]),
+    ("rules", &[]),
+    ("urls", &["URL_", "PHISH_"]),
+    ("heuristics", &["HEUR_"]),
+    ("mime", &["MIME_"]),
+    ("attachments", &["ATTACH_", "ARCHIVE_"]),
 ];
 
 /// The check a symbol belongs to.

@@ -115,6 +115,20 @@ impl Lists {
 }
 
 static CURRENT: OnceLock<RwLock<Arc<Lists>>> = OnceLock::new();
+
+/// Another file set of the same directory, loaded and watched with the lists (the content
+/// scanner's rules): its files, and a loader that puts them in force or leaves the old set.
+pub struct Companion {
+    pub files: Vec<&'static str>,
+    pub reload: fn(&Path) -> Result<usize, Vec<String>>,
+}
+
+static COMPANIONS: Mutex<Vec<Companion>> = Mutex::new(Vec::new());
+
+/// Registers a companion file set (before [`start`]).
+pub fn add_companion(c: Companion) {
+    COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+}
 static DIR: OnceLock<PathBuf> = OnceLock::new();
 static STAMP: Mutex<Vec<Option<(SystemTime, u64)>>> = Mutex::new(Vec::new());
 
@@ -128,22 +142,42 @@ pub fn current() -> Arc<Lists> {
 }
 
 fn stamps(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
+    let extra: Vec<&'static str> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().flat_map(|c| c.files.clone()).collect();
     FILES
         .iter()
         .map(|(_, f)| *f)
         .chain([DOMAIN_POLICY_FILE])
+        .chain(extra)
         .map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
         .collect()
 }
 
-/// Loads the lists of `dir` and puts them in force; on any error nothing changes.
+/// Loads the lists of `dir` and its companions, and puts each set that loads in force; a set
+/// with an error keeps its old version (and the errors of all sets are returned).
 pub fn reload(dir: &Path) -> Result<usize, Vec<String>> {
     let before = stamps(dir);
-    let lists = Lists::load(dir)?;
-    let n = lists.entries();
-    *cell().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(lists);
+    let mut errors = Vec::new();
+    let mut n = 0;
+    match Lists::load(dir) {
+        Ok(lists) => {
+            n += lists.entries();
+            *cell().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(lists);
+        }
+        Err(e) => errors.extend(e),
+    }
+    let loaders: Vec<fn(&Path) -> Result<usize, Vec<String>>> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| c.reload).collect();
+    for load in loaders {
+        match load(dir) {
+            Ok(m) => n += m,
+            Err(e) => errors.extend(e),
+        }
+    }
     *STAMP.lock().unwrap_or_else(|e| e.into_inner()) = before;
-    Ok(n)
+    if errors.is_empty() {
+        Ok(n)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Loads `dir` now (an error stops start-up) and starts the watcher thread.

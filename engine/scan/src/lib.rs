@@ -1,5 +1,287 @@
+//! Content scanning: the body stage of the gateway.
+//!
+//! [`scan`] is a pure function of the message bytes and the read-mostly [`Tables`]: it parses
+//! the message once ([`mime`]) and every scanner reads that parsed form — keyword lines and scored
+//! rules ([`rules`], one hyperscan pass per target), links and phishing signs ([`urls`],
+//! [`phish`]), heuristics ([`heuristics`]), attachments and archives ([`attachments`]). Each
+//! finding is a symbol with the score of its knob (`score.*`, `scan.*`) and the name of the check
+//! it belongs to, so a domain can turn a check off (`mxguard_policy::domains::CHECKS` names them all).
+//!
+//! The tables are loaded from files in the lists directory beside the policy lists, compiled
+//! off the request path and swapped atomically; a bad file leaves the old tables in force. This
+//! crate never does I/O while scanning and never decides an action: it only adds symbols.
+
+pub mod attachments;
+pub mod heuristics;
 pub mod hsdb;
+pub mod magic;
 pub mod mime;
+pub mod phish;
 pub mod rules;
 pub mod urls;
-pub mod phish;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use mxguard_policy::list::List;
+use mxguard_tuning as k;
+use mxguard_verdict::{Force, Symbol};
+
+/// Extra list files this crate reads (beside [`rules::FILES`]).
+pub const URL_BLACKLIST: &str = "url-blacklist.txt";
+pub const SHORTENERS: &str = "url-shorteners.txt";
+pub const BRANDS: &str = "protected-brands.txt";
+pub const ATTACHMENT_BLACKLIST: &str = "attachment-blacklist.txt";
+
+/// Every file of the lists directory the scanners read.
+pub fn files() -> Vec<&'static str> {
+    let mut v = rules::FILES.to_vec();
+    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST]);
+    v
+}
+
+/// The read-mostly tables.
+#[derive(Debug)]
+pub struct Tables {
+    pub rules: rules::Rules,
+    pub url_blacklist: List,
+    pub shorteners: HashSet<String>,
+    pub brands: HashSet<String>,
+    /// Lines of attachment-blacklist.txt (joined with the knob's list at scan time).
+    pub attachment_lines: String,
+}
+
+impl Tables {
+    pub fn empty() -> Tables {
+        Tables {
+            rules: rules::Rules::empty(),
+            url_blacklist: List::empty(URL_BLACKLIST),
+            shorteners: phish::DEFAULT_SHORTENERS.iter().map(|s| s.to_string()).collect(),
+            brands: phish::DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect(),
+            attachment_lines: String::new(),
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Tables, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut t = Tables::empty();
+        match rules::Rules::load(dir) {
+            Ok(r) => t.rules = r,
+            Err(e) => errors.extend(e),
+        }
+        match List::load(&dir.join(URL_BLACKLIST)) {
+            Ok(l) => t.url_blacklist = l,
+            Err(e) => errors.push(e),
+        }
+        let words = |f: &str, errors: &mut Vec<String>| -> Vec<String> {
+            match std::fs::read_to_string(dir.join(f)) {
+                Ok(s) => s.lines().map(|l| l.trim().to_ascii_lowercase()).filter(|l| !l.is_empty() && !l.starts_with('#')).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    errors.push(format!("{}: {e}", dir.join(f).display()));
+                    Vec::new()
+                }
+            }
+        };
+        t.shorteners.extend(words(SHORTENERS, &mut errors));
+        t.brands.extend(words(BRANDS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
+        t.attachment_lines = words(ATTACHMENT_BLACKLIST, &mut errors).join("\n");
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn entries(&self) -> usize {
+        self.rules.len() + self.url_blacklist.len()
+    }
+}
+
+static CURRENT: OnceLock<RwLock<Arc<Tables>>> = OnceLock::new();
+
+fn cell() -> &'static RwLock<Arc<Tables>> {
+    CURRENT.get_or_init(|| RwLock::new(Arc::new(Tables::empty())))
+}
+
+/// The tables in force.
+pub fn current() -> Arc<Tables> {
+    cell().read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Loads the tables of `dir` and puts them in force; on any error nothing changes.
+pub fn reload(dir: &Path) -> Result<usize, Vec<String>> {
+    let t = Tables::load(dir)?;
+    let n = t.entries();
+    *cell().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+    Ok(n)
+}
+
+/// One finding with the check it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub check: &'static str,
+    pub symbol: Symbol,
+}
+
+/// What the scanners found in one message.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub found: Vec<Found>,
+    /// Outcomes list options impose (keyword `::NULL`, `::NoNDR`, whitelist).
+    pub forces: Vec<(&'static str, Force)>,
+    /// A `::Honeypot` keyword line matched: the client is to be banned.
+    pub honeypot: bool,
+    /// Registrable domains of the links (for URI blacklist lookups).
+    pub link_domains: Vec<String>,
+}
+
+impl Report {
+    fn add(&mut self, check: &'static str, name: &str, score: f64, reason: String) {
+        self.found.push(Found { check, symbol: Symbol { name: name.to_string(), score, reason } });
+    }
+
+    pub fn score(&self) -> f64 {
+        self.found.iter().map(|f| f.symbol.score).sum()
+    }
+}
+
+/// Scores of the fixed symbols, by knob.
+static SCORES: &[(&str, &k::Knob)] = &[
+    ("ATTACH_BLOCKED_EXT", &k::SCORE_ATTACH_BLOCKED_EXT),
+    ("ATTACH_EXECUTABLE", &k::SCORE_ATTACH_EXECUTABLE),
+    ("ATTACH_DOUBLE_EXT", &k::SCORE_ATTACH_DOUBLE_EXT),
+    ("ATTACH_TYPE_MISMATCH", &k::SCORE_ATTACH_TYPE_MISMATCH),
+    ("ARCHIVE_BLOCKED_ENTRY", &k::SCORE_ARCHIVE_BLOCKED_ENTRY),
+    ("ARCHIVE_ENCRYPTED", &k::SCORE_ARCHIVE_ENCRYPTED),
+    ("ARCHIVE_BOMB", &k::SCORE_ARCHIVE_BOMB),
+    ("ARCHIVE_TOO_DEEP", &k::SCORE_ARCHIVE_TOO_DEEP),
+    ("ARCHIVE_UNREADABLE", &k::SCORE_ARCHIVE_UNREADABLE),
+    ("PHISH_TEXT_MISMATCH", &k::SCORE_URL_TEXT_MISMATCH),
+    ("URL_IP_LITERAL", &k::SCORE_URL_IP_LITERAL),
+    ("URL_USERINFO", &k::SCORE_URL_USERINFO),
+    ("PHISH_LOOKALIKE", &k::SCORE_URL_LOOKALIKE),
+    ("URL_SHORTENER", &k::SCORE_URL_SHORTENER),
+    ("PHISH_FORM", &k::SCORE_URL_FORM),
+    ("URL_BL", &k::SCORE_URL_BLACKLIST),
+    ("HEUR_SUBJECT_SPACES", &k::SCORE_HEUR_SUBJECT_SPACES),
+    ("HEUR_MISSING_DATE", &k::SCORE_HEUR_MISSING_DATE),
+    ("HEUR_MISSING_MESSAGE_ID", &k::SCORE_HEUR_MISSING_MESSAGE_ID),
+    ("HEUR_MISSING_FROM", &k::SCORE_HEUR_MISSING_FROM),
+    ("HEUR_DATE_FUTURE", &k::SCORE_HEUR_DATE_FUTURE),
+    ("HEUR_DATE_PAST", &k::SCORE_HEUR_DATE_PAST),
+    ("HEUR_HTML_ONLY_SHORT", &k::SCORE_HEUR_HTML_ONLY_SHORT),
+    ("HEUR_SUBJECT_CAPS", &k::SCORE_HEUR_SUBJECT_CAPS),
+    ("HEUR_SUBJECT_EXCLAIM", &k::SCORE_HEUR_SUBJECT_EXCLAIM),
+    ("HEUR_FORGED_OUTLOOK", &k::SCORE_HEUR_FORGED_OUTLOOK),
+    ("HEUR_FROM_NAME_ADDRESS", &k::SCORE_HEUR_FROM_NAME_ADDRESS),
+    ("HEUR_BASE64_TEXT", &k::SCORE_HEUR_BASE64_TEXT),
+    ("HEUR_EMPTY_BODY", &k::SCORE_HEUR_EMPTY_BODY),
+];
+
+fn score_of(symbol: &str) -> f64 {
+    if symbol.starts_with("MIME_") {
+        return k::SCAN_MIME_DEFECT_SCORE.get_f64();
+    }
+    SCORES.iter().find(|(s, _)| *s == symbol).map(|(_, k)| k.get_f64()).unwrap_or(0.0)
+}
+
+/// Scans one message (`raw`: as received, CRLF lines), with the knobs in force.
+pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
+    let mut r = Report::default();
+    let p = mime::parse(raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
+    for d in &p.defects {
+        r.add("mime", d.symbol(), score_of(d.symbol()), d.reason().to_string());
+    }
+    let headers = p.headers();
+    let html = p.html();
+    let links = urls::extract(&p.text, &html, k::SCAN_LINKS_MAX.get_usize());
+    let link_urls: Vec<String> = links.iter().map(|l| l.url.clone()).collect();
+
+    // Keywords and rules: the text, plus the Received headers when asked.
+    let mut text = std::borrow::Cow::Borrowed(p.text.as_str());
+    if k::SCAN_RECEIVED_HEADERS.get_bool() {
+        let received: Vec<&str> = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Received")).map(|(_, v)| v.as_ref()).collect();
+        if !received.is_empty() {
+            text = std::borrow::Cow::Owned(format!("{}\n{}", received.join("\n"), p.text));
+        }
+    }
+    for hit in tables.rules.matches(&text, &link_urls, &headers) {
+        match hit {
+            rules::Hit::Keyword(kw) if kw.whitelist => {
+                r.forces.push(("keywords", Force::Pass("KEYWORD_WL".into())));
+                r.add("keywords", "KEYWORD_WL", 0.0, format!("matches keyword whitelist line {}: {}", kw.line, kw.text));
+            }
+            rules::Hit::Keyword(kw) => {
+                let reason = format!("matches keyword blacklist line {}: {}", kw.line, kw.text);
+                if kw.opts.honeypot {
+                    r.honeypot = true;
+                    r.forces.push(("keywords", Force::Discard("KEYWORD_BL".into())));
+                } else if kw.opts.null {
+                    r.forces.push(("keywords", Force::Discard("KEYWORD_BL".into())));
+                } else if kw.opts.no_ndr {
+                    r.forces.push(("keywords", Force::NoNdr("KEYWORD_BL".into())));
+                }
+                if !r.found.iter().any(|f| f.symbol.name == "KEYWORD_BL") {
+                    r.add("keywords", "KEYWORD_BL", k::SCAN_KEYWORD_SCORE.get_f64(), reason);
+                }
+            }
+            rules::Hit::Rule(rule) => {
+                let reason = if rule.describe.is_empty() { format!("content rule {}", rule.name) } else { rule.describe.clone() };
+                r.add("rules", &rule.name, rule.score, reason);
+            }
+        }
+    }
+
+    // Links.
+    let from_domain = p
+        .message
+        .as_ref()
+        .and_then(|m| m.from())
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    for (sym, reason) in phish::check(&links, &from_domain, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
+        r.add("urls", sym, score_of(sym), reason);
+    }
+    if !tables.url_blacklist.is_empty() {
+        if let Some(l) = links.iter().find(|l| tables.url_blacklist.match_name(&l.host).is_some()) {
+            r.add("urls", "URL_BL", score_of("URL_BL"), format!("a link goes to the blacklisted {}", l.host));
+        }
+    }
+    let mut domains: Vec<String> = links.iter().map(|l| l.domain.clone()).collect();
+    domains.sort();
+    domains.dedup();
+    r.link_domains = domains;
+
+    // Attachments.
+    let atts = p.attachments();
+    let blocked = attachments::blocked_set(&k::SCAN_BLOCKED_EXTENSIONS.get_str(), &tables.attachment_lines);
+    let policy = attachments::Policy {
+        blocked: &blocked,
+        limits: attachments::Limits {
+            depth_max: k::SCAN_ARCHIVE_DEPTH_MAX.get_usize(),
+            entries_max: k::SCAN_ARCHIVE_ENTRIES_MAX.get_usize(),
+            ratio_max: k::SCAN_ARCHIVE_RATIO_MAX.get_u64(),
+            total_bytes_max: k::SCAN_ARCHIVE_BYTES_MAX.get_u64(),
+        },
+    };
+    for (sym, reason) in attachments::check(atts.iter().map(|a| (a.name, a.data)), &policy).findings {
+        r.add("attachments", sym, score_of(sym), reason);
+    }
+
+    // Heuristics.
+    let cfg = heuristics::Config {
+        subject_spaces_max: k::HEUR_SUBJECT_SPACES_MAX.get_usize(),
+        html_short_chars: k::HEUR_HTML_SHORT_CHARS.get_usize(),
+        now_unix,
+    };
+    for (sym, reason) in heuristics::check(&p, atts.len(), &cfg) {
+        r.add("heuristics", sym, score_of(sym), reason);
+    }
+    r.found.retain(|f| f.symbol.score != 0.0 || f.symbol.name == "KEYWORD_WL");
+    r
+}

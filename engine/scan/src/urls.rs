@@ -105,8 +105,13 @@ fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
             if let Some(v) = attribute(&tag[name_end..], attr) {
                 let text = if name == "a" {
                     // The anchor's text, up to </a>, tags stripped.
-                    let rest = &html[i..];
-                    let end = find_ci(rest, "</a").unwrap_or(rest.len().min(2000));
+                    // Bounded: a page of unclosed anchors must not cost a scan to the end each.
+                    let mut cap = html.len().min(i + 4096);
+                    while !html.is_char_boundary(cap) {
+                        cap -= 1;
+                    }
+                    let rest = &html[i..cap];
+                    let end = find_ci(rest, "</a").unwrap_or(rest.len());
                     Some(strip_tags(&rest[..end]))
                 } else {
                     None

@@ -134,6 +134,8 @@ pub struct Metrics {
     pub conn_rate_refused: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
+    /// Content scan of one message (parse and every scanner).
+    pub scan_time: Latency,
     /// Message accepted → delivered downstream.
     pub accept_to_delivered: Latency,
     /// One group commit: write and fsync.
@@ -172,6 +174,7 @@ pub static METRICS: Metrics = Metrics {
     pregreet_refused: Counter::new(),
     conn_rate_refused: Counter::new(),
     eod_to_reply: Latency::new(),
+    scan_time: Latency::new(),
     accept_to_delivered: Latency::new(),
     spool_commit: Latency::new(),
     spool_sync: Latency::new(),
@@ -239,6 +242,7 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"pregreet_refused\"}} {}", m.pregreet_refused.get());
     let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"conn_rate_refused\"}} {}", m.conn_rate_refused.get());
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
+    summary(&mut o, "mxguard_scan_seconds", "Content scan of one message (MIME parse and every scanner).", &m.scan_time);
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
     summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);
     summary(&mut o, "mxguard_spool_sync_seconds", "The device flush inside one spool commit (the rest of a commit is scheduling).", &m.spool_sync);

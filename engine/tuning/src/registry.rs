@@ -296,4 +296,92 @@ registry! {
         "Rotated log files kept (mxguard.log.1 is the newest)." }
     ADMIN_SOCKET { text "admin.socket", "admin.sock", restart,
         "Unix socket for `mxguard sysctl` and `mxguard reload`, relative to state.dir unless absolute." }
+
+    // ---- content scanning ----------------------------------------------------------------------
+    SCAN_ENABLED { bool "scan.enabled", true, live,
+        "Scan message content at end of data (MIME, keywords, rules, links, heuristics, attachments)." }
+    SCAN_TEXT_MAX_BYTES { int "scan.text_max_bytes", 262_144, 1024..=67_108_864, live,
+        "Decoded text scanned for keywords, rules and links; the rest is not looked at (MaxMsgSizeForKeywordScan)." }
+    SCAN_PARTS_MAX { int "scan.parts_max", 1000, 1..=100_000, live,
+        "MIME parts looked at per message (nested messages included); more is the symbol MIME_TOO_MANY_PARTS." }
+    SCAN_RECEIVED_HEADERS { bool "scan.received_headers", true, live,
+        "Add the Received: headers to the text examined for keywords (ScanReceivedHeaders)." }
+    SCAN_LINKS_MAX { int "scan.links_max", 500, 1..=100_000, live,
+        "Links extracted and checked per message." }
+    SCAN_KEYWORD_SCORE { float "scan.keyword_score", 100.0, [-10000.0, 10000.0], live,
+        "Score of a keyword blacklist line that matches (symbol KEYWORD_BL; the reference rejects)." }
+    SCAN_MIME_DEFECT_SCORE { float "scan.mime_defect_score", 1.0, [-10000.0, 10000.0], live,
+        "Score of each MIME defect symbol (MIME_BAD_ENCODING, MIME_MISSING_BOUNDARY, MIME_8BIT_HEADER, MIME_TOO_MANY_PARTS, MIME_UNPARSEABLE)." }
+    SCAN_BLOCKED_EXTENSIONS { text "scan.blocked_extensions", "exe,scr,pif,com,bat,cmd,cpl,dll,js,jse,vbs,vbe,wsf,wsh,hta,msi,msp,jar,iso,img,vhd,vhdx,lnk,ps1,psm1,reg,scf,msc,gadget,application,appref-ms,chm,hlp,inf,sct,ws,url,xll,one", live,
+        "Attachment extensions blocked (comma-separated; lists/attachment-blacklist.txt adds more)." }
+    SCAN_ARCHIVE_DEPTH_MAX { int "scan.archive_depth_max", 3, 0..=20, live,
+        "Archives inside archives opened; deeper is the symbol ARCHIVE_TOO_DEEP." }
+    SCAN_ARCHIVE_ENTRIES_MAX { int "scan.archive_entries_max", 1000, 1..=1_000_000, live,
+        "Entries per archive; more is the symbol ARCHIVE_BOMB." }
+    SCAN_ARCHIVE_RATIO_MAX { int "scan.archive_ratio_max", 100, 2..=100_000, live,
+        "Compression ratio of an archive entry over 1 MiB beyond which it is a bomb." }
+    SCAN_ARCHIVE_BYTES_MAX { int "scan.archive_bytes_max", 104_857_600, 1_048_576..=4_294_967_296, live,
+        "Bytes all archives of a message may inflate to; more is the symbol ARCHIVE_BOMB." }
+    SCORE_ATTACH_BLOCKED_EXT { float "score.attach_blocked_ext", 100.0, [-10000.0, 10000.0], live,
+        "Score of ATTACH_BLOCKED_EXT: a blocked attachment extension (or a disk image)." }
+    SCORE_ATTACH_EXECUTABLE { float "score.attach_executable", 100.0, [-10000.0, 10000.0], live,
+        "Score of ATTACH_EXECUTABLE: an executable attachment by its magic bytes." }
+    SCORE_ATTACH_DOUBLE_EXT { float "score.attach_double_ext", 100.0, [-10000.0, 10000.0], live,
+        "Score of ATTACH_DOUBLE_EXT: a double extension hiding an executable (invoice.pdf.exe)." }
+    SCORE_ATTACH_TYPE_MISMATCH { float "score.attach_type_mismatch", 8.0, [-10000.0, 10000.0], live,
+        "Score of ATTACH_TYPE_MISMATCH: an attachment whose name lies about its type." }
+    SCORE_ARCHIVE_BLOCKED_ENTRY { float "score.archive_blocked_entry", 100.0, [-10000.0, 10000.0], live,
+        "Score of ARCHIVE_BLOCKED_ENTRY: a blocked or executable file inside an archive." }
+    SCORE_ARCHIVE_ENCRYPTED { float "score.archive_encrypted", 3.0, [-10000.0, 10000.0], live,
+        "Score of ARCHIVE_ENCRYPTED: a password-protected archive, which cannot be scanned (BlockArchivesWithPassword: set to the reject score)." }
+    SCORE_ARCHIVE_BOMB { float "score.archive_bomb", 100.0, [-10000.0, 10000.0], live,
+        "Score of ARCHIVE_BOMB: an archive beyond the entry, ratio or size limits." }
+    SCORE_ARCHIVE_TOO_DEEP { float "score.archive_too_deep", 5.0, [-10000.0, 10000.0], live,
+        "Score of ARCHIVE_TOO_DEEP: archives nested deeper than scan.archive_depth_max." }
+    SCORE_ARCHIVE_UNREADABLE { float "score.archive_unreadable", 2.0, [-10000.0, 10000.0], live,
+        "Score of ARCHIVE_UNREADABLE: an archive that cannot be read." }
+    SCORE_URL_TEXT_MISMATCH { float "score.url_text_mismatch", 6.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_TEXT_MISMATCH: a link whose text names another domain than its target." }
+    SCORE_URL_IP_LITERAL { float "score.url_ip_literal", 3.0, [-10000.0, 10000.0], live,
+        "Score of URL_IP_LITERAL: a link to a bare IP address." }
+    SCORE_URL_USERINFO { float "score.url_userinfo", 5.0, [-10000.0, 10000.0], live,
+        "Score of URL_USERINFO: a link with user@ before its host." }
+    SCORE_URL_LOOKALIKE { float "score.url_lookalike", 10.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_LOOKALIKE: a punycode host imitating a protected brand." }
+    SCORE_URL_SHORTENER { float "score.url_shortener", 1.0, [-10000.0, 10000.0], live,
+        "Score of URL_SHORTENER: a link through a URL shortener." }
+    SCORE_URL_FORM { float "score.url_form", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_FORM: an HTML form posting to another site than the sender's." }
+    SCORE_URL_BLACKLIST { float "score.url_blacklist", 100.0, [-10000.0, 10000.0], live,
+        "Score of URL_BL: a link to a host of lists/url-blacklist.txt." }
+    SCORE_HEUR_SUBJECT_SPACES { float "score.heur_subject_spaces", 2.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_SUBJECT_SPACES: more blank runs in the subject than heuristics.subject_spaces_max." }
+    SCORE_HEUR_MISSING_DATE { float "score.heur_missing_date", 1.5, [-10000.0, 10000.0], live,
+        "Score of HEUR_MISSING_DATE: no Date header." }
+    SCORE_HEUR_MISSING_MESSAGE_ID { float "score.heur_missing_message_id", 1.5, [-10000.0, 10000.0], live,
+        "Score of HEUR_MISSING_MESSAGE_ID: no Message-ID header." }
+    SCORE_HEUR_MISSING_FROM { float "score.heur_missing_from", 2.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_MISSING_FROM: no From address." }
+    SCORE_HEUR_DATE_FUTURE { float "score.heur_date_future", 2.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_DATE_FUTURE: a Date more than a day ahead." }
+    SCORE_HEUR_DATE_PAST { float "score.heur_date_past", 1.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_DATE_PAST: a Date more than five years old." }
+    SCORE_HEUR_HTML_ONLY_SHORT { float "score.heur_html_only_short", 1.5, [-10000.0, 10000.0], live,
+        "Score of HEUR_HTML_ONLY_SHORT: HTML without a text part and little text." }
+    SCORE_HEUR_SUBJECT_CAPS { float "score.heur_subject_caps", 1.5, [-10000.0, 10000.0], live,
+        "Score of HEUR_SUBJECT_CAPS: a subject mostly in capitals." }
+    SCORE_HEUR_SUBJECT_EXCLAIM { float "score.heur_subject_exclaim", 1.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_SUBJECT_EXCLAIM: !!! in the subject." }
+    SCORE_HEUR_FORGED_OUTLOOK { float "score.heur_forged_outlook", 3.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_FORGED_OUTLOOK: X-Mailer claims Outlook without Outlook's headers." }
+    SCORE_HEUR_FROM_NAME_ADDRESS { float "score.heur_from_name_address", 4.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_FROM_NAME_ADDRESS: the From name shows an address of another domain." }
+    SCORE_HEUR_BASE64_TEXT { float "score.heur_base64_text", 0.5, [-10000.0, 10000.0], live,
+        "Score of HEUR_BASE64_TEXT: text sent base64-encoded (FilterBase64html: set to the reject score)." }
+    SCORE_HEUR_EMPTY_BODY { float "score.heur_empty_body", 1.0, [-10000.0, 10000.0], live,
+        "Score of HEUR_EMPTY_BODY: no text and no attachment." }
+    HEUR_SUBJECT_SPACES_MAX { int "heuristics.subject_spaces_max", 5, 0..=1000, live,
+        "Runs of two or more blanks (or tabs) allowed in a subject (Max number of spaces in subject line; 0: off)." }
+    HEUR_HTML_SHORT_CHARS { int "heuristics.html_short_chars", 200, 0..=100_000, live,
+        "An HTML-only message with less visible text than this is HEUR_HTML_ONLY_SHORT." }
 }

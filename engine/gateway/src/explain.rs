@@ -1,0 +1,69 @@
+//! `mxguard explain FILE.eml [--rcpt ADDRESS]`: the content verdict of a message, without a
+//! running gateway — every symbol with its score and reason, the total, and the action the
+//! recipient's domain thresholds give. Reads the knobs (`--config`, `--set`) and the list files
+//! of `lists.dir` exactly as the gateway would; never sends or stores anything.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mxguard_tuning as k;
+use mxguard_verdict::{fmt_score, Verdict};
+
+pub fn explain(args: Vec<String>) -> Result<(), String> {
+    let mut file = None;
+    let mut rcpt = String::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rcpt" => rcpt = it.next().ok_or("--rcpt needs an address")?,
+            _ if file.is_none() => file = Some(a),
+            _ => return Err(format!("unexpected argument {a}")),
+        }
+    }
+    let file = file.ok_or("usage: mxguard explain FILE.eml [--rcpt ADDRESS]")?;
+    let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
+    // Lines as SMTP delivers them (CRLF), whatever the file uses.
+    let raw = crlf(&raw);
+    let lists = crate::in_state_dir(&k::LISTS_DIR.get_str());
+    let policy = mxguard_policy::tables::Lists::load(&lists).map_err(|e| e.join("\n"))?;
+    let tables = mxguard_scan::Tables::load(&lists).map_err(|e| e.join("\n"))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    let report = mxguard_scan::scan(&raw, &tables, now);
+    let took = t0.elapsed();
+    let domain = rcpt.rsplit_once('@').map(|x| x.1).unwrap_or("");
+    let d = policy.domains.for_domain(domain);
+    let mut v = Verdict::new();
+    println!("{file}: {} bytes, scanned in {:.3} ms", raw.len(), took.as_secs_f64() * 1e3);
+    for f in &report.found {
+        let on = d.enabled(f.check);
+        println!("  {:<24} {:>8}  [{}{}] {}", f.symbol.name, fmt_score(f.symbol.score), f.check, if on { "" } else { ", off for this domain" }, f.symbol.reason);
+        if on {
+            v.add(f.symbol.name.clone(), f.symbol.score, f.symbol.reason.clone());
+        }
+    }
+    for (check, force) in &report.forces {
+        println!("  force {force:?} [{check}]");
+        if d.enabled(check) {
+            v.force(force.clone());
+        }
+    }
+    if !report.link_domains.is_empty() {
+        println!("  links to: {}", report.link_domains.join(", "));
+    }
+    let action = v.action(&crate::screen::thresholds(&d), None);
+    println!("total {} -> {}", fmt_score(v.score()), action.as_str());
+    Ok(())
+}
+
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}

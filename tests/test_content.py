@@ -1,0 +1,187 @@
+"""The content stage end to end: real SMTP client, the real gateway scanning at end of data, the sink
+downstream. Each test asserts the reply at end of data, the symbols in the log and where the message
+went. DNS checks are off (dns.enabled = 0) so only content decides."""
+
+import email.utils
+import io
+import smtplib
+import sqlite3
+import subprocess
+import time
+import zipfile
+
+import pytest
+
+from conftest import MXGUARD, wait_for
+
+
+def knobs(**extra):
+    k = {"policy.trusted_networks": "", "dns.enabled": "0", "lists.check_s": "1", "policy.pregreet_wait_ms": "0",
+         "policy.ban_spam_count": "0"}
+    k.update({name.replace("__", "."): v for name, v in extra.items()})
+    return k
+
+
+def message(subject="quarterly report", body="Please find the figures below.\r\n", extra_headers="", mime=None):
+    head = (f"From: Ann <ann@sender.example>\r\nTo: <u@example.test>\r\nSubject: {subject}\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{time.time_ns()}@sender.example>\r\n{extra_headers}")
+    if mime is not None:
+        return (head + mime).encode()
+    return (head + "\r\n" + body).encode()
+
+
+def send(port, data, rcpts=("u@example.test",), src="127.0.0.90"):
+    c = smtplib.SMTP(timeout=20, source_address=(src, 0), local_hostname="client.example")
+    c.connect("127.0.0.1", port)
+    try:
+        c.ehlo("client.example")
+        c.mail("ann@sender.example")
+        for r in rcpts:
+            c.rcpt(r)
+        return c.data(data)
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+def with_attachment(name, payload, ctype="application/octet-stream"):
+    import base64
+    b64 = base64.encodebytes(payload).decode().replace("\n", "\r\n")
+    mime = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+            "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
+            f"--b1\r\nContent-Type: {ctype}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{b64}--b1--\r\n")
+    return message(mime=mime)
+
+
+def zip_bytes(entries):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in entries:
+            z.writestr(n, d)
+    return buf.getvalue()
+
+
+def accepted_symbols(g):
+    return [e.get("symbols", "") for e in g.events("accepted")]
+
+
+def test_keyword_lines_reject_at_end_of_data_and_the_whitelist_passes(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("# reference syntax\nMortgage, Click here\nUnsubscribe\n")
+    (lists / "keywords-whitelist.txt").write_text("project mxguard\n")
+    g.start()
+    code, text = send(g.port, message(body="Low mortgage, click here to be removed from our mailing.\r\n"))
+    assert code == 550, (code, text)
+    ev = g.wait_events("message_rejected")
+    assert "KEYWORD_BL(100)" in ev[-1]["symbols"], ev
+    # "click over here" is not "click here": accepted and delivered.
+    code, _ = send(g.port, message(body="Low mortgage, click over here to be removed from our mailing.\r\n"))
+    assert code == 250
+    # The whitelist beats the blacklist.
+    code, _ = send(g.port, message(body="project mxguard: unsubscribe me\r\n"))
+    assert code == 250
+    wait_for(lambda: sink.stats()["messages"] == 2, what="two deliveries")
+    bodies = b"".join(sink.messages())
+    assert b"click over here" in bodies and b"project mxguard" in bodies
+
+
+def test_a_bad_rule_file_keeps_the_rules_in_force(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "content-rules.txt").write_text("body LOAN /low (?:interest|rate) loans?/i\nscore LOAN 20\n")
+    g.start()
+    code, _ = send(g.port, message(body="Get LOW RATE LOANS today\r\n"))
+    assert code == 550
+    (lists / "content-rules.txt").write_text("body LOAN /low (?:interest|rate) loans?/i\nbody BAD /(unclosed/\n")
+    ev = g.wait_events("lists_error", timeout=15)
+    assert "content-rules.txt:2:" in str(ev[-1]), ev
+    code, _ = send(g.port, message(body="Get LOW RATE LOANS today\r\n"))
+    assert code == 550, "the old rules are still in force"
+
+
+def test_executable_attachments_and_archives(make_gateway, sink):
+    g = make_gateway(sink.port, knobs())
+    pe = b"MZ\x90\x00" + b"\x00" * 200
+    code, _ = send(g.port, with_attachment("invoice.pdf.exe", pe))
+    assert code == 550
+    assert "ATTACH_DOUBLE_EXT" in g.wait_events("message_rejected")[-1]["symbols"]
+    # An executable renamed .pdf inside a zip.
+    code, _ = send(g.port, with_attachment("docs.zip", zip_bytes([("readme.txt", b"hi"), ("scan.pdf", pe)])))
+    assert code == 550
+    assert "ARCHIVE_BLOCKED_ENTRY" in g.wait_events("message_rejected", n=2)[-1]["symbols"]
+    # A zip bomb: 200 MB of zeros in a few hundred KB.
+    bomb = zip_bytes([("zeros.bin", b"\0" * (200 << 20))])
+    assert len(bomb) < 1 << 20
+    code, _ = send(g.port, with_attachment("report.zip", bomb))
+    assert code == 550
+    assert "ARCHIVE_BOMB" in g.wait_events("message_rejected", n=3)[-1]["symbols"]
+    # A harmless document goes through.
+    code, _ = send(g.port, with_attachment("notes.zip", zip_bytes([("notes.txt", b"minutes of the meeting")])))
+    assert code == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="clean delivery")
+
+
+def test_a_domain_can_turn_a_content_check_off(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "domain-policy.txt").write_text("other.test attachments = off\n")
+    g.start()
+    pe = b"MZ\x90\x00" + b"\x00" * 64
+    code, _ = send(g.port, with_attachment("tool.exe", pe), rcpts=("u@other.test",))
+    assert code == 250
+    # Both domains in one message: the copy for example.test is held, not bounced.
+    code, _ = send(g.port, with_attachment("tool.exe", pe), rcpts=("u@other.test", "u@example.test"))
+    assert code == 250
+    wait_for(lambda: sink.stats()["messages"] == 2, what="deliveries to other.test")
+    with sqlite3.connect(g.state / "quarantine.db") as db:
+        wait_for(lambda: db.execute("SELECT count(*) FROM recipients").fetchone()[0] == 1, what="quarantined copy")
+        assert db.execute("SELECT rcpt FROM recipients").fetchone()[0] == "u@example.test"
+
+
+def test_phishing_links_are_quarantined_with_their_reasons(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(verdict__quarantine_score="8"))
+    html = ('<html><body><p>Your account is locked.</p>'
+            '<a href="http://198.51.100.7/paypal/login.php">https://www.paypal.com/signin</a></body></html>')
+    mime = ("MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n"
+            "--a\r\nContent-Type: text/plain\r\n\r\nYour account is locked. Log in to unlock it.\r\n"
+            f"--a\r\nContent-Type: text/html\r\n\r\n{html}\r\n--a--\r\n")
+    code, text = send(g.port, message(subject="account locked", mime=mime))
+    assert code == 250, text
+    with sqlite3.connect(g.state / "quarantine.db") as db:
+        wait_for(lambda: db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1, what="quarantined")
+        score, symbols, reason = db.execute("SELECT score, symbols, reason FROM messages").fetchone()
+    assert "PHISH_TEXT_MISMATCH(6)" in symbols and "URL_IP_LITERAL(3)" in symbols, symbols
+    assert score >= 9 and "paypal.com" in reason, (score, reason)
+    assert sink.stats()["messages"] == 0
+
+
+def test_malformed_mime_is_accepted_and_flagged(make_gateway, sink):
+    g = make_gateway(sink.port, knobs())
+    broken = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n" + "--x\r\n" * 2000)
+    code, _ = send(g.port, message(mime=broken))
+    assert code == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery")
+    assert "MIME_MISSING_BOUNDARY" in accepted_symbols(g)[-1]
+    assert g.metrics().get("mxguard_scan_seconds_count", 1) >= 1
+
+
+def test_explain_prints_symbols_and_the_action(tmp_path):
+    eml = tmp_path / "phish.eml"
+    eml.write_bytes(message(subject="URGENT!!! VERIFY YOUR ACCOUNT NOW",
+                            body='<a href="http://paypal.com@203.0.113.5/">www.paypal.com</a>\n'))
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "keywords-blacklist.txt").write_text("verify your account\n")
+    out = subprocess.run([str(MXGUARD), "explain", str(eml), "--set", f"state.dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    for sym in ("KEYWORD_BL", "URL_USERINFO", "HEUR_SUBJECT_CAPS", "HEUR_SUBJECT_EXCLAIM"):
+        assert sym in out.stdout, out.stdout
+    assert out.stdout.strip().splitlines()[-1].endswith("-> reject"), out.stdout
