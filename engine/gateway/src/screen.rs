@@ -372,7 +372,9 @@ impl Screen {
         let mut m = self.conns.borrow_mut();
         let Some(c) = m.get_mut(&id) else { return };
         let tag = k::VERDICT_TAG_SCORE.get_f64();
-        let spam = rcpts.iter().any(|r| r.action != Action::Deliver || tag > 0.0 && r.verdict.score() >= tag);
+        // A whitelisted verdict (trusted network, excluded sender, keyword whitelist) is never
+        // spam, whatever its symbols add up to.
+        let spam = rcpts.iter().any(|r| !r.verdict.whitelisted() && (r.action != Action::Deliver || tag > 0.0 && r.verdict.score() >= tag));
         if honeypot && self.bans.ban(c.ip, Instant::now()) {
             ban_event(c.ip, Why::Honeypot).str("by", "keyword").emit();
         }
