@@ -22,7 +22,7 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let file = file.ok_or("usage: mxguard explain FILE.eml [--rcpt ADDRESS]")?;
     let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
     // Lines as SMTP delivers them (CRLF), whatever the file uses.
-    let raw = crlf(&raw);
+    let raw = mxguard_smtp::stuff::to_crlf(&raw);
     let lists = crate::in_state_dir(&k::LISTS_DIR.get_str());
     let policy = mxguard_policy::tables::Lists::load(&lists).map_err(|e| e.join("\n"))?;
     let tables = mxguard_scan::Tables::load(&lists).map_err(|e| e.join("\n"))?;
@@ -53,17 +53,4 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let action = v.action(&crate::screen::thresholds(&d), None);
     println!("total {} -> {}", fmt_score(v.score()), action.as_str());
     Ok(())
-}
-
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
 }

@@ -58,25 +58,6 @@ struct Corpus {
     templates: Vec<Vec<u8>>,
 }
 
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        if prev == b'\r' && b != b'\n' {
-            out.push(b'\n');
-        }
-        out.push(b);
-        prev = b;
-    }
-    if prev == b'\r' {
-        out.push(b'\n');
-    }
-    out
-}
-
 impl Corpus {
     fn load(opts: &BlastOptions) -> Result<Corpus, String> {
         if let Some(dir) = &opts.dir {
@@ -91,7 +72,7 @@ impl Corpus {
                 } else {
                     raw
                 };
-                templates.push(crlf(&raw));
+                templates.push(mxguard_smtp::stuff::to_crlf(&raw));
             }
             if templates.is_empty() {
                 return Err(format!("{}: no files", dir.display()));

@@ -121,61 +121,13 @@ fn fold_confusables(s: &str) -> String {
         .collect()
 }
 
-/// RFC 3492 Punycode decoding of one label (without `xn--`); `None` on invalid input.
+/// RFC 3492 Punycode decoding of one label (without `xn--`); `None` on invalid input. The idna
+/// crate's decoder (already in the tree through hickory).
 fn punycode_decode(input: &str) -> Option<String> {
-    const BASE: u32 = 36;
-    const TMIN: u32 = 1;
-    const TMAX: u32 = 26;
-    const SKEW: u32 = 38;
-    const DAMP: u32 = 700;
-    fn adapt(mut delta: u32, points: u32, first: bool) -> u32 {
-        delta = if first { delta / DAMP } else { delta / 2 };
-        delta += delta / points;
-        let mut k = 0;
-        while delta > ((BASE - TMIN) * TMAX) / 2 {
-            delta /= BASE - TMIN;
-            k += BASE;
-        }
-        k + (BASE - TMIN + 1) * delta / (delta + SKEW)
-    }
-    let (basic, rest) = match input.rfind('-') {
-        Some(p) => (&input[..p], &input[p + 1..]),
-        None => ("", input),
-    };
-    if !basic.is_ascii() || input.len() > 63 {
+    if input.len() > 63 {
         return None;
     }
-    let mut out: Vec<char> = basic.chars().collect();
-    let (mut n, mut i, mut bias) = (128u32, 0u32, 72u32);
-    let mut it = rest.bytes().peekable();
-    while it.peek().is_some() {
-        let old_i = i;
-        let mut w = 1u32;
-        let mut k = BASE;
-        loop {
-            let c = it.next()?;
-            let digit = match c {
-                b'a'..=b'z' => c - b'a',
-                b'A'..=b'Z' => c - b'A',
-                b'0'..=b'9' => c - b'0' + 26,
-                _ => return None,
-            } as u32;
-            i = i.checked_add(digit.checked_mul(w)?)?;
-            let t = if k <= bias { TMIN } else if k >= bias + TMAX { TMAX } else { k - bias };
-            if digit < t {
-                break;
-            }
-            w = w.checked_mul(BASE - t)?;
-            k += BASE;
-        }
-        let len = out.len() as u32 + 1;
-        bias = adapt(i - old_i, len, old_i == 0);
-        n = n.checked_add(i / len)?;
-        i %= len;
-        out.insert(i as usize, char::from_u32(n)?);
-        i += 1;
-    }
-    Some(out.into_iter().collect())
+    idna::punycode::decode_to_string(input)
 }
 
 #[cfg(test)]

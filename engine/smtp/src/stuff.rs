@@ -4,6 +4,28 @@
 //! the last CRLF when the message lacks it. Works on pieces, so a large message is sent in
 //! bounded buffers. Cost: one `memmem` pass and one copy into the output buffer.
 
+/// A message file as SMTP carries it: every line ending (LF, CR or CRLF) made CRLF. One pass,
+/// one copy.
+pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
+
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        if prev == b'\r' && b != b'\n' {
+            out.push(b'\n');
+        }
+        out.push(b);
+        prev = b;
+    }
+    if prev == b'\r' {
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Streaming dot-stuffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Stuffer {
