@@ -169,4 +169,3 @@ async fn core_main(
     spool.stop_marks();
     Ok(())
 }
-

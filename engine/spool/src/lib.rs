@@ -48,20 +48,19 @@ use glommio::channels::local_channel::{self, LocalSender};
 
 /// A file holding one or more records.
 pub struct SpoolFile {
-    path: PathBuf,
-    file: Arc<File>,
+    /// The open file, its path and its pending marks, shared with the blocking pool and the
+    /// mark writer.
+    backing: Arc<marks::Backing>,
     live: Cell<u32>,
     /// No more records will be added (always true but for the active segment).
     sealed: Cell<bool>,
     /// A segment (recycled when done) rather than a file of its own (deleted when done).
     segment: bool,
-    /// Marks handed to the mark writer and not yet written.
-    marks_pending: Arc<AtomicU32>,
 }
 
 impl SpoolFile {
     pub fn path(&self) -> PathBuf {
-        self.path.clone()
+        self.backing.path.clone()
     }
 }
 
@@ -368,11 +367,11 @@ impl Spool {
         if let Some(a) = self.active.borrow_mut().as_mut() {
             a.write_off += len;
         }
-        let fd = file.file.clone();
+        let fd = file.backing.clone();
         let fsync = (self.fsync)();
         let (r, writes) = glommio::executor()
             .spawn_blocking(move || {
-                let r = write_at(&fd, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.sync_data()) } else { Ok(()) });
+                let r = write_at(&fd.file, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.file.sync_data()) } else { Ok(()) });
                 (r, writes)
             })
             .await;
@@ -450,7 +449,7 @@ impl Spool {
         let recycle = f.segment
             && !self.spare_ready.get()
             && !self.spare_in_progress.get()
-            && f.path.parent() == Some(self.queue_dir.as_path());
+            && f.backing.path.parent() == Some(self.queue_dir.as_path());
         if recycle {
             self.spare_in_progress.set(true);
         }
@@ -458,7 +457,7 @@ impl Spool {
         let retiring = self.retiring.clone();
         retiring.set(retiring.get() + 1);
         glommio::spawn_local(async move {
-            while f.marks_pending.load(Ordering::Acquire) > 0 {
+            while f.backing.pending.load(Ordering::Acquire) > 0 {
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
             let path = f.path();
@@ -504,7 +503,7 @@ impl Spool {
     }
 
     fn mark(&self, f: &SpoolFile, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.marks.write(&f.path, &f.file, &f.marks_pending, offset, bytes)
+        self.marks.write(&f.backing, offset, bytes)
     }
 
     /// Records the retry schedule in place.
@@ -531,7 +530,7 @@ impl Spool {
     /// Reads a message back from disk (for a retry, or after a restart).
     pub fn read(&self, loc: &Location) -> io::Result<MessageData> {
         let mut body = vec![0u8; loc.message_len as usize];
-        loc.file.file.read_exact_at(&mut body, loc.message_offset)?;
+        loc.file.backing.file.read_exact_at(&mut body, loc.message_offset)?;
         Ok(MessageData { head: Vec::new(), body })
     }
 
@@ -657,5 +656,6 @@ pub(crate) fn location_for(file: Rc<SpoolFile>, d: &record::Decoded, solo: bool)
 
 /// A file of records, sealed (the active segment unseals its own).
 pub(crate) fn spool_file(path: PathBuf, file: File, live: u32, segment: bool) -> Rc<SpoolFile> {
-    Rc::new(SpoolFile { path, file: Arc::new(file), live: Cell::new(live), sealed: Cell::new(true), segment, marks_pending: Arc::default() })
+    let backing = Arc::new(marks::Backing { path, file, pending: AtomicU32::new(0) });
+    Rc::new(SpoolFile { backing, live: Cell::new(live), sealed: Cell::new(true), segment })
 }

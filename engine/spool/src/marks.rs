@@ -16,31 +16,34 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+/// An open spool file as the mark writer sees it: one per file, shared by reference count, so a
+/// mark costs no allocation of its own.
+pub(crate) struct Backing {
+    pub path: PathBuf,
+    pub file: File,
+    /// Marks handed to the writer and not yet written.
+    pub pending: AtomicU32,
+}
+
 struct Mark {
-    path: PathBuf,
-    file: Arc<File>,
-    pending: Arc<AtomicU32>,
+    to: Arc<Backing>,
     offset: u64,
     len: u8,
     bytes: [u8; 12],
 }
 
 impl Mark {
-    fn write(&self) {
-        let r = self.file.write_all_at(&self.bytes[..self.len as usize], self.offset);
-        self.pending.fetch_sub(1, Ordering::Release);
-        if let Err(e) = r {
-            mxguard_telemetry::Event::new("spool_error")
-                .str("error", &format!("cannot mark {} at {}: {e}", self.path.display(), self.offset))
-                .emit();
-        }
+    fn write(&self) -> io::Result<()> {
+        let r = self.to.file.write_all_at(&self.bytes[..self.len as usize], self.offset);
+        self.to.pending.fetch_sub(1, Ordering::Release);
+        r
     }
 }
 
@@ -55,20 +58,24 @@ impl Marks {
             .name(format!("mxguard-marks-c{core}"))
             .spawn(move || {
                 for m in rx {
-                    m.write();
+                    if let Err(e) = m.write() {
+                        mxguard_telemetry::Event::new("spool_error")
+                            .str("error", &format!("cannot mark {} at {}: {e}", m.to.path.display(), m.offset))
+                            .emit();
+                    }
                 }
             });
         Marks { inner: RefCell::new(thread.ok().map(|t| (tx, t))) }
     }
 
-    /// Queues `bytes` (at most 12) for `offset` of `file`; written inline when the writer is
+    /// Queues `bytes` (at most 12) for `offset` of the file; written inline when the writer is
     /// stopped (or could not start).
-    pub(crate) fn write(&self, path: &Path, file: &Arc<File>, pending: &Arc<AtomicU32>, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&self, to: &Arc<Backing>, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut b = [0u8; 12];
         let len = bytes.len().min(b.len());
         b[..len].copy_from_slice(&bytes[..len]);
-        pending.fetch_add(1, Ordering::AcqRel);
-        let m = Mark { path: path.to_path_buf(), file: file.clone(), pending: pending.clone(), offset, len: len as u8, bytes: b };
+        to.pending.fetch_add(1, Ordering::AcqRel);
+        let m = Mark { to: to.clone(), offset, len: len as u8, bytes: b };
         let m = match self.inner.borrow().as_ref() {
             Some((tx, _)) => match tx.send(m) {
                 Ok(()) => return Ok(()),
@@ -76,9 +83,7 @@ impl Marks {
             },
             None => m,
         };
-        let r = m.file.write_all_at(&m.bytes[..len], offset);
-        m.pending.fetch_sub(1, Ordering::Release);
-        r
+        m.write()
     }
 
     /// Writes what is queued and ends the thread.
@@ -103,17 +108,18 @@ mod tests {
     #[test]
     fn marks_are_written_in_order_and_counted_down() {
         let path = std::env::temp_dir().join(format!("mxguard-marks-{}", std::process::id()));
-        let file = Arc::new(std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap());
+        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
         file.write_all_at(&[0u8; 64], 0).unwrap();
-        let pending = Arc::new(AtomicU32::new(0));
+        let to = Arc::new(Backing { path: path.clone(), file, pending: AtomicU32::new(0) });
+        let file = &to.file;
         let marks = Marks::start(0);
         for i in 0..1000u64 {
             // Later marks of the same offset win: order is kept.
-            marks.write(&path, &file, &pending, i % 16, &[(i % 251) as u8]).unwrap();
+            marks.write(&to, i % 16, &[(i % 251) as u8]).unwrap();
         }
-        marks.write(&path, &file, &pending, 32, &[7; 12]).unwrap();
+        marks.write(&to, 32, &[7; 12]).unwrap();
         marks.stop();
-        assert_eq!(pending.load(Ordering::Acquire), 0);
+        assert_eq!(to.pending.load(Ordering::Acquire), 0);
         let mut got = [0u8; 64];
         file.read_exact_at(&mut got, 0).unwrap();
         for off in 0..16u64 {
@@ -122,7 +128,7 @@ mod tests {
         }
         assert_eq!(&got[32..44], &[7; 12]);
         // Stopped: written inline.
-        marks.write(&path, &file, &pending, 50, b"D").unwrap();
+        marks.write(&to, 50, b"D").unwrap();
         file.read_exact_at(&mut got, 0).unwrap();
         assert_eq!(got[50], b'D');
         std::fs::remove_file(&path).unwrap();
