@@ -77,31 +77,28 @@ pub struct Parsed<'a> {
 /// Parses `raw` (the message as received, CRLF lines). `text_max` bounds [`Parsed::text`];
 /// `parts_max` bounds the parts looked at (nested messages included).
 pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
-    let mut p = Parsed {
-        message: None,
-        subject: String::new(),
-        text: String::new(),
-        truncated: false,
-        text_parts: 0,
-        html_parts: 0,
-        defects: Vec::new(),
-        parts_max,
-    };
     let msg = match MessageParser::default().parse(raw) {
         Some(m) if !m.headers().is_empty() => m,
         _ => {
-            p.defects.push(Defect::Unparseable);
-            return p;
+            return Parsed {
+                message: None,
+                subject: String::new(),
+                text: String::new(),
+                truncated: false,
+                text_parts: 0,
+                html_parts: 0,
+                defects: vec![Defect::Unparseable],
+                parts_max,
+            }
         }
     };
-    p.subject = msg.subject().unwrap_or("").to_string();
-    let subject = p.subject.clone();
-    push_text(&mut p.text, &mut p.truncated, &subject, text_max);
-    if header_has_raw_8bit(raw) {
-        p.defects.push(Defect::RawEightBitHeader);
-    }
+    let subject = msg.subject().unwrap_or("").to_string();
+    let (mut text, mut truncated, mut text_parts, mut html_parts) = (String::new(), false, 0, 0);
+    push_text(&mut text, &mut truncated, &subject, text_max);
     let mut defects = Vec::new();
-    let (mut text, mut truncated, mut tp, mut hp) = (std::mem::take(&mut p.text), false, 0, 0);
+    if header_has_raw_8bit(raw) {
+        defects.push(Defect::RawEightBitHeader);
+    }
     let complete = walk(&msg, parts_max, &mut |part, kind| {
         if part.is_encoding_problem && !defects.contains(&Defect::BadEncoding) {
             defects.push(Defect::BadEncoding);
@@ -112,11 +109,11 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
         }
         match (kind, &part.body) {
             (Kind::Body, PartType::Text(t)) => {
-                tp += 1;
+                text_parts += 1;
                 push_text(&mut text, &mut truncated, t, text_max);
             }
             (Kind::Body, PartType::Html(h)) => {
-                hp += 1;
+                html_parts += 1;
                 if text.len() < text_max {
                     push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(h), text_max);
                 }
@@ -127,10 +124,7 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
     if !complete {
         defects.push(Defect::TooManyParts);
     }
-    p.defects.extend(defects);
-    (p.text, p.truncated, p.text_parts, p.html_parts) = (text, truncated, tp, hp);
-    p.message = Some(msg);
-    p
+    Parsed { message: Some(msg), subject, text, truncated, text_parts, html_parts, defects, parts_max }
 }
 
 /// How a part is used.
@@ -161,7 +155,6 @@ fn walk_inner<'m, 'a>(msg: &'m Message<'a>, max: usize, seen: &mut usize, f: &mu
         let kind = match &part.body {
             PartType::Multipart(_) | PartType::Message(_) => Kind::Container,
             _ if msg.attachments.contains(&i) => Kind::Attachment,
-            PartType::Text(_) | PartType::Html(_) if msg.text_body.contains(&i) || msg.html_body.contains(&i) || i == 0 => Kind::Body,
             PartType::Text(_) | PartType::Html(_) => Kind::Body,
             _ => Kind::Attachment,
         };
@@ -216,26 +209,25 @@ impl<'a> Parsed<'a> {
     /// Header fields in order, name and decoded (or raw) value.
     pub fn headers(&self) -> Vec<(&str, Cow<'_, str>)> {
         let Some(m) = &self.message else { return Vec::new() };
-        let raw = m.raw_message.as_ref();
-        m.headers()
-            .iter()
-            .map(|h| {
-                let value = match h.value.as_text() {
-                    Some(t) => Cow::Borrowed(t),
-                    None => {
-                        let (s, e) = (h.offset_start as usize, (h.offset_end as usize).min(raw.len()));
-                        let v = String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[]));
-                        Cow::Owned(v.trim().replace("\r\n", " "))
-                    }
-                };
-                (h.name.as_str(), value)
-            })
-            .collect()
+        m.headers().iter().map(|h| (h.name.as_str(), header_value(m, h))).collect()
     }
 
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.headers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        let m = self.message.as_ref()?;
+        m.headers().iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name)).map(|h| header_value(m, h))
+    }
+}
+
+/// A header's decoded text, or its raw value unfolded when mail-parser parsed it into a structure.
+fn header_value<'m>(m: &'m Message<'_>, h: &'m mail_parser::Header<'_>) -> Cow<'m, str> {
+    match h.value.as_text() {
+        Some(t) => Cow::Borrowed(t),
+        None => {
+            let raw = m.raw_message.as_ref();
+            let (s, e) = (h.offset_start as usize, (h.offset_end as usize).min(raw.len()));
+            Cow::Owned(String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[])).trim().replace("\r\n", " "))
+        }
     }
 }
 
@@ -308,5 +300,7 @@ Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: multip
         let p = parse(raw, 6, 100);
         assert!(p.truncated);
         assert!(p.text.len() <= 6);
+        // A subject alone beyond the limit is a cut text too.
+        assert!(parse(b"Subject: a long subject line\r\n\r\nx\r\n", 4, 100).truncated);
     }
 }
