@@ -60,16 +60,18 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
 
 /// Links written in plain text.
 fn text_links(text: &str) -> Vec<&str> {
+    static STARTS: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    let starts = STARTS.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(["http://", "https://", "www."]).expect("fixed patterns")
+    });
     let mut out = Vec::new();
-    let lower = text.to_ascii_lowercase();
-    let finder = aho_corasick::AhoCorasick::new(["http://", "https://", "www."]).expect("fixed patterns");
     let mut last_end = 0;
-    for m in finder.find_iter(&lower) {
+    for m in starts.find_iter(text) {
         if m.start() < last_end {
             continue;
         }
         // `www.` inside a longer word or an http URL already taken is not a new link.
-        if m.pattern().as_usize() == 2 && m.start() > 0 && lower.as_bytes()[m.start() - 1].is_ascii_alphanumeric() {
+        if m.pattern().as_usize() == 2 && m.start() > 0 && text.as_bytes()[m.start() - 1].is_ascii_alphanumeric() {
             continue;
         }
         let rest = &text[m.start()..];
