@@ -29,9 +29,9 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Compiles `exprs` (id = index). Err: (index of the bad expression if known, message).
-    pub fn compile(exprs: &[Expr]) -> Result<Db, (Option<usize>, String)> {
+    pub fn compile<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Result<Db, (Option<usize>, String)> {
         let patterns: hyperscan::Patterns = exprs
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, e)| Pattern {
                 expression: e.expression.clone(),

@@ -72,20 +72,14 @@ pub enum Hit<'r> {
 pub struct Rules {
     keywords: Vec<KeywordLine>,
     rules: Vec<Rule>,
-    /// Keyword atoms and body rules; ids map through `text_ids`.
+    /// Keyword atoms (ids below `atoms`), then body rules (rule index `text_rules[id - atoms]`).
     text: Option<Db>,
-    text_ids: Vec<TextId>,
-    uri: Option<Db>,
-    uri_ids: Vec<u32>,
-    /// Header name (lower case) → database and rule indexes.
-    headers: HashMap<String, (Db, Vec<u32>)>,
+    text_rules: Vec<u32>,
     atoms: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum TextId {
-    Atom,
-    Rule(u32),
+    /// URI rules: pattern id → rule index.
+    uri: Option<(Db, Vec<u32>)>,
+    /// Header name (lower case) → database and its rule indexes.
+    headers: HashMap<String, (Db, Vec<u32>)>,
 }
 
 pub const KEYWORDS_BLACKLIST: &str = "keywords-blacklist.txt";
@@ -99,6 +93,20 @@ struct Pending {
     expr: Expr,
     file: &'static str,
     line: usize,
+}
+
+/// The patterns of one database being built, and the rule each one stands for.
+#[derive(Default)]
+struct Target {
+    pats: Vec<Pending>,
+    rules: Vec<u32>,
+}
+
+impl Target {
+    fn push(&mut self, p: Pending, rule: u32) {
+        self.pats.push(p);
+        self.rules.push(rule);
+    }
 }
 
 impl Rules {
@@ -146,9 +154,10 @@ impl Rules {
         r.parse_keywords(KEYWORDS_BLACKLIST, blacklist, false, &mut text, &mut errors);
         r.parse_keywords(KEYWORDS_WHITELIST, whitelist, true, &mut text, &mut errors);
         r.atoms = text.len();
-        let mut uri = Vec::new();
-        let mut headers: HashMap<String, Vec<(Pending, u32)>> = HashMap::new();
-        r.parse_content(content, &mut text, &mut uri, &mut headers, &mut errors);
+        let mut body = Target::default();
+        let mut uri = Target::default();
+        let mut headers: HashMap<String, Target> = HashMap::new();
+        r.parse_content(content, &mut body, &mut uri, &mut headers, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -156,8 +165,7 @@ impl Rules {
             if ps.is_empty() {
                 return None;
             }
-            let exprs: Vec<Expr> = ps.iter().map(|p| Expr { expression: p.expr.expression.clone(), flags: p.expr.flags }).collect();
-            match Db::compile(&exprs) {
+            match Db::compile(ps.iter().map(|p| &p.expr)) {
                 Ok(db) => Some(db),
                 Err((Some(i), msg)) if i < ps.len() => {
                     errors.push(format!("{}:{}: {msg}", ps[i].file, ps[i].line));
@@ -169,14 +177,13 @@ impl Rules {
                 }
             }
         };
+        text.extend(body.pats);
         r.text = build(&text, &mut errors);
-        r.uri = build(&uri.iter().map(|(p, _)| Pending { expr: Expr { expression: p.expr.expression.clone(), flags: p.expr.flags }, file: p.file, line: p.line }).collect::<Vec<_>>(), &mut errors);
-        r.uri_ids = uri.iter().map(|(_, i)| *i).collect();
-        for (name, ps) in headers {
-            let ids = ps.iter().map(|(_, i)| *i).collect();
-            let pend: Vec<Pending> = ps.into_iter().map(|(p, _)| p).collect();
-            if let Some(db) = build(&pend, &mut errors) {
-                r.headers.insert(name, (db, ids));
+        r.text_rules = body.rules;
+        r.uri = build(&uri.pats, &mut errors).map(|db| (db, uri.rules));
+        for (name, t) in headers {
+            if let Some(db) = build(&t.pats, &mut errors) {
+                r.headers.insert(name, (db, t.rules));
             }
         }
         if errors.is_empty() {
@@ -225,9 +232,9 @@ impl Rules {
     fn parse_content(
         &mut self,
         src: &str,
-        text: &mut Vec<Pending>,
-        uri: &mut Vec<(Pending, u32)>,
-        headers: &mut HashMap<String, Vec<(Pending, u32)>>,
+        body: &mut Target,
+        uri: &mut Target,
+        headers: &mut HashMap<String, Target>,
         errors: &mut Vec<String>,
     ) {
         let file = CONTENT_RULES;
@@ -263,9 +270,9 @@ impl Rules {
                         if let Some(id) = add_rule(self) {
                             let p = Pending { expr, file, line };
                             if kind == "body" {
-                                self.text_push_rule(text, p, id);
+                                body.push(p, id);
                             } else {
-                                uri.push((p, id));
+                                uri.push(p, id);
                             }
                         }
                     }
@@ -284,7 +291,7 @@ impl Rules {
                     match regex_of(re.trim()) {
                         Ok(expr) => {
                             if let Some(id) = add_rule(self) {
-                                headers.entry(hname).or_default().push((Pending { expr, file, line }, id));
+                                headers.entry(hname).or_default().push(Pending { expr, file, line }, id);
                             }
                         }
                         Err(e) => errors.push(format!("{file}:{line}: {e}")),
@@ -311,12 +318,6 @@ impl Rules {
         }
     }
 
-    fn text_push_rule(&mut self, text: &mut Vec<Pending>, p: Pending, id: u32) {
-        self.text_ids.resize(text.len(), TextId::Atom);
-        text.push(p);
-        self.text_ids.push(TextId::Rule(id));
-    }
-
     /// Matches `text` (subject and body text), `uris` and `headers`; returns the keyword lines
     /// whose keywords all occur and the rules that match, in file order.
     pub fn matches<'r>(&'r self, text: &str, uris: &[String], headers: &[(&str, std::borrow::Cow<'_, str>)]) -> Vec<Hit<'r>> {
@@ -325,21 +326,20 @@ impl Rules {
         if let Some(db) = &self.text {
             db.scan(text.as_bytes(), |id| {
                 let id = id as usize;
-                match self.text_ids.get(id) {
-                    Some(TextId::Rule(r)) => rules[*r as usize] = true,
-                    // Ids below `atoms` are keyword atoms (text_ids is only filled from there).
-                    _ => {
-                        if id < atoms.len() {
-                            atoms[id] = true;
+                match id.checked_sub(self.atoms) {
+                    None => atoms[id] = true,
+                    Some(i) => {
+                        if let Some(r) = self.text_rules.get(i) {
+                            rules[*r as usize] = true;
                         }
                     }
                 }
             });
         }
-        if let Some(db) = &self.uri {
+        if let Some((db, ids)) = &self.uri {
             for u in uris {
                 db.scan(u.as_bytes(), |id| {
-                    if let Some(r) = self.uri_ids.get(id as usize) {
+                    if let Some(r) = ids.get(id as usize) {
                         rules[*r as usize] = true;
                     }
                 });
