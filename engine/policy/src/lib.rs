@@ -11,6 +11,7 @@ pub mod country;
 pub mod dnsbl;
 pub mod domains;
 pub mod greylist;
+pub mod hsdb;
 pub mod list;
 pub mod pregreet;
 pub mod rate;

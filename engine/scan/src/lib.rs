@@ -13,7 +13,6 @@
 
 pub mod attachments;
 pub mod heuristics;
-pub mod hsdb;
 pub mod magic;
 pub mod mime;
 pub mod phish;

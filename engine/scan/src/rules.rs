@@ -30,7 +30,7 @@ use std::path::Path;
 
 use hyperscan::prelude::CompileFlags;
 
-use crate::hsdb::{literal, Db, Expr};
+use mxguard_policy::hsdb::{literal, Db, Expr};
 
 /// What a keyword blacklist line asks beyond its score.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

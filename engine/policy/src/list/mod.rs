@@ -15,9 +15,10 @@ pub mod line;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
 
-use hyperscan::prelude::*;
+use hyperscan::prelude::CompileFlags;
+
+use crate::hsdb::{Db, Expr};
 
 pub use line::Opts;
 
@@ -52,11 +53,9 @@ pub struct List {
 }
 
 struct Patterns {
-    db: BlockDatabase,
+    db: Db,
     /// Pattern id → entry index.
     ids: Vec<u32>,
-    /// One scratch per concurrent scanner (in practice one per core), reused.
-    scratch: Mutex<Vec<Scratch>>,
 }
 
 impl std::fmt::Debug for List {
@@ -207,17 +206,11 @@ impl List {
 
     fn scan(&self, text: &str) -> Option<u32> {
         let p = self.patterns.as_ref()?;
-        let scratch = match p.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(s) => s,
-            None => p.db.alloc_scratch().ok()?,
-        };
         let mut best: Option<u32> = None;
-        let _ = p.db.scan(text, &scratch, |id, _from, _to, _flags| {
+        p.db.scan(text.as_bytes(), |id| {
             let idx = p.ids[id as usize];
             best = Some(best.map_or(idx, |b| b.min(idx)));
-            Matching::Continue
         });
-        p.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
         best
     }
 }
@@ -233,32 +226,13 @@ fn raw_entry(raw: &str) -> String {
 /// One hyperscan database for all the patterns of a file. On a compile error, the offending
 /// line is named (hyperscan reports the expression's index).
 fn compile(source: &str, pats: &[(String, u32, usize)]) -> Result<Patterns, String> {
-    let build = |ps: &[(String, u32, usize)]| -> Result<BlockDatabase, (Option<usize>, String)> {
-        let patterns: hyperscan::Patterns = ps
-            .iter()
-            .enumerate()
-            .map(|(i, (expr, _, _))| Pattern {
-                expression: expr.clone(),
-                flags: CompileFlags::CASELESS | CompileFlags::SINGLEMATCH | CompileFlags::DOTALL,
-                id: Some(i),
-                ext: hyperscan::ExpressionExt::default(),
-                som: None,
-            })
-            .collect();
-        patterns.build().map_err(|e| compile_error(&e))
-    };
-    match build(pats) {
-        Ok(db) => Ok(Patterns { db, ids: pats.iter().map(|p| p.1).collect(), scratch: Mutex::new(Vec::new()) }),
+    let flags = CompileFlags::CASELESS | CompileFlags::SINGLEMATCH | CompileFlags::DOTALL;
+    let exprs: Vec<Expr> = pats.iter().map(|(expr, _, _)| Expr { expression: expr.clone(), flags }).collect();
+    match Db::compile(&exprs) {
+        Ok(db) => Ok(Patterns { db, ids: pats.iter().map(|p| p.1).collect() }),
         Err((Some(i), msg)) if i < pats.len() => Err(format!("{source}:{}: {}: {msg}", pats[i].2, pats[i].0)),
         Err((_, msg)) => Err(format!("{source}: patterns do not compile: {msg}")),
     }
-}
-
-fn compile_error(e: &hyperscan::Error) -> (Option<usize>, String) {
-    if let hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(ce)) = e {
-        return (ce.expression(), ce.message().to_string());
-    }
-    (None, e.to_string())
 }
 
 #[cfg(test)]

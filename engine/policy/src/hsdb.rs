@@ -1,4 +1,5 @@
-//! One compiled hyperscan block database and its scratch pool.
+//! One compiled hyperscan block database and its scratch pool: the lists' wildcard/regex
+//! entries and the content scanner's rule sets both compile through it.
 //!
 //! Compiling is the slow part (milliseconds to seconds for thousands of patterns) and happens
 //! off the request path, when rule files load. Scanning is one pass over the text whatever the
