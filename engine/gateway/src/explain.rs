@@ -32,21 +32,16 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let took = t0.elapsed();
     let domain = rcpt.rsplit_once('@').map(|x| x.1).unwrap_or("");
     let d = policy.domains.for_domain(domain);
-    let mut v = Verdict::new();
     println!("{file}: {} bytes, scanned in {:.3} ms", raw.len(), took.as_secs_f64() * 1e3);
     for f in &report.found {
-        let on = d.enabled(f.check);
-        println!("  {:<24} {:>8}  [{}{}] {}", f.symbol.name, fmt_score(f.symbol.score), f.check, if on { "" } else { ", off for this domain" }, f.symbol.reason);
-        if on {
-            v.add(f.symbol.name.clone(), f.symbol.score, f.symbol.reason.clone());
-        }
+        let off = if d.enabled(f.check) { "" } else { ", off for this domain" };
+        println!("  {:<24} {:>8}  [{}{off}] {}", f.symbol.name, fmt_score(f.symbol.score), f.check, f.symbol.reason);
     }
     for (check, force) in &report.forces {
         println!("  force {force:?} [{check}]");
-        if d.enabled(check) {
-            v.force(force.clone());
-        }
     }
+    let mut v = Verdict::new();
+    crate::screen::add_findings(&mut v, &report, &d);
     if !report.link_domains.is_empty() {
         println!("  links to: {}", report.link_domains.join(", "));
     }

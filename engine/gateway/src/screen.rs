@@ -342,16 +342,7 @@ impl Screen {
         for r in rcpts.iter_mut() {
             let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
             let policy = lists.domains.for_domain(domain);
-            for f in &report.found {
-                if policy.enabled(f.check) {
-                    r.verdict.add(f.symbol.name.clone(), f.symbol.score, f.symbol.reason.clone());
-                }
-            }
-            for (check, force) in &report.forces {
-                if policy.enabled(check) {
-                    r.verdict.force(force.clone());
-                }
-            }
+            add_findings(&mut r.verdict, report, &policy);
             r.action = r.verdict.action(&thresholds(&policy), r.unfiltered);
         }
     }
@@ -391,6 +382,16 @@ impl Screen {
                 ban_event(c.ip, Why::RepeatedSpam).emit();
             }
         }
+    }
+}
+
+/// Adds to `v` the content findings (symbols and forces) of the checks `policy` keeps on.
+pub fn add_findings(v: &mut Verdict, report: &mxguard_scan::Report, policy: &Resolved<'_>) {
+    for f in report.found.iter().filter(|f| policy.enabled(f.check)) {
+        v.add(f.symbol.name.clone(), f.symbol.score, f.symbol.reason.clone());
+    }
+    for (_, force) in report.forces.iter().filter(|(check, _)| policy.enabled(check)) {
+        v.force(force.clone());
     }
 }
 
