@@ -42,6 +42,22 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     }
     let mut v = Verdict::new();
     crate::screen::add_findings(&mut v, &report, &d);
+    if k::AV_ENABLED.get_bool() && d.enabled("antivirus") {
+        // The same engine and limits as the gateway, loaded for this one message.
+        let av = mxguard_av::Av::new(&mxguard_av::Config { threads: 1, ..mxguard_av::Config::from_knobs() });
+        let t0 = std::time::Instant::now();
+        let outcome = futures_lite::future::block_on(av.scan(std::sync::Arc::new(raw.clone())));
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        match outcome {
+            mxguard_av::Outcome::Virus(name) => {
+                let score = k::SCORE_CLAMAV_VIRUS.get_f64();
+                println!("  {:<24} {:>8}  [antivirus] ClamAV found {name} ({ms:.1} ms); action {}", "CLAMAV_VIRUS", fmt_score(score), k::AV_ACTION.get_str());
+                v.add("CLAMAV_VIRUS", score, format!("ClamAV found {name}"));
+            }
+            mxguard_av::Outcome::Clean => println!("  ClamAV: clean ({ms:.1} ms)"),
+            mxguard_av::Outcome::Error(e) | mxguard_av::Outcome::Unavailable(e) => println!("  ClamAV: not scanned: {e}"),
+        }
+    }
     if !report.link_domains.is_empty() {
         println!("  links to: {}", report.link_domains.join(", "));
     }

@@ -5,6 +5,7 @@
 //! quarantine store; discarded recipients are logged and dropped.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mxguard_relay::{routes, Queue, TRANSPORT_QUARANTINE};
@@ -147,18 +148,37 @@ impl Handler for Gateway {
         // The verdicts come in RCPT order, as the envelope's recipients (which may also hold
         // postmaster, never screened): match them with one cursor, linear in recipients.
         let mut screened = self.screen.take_rcpts(conn.id);
+        // ClamAV runs on its own threads while this core scans the content; the message is
+        // shared with it, and given back whole (no copy) once it has answered.
+        let body = Arc::new(body);
+        let av = crate::antivirus::scan(&body, !screened.is_empty() && crate::antivirus::wanted(&screened));
         // Content: one parse and scan of the message for all recipients.
         let report = (k::SCAN_ENABLED.get_bool() && !screened.is_empty()).then(|| {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let t0 = std::time::Instant::now();
-            let r = mxguard_scan::scan(&body, &mxguard_scan::current(), now);
+            let r = mxguard_scan::scan(&body[..], &mxguard_scan::current(), now);
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
             r
         });
         if let Some(r) = &report {
             self.screen.add_content(&mut screened, r);
         }
+        let client = conn.peer.ip().to_string();
+        let av_reply = match av {
+            Some(answer) => crate::antivirus::apply(&answer.await, &mut screened, &client, &env.mail_from),
+            None => None,
+        };
+        let body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
         self.screen.end_transaction(conn.id, &screened, report.as_ref().is_some_and(|r| r.honeypot));
+        if let Some(reply) = av_reply {
+            Event::new("message_rejected")
+                .str("client", &client)
+                .str("from", &env.mail_from)
+                .list("rcpt", &env.rcpts)
+                .str("reply", &reply.one_line())
+                .emit();
+            return reply;
+        }
         // One reply answers the whole message: refuse it only when every recipient's verdict
         // refuses; otherwise the refusing recipients' copies are quarantined, never bounced.
         let live: Vec<&RcptVerdict> = screened.iter().filter(|r| r.action != Action::Discard).collect();

@@ -14,6 +14,7 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 mod admin;
+mod antivirus;
 mod explain;
 mod greylisting;
 mod handler;

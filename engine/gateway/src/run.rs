@@ -84,6 +84,7 @@ pub fn run() -> Result<(), String> {
         let dns_cfg = mxguard_dns::Config::from_knobs()?;
         mxguard_dns::start(&dns_cfg)?;
     }
+    crate::antivirus::start();
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
 
     mxguard_smtpd::shutdown::install_stop_signals();

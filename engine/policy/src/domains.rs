@@ -45,6 +45,8 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("heuristics", &["HEUR_"]),
     ("mime", &["MIME_"]),
     ("attachments", &["ATTACH_", "ARCHIVE_"]),
+    // ClamAV (engine/av): off for a domain, its recipients' copies are not held for a virus.
+    ("antivirus", &["CLAMAV_", "AV_"]),
 ];
 
 /// The check a symbol belongs to.

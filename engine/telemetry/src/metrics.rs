@@ -132,10 +132,15 @@ pub struct Metrics {
     pub greylist_full: Counter,
     pub pregreet_refused: Counter,
     pub conn_rate_refused: Counter,
+    pub av_viruses: Counter,
+    /// Messages ClamAV could not answer for (error, timeout, queue full, no signatures).
+    pub av_unchecked: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
     /// Content scan of one message (parse and every scanner).
     pub scan_time: Latency,
+    /// ClamAV scan of one message, queueing included.
+    pub av_time: Latency,
     /// Message accepted → delivered downstream.
     pub accept_to_delivered: Latency,
     /// One group commit: write and fsync.
@@ -173,8 +178,11 @@ pub static METRICS: Metrics = Metrics {
     greylist_full: Counter::new(),
     pregreet_refused: Counter::new(),
     conn_rate_refused: Counter::new(),
+    av_viruses: Counter::new(),
+    av_unchecked: Counter::new(),
     eod_to_reply: Latency::new(),
     scan_time: Latency::new(),
+    av_time: Latency::new(),
     accept_to_delivered: Latency::new(),
     spool_commit: Latency::new(),
     spool_sync: Latency::new(),
@@ -243,6 +251,9 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"conn_rate_refused\"}} {}", m.conn_rate_refused.get());
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
     summary(&mut o, "mxguard_scan_seconds", "Content scan of one message (MIME parse and every scanner).", &m.scan_time);
+    c(&mut o, "mxguard_av_viruses_total", "Messages in which ClamAV found a virus.", m.av_viruses.get());
+    c(&mut o, "mxguard_av_unchecked_total", "Messages ClamAV could not scan (error, timeout, queue full, no signatures).", m.av_unchecked.get());
+    summary(&mut o, "mxguard_av_seconds", "ClamAV scan of one message, queueing included.", &m.av_time);
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
     summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);
     summary(&mut o, "mxguard_spool_sync_seconds", "The device flush inside one spool commit (the rest of a commit is scheduling).", &m.spool_sync);

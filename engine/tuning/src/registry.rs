@@ -297,6 +297,36 @@ registry! {
     ADMIN_SOCKET { text "admin.socket", "admin.sock", restart,
         "Unix socket for `mxguard sysctl` and `mxguard reload`, relative to state.dir unless absolute." }
 
+    // ---- antivirus (ClamAV) ---------------------------------------------------------------------
+    AV_ENABLED { bool "av.enabled", true, live,
+        "Scan each message with ClamAV (libclamav, in the gateway's own threads; needs the clamav build feature)." }
+    AV_SIGNATURE_DIR { text "av.signature_dir", "/var/lib/clamav", restart,
+        "Directory of ClamAV signature databases (.cvd/.cld from freshclam, .ndb/.hdb/.ldb of your own); reloaded when a file in it changes." }
+    AV_RELOAD_CHECK_S { int "av.reload_check_s", 60, 1..=86_400, restart,
+        "Seconds between looks at the signature directory for changed databases." }
+    AV_THREADS { int "av.threads", 2, 1..=256, restart,
+        "Threads scanning with ClamAV, off the SMTP cores (each scan is single-threaded)." }
+    AV_QUEUE_MAX { int "av.queue_max", 256, 1..=100_000, restart,
+        "Messages waiting for a ClamAV thread; a message beyond this gets the av.on_error treatment." }
+    AV_TIMEOUT_MS { int "av.timeout_ms", 30_000, 100..=600_000, live,
+        "Longest wait for a ClamAV answer, queueing included; later is an error (av.on_error)." }
+    AV_MAX_SCAN_BYTES { int "av.max_scan_bytes", 104_857_600, 1_048_576..=4_294_967_296, restart,
+        "Bytes ClamAV extracts and scans per message at most (MaxScanSize); beyond, the rest is not scanned." }
+    AV_MAX_FILE_BYTES { int "av.max_file_bytes", 52_428_800, 1_048_576..=4_294_967_296, restart,
+        "Largest single file (attachment or archive member) ClamAV scans (MaxFileSize)." }
+    AV_MAX_RECURSION { int "av.max_recursion", 16, 1..=64, restart,
+        "Nesting of archives and containers ClamAV unpacks (MaxRecursion)." }
+    AV_MAX_FILES { int "av.max_files", 10_000, 1..=1_000_000, restart,
+        "Files ClamAV extracts from one message at most (MaxFiles)." }
+    AV_ACTION { text "av.action", "reject", live,
+        "What happens to a message with a virus: reject (550 at end of data), quarantine or discard. Whitelists do not exempt it." }
+    AV_ON_ERROR { text "av.on_error", "tempfail", live,
+        "When ClamAV cannot answer a message (queue full, timeout, scan error): tempfail (451, the client retries) or accept (deliver unscanned, logged)." }
+    AV_REQUIRED { bool "av.required", false, live,
+        "Defer (451) all mail while no signatures are loaded (none in av.signature_dir, or a build without ClamAV); off: such mail passes unscanned with the symbol AV_UNCHECKED. The appliance turns it on." }
+    SCORE_CLAMAV_VIRUS { float "score.clamav_virus", 100.0, [-10000.0, 10000.0], live,
+        "Score of CLAMAV_VIRUS (the action is av.action whatever the score; the score shows in headers and quarantine)." }
+
     // ---- content scanning ----------------------------------------------------------------------
     SCAN_ENABLED { bool "scan.enabled", true, live,
         "Scan message content at end of data (MIME, keywords, rules, links, heuristics, attachments)." }
