@@ -1,4 +1,4 @@
-//! DNS for every check (DNSBL, rDNS, sender MX, SPF, later DKIM and URIBL).
+//! DNS for every check (DNSBL, rDNS, sender MX, SPF, DKIM/ARC/DMARC in [`auth`], URIBL).
 //!
 //! One control-plane thread runs a single-threaded tokio runtime with hickory's resolver: its
 //! cache honours TTLs (bounded by `dns.cache_entries`, negative answers kept at most
@@ -24,9 +24,10 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{MessageAuthenticator, Parameters, SpfResult};
+use mail_auth::{MessageAuthenticator, Parameters, SpfOutput, SpfResult};
 use mxguard_tuning as k;
 
+pub mod auth;
 pub mod names;
 
 /// The outcome of one lookup, as a policy check needs it.
@@ -138,6 +139,15 @@ impl Dns {
         F: Future<Output = Lookup<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(f).await
+    }
+
+    /// Starts `f` on the DNS thread now (not when first polled) and returns the wait for it.
+    fn submit<T, F>(&self, f: impl FnOnce(Arc<MessageAuthenticator>) -> F) -> impl Future<Output = Lookup<T>> + 'static
+    where
+        F: Future<Output = Lookup<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let fut = f(self.auth.clone());
         let deadline = self.deadline;
         let h = self.rt.spawn(async move {
@@ -146,9 +156,11 @@ impl Dns {
                 Err(_) => Lookup::Failed("timed out".into()),
             }
         });
-        match h.await {
-            Ok(r) => r,
-            Err(e) => Lookup::Failed(format!("dns task: {e}")),
+        async move {
+            match h.await {
+                Ok(r) => r,
+                Err(e) => Lookup::Failed(format!("dns task: {e}")),
+            }
         }
     }
 
@@ -235,9 +247,11 @@ impl Dns {
         .await
     }
 
-    /// SPF (RFC 7208) of a MAIL FROM, or of the HELO name when the sender is empty.
-    pub async fn spf(&self, ip: IpAddr, helo: &str, host: &str, sender: &str) -> (SpfResult, Option<String>) {
+    /// SPF (RFC 7208) of a MAIL FROM, or of the HELO name when the sender is empty. A lookup
+    /// that gets no answer in time is a `TempError`.
+    pub async fn spf(&self, ip: IpAddr, helo: &str, host: &str, sender: &str) -> SpfOutput {
         let (helo, host, sender) = (helo.to_string(), host.to_string(), sender.to_string());
+        let domain = sender.rsplit_once('@').map(|x| x.1.to_string()).unwrap_or_else(|| helo.clone());
         let r = self
             .run(move |a| async move {
                 let params = if sender.is_empty() {
@@ -245,13 +259,12 @@ impl Dns {
                 } else {
                     SpfParameters::verify_mail_from(ip, &helo, &host, &sender)
                 };
-                let out = a.verify_spf(Parameters::new(params)).await;
-                Lookup::Found((out.result(), out.explanation().map(str::to_string)))
+                Lookup::Found(a.verify_spf(Parameters::new(params)).await)
             })
             .await;
         match r {
             Lookup::Found(x) => x,
-            _ => (SpfResult::TempError, None),
+            _ => SpfOutput::new(domain).with_result(SpfResult::TempError),
         }
     }
 }

@@ -152,6 +152,9 @@ impl Handler for Gateway {
         // shared with it, and given back whole (no copy) once it has answered.
         let body = Arc::new(body);
         let av = crate::antivirus::scan(&body, !screened.is_empty() && crate::antivirus::wanted(&screened));
+        // DKIM, ARC and DMARC likewise, on the DNS thread.
+        let auth_env = crate::authentication::envelope(self.screen.auth_inputs(conn.id), conn.peer.ip(), &env.helo, &env.mail_from);
+        let auth = crate::authentication::start(&body, if screened.is_empty() { None } else { auth_env });
         // Content: one parse and scan of the message for all recipients.
         let report = (k::SCAN_ENABLED.get_bool() && !screened.is_empty()).then(|| {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -164,13 +167,32 @@ impl Handler for Gateway {
             self.screen.add_content(&mut screened, r);
         }
         let client = conn.peer.ip().to_string();
+        let mut auth_header = String::new();
+        let auth_reply = match auth {
+            Some(wait) => match wait.await {
+                mxguard_dns::Lookup::Found(a) => {
+                    auth_header = a.header.clone();
+                    crate::authentication::apply(&a, &mut screened)
+                }
+                other => {
+                    let why = if let mxguard_dns::Lookup::Failed(w) = other { w } else { "no result".into() };
+                    Event::new("auth_unchecked").str("client", &client).str("from", &env.mail_from).str("why", &why).emit();
+                    None
+                }
+            },
+            None => None,
+        };
         let av_reply = match av {
             Some(answer) => crate::antivirus::apply(&answer.await, &mut screened, &client, &env.mail_from),
             None => None,
         };
-        let body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
+        let mut body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
+        if !auth_header.is_empty() {
+            body = crate::authentication::strip_own_results(body, &hostname);
+        }
         self.screen.end_transaction(conn.id, &screened, report.as_ref().is_some_and(|r| r.honeypot));
-        if let Some(reply) = av_reply {
+        // A virus refusal is worded as such, then a DMARC one; other refusals below.
+        if let Some(reply) = av_reply.or(auth_reply) {
             Event::new("message_rejected")
                 .str("client", &client)
                 .str("from", &env.mail_from)
@@ -244,6 +266,7 @@ impl Handler for Gateway {
             id_env.rcpts = rcpts.clone();
             let id = self.spool.next_id();
             let mut head = received_header(conn, &id_env, &id, &hostname, SystemTime::now());
+            head.extend_from_slice(auth_header.as_bytes());
             head.extend_from_slice(verdict.headers(action).as_bytes());
             match action {
                 Action::TagHeader => {

@@ -15,6 +15,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 
 mod admin;
 mod antivirus;
+mod authentication;
 mod explain;
 mod greylisting;
 mod handler;

@@ -42,6 +42,8 @@ pub struct ConnPolicy {
     dns: Option<glommio::task::JoinHandle<Verdict>>,
     /// The SPF temperror flag of the current transaction.
     spf_temp: bool,
+    /// The SPF result of the current transaction's MAIL FROM (for DMARC), when checked.
+    spf: Option<mail_auth::SpfOutput>,
     mail: Verdict,
     pub rcpts: Vec<RcptVerdict>,
     unknown: u32,
@@ -177,7 +179,7 @@ impl Screen {
         });
         self.conns.borrow_mut().insert(
             id,
-            ConnPolicy { ip, conn, dns, spf_temp: false, mail: Verdict::new(), rcpts: Vec::new(), unknown: 0, counted: false },
+            ConnPolicy { ip, conn, dns, spf_temp: false, spf: None, mail: Verdict::new(), rcpts: Vec::new(), unknown: 0, counted: false },
         );
         None
     }
@@ -215,6 +217,7 @@ impl Screen {
             c.rcpts.clear();
             c.counted = false;
             c.spf_temp = false;
+            c.spf = None;
             if c.conn.forces().iter().any(|f| matches!(f, Force::Pass(n) if n == "TRUSTED_NETWORK")) {
                 return;
             }
@@ -227,13 +230,15 @@ impl Screen {
                 }
             }
         }
-        let (v, spf_temp) = sender_checks(ip, helo, from).await;
+        let (v, spf) = sender_checks(ip, helo, from).await;
+        let spf_temp = spf.as_ref().is_some_and(|s| s.result() == mail_auth::SpfResult::TempError);
         if v.forces().iter().any(|f| matches!(f, Force::Discard(n) if n == "HONEYPOT_DOMAIN")) && self.bans.ban(ip, Instant::now()) {
             ban_event(ip, Why::Honeypot).str("from", from).emit();
         }
         if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
             c.mail = v;
             c.spf_temp = spf_temp;
+            c.spf = spf;
         }
     }
 
@@ -326,6 +331,17 @@ impl Screen {
         }
         c.rcpts.push(RcptVerdict { address: to.to_string(), verdict: v, action, unfiltered });
         Ok(())
+    }
+
+    /// What message authentication needs of the transaction: `None` for a trusted client (not
+    /// checked), else the SPF result of MAIL FROM when it was checked.
+    pub fn auth_inputs(&self, id: u64) -> Option<Option<mail_auth::SpfOutput>> {
+        let m = self.conns.borrow();
+        let c = m.get(&id)?;
+        if c.conn.forces().iter().any(|f| matches!(f, Force::Pass(n) if n == "TRUSTED_NETWORK")) {
+            return None;
+        }
+        Some(c.spf.clone())
     }
 
     /// The recipients' verdicts of the transaction now ending.
@@ -493,8 +509,8 @@ async fn client_dns(dns: &'static mxguard_dns::Dns, ip: IpAddr) -> Verdict {
     v
 }
 
-/// Sender lists, sender MX, SPF. Returns the symbols and whether SPF hit a DNS failure.
-async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
+/// Sender lists, sender MX, SPF. Returns the symbols and the SPF result (when DNS is on).
+async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, Option<mail_auth::SpfOutput>) {
     let lists = tables::current();
     let mut v = Verdict::new();
     let domain = from.rsplit_once('@').map(|x| x.1.to_ascii_lowercase()).unwrap_or_default();
@@ -516,7 +532,7 @@ async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
             list_hit(&mut v, "BL_FROM", &format!("sender <{from}> is in the FROM blacklist (line {})", h.line), h.opts);
         }
     }
-    let Some(dns) = mxguard_dns::get() else { return (v, false) };
+    let Some(dns) = mxguard_dns::get() else { return (v, None) };
     if !domain.is_empty() && domain.contains('.') {
         let has_mx = match dns.mx(&domain).await {
             Lookup::Found(mx) => Some(!(mx.len() == 1 && mx[0].1.is_empty())),
@@ -533,23 +549,19 @@ async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, bool) {
     }
     let host = k::SMTP_HOSTNAME.get_str();
     let helo_name = if helo.is_empty() { "unknown" } else { helo };
-    let (result, _expl) = dns.spf(ip, helo_name, &host, from).await;
+    let spf = dns.spf(ip, helo_name, &host, from).await;
     use mail_auth::SpfResult as R;
     let about = if from.is_empty() { format!("HELO {helo_name}") } else { domain.clone() };
-    let mut temp = false;
-    match result {
+    match spf.result() {
         R::Pass => v.add("SPF_PASS", k::POLICY_SPF_PASS_SCORE.get_f64(), format!("SPF of {about} allows {ip}")),
         R::Fail => v.add("SPF_FAIL", k::POLICY_SPF_FAIL_SCORE.get_f64(), format!("SPF of {about} does not allow {ip}")),
         R::SoftFail => v.add("SPF_SOFTFAIL", k::POLICY_SPF_SOFTFAIL_SCORE.get_f64(), format!("SPF of {about} softfails {ip}")),
         R::Neutral => v.add("SPF_NEUTRAL", k::POLICY_SPF_NEUTRAL_SCORE.get_f64(), format!("SPF of {about} is neutral about {ip}")),
         R::PermError => v.add("SPF_PERMERROR", k::POLICY_SPF_PERMERROR_SCORE.get_f64(), format!("SPF record of {about} is invalid")),
-        R::TempError => {
-            temp = true;
-            v.add("SPF_TEMPERROR", 0.0, format!("SPF of {about} could not be checked (DNS)"));
-        }
+        R::TempError => v.add("SPF_TEMPERROR", 0.0, format!("SPF of {about} could not be checked (DNS)")),
         R::None => {}
     }
-    (v, temp)
+    (v, Some(spf))
 }
 
 /// Whether `ip` is in `policy.trusted_networks` (parsed once per change of the knob, per core).

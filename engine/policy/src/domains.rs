@@ -45,6 +45,11 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("heuristics", &["HEUR_"]),
     ("mime", &["MIME_"]),
     ("attachments", &["ATTACH_", "ARCHIVE_"]),
+    // Message authentication (engine/dns/src/auth.rs): off for a domain, its recipients get
+    // neither the symbols nor the DMARC policy action.
+    ("dkim", &["DKIM_"]),
+    ("arc", &["ARC_"]),
+    ("dmarc", &["DMARC_"]),
     // ClamAV (engine/av): off for a domain, its recipients' copies are not held for a virus.
     ("antivirus", &["CLAMAV_", "AV_"]),
 ];

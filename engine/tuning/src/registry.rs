@@ -297,6 +297,26 @@ registry! {
     ADMIN_SOCKET { text "admin.socket", "admin.sock", restart,
         "Unix socket for `mxguard sysctl` and `mxguard reload`, relative to state.dir unless absolute." }
 
+    // ---- message authentication (DKIM, ARC, DMARC) ------------------------------------------
+    AUTH_ENABLED { bool "auth.enabled", true, live,
+        "Verify DKIM signatures, the ARC chain and the From domain's DMARC policy at end of data, and add an Authentication-Results header (needs dns.enabled)." }
+    AUTH_ARC_TRUSTED_SEALERS { text "auth.arc_trusted_sealers", "", live,
+        "Domains whose passing ARC seal excuses a DMARC failure (mailing lists and forwarders you trust; comma-separated)." }
+    DMARC_ENFORCE { bool "dmarc.enforce", true, live,
+        "Apply the From domain's DMARC policy to failing mail: p=quarantine quarantines, p=reject gets dmarc.reject_action (a record with t=y counts one step lower)." }
+    DMARC_REJECT_ACTION { text "dmarc.reject_action", "reject", live,
+        "What p=reject does to failing mail: reject (550 5.7.1) or quarantine." }
+    SCORE_DKIM_VALID { float "score.dkim_valid", -0.5, [-10000.0, 10000.0], live,
+        "Score of DKIM_VALID: a DKIM signature verified." }
+    SCORE_DKIM_INVALID { float "score.dkim_invalid", 1.0, [-10000.0, 10000.0], live,
+        "Score of DKIM_INVALID: a DKIM signature failed (body or headers changed, bad key or signature)." }
+    SCORE_DMARC_PASS { float "score.dmarc_pass", -1.0, [-10000.0, 10000.0], live,
+        "Score of DMARC_PASS: the From domain is aligned with a passing SPF or DKIM identity." }
+    SCORE_DMARC_FAIL { float "score.dmarc_fail", 2.0, [-10000.0, 10000.0], live,
+        "Score of DMARC_FAIL: the From domain publishes DMARC and nothing aligned passed (the policy action comes on top)." }
+    SCORE_ARC_FAIL { float "score.arc_fail", 1.0, [-10000.0, 10000.0], live,
+        "Score of ARC_FAIL: the message carries a broken ARC chain." }
+
     // ---- antivirus (ClamAV) ---------------------------------------------------------------------
     AV_ENABLED { bool "av.enabled", true, live,
         "Scan each message with ClamAV (libclamav, in the gateway's own threads; needs the clamav build feature)." }
