@@ -185,3 +185,31 @@ def test_explain_prints_symbols_and_the_action(tmp_path):
     for sym in ("KEYWORD_BL", "URL_USERINFO", "HEUR_SUBJECT_CAPS", "HEUR_SUBJECT_EXCLAIM"):
         assert sym in out.stdout, out.stdout
     assert out.stdout.strip().splitlines()[-1].endswith("-> reject"), out.stdout
+
+
+def test_surbl_uribl_listings_of_linked_domains_score(make_gateway, sink, dns):
+    # One zone lists the linked domain, one answers "refused" (127.0.0.1, never a listing), one
+    # lists the IP link by its reversed address.
+    dns.zone("spammy.example.multi.surbl.test. 60 IN A 127.0.0.4\n"
+             "spammy.example.uribl.test. 60 IN A 127.0.0.1\n"
+             "9.2.0.192.multi.surbl.test. 60 IN A 127.0.0.8\n")
+    g = make_gateway(sink.port, knobs(dns__enabled="1", dns__nameservers=f"127.0.0.1:{dns.port}", dns__timeout_ms="500",
+                                      uribl__servers="multi.surbl.test=7; uribl.test", verdict__quarantine_score="6",
+                                      auth__enabled="0"))
+    body = "Cheap offer at https://www.spammy.example/buy now.\r\n"
+    assert send(g.port, message(body=body))[0] == 250
+    ev = g.wait_events("accepted")[0]
+    assert "URIBL_MULTI_SURBL_TEST(7)" in ev["symbols"] and "URIBL_URIBL_TEST" not in ev["symbols"], ev
+    assert ev["action"] == "quarantine"
+    assert "uribl.test: spammy.example: error answer 127.0.0.1" in g.wait_events("uribl_failed")[0]["zones"][0]
+    assert send(g.port, message(body="See http://192.0.2.9/x and https://clean.example/\r\n"))[0] == 250
+    ev = g.wait_events("accepted", n=2)[1]
+    assert "URIBL_MULTI_SURBL_TEST" in ev["symbols"], ev
+    assert dns.queried("clean.example.multi.surbl.test.")
+    # A domain that turns the check off is not scored.
+    (g.state / "lists").mkdir(exist_ok=True)
+    (g.state / "lists" / "domain-policy.txt").write_text("example.test uribl = off\n")
+    g.wait_events("lists_loaded", n=2, timeout=15)
+    assert send(g.port, message(body=body))[0] == 250
+    ev = g.wait_events("accepted", n=3)[2]
+    assert "URIBL_" not in ev["symbols"], ev

@@ -166,7 +166,14 @@ impl Handler for Gateway {
         if let Some(r) = &report {
             self.screen.add_content(&mut screened, r);
         }
+        // SURBL/URIBL of the links the scan found, while the other answers come in.
+        let uribl = report.as_ref().and_then(|r| crate::screen::start_uribl(&r.link_domains, &screened));
         let client = conn.peer.ip().to_string();
+        if let Some(task) = uribl {
+            if let Some(listed) = task.await {
+                self.screen.add_uribl(&mut screened, &listed);
+            }
+        }
         let mut auth_header = String::new();
         let auth_reply = match auth {
             Some(wait) => match wait.await {

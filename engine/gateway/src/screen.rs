@@ -19,7 +19,7 @@ use mxguard_policy::greylist::Decision;
 use mxguard_policy::pregreet::Passed;
 use mxguard_policy::list::ipset::network_of;
 use mxguard_policy::rate::Rates;
-use mxguard_policy::{dnsbl, rules, tables};
+use mxguard_policy::{dnsbl, rules, tables, uribl};
 use mxguard_smtp::Reply;
 use mxguard_tuning as k;
 use mxguard_verdict::{expand, Action, Force, TemplateVars, Thresholds, Unfiltered, Verdict};
@@ -363,6 +363,20 @@ impl Screen {
         }
     }
 
+    /// Adds the SURBL/URIBL listings of the message's links to the verdicts of the recipients
+    /// whose domains keep the `uribl` check on, and decides again.
+    pub fn add_uribl(&self, rcpts: &mut [RcptVerdict], listed: &[uribl::Listing]) {
+        let lists = tables::current();
+        for r in rcpts.iter_mut() {
+            let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
+            let policy = lists.domains.for_domain(domain);
+            if policy.enabled("uribl") {
+                uribl::score(&mut r.verdict, listed);
+                r.action = r.verdict.action(&thresholds(&policy), r.unfiltered);
+            }
+        }
+    }
+
     /// The end-of-data refusal of a message every recipient's verdict rejects (the first
     /// recipient's domain picks the text).
     pub fn content_rejection(&self, ip: IpAddr, from: &str, r: &RcptVerdict) -> Reply {
@@ -399,6 +413,29 @@ impl Screen {
             }
         }
     }
+}
+
+/// Starts the SURBL/URIBL lookups of `domains` (they run once the caller yields); `None` when
+/// no zone is configured, DNS is off, or no recipient's domain wants them.
+pub fn start_uribl(domains: &[String], rcpts: &[RcptVerdict]) -> Option<glommio::task::JoinHandle<Vec<uribl::Listing>>> {
+    if domains.is_empty() {
+        return None;
+    }
+    let zones = uribl::parse_zones(&k::URIBL_SERVERS.get_str(), k::URIBL_WEIGHT.get_f64()).ok().filter(|z| !z.is_empty())?;
+    let dns = mxguard_dns::get()?;
+    let lists = tables::current();
+    if !rcpts.iter().any(|r| lists.domains.for_domain(r.address.rsplit_once('@').map(|x| x.1).unwrap_or("")).enabled("uribl")) {
+        return None;
+    }
+    let domains: Vec<String> = domains.iter().take(k::URIBL_DOMAINS_MAX.get_usize()).cloned().collect();
+    Some(glommio::spawn_local(async move {
+        let (listed, failed) = uribl::lookup(dns, &domains, &zones).await;
+        if !failed.is_empty() {
+            mxguard_telemetry::Event::new("uribl_failed").list("zones", &failed).emit();
+        }
+        listed
+    })
+    .detach())
 }
 
 /// Adds to `v` the content findings (symbols and forces) of the checks `policy` keeps on.

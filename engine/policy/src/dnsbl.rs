@@ -101,7 +101,7 @@ pub fn score(v: &mut Verdict, ip: IpAddr, listed: &[Listing], min_matches: usize
 }
 
 /// Awaits all futures (no extra dependency for a handful of lookups).
-async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -42,6 +42,7 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("keywords", &["KEYWORD_"]),
     ("rules", &[]),
     ("urls", &["URL_", "PHISH_"]),
+    ("uribl", &["URIBL_"]),
     ("heuristics", &["HEUR_"]),
     ("mime", &["MIME_"]),
     ("attachments", &["ATTACH_", "ARCHIVE_"]),

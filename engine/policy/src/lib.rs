@@ -17,3 +17,4 @@ pub mod pregreet;
 pub mod rate;
 pub mod rules;
 pub mod tables;
+pub mod uribl;

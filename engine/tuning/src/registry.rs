@@ -297,6 +297,14 @@ registry! {
     ADMIN_SOCKET { text "admin.socket", "admin.sock", restart,
         "Unix socket for `mxguard sysctl` and `mxguard reload`, relative to state.dir unless absolute." }
 
+    // ---- SURBL / URIBL ---------------------------------------------------------------------------
+    URIBL_SERVERS { text "uribl.servers", "", live,
+        "SURBL/URIBL zones for the domains messages link to, `zone[=weight]` separated by ; (e.g. multi.surbl.org; multi.uribl.com=8; dbl.spamhaus.org)." }
+    URIBL_WEIGHT { float "uribl.weight", 10.0, [-10000.0, 10000.0], live,
+        "Score of a URIBL_<ZONE> listing whose zone gives no weight of its own." }
+    URIBL_DOMAINS_MAX { int "uribl.domains_max", 20, 1..=1000, live,
+        "Linked domains of one message looked up (the first ones in sorted order); the rest are not." }
+
     // ---- message authentication (DKIM, ARC, DMARC) ------------------------------------------
     AUTH_ENABLED { bool "auth.enabled", true, live,
         "Verify DKIM signatures, the ARC chain and the From domain's DMARC policy at end of data, and add an Authentication-Results header (needs dns.enabled)." }
