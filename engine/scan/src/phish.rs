@@ -6,7 +6,11 @@
 //! - `PHISH_LOOKALIKE`: a punycode (`xn--`) host whose label, with look-alike letters folded,
 //!   spells a protected brand's domain label (`pаypal.com` with a Cyrillic а);
 //! - `URL_SHORTENER`: a link through a URL shortener (hides the target);
-//! - `PHISH_FORM`: an HTML form posting to a site other than the sender's domain;
+//! - `PHISH_FORM`: an HTML form asking for credentials (a password, card or account field)
+//!   that posts to a site other than the sender's domain;
+//! - `PHISH_BRAND_IN_HOST`: a link whose host spells the sender's or a protected brand's name
+//!   inside another registrable domain (`signin-ebay.example.kr`, `wamu4u.com`);
+//! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain;
 //! - `URL_BL`: a link to a host or domain of the local URL blacklist.
 //!
 //! Pure: links, the sender's domain and the brand/shortener sets in, findings out.
@@ -49,6 +53,8 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
     };
     let brand_labels: Vec<(&str, &str)> = sets.brands.iter().filter_map(|b| b.split('.').next().map(|l| (l, b.as_str()))).collect();
     let from_domain = crate::urls::registrable(&from_domain.to_ascii_lowercase());
+    let from_label = from_domain.split('.').next().filter(|l| !l.is_empty());
+    let from_is_brand = sets.brands.contains(&from_domain);
     for l in links {
         if l.src {
             // Images and scripts: only the blacklist and IP checks apply (done elsewhere).
@@ -70,10 +76,37 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
         if sets.shorteners.contains(&l.domain) || sets.shorteners.contains(&l.host) {
             once("URL_SHORTENER", format!("a link goes through the shortener {}", l.host), &mut out);
         }
-        if l.form && !from_domain.is_empty() && l.domain != from_domain {
+        if l.form && !l.credentials {
+            // A search box or a subscription form: not a harvest.
+        } else if l.form && !from_domain.is_empty() && l.domain != from_domain {
             once("PHISH_FORM", format!("a form posts to {}, not to the sender's {from_domain}", l.domain), &mut out);
         } else if l.form && from_domain.is_empty() {
             once("PHISH_FORM", format!("a form posts to {}", l.domain), &mut out);
+        }
+        if !l.form && !l.ip && l.domain != from_domain {
+            // A clickable link whose host spells a protected brand's name as a word (between
+            // dots, dashes or underscores: signin_ebay_com.example.kr), or whose domain spells
+            // the sender's name as a word of another organisation's (online-banking-bank.example
+            // for mail from bank.example). The same name under another suffix (yahoo.co.uk for
+            // yahoo.com) is the same organisation and not a sign.
+            let words = |s: &str| s.split(['.', '-', '_']).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<String>>();
+            let reg_label = l.domain.split('.').next().unwrap_or("");
+            let host_words = words(&l.host);
+            let spelled = brand_labels
+                .iter()
+                .find(|(label, _)| label.len() >= 4 && *label != reg_label && host_words.iter().any(|w| w == label))
+                .map(|(label, brand)| (*label, *brand))
+                .or_else(|| {
+                    from_label
+                        .filter(|f| f.len() >= 4 && *f != reg_label && words(reg_label).iter().any(|w| w == f))
+                        .map(|f| (f, from_domain.as_str()))
+                });
+            if let Some((label, brand)) = spelled {
+                once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
+            }
+            if from_is_brand && !l.host.is_empty() {
+                once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
+            }
         }
         if l.host.split('.').any(|label| label.starts_with("xn--")) && !sets.brands.contains(&l.domain) {
             for label in l.host.split('.') {
@@ -154,13 +187,24 @@ mod tests {
 
     #[test]
     fn each_sign_is_found() {
-        assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "paypal.com"), vec!["PHISH_TEXT_MISMATCH"]);
+        assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "paypal.com"), vec!["PHISH_TEXT_MISMATCH", "PHISH_BRAND_SENDER"]);
         assert!(syms(r#"<a href="https://www.paypal.com/x">paypal.com</a>"#, "paypal.com").is_empty());
         assert_eq!(syms(r#"<a href="http://0x7f000001/">here</a>"#, "a.example"), vec!["URL_IP_LITERAL"]);
         assert_eq!(syms(r#"<a href="http://paypal.com@evil.example/">x</a>"#, "a.example"), vec!["URL_USERINFO"]);
         assert_eq!(syms(r#"<a href="https://xn--pypal-4ve.com/">log in</a>"#, "a.example"), vec!["PHISH_LOOKALIKE"]);
         assert_eq!(syms(r#"<a href="https://bit.ly/3xyz">x</a>"#, "a.example"), vec!["URL_SHORTENER"]);
-        assert_eq!(syms(r#"<form action="https://collect.evil.example/p"><input></form>"#, "bank.example"), vec!["PHISH_FORM"]);
+        assert_eq!(syms(r#"<form action="https://collect.evil.example/p" method=post><input type="password" name=p></form>"#, "bank.example"), vec!["PHISH_FORM"]);
+        assert_eq!(syms(r#"<form action="https://collect.evil.example/p"><input name="CardNumber"></form>"#, "bank.example"), vec!["PHISH_FORM"]);
+        // A newsletter's search box posts elsewhere and asks for nothing secret.
+        assert!(syms(r#"<form action="https://search.example/q"><input name="q"></form>"#, "news.example").is_empty());
+        assert_eq!(syms(r#"<a href="http://signin-ebay.example.kr/">x</a>"#, "a.example"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert_eq!(syms(r#"<a href="http://online-banking-wamu.example/">x</a>"#, "wamu.com"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert!(syms(r#"<a href="http://uk.my.yahoo.com/">x</a>"#, "yahoo.co.uk").is_empty(), "same name, other suffix");
+        assert!(syms(r#"<a href="http://www.livejournal.com/">x</a>"#, "a.example").is_empty(), "live is not a word of livejournal");
+        assert_eq!(syms(r#"<a href="http://www.dvd.example/">x</a>"#, "paypal.com"), vec!["PHISH_BRAND_SENDER"]);
+        // The brand's own subdomains and other senders' ordinary links are not signs.
+        assert!(syms(r#"<a href="https://signin.ebay.com/">x</a>"#, "ebay.com").is_empty());
+        assert!(syms(r#"<a href="https://partner.example/">x</a>"#, "shop.example").is_empty());
         assert!(syms(r#"<form action="https://www.bank.example/p"></form>"#, "bank.example").is_empty());
         // Legit IDN that imitates nothing.
         assert!(syms(r#"<a href="https://xn--mnchen-3ya.de/">x</a>"#, "a.example").is_empty());

@@ -28,6 +28,8 @@ pub struct Link {
     pub text: Option<String>,
     /// Found as a `<form action>`.
     pub form: bool,
+    /// A form with a password, card, PIN or account field.
+    pub credentials: bool,
     /// Found as an `<img src>` (and other `src`).
     pub src: bool,
 }
@@ -44,6 +46,7 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
         for (attr, value, anchor_text) in html_links(h) {
             if let Some(mut l) = parse(&decode_entities(value)) {
                 l.form = attr == "action";
+                l.credentials = l.form && anchor_text.as_deref() == Some(CREDENTIALS);
                 l.src = attr == "src";
                 l.text = anchor_text.map(|t| decode_entities(&t));
                 push(l, &mut out);
@@ -105,7 +108,16 @@ fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
         };
         for attr in wanted {
             if let Some(v) = attribute(&tag[name_end..], attr) {
-                let text = if name == "a" {
+                let text = if name == "form" {
+                    // Whether the form asks for secrets: its inputs up to </form> (bounded).
+                    let mut cap = html.len().min(i + 16384);
+                    while !html.is_char_boundary(cap) {
+                        cap -= 1;
+                    }
+                    let rest = &html[i..cap];
+                    let body = &rest[..find_ci(rest, "</form").unwrap_or(rest.len())];
+                    asks_credentials(body).then(|| CREDENTIALS.to_string())
+                } else if name == "a" {
                     // The anchor's text, up to </a>, tags stripped.
                     // Bounded: a page of unclosed anchors must not cost a scan to the end each.
                     let mut cap = html.len().min(i + 4096);
@@ -123,6 +135,19 @@ fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
         }
     }
     out
+}
+
+/// Marks a form that asks for credentials (in the anchor-text slot of [`html_links`]).
+const CREDENTIALS: &str = "\u{0}credentials";
+
+/// Whether a form's body has an input for a password, card, PIN, SSN or account.
+fn asks_credentials(form: &str) -> bool {
+    const WORDS: &[&str] = &["password", "passwd", "pwd", "pin", "cvv", "cvc", "ssn", "card", "expir", "account", "login", "userid", "username"];
+    let lower = form.to_ascii_lowercase();
+    lower.match_indices("<input").any(|(p, _)| {
+        let tag = &lower[p..lower[p..].find('>').map(|e| p + e).unwrap_or(lower.len())];
+        tag.contains("password") || attribute(tag, "name").or_else(|| attribute(tag, "id")).is_some_and(|n| WORDS.iter().any(|w| n.contains(w)))
+    })
 }
 
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
@@ -252,7 +277,7 @@ pub fn parse(raw: &str) -> Option<Link> {
     }
     let domain = if ip { host.clone() } else { registrable(&host) };
     let path = path.replace('\\', "/");
-    Some(Link { url: format!("{scheme}://{host}{path}"), host, domain, ip, userinfo, text: None, form: false, src: false })
+    Some(Link { url: format!("{scheme}://{host}{path}"), host, domain, ip, userinfo, text: None, form: false, credentials: false, src: false })
 }
 
 fn percent_decode(s: &str) -> String {

@@ -409,7 +409,11 @@ registry! {
     SCORE_URL_SHORTENER { float "score.url_shortener", 1.0, [-10000.0, 10000.0], live,
         "Score of URL_SHORTENER: a link through a URL shortener." }
     SCORE_URL_FORM { float "score.url_form", 4.0, [-10000.0, 10000.0], live,
-        "Score of PHISH_FORM: an HTML form posting to another site than the sender's." }
+        "Score of PHISH_FORM: an HTML form asking for a password, card or account, posting to another site than the sender's." }
+    SCORE_URL_BRAND_IN_HOST { float "score.url_brand_in_host", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_BRAND_IN_HOST: a link whose host spells the sender's or a protected brand's name inside another domain." }
+    SCORE_URL_BRAND_SENDER { float "score.url_brand_sender", 3.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_BRAND_SENDER: mail whose From is a protected brand links to another domain." }
     SCORE_URL_BLACKLIST { float "score.url_blacklist", 100.0, [-10000.0, 10000.0], live,
         "Score of URL_BL: a link to a host of lists/url-blacklist.txt." }
     SCORE_HEUR_SUBJECT_SPACES { float "score.heur_subject_spaces", 2.0, [-10000.0, 10000.0], live,
