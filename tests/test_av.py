@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from test_content import knobs, message, send, with_attachment
+from test_content import knobs, message, send, with_attachment, zip_bytes
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "av_test.tar.gz"
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -84,22 +84,7 @@ def test_a_virus_is_held_even_for_a_whitelisted_sender_and_quarantined_when_aske
 
 
 def _zip_of_eicar():
-    import io
-    import zipfile
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("inner.zip", _zip_bytes([("eicar.com", EICAR)]))
-    return buf.getvalue()
-
-
-def _zip_bytes(entries):
-    import io
-    import zipfile
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for n, d in entries:
-            z.writestr(n, d)
-    return buf.getvalue()
+    return zip_bytes([("inner.zip", zip_bytes([("eicar.com", EICAR)]))])
 
 
 def test_a_domain_with_antivirus_off_gets_its_copy(make_gateway, sink, tmp_path):

@@ -60,11 +60,7 @@ pub fn scan(message: &Arc<Vec<u8>>, wanted: bool) -> Option<impl std::future::Fu
 /// Whether any recipient's domain keeps the antivirus check on.
 pub fn wanted(rcpts: &[RcptVerdict]) -> bool {
     let lists = tables::current();
-    rcpts.iter().any(|r| lists.domains.for_domain(domain(&r.address)).enabled("antivirus"))
-}
-
-fn domain(address: &str) -> &str {
-    address.rsplit_once('@').map(|x| x.1).unwrap_or("")
+    rcpts.iter().any(|r| r.policy(&lists).enabled("antivirus"))
 }
 
 /// The action `av.action` names (reject when unknown).
@@ -81,7 +77,7 @@ fn virus_action() -> Action {
 /// remaining recipient rejects.
 pub fn apply(outcome: &Outcome, rcpts: &mut [RcptVerdict], client: &str, from: &str) -> Option<Reply> {
     let lists = tables::current();
-    let on = |r: &RcptVerdict| lists.domains.for_domain(domain(&r.address)).enabled("antivirus");
+    let on = |r: &RcptVerdict| r.policy(&lists).enabled("antivirus");
     let unchecked = |why: &str, defer: bool, rcpts: &mut [RcptVerdict]| {
         METRICS.av_unchecked.inc();
         Event::new("av_unchecked").str("client", client).str("from", from).str("why", why).str("then", if defer { "deferred" } else { "passed unscanned" }).emit();

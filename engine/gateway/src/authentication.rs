@@ -37,10 +37,6 @@ pub fn envelope(inputs: Option<Option<mail_auth::SpfOutput>>, ip: std::net::IpAd
     Some(Envelope { ip, helo: helo.to_string(), mail_from: mail_from.to_string(), spf, hostname: k::SMTP_HOSTNAME.get_str().to_string() })
 }
 
-fn domain(address: &str) -> &str {
-    address.rsplit_once('@').map(|x| x.1).unwrap_or("")
-}
-
 fn join_domains<'a>(it: impl Iterator<Item = &'a str>) -> String {
     let mut v: Vec<&str> = it.filter(|d| !d.is_empty()).collect();
     v.dedup();
@@ -72,7 +68,7 @@ pub fn apply(auth: &Auth, rcpts: &mut [RcptVerdict]) -> Option<Reply> {
         });
     let mut dmarc_rejects: usize = 0;
     for r in rcpts.iter_mut() {
-        let policy = lists.domains.for_domain(domain(&r.address));
+        let policy = r.policy(&lists);
         let v = &mut r.verdict;
         if policy.enabled("dkim") {
             if !passed.is_empty() {

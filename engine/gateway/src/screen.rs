@@ -34,6 +34,13 @@ pub struct RcptVerdict {
     pub unfiltered: Option<Unfiltered>,
 }
 
+impl RcptVerdict {
+    /// The recipient's domain settings in `lists` (its own, else `*`'s).
+    pub fn policy<'a>(&self, lists: &'a tables::Lists) -> Resolved<'a> {
+        lists.domains.for_domain(self.address.rsplit_once('@').map(|x| x.1).unwrap_or(""))
+    }
+}
+
 /// What the policy knows about one connection.
 pub struct ConnPolicy {
     ip: IpAddr,
@@ -356,8 +363,7 @@ impl Screen {
     pub fn add_content(&self, rcpts: &mut [RcptVerdict], report: &mxguard_scan::Report) {
         let lists = tables::current();
         for r in rcpts.iter_mut() {
-            let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
-            let policy = lists.domains.for_domain(domain);
+            let policy = r.policy(&lists);
             add_findings(&mut r.verdict, report, &policy);
             r.action = r.verdict.action(&thresholds(&policy), r.unfiltered);
         }
@@ -368,8 +374,7 @@ impl Screen {
     pub fn add_uribl(&self, rcpts: &mut [RcptVerdict], listed: &[uribl::Listing]) {
         let lists = tables::current();
         for r in rcpts.iter_mut() {
-            let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
-            let policy = lists.domains.for_domain(domain);
+            let policy = r.policy(&lists);
             if policy.enabled("uribl") {
                 uribl::score(&mut r.verdict, listed);
                 r.action = r.verdict.action(&thresholds(&policy), r.unfiltered);
@@ -381,8 +386,7 @@ impl Screen {
     /// recipient's domain picks the text).
     pub fn content_rejection(&self, ip: IpAddr, from: &str, r: &RcptVerdict) -> Reply {
         let lists = tables::current();
-        let domain = r.address.rsplit_once('@').map(|x| x.1).unwrap_or("");
-        let policy = lists.domains.for_domain(domain);
+        let policy = r.policy(&lists);
         let text = policy.reject_text(r.verdict.main_reason().map(|s| s.name.as_str()));
         rejection(&r.verdict, ip, from, &r.address, text)
     }
@@ -424,7 +428,7 @@ pub fn start_uribl(domains: &[String], rcpts: &[RcptVerdict]) -> Option<glommio:
     let zones = uribl::parse_zones(&k::URIBL_SERVERS.get_str(), k::URIBL_WEIGHT.get_f64()).ok().filter(|z| !z.is_empty())?;
     let dns = mxguard_dns::get()?;
     let lists = tables::current();
-    if !rcpts.iter().any(|r| lists.domains.for_domain(r.address.rsplit_once('@').map(|x| x.1).unwrap_or("")).enabled("uribl")) {
+    if !rcpts.iter().any(|r| r.policy(&lists).enabled("uribl")) {
         return None;
     }
     let domains: Vec<String> = domains.iter().take(k::URIBL_DOMAINS_MAX.get_usize()).cloned().collect();

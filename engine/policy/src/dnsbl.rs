@@ -45,7 +45,13 @@ pub fn parse_servers(s: &str, default_weight: f64) -> Result<Vec<Server>, String
 
 /// `DNSBL_ZEN_SPAMHAUS_ORG` for `zen.spamhaus.org`.
 pub fn symbol(zone: &str) -> String {
-    let mut s = String::from("DNSBL_");
+    zone_symbol("DNSBL_", zone)
+}
+
+/// `prefix` then `zone` upper-cased, every other character than a letter or digit as `_`: the
+/// symbol of a DNS list zone (DNSBL and URIBL alike).
+pub(crate) fn zone_symbol(prefix: &str, zone: &str) -> String {
+    let mut s = String::from(prefix);
     for c in zone.chars() {
         s.push(if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' });
     }

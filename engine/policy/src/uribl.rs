@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use mxguard_dns::{names, Dns, Lookup};
 use mxguard_verdict::Verdict;
 
-use crate::dnsbl::join_all;
+use crate::dnsbl::{join_all, zone_symbol};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Zone {
@@ -43,11 +43,7 @@ pub fn parse_zones(s: &str, default_weight: f64) -> Result<Vec<Zone>, String> {
 
 /// `URIBL_MULTI_SURBL_ORG` for `multi.surbl.org`.
 pub fn symbol(zone: &str) -> String {
-    let mut s = String::from("URIBL_");
-    for c in zone.chars() {
-        s.push(if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' });
-    }
-    s
+    zone_symbol("URIBL_", zone)
 }
 
 /// The name to query for a linked domain (or IPv4 address) in `zone`.

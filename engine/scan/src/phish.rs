@@ -89,17 +89,14 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
             // the sender's name as a word of another organisation's (online-banking-bank.example
             // for mail from bank.example). The same name under another suffix (yahoo.co.uk for
             // yahoo.com) is the same organisation and not a sign.
-            let words = |s: &str| s.split(['.', '-', '_']).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<String>>();
+            let has_word = |s: &str, word: &str| s.split(['.', '-', '_']).any(|w| w == word);
             let reg_label = l.domain.split('.').next().unwrap_or("");
-            let host_words = words(&l.host);
             let spelled = brand_labels
                 .iter()
-                .find(|(label, _)| label.len() >= 4 && *label != reg_label && host_words.iter().any(|w| w == label))
+                .find(|(label, _)| label.len() >= 4 && *label != reg_label && has_word(&l.host, label))
                 .map(|(label, brand)| (*label, *brand))
                 .or_else(|| {
-                    from_label
-                        .filter(|f| f.len() >= 4 && *f != reg_label && words(reg_label).iter().any(|w| w == f))
-                        .map(|f| (f, from_domain.as_str()))
+                    from_label.filter(|f| f.len() >= 4 && *f != reg_label && has_word(reg_label, f)).map(|f| (f, from_domain.as_str()))
                 });
             if let Some((label, brand)) = spelled {
                 once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
