@@ -5,6 +5,7 @@
 //! mxguard sysctl -a | NAME | NAME=VALUE [--config FILE]    read or change knobs of the running gateway
 //! mxguard sysctl --markdown | --conf                       print the generated knob docs / config
 //! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
+//! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
 //! mxguard version
 //! ```
 
@@ -19,6 +20,7 @@ mod authentication;
 mod explain;
 mod greylisting;
 mod handler;
+mod imagehash;
 mod run;
 mod screen;
 
@@ -33,6 +35,7 @@ const USAGE: &str = "usage:
   mxguard sysctl --markdown | --conf
   mxguard reload                    (re-read the list files now)
   mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
+  mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
   mxguard version";
 
 /// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         "run" if args.is_empty() => run::run(),
         "sysctl" => sysctl(args),
         "explain" => explain::explain(args),
+        "image-hash" => imagehash::image_hash(args),
         "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {
             println!("mxguard {}", env!("CARGO_PKG_VERSION"));

@@ -46,6 +46,7 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("heuristics", &["HEUR_"]),
     ("mime", &["MIME_"]),
     ("attachments", &["ATTACH_", "ARCHIVE_"]),
+    ("images", &["IMAGE_"]),
     // Message authentication (engine/dns/src/auth.rs): off for a domain, its recipients get
     // neither the symbols nor the DMARC policy action.
     ("dkim", &["DKIM_"]),

@@ -3,7 +3,8 @@
 //! [`scan`] is a pure function of the message bytes and the read-mostly [`Tables`]: it parses
 //! the message once ([`mime`]) and every scanner reads that parsed form — keyword lines and scored
 //! rules ([`rules`], one hyperscan pass per target), links and phishing signs ([`urls`],
-//! [`phish`]), heuristics ([`heuristics`]), attachments and archives ([`attachments`]). Each
+//! [`phish`]), heuristics ([`heuristics`]), attachments and archives ([`attachments`]), pictures
+//! ([`images`]). Each
 //! finding is a symbol with the score of its knob (`score.*`, `scan.*`) and the name of the check
 //! it belongs to, so a domain can turn a check off (`mxguard_policy::domains::CHECKS` names them all).
 //!
@@ -13,6 +14,7 @@
 
 pub mod attachments;
 pub mod heuristics;
+pub mod images;
 pub mod magic;
 pub mod mime;
 pub mod phish;
@@ -32,11 +34,13 @@ pub const URL_BLACKLIST: &str = "url-blacklist.txt";
 pub const SHORTENERS: &str = "url-shorteners.txt";
 pub const BRANDS: &str = "protected-brands.txt";
 pub const ATTACHMENT_BLACKLIST: &str = "attachment-blacklist.txt";
+/// Perceptual hashes of known spam pictures (`mxguard image-hash --learn` appends to it).
+pub const IMAGE_HASHES: &str = "image-hashes.txt";
 
 /// Every file of the lists directory the scanners read.
 pub fn files() -> Vec<&'static str> {
     let mut v = rules::FILES.to_vec();
-    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST]);
+    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST, IMAGE_HASHES]);
     v
 }
 
@@ -49,6 +53,7 @@ pub struct Tables {
     pub brands: HashSet<String>,
     /// Lines of attachment-blacklist.txt (joined with the knob's list at scan time).
     pub attachment_lines: String,
+    pub image_hashes: images::Known,
 }
 
 impl Tables {
@@ -59,6 +64,7 @@ impl Tables {
             shorteners: phish::DEFAULT_SHORTENERS.iter().map(|s| s.to_string()).collect(),
             brands: phish::DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect(),
             attachment_lines: String::new(),
+            image_hashes: images::Known::default(),
         }
     }
 
@@ -86,6 +92,15 @@ impl Tables {
         t.shorteners.extend(words(SHORTENERS, &mut errors));
         t.brands.extend(words(BRANDS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
         t.attachment_lines = words(ATTACHMENT_BLACKLIST, &mut errors).join("\n");
+        let hashes = dir.join(IMAGE_HASHES);
+        match std::fs::read_to_string(&hashes) {
+            Ok(s) => match images::Known::parse(&s, &hashes.display().to_string()) {
+                Ok(k) => t.image_hashes = k,
+                Err(e) => errors.extend(e),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("{}: {e}", hashes.display())),
+        }
         if errors.is_empty() {
             Ok(t)
         } else {
@@ -94,7 +109,7 @@ impl Tables {
     }
 
     pub fn entries(&self) -> usize {
-        self.rules.len() + self.url_blacklist.len()
+        self.rules.len() + self.url_blacklist.len() + self.image_hashes.len()
     }
 }
 
@@ -179,7 +194,28 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("HEUR_FROM_NAME_ADDRESS", &k::SCORE_HEUR_FROM_NAME_ADDRESS),
     ("HEUR_BASE64_TEXT", &k::SCORE_HEUR_BASE64_TEXT),
     ("HEUR_EMPTY_BODY", &k::SCORE_HEUR_EMPTY_BODY),
+    ("IMAGE_SPAM", &k::SCORE_IMAGE_SPAM),
+    ("IMAGE_KNOWN_SPAM", &k::SCORE_IMAGE_KNOWN_SPAM),
+    ("IMAGE_ANIMATED", &k::SCORE_IMAGE_ANIMATED),
+    ("IMAGE_CORRUPT", &k::SCORE_IMAGE_CORRUPT),
 ];
+
+/// The image check's knobs in force.
+pub fn image_config() -> images::Config {
+    images::Config {
+        threshold: k::IMAGE_THRESHOLD.get_u64() as u32,
+        color_sensitivity: k::IMAGE_COLOR_SENSITIVITY.get_u64() as u32,
+        min_width: k::IMAGE_MIN_WIDTH.get_u64() as u32,
+        min_height: k::IMAGE_MIN_HEIGHT.get_u64() as u32,
+        sampling_points: k::IMAGE_SAMPLING_POINTS.get_usize(),
+        pass_multi_image: k::IMAGE_PASS_MULTI_IMAGE.get_bool(),
+        sample_percent: k::IMAGE_SAMPLE_PERCENT.get_u64() as u32,
+        max_bytes: k::IMAGE_MAX_BYTES.get_usize(),
+        max_pixels: k::IMAGE_MAX_PIXELS.get_u64(),
+        max_images: k::IMAGE_MAX_PER_MESSAGE.get_usize(),
+        hash_distance: k::IMAGE_HASH_DISTANCE.get_u64() as u32,
+    }
+}
 
 fn score_of(symbol: &str) -> f64 {
     if symbol.starts_with("MIME_") {
@@ -272,6 +308,14 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     };
     for (sym, reason) in attachments::check(atts.iter().map(|a| (a.name, a.data)), &policy).findings {
         r.add("attachments", sym, score_of(sym), reason);
+    }
+
+    // Pictures: off with the reference's threshold 0, unless known spam pictures are listed.
+    let icfg = image_config();
+    if icfg.threshold > 0 || !tables.image_hashes.is_empty() {
+        for (sym, reason) in images::check(atts.iter().map(|a| a.data), &tables.image_hashes, &icfg) {
+            r.add("images", sym, score_of(sym), reason);
+        }
     }
 
     // Heuristics.

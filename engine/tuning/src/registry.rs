@@ -442,6 +442,37 @@ registry! {
         "Score of HEUR_BASE64_TEXT: text sent base64-encoded (FilterBase64html: set to the reject score)." }
     SCORE_HEUR_EMPTY_BODY { float "score.heur_empty_body", 1.0, [-10000.0, 10000.0], live,
         "Score of HEUR_EMPTY_BODY: no text and no attachment." }
+    // ---- image spam (engine/scan/src/images.rs) -------------------------------------------------
+    IMAGE_THRESHOLD { int "image.threshold", 10, 0..=15, live,
+        "Image filter threshold (SpamImageThreshold): 0 turns the text-likeness test off, 15 is the most aggressive; a picture is IMAGE_SPAM when its likeness (0-15) plus this exceeds 15." }
+    IMAGE_COLOR_SENSITIVITY { int "image.color_sensitivity", 20, 0..=255, live,
+        "Sampled colours differing by at most this much in every channel count as one shade (SpamImageColorSensitivity)." }
+    IMAGE_MIN_WIDTH { int "image.min_width", 300, 0..=65535, live,
+        "Pictures narrower than this are not scanned: logos and signatures (SpamImageMinWidth)." }
+    IMAGE_MIN_HEIGHT { int "image.min_height", 300, 0..=65535, live,
+        "Pictures lower than this are not scanned (SpamImageMinHeight)." }
+    IMAGE_SAMPLING_POINTS { int "image.sampling_points", 200, 16..=100_000, live,
+        "Points of a picture measured for colours and sharp edges (SpamImageSamplingPoints)." }
+    IMAGE_PASS_MULTI_IMAGE { bool "image.pass_multi_image", true, live,
+        "A message with more than one picture big enough to be scanned skips the text-likeness test (SpamImagePassMultiImage); known spam pictures are still caught." }
+    IMAGE_SAMPLE_PERCENT { int "image.sample_percent", 100, 0..=100, live,
+        "Percentage of the eligible pictures decoded, chosen by a hash of their bytes (the same picture always gets the same treatment)." }
+    IMAGE_MAX_BYTES { int "image.max_bytes", 4194304, 0..=1_073_741_824, live,
+        "Pictures larger than this (encoded) are not decoded." }
+    IMAGE_MAX_PIXELS { int "image.max_pixels", 4000000, 0..=1_000_000_000, live,
+        "Pictures of more pixels than this (width x height, from the header) are not decoded; bounds the decoder's memory (up to 4 bytes a pixel) and time (pictures are decoded on the core)." }
+    IMAGE_MAX_PER_MESSAGE { int "image.max_per_message", 8, 0..=1000, live,
+        "Pictures decoded per message at most; the rest are only sized." }
+    IMAGE_HASH_DISTANCE { int "image.hash_distance", 6, 0..=32, live,
+        "A picture whose 64-bit perceptual hash differs from one of lists/image-hashes.txt in at most this many bits is IMAGE_KNOWN_SPAM." }
+    SCORE_IMAGE_SPAM { float "score.image_spam", 3.0, [-10000.0, 10000.0], live,
+        "Score of IMAGE_SPAM: a big picture that looks like text on a plain background." }
+    SCORE_IMAGE_KNOWN_SPAM { float "score.image_known_spam", 10.0, [-10000.0, 10000.0], live,
+        "Score of IMAGE_KNOWN_SPAM: a picture near a hash of lists/image-hashes.txt (learnt with mxguard image-hash --learn)." }
+    SCORE_IMAGE_ANIMATED { float "score.image_animated", 0.5, [-10000.0, 10000.0], live,
+        "Score of IMAGE_ANIMATED: a scanned-size GIF of several frames." }
+    SCORE_IMAGE_CORRUPT { float "score.image_corrupt", 1.0, [-10000.0, 10000.0], live,
+        "Score of IMAGE_CORRUPT: a PNG, JPEG or GIF part that does not decode." }
     HEUR_SUBJECT_SPACES_MAX { int "heuristics.subject_spaces_max", 5, 0..=1000, live,
         "Runs of two or more blanks (or tabs) allowed in a subject (Max number of spaces in subject line; 0: off)." }
     HEUR_HTML_SHORT_CHARS { int "heuristics.html_short_chars", 200, 0..=100_000, live,
