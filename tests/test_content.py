@@ -157,8 +157,8 @@ def test_phishing_links_are_quarantined_with_their_reasons(make_gateway, sink):
     with sqlite3.connect(g.state / "quarantine.db") as db:
         wait_for(lambda: db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1, what="quarantined")
         score, symbols, reason = db.execute("SELECT score, symbols, reason FROM messages").fetchone()
-    assert "PHISH_TEXT_MISMATCH(6)" in symbols and "URL_IP_LITERAL(3)" in symbols, symbols
-    assert score >= 9 and "paypal.com" in reason, (score, reason)
+    assert "PHISH_TEXT_MISMATCH(6)" in symbols and "PHISH_IP_LINK(4)" in symbols, symbols
+    assert score >= 10 and "paypal.com" in reason, (score, reason)
     assert sink.stats()["messages"] == 0
 
 

@@ -174,6 +174,10 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("ARCHIVE_UNREADABLE", &k::SCORE_ARCHIVE_UNREADABLE),
     ("PHISH_TEXT_MISMATCH", &k::SCORE_URL_TEXT_MISMATCH),
     ("URL_IP_LITERAL", &k::SCORE_URL_IP_LITERAL),
+    ("PHISH_IP_LINK", &k::SCORE_URL_IP_LINK),
+    ("PHISH_ODD_PORT", &k::SCORE_URL_ODD_PORT),
+    ("PHISH_DOMAIN_IN_PATH", &k::SCORE_URL_DOMAIN_IN_PATH),
+    ("PHISH_BRAND_NAME", &k::SCORE_URL_BRAND_NAME),
     ("URL_USERINFO", &k::SCORE_URL_USERINFO),
     ("PHISH_LOOKALIKE", &k::SCORE_URL_LOOKALIKE),
     ("URL_SHORTENER", &k::SCORE_URL_SHORTENER),
@@ -272,16 +276,12 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     }
 
     // Links.
-    let from_domain = p
-        .message
-        .as_ref()
-        .and_then(|m| m.from())
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .and_then(|a| a.rsplit_once('@'))
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    for (sym, reason) in phish::check(&links, &from_domain, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
+    let from = p.message.as_ref().and_then(|m| m.from()).and_then(|a| a.first());
+    let from_domain = from.and_then(|a| a.address()).and_then(|a| a.rsplit_once('@')).map(|x| x.1).unwrap_or("");
+    let from_name = from.and_then(|a| a.name()).unwrap_or("");
+    let mailing_list = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("List-Id") || n.eq_ignore_ascii_case("List-Post"));
+    let cx = phish::Context { from_domain, from_name, subject: &p.subject, text: &p.text, mailing_list };
+    for (sym, reason) in phish::check(&links, &cx, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
         r.add("urls", sym, score_of(sym), reason);
     }
     if !tables.url_blacklist.is_empty() {

@@ -1,7 +1,13 @@
 //! Phishing signs of the links of a message, each a symbol:
 //! - `PHISH_TEXT_MISMATCH`: an anchor's visible text names a domain other than its target's
 //!   (`<a href="http://evil.example">www.paypal.com</a>`);
-//! - `URL_IP_LITERAL`: a link to a bare IP address (any notation);
+//! - `PHISH_IP_LINK`: a clickable HTML link or form to a bare IP address (any notation), or a
+//!   link to one whose path asks to log in, verify or update; `URL_IP_LITERAL`: any other link
+//!   to a bare address (a plain-text URL in a discussion, an image);
+//! - `PHISH_ODD_PORT`: a clickable link or form to a web server on a port other than 80/443
+//!   (phishing kits on compromised hosts: `http://logon.bank.example.kr:280/`);
+//! - `PHISH_DOMAIN_IN_PATH`: a link whose path names another site's host
+//!   (`http://evil.example/signin.ebay.com/ws/`), so that the address bar shows the brand;
 //! - `URL_USERINFO`: `http://paypal.com@evil.example/` — the part before `@` is a decoy;
 //! - `PHISH_LOOKALIKE`: a punycode (`xn--`) host whose label, with look-alike letters folded,
 //!   spells a protected brand's domain label (`pаypal.com` with a Cyrillic а);
@@ -10,10 +16,18 @@
 //!   that posts to a site other than the sender's domain;
 //! - `PHISH_BRAND_IN_HOST`: a link whose host spells the sender's or a protected brand's name
 //!   inside another registrable domain (`signin-ebay.example.kr`, `wamu4u.com`);
-//! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain;
+//! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain (not
+//!   for mailing-list traffic: there the From is a member writing from their organisation);
+//! - `PHISH_BRAND_NAME`: the From display name is a protected brand ("PayPal" <x@mail.example>)
+//!   and the message talks about it, while the address is not the brand's;
 //! - `URL_BL`: a link to a host or domain of the local URL blacklist.
 //!
-//! Pure: links, the sender's domain and the brand/shortener sets in, findings out.
+//! A brand named inside another host (`PHISH_BRAND_IN_HOST`) counts only when the message names
+//! that brand in its subject, its From display name or that link's text: newsletters carry ads
+//! on hosts like outlook.vendor.example without pretending to be Microsoft.
+//!
+//! Pure: links, what [`Context`] says of the message and the brand/shortener sets in, findings
+//! out. Cost: linear in links × brands (a few dozen), no allocation per link beyond findings.
 
 use std::collections::HashSet;
 
@@ -35,7 +49,87 @@ pub const DEFAULT_BRANDS: &[&str] = &[
     "amazon.com", "facebook.com", "instagram.com", "netflix.com", "linkedin.com", "dropbox.com", "docusign.com",
     "chase.com", "wellsfargo.com", "bankofamerica.com", "citibank.com", "hsbc.com", "barclays.co.uk", "ebay.com",
     "dhl.com", "fedex.com", "ups.com", "usps.com", "whatsapp.com", "twitter.com", "x.com", "adobe.com", "icloud.com",
+    "yahoo.com", "aol.com", "wamu.com", "usbank.com", "wachovia.com", "suntrust.com", "capitalone.com",
+    "americanexpress.com", "visa.com", "mastercard.com", "citizensbank.com", "ncua.gov", "irs.gov", "hmrc.gov.uk",
+    "postbank.de", "sparkasse.de", "lloydsbank.co.uk", "natwest.com", "halifax.co.uk", "santander.com", "steampowered.com",
 ];
+
+/// What the checks know of the message besides its links.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Context<'a> {
+    /// The From header's domain.
+    pub from_domain: &'a str,
+    /// The From header's display name.
+    pub from_name: &'a str,
+    pub subject: &'a str,
+    /// The decoded text (for whether the message talks about a brand).
+    pub text: &'a str,
+    /// The message came through a mailing list (List-Id or List-Post).
+    pub mailing_list: bool,
+}
+
+/// Words of a path that ask the reader to act on an account.
+const ACCOUNT_WORDS: &[&str] = &[
+    "login", "logon", "log-in", "signin", "sign-in", "verif", "account", "update", "secure", "webscr", "confirm", "banking",
+    "billing", "password", "session", "validat", "unlock", "restor", "isapi", "cgi-bin",
+];
+
+fn asks_for_account(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    ACCOUNT_WORDS.iter().any(|w| p.contains(w))
+}
+
+/// Whether `word` is one of the words of `s` (letters and digits; `Pay.Pal` reads as `paypal`,
+/// `Accounts PayPal` as `accounts`, `paypal`), ASCII case folded.
+fn names(s: &str, word: &str) -> bool {
+    let mut joined = String::new();
+    for w in s.split_whitespace() {
+        let w: String = w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        if w == word {
+            return true;
+        }
+        joined.push_str(&w);
+    }
+    joined == word
+}
+
+/// Whether `word` is the whole display name, or its first or last word ("PayPal Security",
+/// "Accounts PayPal"; not "Lockergnome Apple Core").
+fn leads_with(name: &str, word: &str) -> bool {
+    let words: Vec<String> =
+        name.split_whitespace().map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()).filter(|w: &String| !w.is_empty()).collect();
+    words.first().is_some_and(|w| w == word) || words.last().is_some_and(|w| w == word) || words.concat() == word
+}
+
+/// Whether the text mentions `word` (case-insensitive substring, a cheap stand-in for a
+/// mention; only used to confirm a sign found elsewhere).
+fn mentions(text: &str, word: &str) -> bool {
+    let w = word.as_bytes();
+    text.as_bytes().windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
+}
+
+/// A path segment naming a host of another registrable domain: 3 or more labels, a known
+/// public suffix, not a file name.
+fn host_in_path(path: &str, own_domain: &str) -> Option<String> {
+    const FILE_EXT: &[&str] = &["php", "htm", "html", "asp", "aspx", "cgi", "jsp", "pl", "dll", "exe", "gif", "jpg", "png", "js", "css"];
+    for seg in path.split('/') {
+        let seg = seg.trim_start_matches('.').trim_end_matches('.');
+        if seg.bytes().filter(|b| *b == b'.').count() < 2 || !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            continue;
+        }
+        let host = seg.to_ascii_lowercase();
+        if host.rsplit('.').next().is_some_and(|ext| FILE_EXT.contains(&ext)) {
+            continue;
+        }
+        if psl::suffix(host.as_bytes()).is_some_and(|s| s.is_known()) {
+            let d = crate::urls::registrable(&host);
+            if d != own_domain && d.contains('.') {
+                return Some(host);
+            }
+        }
+    }
+    None
+}
 
 pub struct Sets<'a> {
     pub shorteners: &'a HashSet<String>,
@@ -43,8 +137,8 @@ pub struct Sets<'a> {
     pub brands: &'a HashSet<String>,
 }
 
-/// The findings for `links` of a message from `from_domain` (the From header's domain).
-pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding> {
+/// The findings for `links` of a message.
+pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     let once = |sym: &'static str, reason: String, out: &mut Vec<Finding>| {
         if !out.iter().any(|(s, _)| *s == sym) {
@@ -52,9 +146,22 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
         }
     };
     let brand_labels: Vec<(&str, &str)> = sets.brands.iter().filter_map(|b| b.split('.').next().map(|l| (l, b.as_str()))).collect();
-    let from_domain = crate::urls::registrable(&from_domain.to_ascii_lowercase());
+    let from_domain = crate::urls::registrable(&cx.from_domain.to_ascii_lowercase());
     let from_label = from_domain.split('.').next().filter(|l| !l.is_empty());
     let from_is_brand = sets.brands.contains(&from_domain);
+    // The display name is a brand the address is not, and the message talks about it.
+    if !cx.mailing_list && !cx.from_name.is_empty() {
+        let impersonated = brand_labels.iter().find(|(label, brand)| {
+            label.len() >= 4
+                && *brand != from_domain
+                && from_label != Some(*label)
+                && leads_with(cx.from_name, label)
+                && (mentions(cx.subject, label) || mentions(cx.text, label))
+        });
+        if let Some((_, brand)) = impersonated {
+            once("PHISH_BRAND_NAME", format!("the sender calls itself {:?} but writes from {from_domain}, not {brand}", cx.from_name), &mut out);
+        }
+    }
     for l in links {
         if l.src {
             // Images and scripts: only the blacklist and IP checks apply (done elsewhere).
@@ -62,13 +169,32 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
         }
         if let Some(t) = &l.text {
             if let Some(shown) = domain_in_text(t) {
-                if shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) {
+                // A link to the sender's own site (its click tracker) is the sender's business.
+                if shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) && l.domain != from_domain {
                     once("PHISH_TEXT_MISMATCH", format!("a link shows {shown} but leads to {}", l.domain), &mut out);
                 }
             }
         }
-        if l.ip {
+        if l.ip && ((l.html && !l.src) || asks_for_account(l.path())) {
+            once("PHISH_IP_LINK", format!("a link goes to the bare address {}", l.host), &mut out);
+        } else if l.ip {
             once("URL_IP_LITERAL", format!("a link goes to the bare address {}", l.host), &mut out);
+        }
+        // Ports web sites commonly serve on (8080, ...) count only with a path asking to log in.
+        let odd = |p: u16| !matches!(p, 80 | 443 | 8000 | 8008 | 8080 | 8081 | 8443 | 8888) || asks_for_account(l.path());
+        if l.html && !l.src && l.port.is_some_and(|p| p != 80 && p != 443 && odd(p)) {
+            once("PHISH_ODD_PORT", format!("a link goes to {} on port {}", l.host, l.port.unwrap_or(0)), &mut out);
+        }
+        // Only a host the message pretends to come from: a protected brand's, the sender's, or
+        // one the display name names (redirectors and archives name all sorts of hosts).
+        if l.domain != from_domain {
+            if let Some(named) = host_in_path(l.path(), &l.domain) {
+                let d = crate::urls::registrable(&named);
+                let label = d.split('.').next().unwrap_or("");
+                if sets.brands.contains(&d) || d == from_domain || (label.len() >= 4 && names(cx.from_name, label)) {
+                    once("PHISH_DOMAIN_IN_PATH", format!("a link to {} names {named} in its path", l.host), &mut out);
+                }
+            }
         }
         if l.userinfo {
             once("URL_USERINFO", format!("a link hides its host {} behind user@", l.host), &mut out);
@@ -91,9 +217,12 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
             // yahoo.com) is the same organisation and not a sign.
             let has_word = |s: &str, word: &str| s.split(['.', '-', '_']).any(|w| w == word);
             let reg_label = l.domain.split('.').next().unwrap_or("");
+            let about = |label: &str| {
+                mentions(cx.subject, label) || names(cx.from_name, label) || l.text.as_deref().is_some_and(|t| mentions(t, label))
+            };
             let spelled = brand_labels
                 .iter()
-                .find(|(label, _)| label.len() >= 4 && *label != reg_label && has_word(&l.host, label))
+                .find(|(label, _)| label.len() >= 4 && *label != reg_label && has_word(&l.host, label) && about(label))
                 .map(|(label, brand)| (*label, *brand))
                 .or_else(|| {
                     from_label.filter(|f| f.len() >= 4 && *f != reg_label && has_word(reg_label, f)).map(|f| (f, from_domain.as_str()))
@@ -101,7 +230,7 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
             if let Some((label, brand)) = spelled {
                 once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
             }
-            if from_is_brand && !l.host.is_empty() {
+            if from_is_brand && !cx.mailing_list && l.html && !l.host.is_empty() {
                 once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
             }
         }
@@ -114,6 +243,10 @@ pub fn check(links: &[Link], from_domain: &str, sets: &Sets<'_>) -> Vec<Finding>
                 }
             }
         }
+    }
+    // One sign per bare address: the deceptive kind replaces the plain one.
+    if out.iter().any(|(s, _)| *s == "PHISH_IP_LINK") {
+        out.retain(|(s, _)| *s != "URL_IP_LITERAL");
     }
     out
 }
@@ -170,9 +303,13 @@ mod tests {
     }
 
     fn syms(html: &str, from: &str) -> Vec<&'static str> {
+        syms_in(html, &Context { from_domain: from, ..Context::default() })
+    }
+
+    fn syms_in(html: &str, cx: &Context<'_>) -> Vec<&'static str> {
         let (s, b) = sets();
-        let links = extract("", &[html], 100);
-        check(&links, from, &Sets { shorteners: &s, brands: &b }).into_iter().map(|f| f.0).collect()
+        let links = extract(cx.text, &[html], 100);
+        check(&links, cx, &Sets { shorteners: &s, brands: &b }).into_iter().map(|f| f.0).collect()
     }
 
     #[test]
@@ -186,7 +323,7 @@ mod tests {
     fn each_sign_is_found() {
         assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "paypal.com"), vec!["PHISH_TEXT_MISMATCH", "PHISH_BRAND_SENDER"]);
         assert!(syms(r#"<a href="https://www.paypal.com/x">paypal.com</a>"#, "paypal.com").is_empty());
-        assert_eq!(syms(r#"<a href="http://0x7f000001/">here</a>"#, "a.example"), vec!["URL_IP_LITERAL"]);
+        assert_eq!(syms(r#"<a href="http://0x7f000001/">here</a>"#, "a.example"), vec!["PHISH_IP_LINK"]);
         assert_eq!(syms(r#"<a href="http://paypal.com@evil.example/">x</a>"#, "a.example"), vec!["URL_USERINFO"]);
         assert_eq!(syms(r#"<a href="https://xn--pypal-4ve.com/">log in</a>"#, "a.example"), vec!["PHISH_LOOKALIKE"]);
         assert_eq!(syms(r#"<a href="https://bit.ly/3xyz">x</a>"#, "a.example"), vec!["URL_SHORTENER"]);
@@ -194,8 +331,9 @@ mod tests {
         assert_eq!(syms(r#"<form action="https://collect.evil.example/p"><input name="CardNumber"></form>"#, "bank.example"), vec!["PHISH_FORM"]);
         // A newsletter's search box posts elsewhere and asks for nothing secret.
         assert!(syms(r#"<form action="https://search.example/q"><input name="q"></form>"#, "news.example").is_empty());
-        assert_eq!(syms(r#"<a href="http://signin-ebay.example.kr/">x</a>"#, "a.example"), vec!["PHISH_BRAND_IN_HOST"]);
-        assert_eq!(syms(r#"<a href="http://online-banking-wamu.example/">x</a>"#, "wamu.com"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert_eq!(syms(r#"<a href="http://signin-ebay.example.kr/">eBay sign in</a>"#, "a.example"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert!(syms(r#"<a href="http://signin-ebay.example.kr/">x</a>"#, "a.example").is_empty(), "the message never names eBay");
+        assert_eq!(syms(r#"<a href="http://online-banking-acmebank.example/">x</a>"#, "acmebank.com"), vec!["PHISH_BRAND_IN_HOST"]);
         assert!(syms(r#"<a href="http://uk.my.yahoo.com/">x</a>"#, "yahoo.co.uk").is_empty(), "same name, other suffix");
         assert!(syms(r#"<a href="http://www.livejournal.com/">x</a>"#, "a.example").is_empty(), "live is not a word of livejournal");
         assert_eq!(syms(r#"<a href="http://www.dvd.example/">x</a>"#, "paypal.com"), vec!["PHISH_BRAND_SENDER"]);
@@ -203,7 +341,58 @@ mod tests {
         assert!(syms(r#"<a href="https://signin.ebay.com/">x</a>"#, "ebay.com").is_empty());
         assert!(syms(r#"<a href="https://partner.example/">x</a>"#, "shop.example").is_empty());
         assert!(syms(r#"<form action="https://www.bank.example/p"></form>"#, "bank.example").is_empty());
+        // A newsletter's ad on a host named like a brand, in a message not about that brand.
+        assert!(syms(r#"<a href="http://outlook.4team.example/?fr=gnome">Manage your workgroup</a>"#, "news.example").is_empty());
         // Legit IDN that imitates nothing.
         assert!(syms(r#"<a href="https://xn--mnchen-3ya.de/">x</a>"#, "a.example").is_empty());
+    }
+
+    #[test]
+    fn addresses_ports_paths_and_names() {
+        let cx = |text| Context { from_domain: "a.example", text, ..Context::default() };
+        // A bare address: deceptive when clickable in HTML or asking to log in, plain otherwise.
+        assert_eq!(syms_in("", &cx("see http://216.239.39.100/search?q=cache:x")), vec!["URL_IP_LITERAL"]);
+        assert_eq!(syms_in("", &cx("go to http://203.0.113.5/webscr/login.php now")), vec!["PHISH_IP_LINK"]);
+        assert!(syms_in(r#"<img src="http://203.0.113.5/logo.gif">"#, &cx("")).is_empty(), "pictures are not links");
+        assert_eq!(
+            syms_in(r#"<a href="http://203.0.113.5/x">x</a>"#, &cx("and http://203.0.113.6/")),
+            vec!["PHISH_IP_LINK"],
+            "one sign for both, the deceptive one"
+        );
+        // Odd ports, clickable only.
+        assert_eq!(syms(r#"<a href="http://logon.wamu4u.example:280/login">x</a>"#, "a.example"), vec!["PHISH_ODD_PORT"]);
+        assert!(syms(r#"<a href="https://shop.example:443/">x</a>"#, "a.example").is_empty());
+        assert!(syms_in("", &cx("the wiki at http://intranet.example.org:8080/")).is_empty());
+        // Another site's host in the path.
+        assert_eq!(
+            syms(r#"<form action="http://dns.host.example.mx/signin.ebay.com/ws/eBayISAPI.php"></form>"#, "a.example"),
+            vec!["PHISH_DOMAIN_IN_PATH"]
+        );
+        assert_eq!(
+            syms(r#"<a href="http://vds.example.com/onlinebanking.bankofoklahoma.com/index.php">x</a>"#, "bankofoklahoma.com"),
+            vec!["PHISH_DOMAIN_IN_PATH"],
+            "the sender's own bank named in another host's path"
+        );
+        assert!(syms(r#"<a href="http://www.example.com/docs/v1.2.3/index.html">x</a>"#, "a.example").is_empty(), "a version is no host");
+        assert!(syms(r#"<a href="http://www.example.com/a/b.c.html">x</a>"#, "a.example").is_empty(), "a file name is no host");
+        assert!(syms(r#"<a href="http://www.example.com/q?u=www.other.example.org">x</a>"#, "a.example").is_empty(), "the query is not the path");
+        // A display name that is a brand.
+        let named = |name, subject, from| Context { from_domain: from, from_name: name, subject, ..Context::default() };
+        assert_eq!(syms_in("", &named("Pay.Pal.", "Your PayPal account has been credited", "isp-q.example")), vec!["PHISH_BRAND_NAME"]);
+        assert_eq!(syms_in("", &named("Accounts PayPal", "Funds deposited - paypal", "mail.example")), vec!["PHISH_BRAND_NAME"]);
+        assert!(syms_in("", &named("PayPal", "Your receipt", "paypal.com")).is_empty(), "the brand itself");
+        assert!(syms_in("", &named("Chase Turner", "lunch on friday?", "law.example")).is_empty(), "a name that is not about the brand");
+        assert!(syms_in("", &named("Lockergnome Apple Core", "Apple news", "lockergnome.example")).is_empty(), "a newsletter about the brand");
+        // A newsletter's link text names a shop, the link goes through the sender's own tracker.
+        let news = Context { from_domain: "ummail4.unitedmedia.example", ..Context::default() };
+        assert!(syms_in(r#"<a href="http://click.unitedmedia.example/r?x">www.dilbert.com</a>"#, &news).is_empty());
+        assert!(syms(r#"<a href="http://www.memos.example:8080/story">x</a>"#, "a.example").is_empty(), "a common web port");
+        assert_eq!(syms(r#"<a href="http://www.memos.example:8080/signin/">x</a>"#, "a.example"), vec!["PHISH_ODD_PORT"]);
+        assert!(syms(r#"<a href="http://rd.news.example/*http://www.reuters.com/story">x</a>"#, "a.example").is_empty(), "a redirector names any host");
+        let list = Context { mailing_list: true, ..named("PayPal fan", "paypal api question", "dev.example") };
+        assert!(syms_in("", &list).is_empty(), "mailing-list posts are not impersonation");
+        // A brand's employee posting to a list links wherever they like.
+        let post = Context { from_domain: "adobe.com", mailing_list: true, ..Context::default() };
+        assert!(syms_in(r#"<a href="http://www.xent.example/">x</a>"#, &post).is_empty());
     }
 }

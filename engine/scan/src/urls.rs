@@ -32,6 +32,20 @@ pub struct Link {
     pub credentials: bool,
     /// Found as an `<img src>` (and other `src`).
     pub src: bool,
+    /// Found in an HTML attribute (an anchor, form or `src`), not written as plain text.
+    pub html: bool,
+    /// The port written after the host, if any.
+    pub port: Option<u16>,
+}
+
+impl Link {
+    /// The path, without query or fragment (`/a/b` of `http://h/a/b?q#f`).
+    pub fn path(&self) -> &str {
+        let after_host = self.url.find("://").map_or(0, |i| i + 3);
+        let rest = &self.url[after_host..];
+        let rest = rest.find('/').map_or("", |i| &rest[i..]);
+        rest.split(['?', '#']).next().unwrap_or("")
+    }
 }
 
 /// Links of the text and the HTML parts, at most `max`, de-duplicated by URL.
@@ -48,6 +62,7 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
                 l.form = attr == "action";
                 l.credentials = l.form && anchor_text.as_deref() == Some(CREDENTIALS);
                 l.src = attr == "src";
+                l.html = true;
                 l.text = anchor_text.map(|t| decode_entities(&t));
                 push(l, &mut out);
             }
@@ -257,10 +272,13 @@ pub fn parse(raw: &str) -> Option<Link> {
         Some(p) => (true, &authority[p + 1..]),
         None => (false, authority),
     };
-    let host = if hostport.starts_with('[') {
-        hostport.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    let (host, port) = if hostport.starts_with('[') {
+        let h = hostport.split(']').next().map(|h| format!("{h}]")).unwrap_or_default();
+        let port = hostport.rsplit_once("]:").and_then(|(_, p)| p.parse().ok());
+        (h, port)
     } else {
-        hostport.split(':').next().unwrap_or("").to_string()
+        let mut it = hostport.splitn(2, ':');
+        (it.next().unwrap_or("").to_string(), it.next().and_then(|p| p.parse().ok()))
     };
     let host = percent_decode(&host).to_lowercase();
     let host = host.trim_end_matches('.').to_string();
@@ -277,7 +295,19 @@ pub fn parse(raw: &str) -> Option<Link> {
     }
     let domain = if ip { host.clone() } else { registrable(&host) };
     let path = path.replace('\\', "/");
-    Some(Link { url: format!("{scheme}://{host}{path}"), host, domain, ip, userinfo, text: None, form: false, credentials: false, src: false })
+    Some(Link {
+        url: format!("{scheme}://{host}{path}"),
+        host,
+        domain,
+        ip,
+        userinfo,
+        text: None,
+        form: false,
+        credentials: false,
+        src: false,
+        html: false,
+        port,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -388,6 +418,12 @@ mod tests {
         assert_eq!(links[0].text.as_deref(), Some("https://www.paypal.com/signin"));
         assert!(links[1].src && links[2].form && links[2].ip);
         assert!(links[4].userinfo);
+        assert_eq!(links[4].port, Some(8080));
+        assert!(links[0].html && links[1].html && !links[3].html && !links[4].html);
+        assert_eq!(links[0].path(), "/x");
+        assert_eq!(parse("http://h.example").unwrap().path(), "");
+        assert_eq!(parse("http://h.example:280/a/b.php#x").unwrap().path(), "/a/b.php");
+        assert_eq!(parse("http://[2001:db8::1]:8443/").unwrap().port, Some(8443));
     }
 
     #[test]

@@ -401,7 +401,15 @@ registry! {
     SCORE_URL_TEXT_MISMATCH { float "score.url_text_mismatch", 6.0, [-10000.0, 10000.0], live,
         "Score of PHISH_TEXT_MISMATCH: a link whose text names another domain than its target." }
     SCORE_URL_IP_LITERAL { float "score.url_ip_literal", 3.0, [-10000.0, 10000.0], live,
-        "Score of URL_IP_LITERAL: a link to a bare IP address." }
+        "Score of URL_IP_LITERAL: a link to a bare IP address that is not PHISH_IP_LINK (a plain-text URL, an image)." }
+    SCORE_URL_IP_LINK { float "score.url_ip_link", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_IP_LINK: a clickable HTML link or form to a bare IP address, or a link to one whose path asks to log in or verify." }
+    SCORE_URL_ODD_PORT { float "score.url_odd_port", 3.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_ODD_PORT: a clickable link or form to a web server on a port other than 80 and 443." }
+    SCORE_URL_DOMAIN_IN_PATH { float "score.url_domain_in_path", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_DOMAIN_IN_PATH: a link whose path names another site's host (evil.example/signin.ebay.com/)." }
+    SCORE_URL_BRAND_NAME { float "score.url_brand_name", 3.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_BRAND_NAME: the From display name is a protected brand the address is not, in a message about that brand." }
     SCORE_URL_USERINFO { float "score.url_userinfo", 5.0, [-10000.0, 10000.0], live,
         "Score of URL_USERINFO: a link with user@ before its host." }
     SCORE_URL_LOOKALIKE { float "score.url_lookalike", 10.0, [-10000.0, 10000.0], live,
