@@ -178,6 +178,8 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("PHISH_ODD_PORT", &k::SCORE_URL_ODD_PORT),
     ("PHISH_DOMAIN_IN_PATH", &k::SCORE_URL_DOMAIN_IN_PATH),
     ("PHISH_BRAND_NAME", &k::SCORE_URL_BRAND_NAME),
+    ("PHISH_ACCOUNT_ELSEWHERE", &k::SCORE_URL_ACCOUNT_ELSEWHERE),
+    ("PHISH_OBFUSCATED_URL", &k::SCORE_URL_OBFUSCATED),
     ("URL_USERINFO", &k::SCORE_URL_USERINFO),
     ("PHISH_LOOKALIKE", &k::SCORE_URL_LOOKALIKE),
     ("URL_SHORTENER", &k::SCORE_URL_SHORTENER),
@@ -279,7 +281,10 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     let from = p.message.as_ref().and_then(|m| m.from()).and_then(|a| a.first());
     let from_domain = from.and_then(|a| a.address()).and_then(|a| a.rsplit_once('@')).map(|x| x.1).unwrap_or("");
     let from_name = from.and_then(|a| a.name()).unwrap_or("");
-    let mailing_list = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("List-Id") || n.eq_ignore_ascii_case("List-Post"));
+    let mailing_list = headers.iter().any(|(n, v)| {
+        ["List-Id", "List-Post", "List-Unsubscribe"].iter().any(|h| n.eq_ignore_ascii_case(h))
+            || (n.eq_ignore_ascii_case("Precedence") && ["bulk", "list"].iter().any(|p| v.trim().eq_ignore_ascii_case(p)))
+    });
     let cx = phish::Context { from_domain, from_name, subject: &p.subject, text: &p.text, mailing_list };
     for (sym, reason) in phish::check(&links, &cx, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
         r.add("urls", sym, score_of(sym), reason);

@@ -16,8 +16,13 @@
 //!   that posts to a site other than the sender's domain;
 //! - `PHISH_BRAND_IN_HOST`: a link whose host spells the sender's or a protected brand's name
 //!   inside another registrable domain (`signin-ebay.example.kr`, `wamu4u.com`);
-//! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain (not
-//!   for mailing-list traffic: there the From is a member writing from their organisation);
+//! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain (in
+//!   HTML, or in plain text to a bare address or a path asking to log in; not for mailing-list
+//!   traffic: there the From is a member writing from their organisation);
+//! - `PHISH_ACCOUNT_ELSEWHERE`: mail from an organisation that names itself in its subject or
+//!   display name ("COLONIAL BANK NOTICE" from colonialbank.example) sends the reader to log in
+//!   or verify on another site;
+//! - `PHISH_OBFUSCATED_URL`: a link with tabs or line breaks hidden inside it;
 //! - `PHISH_BRAND_NAME`: the From display name is a protected brand ("PayPal" <x@mail.example>)
 //!   and the message talks about it, while the address is not the brand's;
 //! - `URL_BL`: a link to a host or domain of the local URL blacklist.
@@ -64,7 +69,8 @@ pub struct Context<'a> {
     pub subject: &'a str,
     /// The decoded text (for whether the message talks about a brand).
     pub text: &'a str,
-    /// The message came through a mailing list (List-Id or List-Post).
+    /// List or bulk mail (List-Id, List-Post, List-Unsubscribe, Precedence: bulk or list): its
+    /// From is a member or a brand's newsletter service, which link wherever they like.
     pub mailing_list: bool,
 }
 
@@ -77,6 +83,22 @@ const ACCOUNT_WORDS: &[&str] = &[
 fn asks_for_account(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
     ACCOUNT_WORDS.iter().any(|w| p.contains(w))
+}
+
+/// The words of [`ACCOUNT_WORDS`] that name a login itself (not `cgi-bin` or `update`, which
+/// newsletters' click trackers and download pages are full of).
+const LOGIN_WORDS: &[&str] =
+    &["login", "logon", "log-in", "signin", "sign-in", "webscr", "verif", "validat", "unlock", "restor", "password", "session", "banking", "account"];
+
+/// A link to a picture is no login page, whatever its folders are called.
+fn is_picture(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    [".jpg", ".jpeg", ".gif", ".png", ".bmp"].iter().any(|e| p.ends_with(e))
+}
+
+fn asks_to_log_in(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    LOGIN_WORDS.iter().any(|w| p.contains(w))
 }
 
 /// Whether `word` is one of the words of `s` (letters and digits; `Pay.Pal` reads as `paypal`,
@@ -108,16 +130,20 @@ fn mentions(text: &str, word: &str) -> bool {
     text.as_bytes().windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
 }
 
-/// A path segment naming a host of another registrable domain: 3 or more labels, a known
-/// public suffix, not a file name.
-fn host_in_path(path: &str, own_domain: &str) -> Option<String> {
+/// A path segment naming a host of another registrable domain: 3 or more labels (2 when it is
+/// the sender's domain or a brand), a known public suffix, not a file name.
+fn host_in_path(path: &str, own_domain: &str, sender: &str, brands: &HashSet<String>) -> Option<String> {
     const FILE_EXT: &[&str] = &["php", "htm", "html", "asp", "aspx", "cgi", "jsp", "pl", "dll", "exe", "gif", "jpg", "png", "js", "css"];
     for seg in path.split('/') {
         let seg = seg.trim_start_matches('.').trim_end_matches('.');
-        if seg.bytes().filter(|b| *b == b'.').count() < 2 || !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        let dots = seg.bytes().filter(|b| *b == b'.').count();
+        if dots == 0 || !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
             continue;
         }
         let host = seg.to_ascii_lowercase();
+        if dots == 1 && host != sender && !brands.contains(&host) {
+            continue;
+        }
         if host.rsplit('.').next().is_some_and(|ext| FILE_EXT.contains(&ext)) {
             continue;
         }
@@ -162,6 +188,10 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             once("PHISH_BRAND_NAME", format!("the sender calls itself {:?} but writes from {from_domain}, not {brand}", cx.from_name), &mut out);
         }
     }
+    // The sender names itself (its domain's label, letters only) in the subject or display name.
+    let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect() };
+    let claims_sender = !cx.mailing_list
+        && from_label.is_some_and(|f| f.len() >= 5 && (squash(cx.subject).contains(f) || squash(cx.from_name).contains(f)));
     for l in links {
         if l.src {
             // Images and scripts: only the blacklist and IP checks apply (done elsewhere).
@@ -169,13 +199,20 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         }
         if let Some(t) = &l.text {
             if let Some(shown) = domain_in_text(t) {
-                // A link to the sender's own site (its click tracker) is the sender's business.
-                if shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) && l.domain != from_domain {
+                // A link to the sender's own site (its click tracker) is the sender's business; a
+                // deceiving text shows a site the mail claims to speak for: a protected brand,
+                // the sender's own domain, or one its display name or subject names.
+                let shown_label = shown.split('.').next().unwrap_or("");
+                let claimed = sets.brands.contains(&shown)
+                    || shown == from_domain
+                    || l.ip
+                    || (shown_label.len() >= 3 && (names(cx.from_name, shown_label) || mentions(cx.subject, shown_label)));
+                if claimed && shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) && l.domain != from_domain {
                     once("PHISH_TEXT_MISMATCH", format!("a link shows {shown} but leads to {}", l.domain), &mut out);
                 }
             }
         }
-        if l.ip && ((l.html && !l.src) || asks_for_account(l.path())) {
+        if l.ip && ((l.html && !l.src) || from_is_brand || asks_for_account(l.path())) {
             once("PHISH_IP_LINK", format!("a link goes to the bare address {}", l.host), &mut out);
         } else if l.ip {
             once("URL_IP_LITERAL", format!("a link goes to the bare address {}", l.host), &mut out);
@@ -188,10 +225,10 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         // Only a host the message pretends to come from: a protected brand's, the sender's, or
         // one the display name names (redirectors and archives name all sorts of hosts).
         if l.domain != from_domain {
-            if let Some(named) = host_in_path(l.path(), &l.domain) {
+            if let Some(named) = host_in_path(l.path(), &l.domain, &from_domain, sets.brands) {
                 let d = crate::urls::registrable(&named);
                 let label = d.split('.').next().unwrap_or("");
-                if sets.brands.contains(&d) || d == from_domain || (label.len() >= 4 && names(cx.from_name, label)) {
+                if l.ip || sets.brands.contains(&d) || d == from_domain || (label.len() >= 4 && names(cx.from_name, label)) {
                     once("PHISH_DOMAIN_IN_PATH", format!("a link to {} names {named} in its path", l.host), &mut out);
                 }
             }
@@ -208,6 +245,23 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             once("PHISH_FORM", format!("a form posts to {}, not to the sender's {from_domain}", l.domain), &mut out);
         } else if l.form && from_domain.is_empty() {
             once("PHISH_FORM", format!("a form posts to {}", l.domain), &mut out);
+        }
+        if from_is_brand && !cx.mailing_list && !l.form && l.domain != from_domain && (l.html || l.ip || asks_for_account(l.path())) {
+            once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
+        }
+        if l.obfuscated {
+            once("PHISH_OBFUSCATED_URL", format!("a link to {} hides tabs or line breaks in its address", l.host), &mut out);
+        }
+        let same_org = |a: &str, b: &str| a.len() >= 4 && b.len() >= 4 && (a.contains(b) || b.contains(a));
+        let link_label = l.domain.split('.').next().unwrap_or("");
+        if claims_sender
+            && !l.src
+            && l.domain != from_domain
+            && !from_label.is_some_and(|f| same_org(f, link_label))
+            && asks_to_log_in(l.path())
+            && !is_picture(l.path())
+        {
+            once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} asks to log in or verify at {}", l.host), &mut out);
         }
         if !l.form && !l.ip && l.domain != from_domain {
             // A clickable link whose host spells a protected brand's name as a word (between
@@ -229,9 +283,6 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 });
             if let Some((label, brand)) = spelled {
                 once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
-            }
-            if from_is_brand && !cx.mailing_list && l.html && !l.host.is_empty() {
-                once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
             }
         }
         if l.host.split('.').any(|label| label.starts_with("xn--")) && !sets.brands.contains(&l.domain) {
@@ -322,6 +373,10 @@ mod tests {
     #[test]
     fn each_sign_is_found() {
         assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "paypal.com"), vec!["PHISH_TEXT_MISMATCH", "PHISH_BRAND_SENDER"]);
+        assert_eq!(syms(r#"<a href="http://evil.example/login">www.paypal.com</a>"#, "a.example"), vec!["PHISH_TEXT_MISMATCH"], "a brand shown");
+        assert!(syms(r#"<a href="http://tracker.net/r?1">www.buyshop.com</a>"#, "online.example").is_empty(), "a shop the mail does not claim to be");
+        let named = Context { from_domain: "mail.example", subject: "Your BuyShop order", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://tracker.net/r?1">www.buyshop.com</a>"#, &named), vec!["PHISH_TEXT_MISMATCH"]);
         assert!(syms(r#"<a href="https://www.paypal.com/x">paypal.com</a>"#, "paypal.com").is_empty());
         assert_eq!(syms(r#"<a href="http://0x7f000001/">here</a>"#, "a.example"), vec!["PHISH_IP_LINK"]);
         assert_eq!(syms(r#"<a href="http://paypal.com@evil.example/">x</a>"#, "a.example"), vec!["URL_USERINFO"]);
@@ -391,6 +446,25 @@ mod tests {
         assert!(syms(r#"<a href="http://rd.news.example/*http://www.reuters.com/story">x</a>"#, "a.example").is_empty(), "a redirector names any host");
         let list = Context { mailing_list: true, ..named("PayPal fan", "paypal api question", "dev.example") };
         assert!(syms_in("", &list).is_empty(), "mailing-list posts are not impersonation");
+        // Plain-text links from a brand: to a bare address or a login page elsewhere.
+        assert_eq!(syms_in("", &Context { from_domain: "ebay.com", text: "go to http://218.38.14.138/c/index.html", ..Context::default() }), vec!["PHISH_IP_LINK", "PHISH_BRAND_SENDER"]);
+        assert_eq!(syms_in("", &Context { from_domain: "ebay.com", text: "http://expo93.example.kr/ws/ebayISAPI.dll/UPdate/", ..Context::default() }), vec!["PHISH_BRAND_SENDER"]);
+        assert!(syms_in("", &Context { from_domain: "apple.com", text: "my site: http://www.komtools.example/", ..Context::default() }).is_empty());
+        // The sender's own domain in another host's path.
+        assert_eq!(syms_in("", &Context { from_domain: "comfedbank.com", text: "http://ns.jasin.example.kr/comfedbank.com/index.htm", ..Context::default() }), vec!["PHISH_DOMAIN_IN_PATH"]);
+        // An organisation naming itself sends the reader to log in elsewhere.
+        let bank = Context { from_domain: "colonialbank.com", subject: "COLONIAL BANK NOTICE", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://www.axuniverse.example/onlinebanking/CheckSession.php">log in</a>"#, &bank), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        assert!(syms_in(r#"<a href="http://www.partner.example/news/">read</a>"#, &bank).is_empty(), "no login asked");
+        assert!(syms_in(r#"<a href="http://www.partner.example/accounts/bob/pic.jpg">see</a>"#, &bank).is_empty(), "a picture");
+        let fool = Context { from_domain: "motleyfool.com", subject: "Motley Fool: resolutions", ..Context::default() };
+        assert!(syms_in(r#"<a href="http://www.fool.example/freemaillogin.asp">x</a>"#, &fool).is_empty(), "the sender's other domain");
+        assert!(
+            syms_in(r#"<a href="http://www.axuniverse.example/login">x</a>"#, &Context { subject: "lunch", ..bank }).is_empty(),
+            "the sender does not name itself"
+        );
+        // Hidden line breaks.
+        assert_eq!(syms(r#"<a href="http://rds.yaho&#010;o.com/r">x</a>"#, "a.example"), vec!["PHISH_OBFUSCATED_URL"]);
         // A brand's employee posting to a list links wherever they like.
         let post = Context { from_domain: "adobe.com", mailing_list: true, ..Context::default() };
         assert!(syms_in(r#"<a href="http://www.xent.example/">x</a>"#, &post).is_empty());

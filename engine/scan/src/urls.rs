@@ -36,6 +36,9 @@ pub struct Link {
     pub html: bool,
     /// The port written after the host, if any.
     pub port: Option<u16>,
+    /// Tabs or line breaks (often as `&#9;` `&#10;`) were written inside the URL: browsers
+    /// drop them, filters that do not are fooled (`http://rds.yaho&#10;o.com/`).
+    pub obfuscated: bool,
 }
 
 impl Link {
@@ -58,7 +61,13 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
     };
     for h in html {
         for (attr, value, anchor_text) in html_links(h) {
-            if let Some(mut l) = parse(&decode_entities(value)) {
+            let decoded = decode_entities(value);
+            // As browsers do: tabs and line breaks inside a URL are dropped. Inside the host they
+            // are a trick (a long query wrapped by a mailer is not).
+            let hidden = authority_of(decoded.trim()).contains(['\t', '\n', '\r']);
+            let cleaned: String = if hidden { decoded.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect() } else { decoded };
+            if let Some(mut l) = parse(&cleaned) {
+                l.obfuscated = hidden;
                 l.form = attr == "action";
                 l.credentials = l.form && anchor_text.as_deref() == Some(CREDENTIALS);
                 l.src = attr == "src";
@@ -74,6 +83,13 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
         }
     }
     out
+}
+
+/// The part of a URL up to the end of its host (`scheme://user@host:port`).
+fn authority_of(url: &str) -> &str {
+    let start = url.find("//").map_or(0, |i| i + 2);
+    let end = url[start..].find(['/', '?', '#', '\\']).map_or(url.len(), |i| start + i);
+    &url[..end]
 }
 
 /// Links written in plain text.
@@ -307,6 +323,7 @@ pub fn parse(raw: &str) -> Option<Link> {
         src: false,
         html: false,
         port,
+        obfuscated: false,
     })
 }
 
@@ -424,6 +441,11 @@ mod tests {
         assert_eq!(parse("http://h.example").unwrap().path(), "");
         assert_eq!(parse("http://h.example:280/a/b.php#x").unwrap().path(), "/a/b.php");
         assert_eq!(parse("http://[2001:db8::1]:8443/").unwrap().port, Some(8443));
+        let hidden = extract("", &["<form action='http://rds.yaho&#010;o.com/*http://www&#009;.google.com/url'>"], 10);
+        assert_eq!(hidden[0].host, "rds.yahoo.com");
+        assert!(hidden[0].obfuscated && !links[0].obfuscated);
+        let wrapped = extract("", &["<a href='http://www.cnet.example/a?b=1&#10;&amp;c=2'>x</a>"], 10);
+        assert!(!wrapped[0].obfuscated, "a line break in the query is a mailer's wrap");
     }
 
     #[test]

@@ -410,6 +410,10 @@ registry! {
         "Score of PHISH_DOMAIN_IN_PATH: a link whose path names another site's host (evil.example/signin.ebay.com/)." }
     SCORE_URL_BRAND_NAME { float "score.url_brand_name", 3.0, [-10000.0, 10000.0], live,
         "Score of PHISH_BRAND_NAME: the From display name is a protected brand the address is not, in a message about that brand." }
+    SCORE_URL_ACCOUNT_ELSEWHERE { float "score.url_account_elsewhere", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_ACCOUNT_ELSEWHERE: mail from an organisation naming itself in its subject or display name links to a login or verification page on another site." }
+    SCORE_URL_OBFUSCATED { float "score.url_obfuscated", 5.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_OBFUSCATED_URL: a link with tabs or line breaks hidden inside its address (browsers drop them, filters may not)." }
     SCORE_URL_USERINFO { float "score.url_userinfo", 5.0, [-10000.0, 10000.0], live,
         "Score of URL_USERINFO: a link with user@ before its host." }
     SCORE_URL_LOOKALIKE { float "score.url_lookalike", 10.0, [-10000.0, 10000.0], live,
