@@ -15,7 +15,8 @@
 //! - `PHISH_FORM`: an HTML form asking for credentials (a password, card or account field)
 //!   that posts to a site other than the sender's domain;
 //! - `PHISH_BRAND_IN_HOST`: a link whose host spells the sender's or a protected brand's name
-//!   inside another registrable domain (`signin-ebay.example.kr`, `wamu4u.com`);
+//!   inside another registrable domain (`signin-ebay.example.kr`, `wamu4u.com`), or starts
+//!   with their whole domain (`www.paypal.com.evil.example`);
 //! - `PHISH_BRAND_SENDER`: mail whose From is a protected brand links to another domain (in
 //!   HTML, or in plain text to a bare address or a path asking to log in; not for mailing-list
 //!   traffic: there the From is a member writing from their organisation);
@@ -23,6 +24,8 @@
 //!   display name ("COLONIAL BANK NOTICE" from colonialbank.example) sends the reader to log in
 //!   or verify on another site;
 //! - `PHISH_OBFUSCATED_URL`: a link with tabs or line breaks hidden inside it;
+//! - `PHISH_BRAND_IN_PATH`: a link to another site keeps its page in a folder named like a
+//!   protected brand or the sender (`http://hacked.example/.LaSalleBank/index.php`);
 //! - `PHISH_BRAND_NAME`: the From display name is a protected brand ("PayPal" <x@mail.example>)
 //!   and the message talks about it, while the address is not the brand's;
 //! - `URL_BL`: a link to a host or domain of the local URL blacklist.
@@ -123,11 +126,19 @@ fn leads_with(name: &str, word: &str) -> bool {
     words.first().is_some_and(|w| w == word) || words.last().is_some_and(|w| w == word) || words.concat() == word
 }
 
-/// Whether the text mentions `word` (case-insensitive substring, a cheap stand-in for a
-/// mention; only used to confirm a sign found elsewhere).
+/// Whether the text mentions `word` (case-insensitive substring, also with the punctuation
+/// spammers put inside names taken out: `Pay.Pal`; a cheap stand-in for a mention, only used to
+/// confirm a sign found elsewhere).
 fn mentions(text: &str, word: &str) -> bool {
     let w = word.as_bytes();
-    text.as_bytes().windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
+    if w.is_empty() || text.len() < w.len() {
+        return false;
+    }
+    if text.as_bytes().windows(w.len()).any(|win| win.eq_ignore_ascii_case(w)) {
+        return true;
+    }
+    let squashed: Vec<u8> = text.bytes().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_lowercase()).collect();
+    squashed.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
 }
 
 /// A path segment naming a host of another registrable domain: 3 or more labels (2 when it is
@@ -249,6 +260,22 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         if from_is_brand && !cx.mailing_list && !l.form && l.domain != from_domain && (l.html || l.ip || asks_for_account(l.path())) {
             once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
         }
+        if !l.src && l.domain != from_domain && !sets.brands.contains(&l.domain) {
+            // A hidden folder (`/.eBay/`) or a login page in it makes the folder a disguise; a
+            // brand's folder also counts in mail that claims to be that brand.
+            let login = asks_for_account(l.path());
+            let folder = l.path().split('/').find(|seg| {
+                let hidden = seg.starts_with('.');
+                let seg = seg.trim_start_matches('.');
+                seg.len() >= 4
+                    && (brand_labels.iter().any(|(label, brand)| {
+                        seg.eq_ignore_ascii_case(label) && (hidden || login || names(cx.from_name, label) || from_domain == *brand)
+                    }) || from_label.is_some_and(|f| f.len() >= 4 && seg.eq_ignore_ascii_case(f) && (hidden || login)))
+            });
+            if let Some(folder) = folder {
+                once("PHISH_BRAND_IN_PATH", format!("a link to {} keeps its page in a folder named {folder}", l.host), &mut out);
+            }
+        }
         if l.obfuscated {
             once("PHISH_OBFUSCATED_URL", format!("a link to {} hides tabs or line breaks in its address", l.host), &mut out);
         }
@@ -279,7 +306,20 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 .find(|(label, _)| label.len() >= 4 && *label != reg_label && has_word(&l.host, label) && about(label))
                 .map(|(label, brand)| (*label, *brand))
                 .or_else(|| {
-                    from_label.filter(|f| f.len() >= 4 && *f != reg_label && has_word(reg_label, f)).map(|f| (f, from_domain.as_str()))
+                    // The sender's name as a word of another organisation's domain, or of the
+                    // host of a login page there (creditunion1.cyber-branch.example/cgi-bin/update).
+                    from_label
+                        .filter(|f| {
+                            f.len() >= 4 && *f != reg_label && (has_word(reg_label, f) || (has_word(&l.host, f) && asks_for_account(l.path())))
+                        })
+                        .map(|f| (f, from_domain.as_str()))
+                })
+                .or_else(|| {
+                    // A brand's or the sender's whole domain leading another host
+                    // (www.deutsche-bank.de.pbc.example.net).
+                    let sub = l.host.strip_suffix(l.domain.as_str()).unwrap_or("");
+                    let embedded = |d: &str| d.contains('.') && (sub.starts_with(&format!("{d}.")) || sub.contains(&format!(".{d}.")));
+                    sets.brands.iter().map(String::as_str).chain((!from_domain.is_empty()).then_some(from_domain.as_str())).find(|d| embedded(d)).map(|d| (d, d))
                 });
             if let Some((label, brand)) = spelled {
                 once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
@@ -463,6 +503,18 @@ mod tests {
             syms_in(r#"<a href="http://www.axuniverse.example/login">x</a>"#, &Context { subject: "lunch", ..bank }).is_empty(),
             "the sender does not name itself"
         );
+        // Folders named like the brand or the sender on another site.
+        assert_eq!(syms_in("", &Context { from_domain: "angelar.example", text: "http://h.example.kr/.eBay/.account/Sign-In/", ..Context::default() }), vec!["PHISH_BRAND_IN_PATH"]);
+        assert_eq!(syms_in("", &Context { from_domain: "paypal.com", text: "http://fox.netfield.se/manual/paypal/error.html", ..Context::default() }), vec!["PHISH_BRAND_IN_PATH"]);
+        assert!(syms(r#"<a href="http://tools.example/google/">x</a>"#, "a.example").is_empty(), "a page about a brand");
+        assert!(syms(r#"<a href="http://ads.example/lockergnome/x.html">x</a>"#, "lockergnome.com").is_empty(), "the sender's campaign folder");
+        assert_eq!(syms(r#"<a href="http://www.hacked.example/.LaSalleBank/index.php">x</a>"#, "lasallebank.com"), vec!["PHISH_BRAND_IN_PATH"]);
+        assert!(syms(r#"<a href="http://news.example/tech/paypal-ipo.html">x</a>"#, "a.example").is_empty(), "a word of a page name");
+        // A whole domain leading another host; the sender's name on a login host elsewhere.
+        assert_eq!(syms(r#"<a href="http://www.deutsche-bank.de.pbc.secondary03.net/mod/">x</a>"#, "deutsche-bank.de"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert_eq!(syms(r#"<a href="https://www.paypal.com.secure.example/">x</a>"#, "a.example"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert_eq!(syms(r#"<a href="https://creditunion1.cyber-branch.example/cgi-bin/hb/update.html">x</a>"#, "creditunion1.org"), vec!["PHISH_BRAND_IN_HOST"]);
+        assert!(syms(r#"<a href="https://creditunion1.cyber-branch.example/news/">x</a>"#, "creditunion1.org").is_empty());
         // Hidden line breaks.
         assert_eq!(syms(r#"<a href="http://rds.yaho&#010;o.com/r">x</a>"#, "a.example"), vec!["PHISH_OBFUSCATED_URL"]);
         // A brand's employee posting to a list links wherever they like.

@@ -414,6 +414,8 @@ registry! {
         "Score of PHISH_ACCOUNT_ELSEWHERE: mail from an organisation naming itself in its subject or display name links to a login or verification page on another site." }
     SCORE_URL_OBFUSCATED { float "score.url_obfuscated", 5.0, [-10000.0, 10000.0], live,
         "Score of PHISH_OBFUSCATED_URL: a link with tabs or line breaks hidden inside its address (browsers drop them, filters may not)." }
+    SCORE_URL_BRAND_IN_PATH { float "score.url_brand_in_path", 4.0, [-10000.0, 10000.0], live,
+        "Score of PHISH_BRAND_IN_PATH: a link to another site keeps its page in a folder named like a protected brand or the sender." }
     SCORE_URL_USERINFO { float "score.url_userinfo", 5.0, [-10000.0, 10000.0], live,
         "Score of URL_USERINFO: a link with user@ before its host." }
     SCORE_URL_LOOKALIKE { float "score.url_lookalike", 10.0, [-10000.0, 10000.0], live,
