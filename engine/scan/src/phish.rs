@@ -99,6 +99,14 @@ fn is_picture(path: &str) -> bool {
     [".jpg", ".jpeg", ".gif", ".png", ".bmp"].iter().any(|e| p.ends_with(e))
 }
 
+/// A host named for a login (`site-secur.example`, `psis-account-verification.example`,
+/// `post-auth.example`): the words of [`LOGIN_WORDS`] plus `secur` and `auth`, in the labels
+/// before the public suffix.
+fn login_host(host: &str) -> bool {
+    let h = host.to_ascii_lowercase();
+    LOGIN_WORDS.iter().chain(["secur", "auth"].iter()).any(|w| h.contains(w))
+}
+
 fn asks_to_log_in(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
     LOGIN_WORDS.iter().any(|w| p.contains(w))
@@ -264,13 +272,15 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             // A hidden folder (`/.eBay/`) or a login page in it makes the folder a disguise; a
             // brand's folder also counts in mail that claims to be that brand.
             let login = asks_for_account(l.path());
+            // Phishing kits also hide in dot-folders named after the bank (`/.LaSalleBank/`).
             let folder = l.path().split('/').find(|seg| {
-                let hidden = seg.starts_with('.');
+                let hidden = seg.starts_with('.') && !seg.eq_ignore_ascii_case(".well-known");
                 let seg = seg.trim_start_matches('.');
                 seg.len() >= 4
                     && (brand_labels.iter().any(|(label, brand)| {
                         seg.eq_ignore_ascii_case(label) && (hidden || login || names(cx.from_name, label) || from_domain == *brand)
-                    }) || from_label.is_some_and(|f| f.len() >= 4 && seg.eq_ignore_ascii_case(f) && (hidden || login)))
+                    }) || from_label.is_some_and(|f| f.len() >= 4 && seg.eq_ignore_ascii_case(f) && (hidden || login))
+                        || (hidden && seg.len() >= 6 && seg.to_ascii_lowercase().ends_with("bank")))
             });
             if let Some(folder) = folder {
                 once("PHISH_BRAND_IN_PATH", format!("a link to {} keeps its page in a folder named {folder}", l.host), &mut out);
@@ -285,7 +295,7 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             && !l.src
             && l.domain != from_domain
             && !from_label.is_some_and(|f| same_org(f, link_label))
-            && asks_to_log_in(l.path())
+            && (asks_to_log_in(l.path()) || login_host(&l.host))
             && !is_picture(l.path())
         {
             once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} asks to log in or verify at {}", l.host), &mut out);
@@ -497,6 +507,8 @@ mod tests {
         assert_eq!(syms_in(r#"<a href="http://www.axuniverse.example/onlinebanking/CheckSession.php">log in</a>"#, &bank), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
         assert!(syms_in(r#"<a href="http://www.partner.example/news/">read</a>"#, &bank).is_empty(), "no login asked");
         assert!(syms_in(r#"<a href="http://www.partner.example/accounts/bob/pic.jpg">see</a>"#, &bank).is_empty(), "a picture");
+        assert_eq!(syms_in(r#"<a href="http://site-secur.informationquide.example/Personal.html">x</a>"#, &bank), vec!["PHISH_ACCOUNT_ELSEWHERE"], "a login host");
+        assert_eq!(syms(r#"<a href="http://www.e-mergency.example/.LaSalleBank/index.php">x</a>"#, "washington.edu"), vec!["PHISH_BRAND_IN_PATH"], "a bank's dot-folder");
         let fool = Context { from_domain: "motleyfool.com", subject: "Motley Fool: resolutions", ..Context::default() };
         assert!(syms_in(r#"<a href="http://www.fool.example/freemaillogin.asp">x</a>"#, &fool).is_empty(), "the sender's other domain");
         assert!(
