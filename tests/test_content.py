@@ -247,3 +247,12 @@ def test_50_mb_attachments_get_a_verdict_within_memory_bounds(make_gateway, sink
     # Raw message 68 MB + decoded attachment 50 MB + the zip entry read for its type, with room
     # for the allocator: well under seven copies (207 MB measured here).
     assert grew < 500, f"peak memory grew by {grew:.0f} MB for a 68 MB message"
+
+
+def test_gtube_is_rejected_end_to_end(make_gateway, sink):
+    g = make_gateway(sink.port, knobs())
+    gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+    code, text = send(g.port, message(subject="Test spam mail (GTUBE)", body=f"This is the GTUBE, the\r\n\r\n\t{gtube}\r\n"))
+    assert code == 550, (code, text)
+    assert "GTUBE(1000)" in g.wait_events("message_rejected")[-1]["symbols"]
+    assert sink.stats()["messages"] == 0, "nothing delivered"

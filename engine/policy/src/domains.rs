@@ -41,6 +41,7 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     // their names, so the scanner tags each finding with its check.
     ("keywords", &["KEYWORD_"]),
     ("rules", &[]),
+    ("gtube", &["GTUBE"]),
     ("urls", &["URL_", "PHISH_"]),
     ("uribl", &["URIBL_"]),
     ("heuristics", &["HEUR_"]),

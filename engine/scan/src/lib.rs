@@ -161,8 +161,13 @@ impl Report {
     }
 }
 
+/// The Generic Test for Unsolicited Bulk Email (SpamAssassin's and Rspamd's test string): mail
+/// carrying it in its text must be treated as certain spam, so a postmaster can test the path.
+pub const GTUBE: &[u8] = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
 /// Scores of the fixed symbols, by knob.
 static SCORES: &[(&str, &k::Knob)] = &[
+    ("GTUBE", &k::SCORE_GTUBE),
     ("ATTACH_BLOCKED_EXT", &k::SCORE_ATTACH_BLOCKED_EXT),
     ("ATTACH_EXECUTABLE", &k::SCORE_ATTACH_EXECUTABLE),
     ("ATTACH_DOUBLE_EXT", &k::SCORE_ATTACH_DOUBLE_EXT),
@@ -237,6 +242,10 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     let p = mime::parse(raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
     for d in &p.defects {
         r.add("mime", d.symbol(), score_of(d.symbol()), d.reason().to_string());
+    }
+    // One memmem pass over the decoded text (its own prefilter; a few GB/s).
+    if memchr::memmem::find(p.text.as_bytes(), GTUBE).is_some() {
+        r.add("gtube", "GTUBE", score_of("GTUBE"), "the GTUBE test string is in the text".into());
     }
     let headers = p.headers();
     let html = p.html();
@@ -335,4 +344,39 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     }
     r.found.retain(|f| f.symbol.score != 0.0 || f.symbol.name == "KEYWORD_WL");
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(raw: &str) -> Vec<String> {
+        scan(raw.replace('\n', "\r\n").as_bytes(), &Tables::empty(), 1_795_420_800).found.into_iter().map(|f| f.symbol.name).collect()
+    }
+
+    #[test]
+    fn gtube_in_any_text_part() {
+        let g = std::str::from_utf8(GTUBE).unwrap();
+        let head = "From: a@b.example\nTo: c@d.example\nSubject: test\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@b.example>\n";
+        let plain = format!("{head}\nThis is the GTUBE, the\n\t{g}\n");
+        assert!(names(&plain).contains(&"GTUBE".to_string()));
+        let b64 = {
+            // base64 of the string, as a mailer would send a text part.
+            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for c in GTUBE.chunks(3) {
+                let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+                for i in 0..4 {
+                    out.push(if i <= c.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+                }
+            }
+            out
+        };
+        let encoded = format!("{head}MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{b64}\n");
+        assert!(names(&encoded).contains(&"GTUBE".to_string()), "decoded before matching");
+        let html = format!("{head}MIME-Version: 1.0\nContent-Type: text/html\n\n<html><body><p>{g}</p></body></html>\n");
+        assert!(names(&html).contains(&"GTUBE".to_string()));
+        let broken = format!("{head}\n{}\n", g.replace("GTUBE", "GTU BE"));
+        assert!(!names(&broken).contains(&"GTUBE".to_string()));
+    }
 }

@@ -366,6 +366,8 @@ registry! {
         "Add the Received: headers to the text examined for keywords (ScanReceivedHeaders)." }
     SCAN_LINKS_MAX { int "scan.links_max", 500, 1..=100_000, live,
         "Links extracted and checked per message." }
+    SCORE_GTUBE { float "score.gtube", 1000.0, [-10000.0, 10000.0], live,
+        "Score of GTUBE: the Generic Test for Unsolicited Bulk Email string in the text (a test message every filter must reject)." }
     SCAN_KEYWORD_SCORE { float "scan.keyword_score", 100.0, [-10000.0, 10000.0], live,
         "Score of a keyword blacklist line that matches (symbol KEYWORD_BL; the reference rejects)." }
     SCAN_MIME_DEFECT_SCORE { float "scan.mime_defect_score", 1.0, [-10000.0, 10000.0], live,
