@@ -12,7 +12,6 @@ Results are appended to benches/RESULTS.md with this command line.
 
 import collections
 import json
-import smtplib
 import sys
 import tarfile
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import Gateway, Sink, wait_for  # noqa: E402
+from conftest import Gateway, Sink, send_message, wait_for  # noqa: E402
 
 CORPUS = ROOT / "target" / "corpus" / "sa_testdata"
 SHARED = ROOT.parent / "shared" / "corpus" / "sa_testdata.tar.gz"
@@ -45,24 +44,6 @@ def crlf(raw):
     return b"\r\n".join(lines)
 
 
-def send(port, raw):
-    """(code, text) of the end of data (or of the first refusal)."""
-    c = smtplib.SMTP(timeout=60, source_address=("127.0.0.90", 0), local_hostname="client.example")
-    try:
-        c.connect("127.0.0.1", port)
-        c.ehlo("client.example")
-        c.mail("sender@client.example")
-        c.rcpt("u@example.test")
-        return c.data(crlf(raw))
-    except smtplib.SMTPResponseException as e:
-        return e.smtp_code, e.smtp_error
-    finally:
-        try:
-            c.quit()
-        except smtplib.SMTPException:
-            pass
-
-
 def main():
     msgs = messages()
     tmp = Path(tempfile.mkdtemp(prefix="mxguard-catch-"))
@@ -74,7 +55,7 @@ def main():
     symbols = collections.defaultdict(collections.Counter)
     try:
         for label, path in msgs:
-            code, text = send(g.port, path.read_bytes())
+            code, text = send_message(g.port, crlf(path.read_bytes()), "sender@client.example", src="127.0.0.90")
             text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
             if code >= 500:
                 counts[label]["reject"] += 1

@@ -158,19 +158,31 @@ def start_rspamd(work):
     return p, port
 
 
-def rspamd_check(port, path):
-    body = open(path, "rb").read()
+def retrying(once, empty):
+    """once() up to three times while it fails (a daemon still starting, a connection reset)."""
     for attempt in range(3):
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            c.request("POST", "/checkv2", body=body, headers={"Content-Length": str(len(body))})
-            r = c.getresponse()
-            data = r.read()
-            c.close()
-            return json.loads(data) if r.status == 200 else {}
+            r = once()
+            if r:
+                return r
         except (OSError, http.client.HTTPException, ValueError):
-            time.sleep(0.2 * (attempt + 1))
-    return {}
+            pass
+        time.sleep(0.2 * (attempt + 1))
+    return empty
+
+
+def rspamd_check(port, path):
+    body = open(path, "rb").read()
+
+    def once():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", "/checkv2", body=body, headers={"Content-Length": str(len(body))})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return json.loads(data) if r.status == 200 else {}
+
+    return retrying(once, {})
 
 
 def wait_rspamd(port, sample, log, deadline_s=300):
@@ -205,19 +217,17 @@ def start_spamd(work):
 
 def spamd_check(port, path):
     body = open(path, "rb").read()
-    for attempt in range(3):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-                s.sendall(b"CHECK SPAMC/1.5\r\nContent-length: %d\r\n\r\n" % len(body) + body)
-                s.shutdown(socket.SHUT_WR)
-                data = b""
-                while chunk := s.recv(65536):
-                    data += chunk
-            if b"Spam:" in data:
-                return data.decode("latin-1")
-        except OSError:
-            time.sleep(0.5 * (attempt + 1))
-    return ""
+
+    def once():
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+            s.sendall(b"CHECK SPAMC/1.5\r\nContent-length: %d\r\n\r\n" % len(body) + body)
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data.decode("latin-1") if b"Spam:" in data else ""
+
+    return retrying(once, "")
 
 
 def wait_spamd(port, sample, deadline_s=120):

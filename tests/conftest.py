@@ -8,6 +8,7 @@ stopped (and checked for panics) when the test ends.
 import json
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import time
@@ -64,6 +65,26 @@ def reply(f):
         lines.append(line.decode(errors="replace").rstrip("\r\n"))
         if len(line) < 4 or line[3:4] != b"-":
             return int(lines[-1][:3]), lines
+
+
+def send_message(port, data, mail_from, rcpt="u@example.test", src="127.0.0.77"):
+    """One SMTP transaction with smtplib; (code, text) of the end of data, or of the refusal."""
+    c = smtplib.SMTP(timeout=60, source_address=(src, 0), local_hostname="client.example")
+    c.connect("127.0.0.1", port)
+    try:
+        c.ehlo("client.example")
+        c.mail(mail_from)
+        c.rcpt(rcpt)
+        return c.data(data)
+    except smtplib.SMTPResponseException as e:
+        return e.smtp_code, e.smtp_error
+    except smtplib.SMTPRecipientsRefused as e:
+        return next(iter(e.recipients.values()))
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
 
 
 def wait_for(pred, timeout=15.0, what="condition"):

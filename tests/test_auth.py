@@ -4,7 +4,6 @@ Authentication-Results header at the sink and the quarantine table show what the
 them."""
 
 import email.utils
-import smtplib
 import sqlite3
 import time
 
@@ -13,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import policy_knobs, wait_for
+from conftest import policy_knobs, send_message, wait_for
 
 HOST = b"mx.example.test"
 
@@ -67,22 +66,8 @@ def signed(from_addr="ann@signed.example", **kw):
     return sig.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n") + m
 
 
-def send(port, data, mail_from, src="127.0.0.77"):
-    c = smtplib.SMTP(timeout=20, source_address=(src, 0), local_hostname="client.example")
-    c.connect("127.0.0.1", port)
-    try:
-        c.ehlo("client.example")
-        c.mail(mail_from)
-        c.rcpt("u@example.test")
-        try:
-            return c.data(data)
-        except smtplib.SMTPDataError as e:
-            return e.smtp_code, e.smtp_error
-    finally:
-        try:
-            c.quit()
-        except smtplib.SMTPException:
-            pass
+def send(port, data, mail_from):
+    return send_message(port, data, mail_from)
 
 
 def results_header(msg):
