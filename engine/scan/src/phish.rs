@@ -327,8 +327,19 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 .or_else(|| {
                     // A brand's or the sender's whole domain leading another host
                     // (www.deutsche-bank.de.pbc.example.net).
+                    // `sub` is the part before the registrable domain, ending in a dot; most
+                    // links have none or `www.`, so this costs nothing for them.
                     let sub = l.host.strip_suffix(l.domain.as_str()).unwrap_or("");
-                    let embedded = |d: &str| d.contains('.') && (sub.starts_with(&format!("{d}.")) || sub.contains(&format!(".{d}.")));
+                    let embedded = |d: &str| {
+                        d.contains('.')
+                            && sub.len() > d.len()
+                            && sub.match_indices(d).any(|(i, _)| {
+                                (i == 0 || sub.as_bytes()[i - 1] == b'.') && sub.as_bytes().get(i + d.len()) == Some(&b'.')
+                            })
+                    };
+                    if sub.len() < 5 {
+                        return None;
+                    }
                     sets.brands.iter().map(String::as_str).chain((!from_domain.is_empty()).then_some(from_domain.as_str())).find(|d| embedded(d)).map(|d| (d, d))
                 });
             if let Some((label, brand)) = spelled {
