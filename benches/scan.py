@@ -314,7 +314,7 @@ def record(r):
     ms = lambda x: 1000.0 / x["msgs_per_cpu_s"]  # noqa: E731
     lab = mx["labels"]
     rlab = rs["labels"]
-    pct = lambda a, b: f"{a} / {b} = {100.0 * a / max(b, 1):.1f} %"  # noqa: E731
+    pct = lambda a, b: f"{a} / {b} = {100.0 * a / max(b, 1):.2f} %"  # noqa: E731
     cmd = "benches/scan.py" + (" --quick" if QUICK else "")
     text = f"""
 ## Content scan against Rspamd and spamd — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
