@@ -7,6 +7,7 @@ import io
 import sqlite3
 import subprocess
 
+import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from conftest import MXGUARD, wait_for
@@ -54,8 +55,9 @@ def quarantined(g):
         return db.execute("SELECT symbols FROM messages ORDER BY arrival_ms").fetchall()
 
 
-def test_text_pictures_are_image_spam_photos_and_newsletters_pass(make_gateway, sink):
-    g = make_gateway(sink.port, knobs(verdict__quarantine_score="3"))
+@pytest.mark.parametrize("offload", ["0", "1073741824"], ids=["on-blocking-threads", "on-the-core"])
+def test_text_pictures_are_image_spam_photos_and_newsletters_pass(make_gateway, sink, offload):
+    g = make_gateway(sink.port, knobs(verdict__quarantine_score="3", scan__offload_bytes=offload))
     # A picture of text, as a PNG declared as something else: the type comes from the bytes.
     code, text = send(g.port, html_mail([(encoded(text_picture()), "application/octet-stream")]))
     assert code == 250, text

@@ -155,14 +155,25 @@ impl Handler for Gateway {
         // DKIM, ARC and DMARC likewise, on the DNS thread.
         let auth_env = crate::authentication::envelope(self.screen.auth_inputs(conn.id), conn.peer.ip(), &env.helo, &env.mail_from);
         let auth = crate::authentication::start(&body, if screened.is_empty() { None } else { auth_env });
-        // Content: one parse and scan of the message for all recipients.
-        let report = (k::SCAN_ENABLED.get_bool() && !screened.is_empty()).then(|| {
+        // Content: one parse and scan of the message for all recipients. Small mail is scanned
+        // here (a thread hop would cost more than its scan); big mail (pictures to decode,
+        // archives to open) on the executor's blocking pool, so this core keeps serving its
+        // other sessions meanwhile. The message is shared, not copied.
+        let report = if k::SCAN_ENABLED.get_bool() && !screened.is_empty() {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let t0 = std::time::Instant::now();
-            let r = mxguard_scan::scan(&body[..], &mxguard_scan::current(), now);
+            let tables = mxguard_scan::current();
+            let r = if body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() {
+                let shared = Arc::clone(&body);
+                glommio::executor().spawn_blocking(move || mxguard_scan::scan(&shared[..], &tables, now)).await
+            } else {
+                mxguard_scan::scan(&body[..], &tables, now)
+            };
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
-            r
-        });
+            Some(r)
+        } else {
+            None
+        };
         if let Some(r) = &report {
             self.screen.add_content(&mut screened, r);
         }

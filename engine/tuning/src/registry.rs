@@ -358,6 +358,8 @@ registry! {
     // ---- content scanning ----------------------------------------------------------------------
     SCAN_ENABLED { bool "scan.enabled", true, live,
         "Scan message content at end of data (MIME, keywords, rules, links, heuristics, attachments)." }
+    SCAN_OFFLOAD_BYTES { int "scan.offload_bytes", 262_144, 0..=2_147_483_648, live,
+        "Messages at least this big are scanned on the core's blocking threads, not on the core itself, so decoding pictures and opening archives never stalls the core's other sessions; smaller ones are scanned inline (cheaper than a thread hop)." }
     SCAN_TEXT_MAX_BYTES { int "scan.text_max_bytes", 262_144, 1024..=67_108_864, live,
         "Decoded text scanned for keywords, rules and links; the rest is not looked at (MaxMsgSizeForKeywordScan)." }
     SCAN_PARTS_MAX { int "scan.parts_max", 1000, 1..=100_000, live,
