@@ -211,6 +211,14 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
     let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect() };
     let claims_sender = !cx.mailing_list
         && from_label.is_some_and(|f| f.len() >= 5 && (squash(cx.subject).contains(f) || squash(cx.from_name).contains(f)));
+    // The organisation the display name gives, squashed: its first two and three words
+    // ("Washington Mutual Support" -> washingtonmutual, washingtonmutualsupport), 8 letters or more.
+    let display_orgs: Vec<String> = if cx.mailing_list {
+        Vec::new()
+    } else {
+        let words: Vec<String> = cx.from_name.split_whitespace().map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()).collect();
+        (2..=3.min(words.len())).map(|n| words[..n].concat()).filter(|o| o.len() >= 8).collect()
+    };
     for l in links {
         if l.src {
             // Images and scripts: only the blacklist and IP checks apply (done elsewhere).
@@ -346,6 +354,21 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 once("PHISH_BRAND_IN_HOST", format!("a link to {} spells {label} but is not {brand}", l.host), &mut out);
             }
         }
+        // Typo-squats: a link's domain one slip away from a protected brand (6 letters or more:
+        // shorter names have too many honest neighbours) or from the organisation the display
+        // name gives (`Deutsche Bank` linking to deutschepank.example).
+        if !l.src && !l.ip && l.domain != from_domain && !sets.brands.contains(&l.domain) {
+            let reg_label = l.domain.split('.').next().unwrap_or("");
+            let candidates = std::iter::once(reg_label.replace('-', "")).chain(reg_label.split('-').filter(|w| w.len() >= 6).map(str::to_string));
+            for cand in candidates {
+                let brand = brand_labels.iter().find(|(b, _)| b.len() >= 6 && one_slip(&cand, b)).map(|(_, d)| d.to_string());
+                let org = brand.or_else(|| display_orgs.iter().find(|o| one_slip(&cand, o)).cloned());
+                if let Some(target) = org {
+                    once("PHISH_LOOKALIKE", format!("{} is one letter away from {target}", l.domain), &mut out);
+                    break;
+                }
+            }
+        }
         if l.host.split('.').any(|label| label.starts_with("xn--")) && !sets.brands.contains(&l.domain) {
             for label in l.host.split('.') {
                 let Some(decoded) = label.strip_prefix("xn--").and_then(punycode_decode) else { continue };
@@ -361,6 +384,26 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         out.retain(|(s, _)| *s != "URL_IP_LITERAL");
     }
     out
+}
+
+/// Whether `a` is `b` with exactly one letter changed, added, dropped or two neighbours swapped
+/// (Damerau distance 1), ASCII case folded. Linear in the length.
+fn one_slip(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.eq_ignore_ascii_case(b) || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let eq = |x: u8, y: u8| x.eq_ignore_ascii_case(&y);
+    let prefix = a.iter().zip(b).take_while(|(x, y)| eq(**x, **y)).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    let same = |x: &[u8], y: &[u8]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(*p, *q));
+    match ra.len().cmp(&rb.len()) {
+        std::cmp::Ordering::Equal => {
+            same(&ra[1..], &rb[1..]) || (ra.len() >= 2 && eq(ra[0], rb[1]) && eq(ra[1], rb[0]) && same(&ra[2..], &rb[2..]))
+        }
+        std::cmp::Ordering::Greater => same(&ra[1..], rb),
+        std::cmp::Ordering::Less => same(ra, &rb[1..]),
+    }
 }
 
 /// Letters that look like ASCII ones, folded to them (Cyrillic, Greek, Latin look-alikes and
@@ -538,6 +581,15 @@ mod tests {
         assert_eq!(syms(r#"<a href="https://www.paypal.com.secure.example/">x</a>"#, "a.example"), vec!["PHISH_BRAND_IN_HOST"]);
         assert_eq!(syms(r#"<a href="https://creditunion1.cyber-branch.example/cgi-bin/hb/update.html">x</a>"#, "creditunion1.org"), vec!["PHISH_BRAND_IN_HOST"]);
         assert!(syms(r#"<a href="https://creditunion1.cyber-branch.example/news/">x</a>"#, "creditunion1.org").is_empty());
+        // Typo-squats of a brand or of the display name's organisation.
+        assert_eq!(syms(r#"<a href="http://www.paypai.com/">x</a>"#, "a.example"), vec!["PHISH_LOOKALIKE"]);
+        let db = Context { from_domain: "deutschebanc.de", from_name: "Deutsche Bank", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://www.deutschepank.com/">x</a>"#, &db), vec!["PHISH_LOOKALIKE"]);
+        assert_eq!(syms_in(r#"<a href="http://meine-deutschebnk.com/">x</a>"#, &db), vec!["PHISH_LOOKALIKE"]);
+        assert!(syms_in(r#"<a href="http://www.db.com/">x</a>"#, &db).is_empty());
+        assert!(syms(r#"<a href="http://www.maple.com/">x</a>"#, "a.example").is_empty(), "apple is too short to guard");
+        assert!(one_slip("washingttonmutual", "washingtonmutual") && one_slip("amazno", "amazon") && !one_slip("amazon", "amazon"));
+        assert!(!one_slip("paypal", "paypalxx") && !one_slip("ebay", "abey"));
         // Hidden line breaks.
         assert_eq!(syms(r#"<a href="http://rds.yaho&#010;o.com/r">x</a>"#, "a.example"), vec!["PHISH_OBFUSCATED_URL"]);
         // A brand's employee posting to a list links wherever they like.
