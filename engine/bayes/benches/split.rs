@@ -1,0 +1,101 @@
+//! Accuracy and speed of the tokenizer and classifier on the corpus's fixed split, with a plain
+//! in-memory map as the token table (the shared lock-free table replaces it later).
+//!
+//! `cargo bench -p mxguard-bayes --bench split -- SPLIT.tsv CORPUS_DIR` (SPLIT rows: set, label,
+//! path relative to CORPUS_DIR). Learns every `train` row, scores every `test` row, prints one
+//! JSON object: 1-AUC (%), spam caught at ≤ 0.1 % and ≤ 1 % ham false positives, spam caught and
+//! ham false positives at probability 0.9, learning messages/s and classification time.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use mxguard_bayes::classify::{spam_probability, Counts, Params};
+use mxguard_bayes::tokenizer::tokens;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let (Some(split), Some(dir)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: split SPLIT.tsv CORPUS_DIR");
+        std::process::exit(2);
+    };
+    let rows: Vec<(String, bool, Vec<u8>)> = std::fs::read_to_string(split)
+        .expect("split file")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let raw = std::fs::read(format!("{dir}/{}", f.get(2)?)).ok()?;
+            Some((f[0].to_string(), f[1] == "spam", mxguard_smtp::stuff::to_crlf(&raw)))
+        })
+        .collect();
+    let toks = |raw: &[u8]| {
+        let p = mxguard_scan::mime::parse(raw, 262_144, 1000);
+        tokens(&p, 500)
+    };
+    let mut table: HashMap<u64, Counts> = HashMap::new();
+    let (mut ns, mut nh) = (0u64, 0u64);
+    let t0 = Instant::now();
+    let mut learned = 0;
+    for (set, spam, raw) in &rows {
+        if set != "train" {
+            continue;
+        }
+        for t in toks(raw) {
+            let c = table.entry(t).or_default();
+            if *spam {
+                c.spam += 1;
+            } else {
+                c.ham += 1;
+            }
+        }
+        if *spam {
+            ns += 1;
+        } else {
+            nh += 1;
+        }
+        learned += 1;
+    }
+    let learn_s = t0.elapsed().as_secs_f64();
+    let params = Params::default();
+    let mut scored: Vec<(f64, bool)> = Vec::new();
+    let t0 = Instant::now();
+    for (set, spam, raw) in &rows {
+        if set != "test" {
+            continue;
+        }
+        let t = toks(raw);
+        let p = spam_probability(t.iter().map(|h| table.get(h).copied().unwrap_or_default()), ns, nh, &params).unwrap_or(0.5);
+        scored.push((p, *spam));
+    }
+    let classify_s = t0.elapsed().as_secs_f64();
+    // 1-AUC: the share of (spam, ham) pairs ordered wrongly (ties count half).
+    let spams: Vec<f64> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let mut hams: Vec<f64> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    hams.sort_by(f64::total_cmp);
+    let mut wrong = 0.0;
+    for s in &spams {
+        let above = hams.len() - hams.partition_point(|h| h <= s);
+        let ties = hams.partition_point(|h| h <= s) - hams.partition_point(|h| h < s);
+        wrong += above as f64 + ties as f64 / 2.0;
+    }
+    let one_minus_auc = 100.0 * wrong / (spams.len() * hams.len()).max(1) as f64;
+    // Spam caught at a ham false-positive budget: the threshold just above the allowed ham.
+    let caught_at = |fp: f64| {
+        let allowed = (hams.len() as f64 * fp).floor() as usize;
+        let threshold = if allowed >= hams.len() { -1.0 } else { hams[hams.len() - 1 - allowed] };
+        100.0 * spams.iter().filter(|s| **s > threshold).count() as f64 / spams.len().max(1) as f64
+    };
+    let at = 0.9;
+    println!(
+        "{{\"train\":{learned},\"test\":{},\"tokens\":{},\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2},\"caught_at_0_9\":{:.2},\"ham_fp_at_0_9\":{:.3},\"learn_msgs_per_s\":{:.0},\"classify_ms_per_msg\":{:.4}}}",
+        scored.len(),
+        table.len(),
+        one_minus_auc,
+        caught_at(0.001),
+        caught_at(0.01),
+        100.0 * spams.iter().filter(|s| **s >= at).count() as f64 / spams.len().max(1) as f64,
+        100.0 * hams.iter().filter(|h| **h >= at).count() as f64 / hams.len().max(1) as f64,
+        learned as f64 / learn_s.max(1e-9),
+        1e3 * classify_s / scored.len().max(1) as f64,
+    );
+}

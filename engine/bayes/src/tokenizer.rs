@@ -1,0 +1,264 @@
+//! The tokens a message is learnt and classified by, each hashed to 64 bits.
+//!
+//! From the parsed message ([`mxguard_scan::mime::Parsed`]), in separate namespaces so the same
+//! word in the subject and in the body are two tokens:
+//! - words of the decoded text (HTML already reduced to text) and of the subject, lower case,
+//!   3 to 30 characters; longer ones become a `skip` token of their first character and length
+//!   band, numbers longer than 6 digits a `num` token of their length;
+//! - word pairs in a window of five (orthogonal sparse bigrams: the pair and its distance), which
+//!   catch phrases without a phrase list;
+//! - letters spelt apart to dodge filters (`v.i.a.g.r.a`, `v i a g r a`) joined back, plus a
+//!   token saying the message does that;
+//! - the names of the header fields present, the From domain and display-name words, the
+//!   Reply-To and Message-ID domains, the mailer, the top content type and transfer encoding;
+//! - every link's host, registrable domain and first path segment;
+//! - every attachment's true type (magic bytes) and extension.
+//!
+//! A token counts once per message (the output is sorted and de-duplicated). Cost: linear in
+//! the text (bounded by `scan.text_max_bytes` when the message was parsed) and the links; one
+//! 64-bit FNV-1a hash per token; ordinary words are built in one reused buffer (only the rare
+//! over-long words and long numbers format a token).
+
+use mxguard_scan::mime::Parsed;
+use mxguard_scan::{magic, urls};
+
+/// Namespaces: a byte hashed before the token's text.
+mod ns {
+    pub const BODY: u8 = b'b';
+    pub const SUBJECT: u8 = b's';
+    pub const PAIR: u8 = b'p';
+    pub const SKIP: u8 = b'k';
+    pub const NUMBER: u8 = b'n';
+    pub const SPELT: u8 = b'o';
+    pub const HEADER: u8 = b'h';
+    pub const FROM: u8 = b'f';
+    pub const FROM_NAME: u8 = b'F';
+    pub const REPLY_TO: u8 = b'r';
+    pub const MESSAGE_ID: u8 = b'm';
+    pub const MAILER: u8 = b'x';
+    pub const CONTENT: u8 = b'c';
+    pub const URL: u8 = b'u';
+    pub const ATTACHMENT: u8 = b'a';
+}
+
+/// 64-bit FNV-1a over a namespace byte and the token.
+pub fn hash(namespace: u8, token: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::iter::once(&namespace).chain(token) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits are weak for short keys; a final mix spreads them (tables index by them).
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// Words of one text into `out` (hashed), with their pairs.
+struct Words<'o> {
+    out: &'o mut Vec<u64>,
+    namespace: u8,
+    /// The last four words' hashes, newest last.
+    window: [u64; 4],
+    filled: usize,
+    /// Single letters in a row (`v.i.a.g.r.a`).
+    spelt: String,
+    word: String,
+}
+
+impl<'o> Words<'o> {
+    fn new(out: &'o mut Vec<u64>, namespace: u8) -> Words<'o> {
+        Words { out, namespace, window: [0; 4], filled: 0, spelt: String::new(), word: String::new() }
+    }
+
+    fn text(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_alphanumeric() || c == '$' || c == '\'' {
+                for l in c.to_lowercase() {
+                    self.word.push(l);
+                }
+            } else {
+                self.end_word(c);
+            }
+        }
+        self.end_word(' ');
+        self.end_spelt();
+    }
+
+    /// A word ended at `sep`.
+    fn end_word(&mut self, sep: char) {
+        let word = std::mem::take(&mut self.word);
+        let w = word.trim_matches('\'');
+        let n = w.chars().count();
+        if n == 1 && w.chars().all(char::is_alphabetic) {
+            self.spelt.push_str(w);
+            // A run of single letters survives one separator between them, not a line break.
+            if sep == '\n' {
+                self.end_spelt();
+            }
+        } else if !w.is_empty() {
+            self.end_spelt();
+            self.emit(w, n);
+        }
+        self.word = word;
+        self.word.clear();
+    }
+
+    fn end_spelt(&mut self) {
+        if self.spelt.chars().count() >= 4 {
+            let joined = std::mem::take(&mut self.spelt);
+            self.out.push(hash(ns::SPELT, b"spelt-out letters"));
+            self.emit(&joined, joined.chars().count());
+            self.spelt = joined;
+        }
+        self.spelt.clear();
+    }
+
+    fn emit(&mut self, w: &str, chars: usize) {
+        let h = if w.bytes().all(|b| b.is_ascii_digit()) && chars > 6 {
+            hash(ns::NUMBER, format!("{chars}").as_bytes())
+        } else if chars > 30 {
+            let first = w.chars().next().unwrap_or('?');
+            hash(ns::SKIP, format!("{first}{}", chars / 10 * 10).as_bytes())
+        } else if chars < 3 {
+            return;
+        } else {
+            hash(self.namespace, w.as_bytes())
+        };
+        self.out.push(h);
+        // Pairs with the previous words of the window, each with its distance.
+        for d in 1..=self.filled.min(4) {
+            let prev = self.window[4 - d];
+            self.out.push(prev.rotate_left(17) ^ h ^ (d as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(ns::PAIR));
+        }
+        self.window.rotate_left(1);
+        self.window[3] = h;
+        self.filled = (self.filled + 1).min(4);
+    }
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|x| x.1).unwrap_or("").trim_end_matches('>')
+}
+
+/// The tokens of a parsed message, sorted and without duplicates.
+pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
+    let mut out = Vec::with_capacity(p.text.len() / 3 + 64);
+    Words::new(&mut out, ns::BODY).text(&p.text);
+    Words::new(&mut out, ns::SUBJECT).text(&p.subject);
+    for (name, value) in p.headers() {
+        out.push(hash(ns::HEADER, name.to_ascii_lowercase().as_bytes()));
+        let lname = name.to_ascii_lowercase();
+        let v = value.trim().to_ascii_lowercase();
+        match lname.as_str() {
+            "from" => {
+                let address = v.rsplit(['<', ' ']).next().unwrap_or("");
+                out.push(hash(ns::FROM, domain_of(address).as_bytes()));
+                Words::new(&mut out, ns::FROM_NAME).text(v.split('<').next().unwrap_or(""));
+            }
+            "reply-to" => out.push(hash(ns::REPLY_TO, domain_of(&v).as_bytes())),
+            "message-id" => out.push(hash(ns::MESSAGE_ID, domain_of(&v).as_bytes())),
+            "x-mailer" | "user-agent" => {
+                let first = v.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
+                out.push(hash(ns::MAILER, first.as_bytes()));
+            }
+            "content-type" => out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes())),
+            "content-transfer-encoding" => out.push(hash(ns::CONTENT, v.as_bytes())),
+            _ => {}
+        }
+    }
+    let html = p.html();
+    for l in urls::extract(&p.text, &html, links_max) {
+        out.push(hash(ns::URL, l.host.as_bytes()));
+        out.push(hash(ns::URL, l.domain.as_bytes()));
+        let first = l.path().split('/').find(|s| !s.is_empty()).unwrap_or("");
+        out.push(hash(ns::URL, format!("{}/{}", l.domain, first.to_ascii_lowercase()).as_bytes()));
+    }
+    for a in p.attachments() {
+        out.push(hash(ns::ATTACHMENT, magic::detect(a.data).name().as_bytes()));
+        if let Some(ext) = a.name.and_then(|n| n.rsplit_once('.')).map(|x| x.1.to_ascii_lowercase()) {
+            out.push(hash(ns::ATTACHMENT, format!(".{ext}").as_bytes()));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(raw: &str) -> Vec<u64> {
+        let raw = raw.replace('\n', "\r\n");
+        let p = mxguard_scan::mime::parse(raw.as_bytes(), 1 << 20, 100);
+        tokens(&p, 100)
+    }
+
+    const HEAD: &str = "From: Ann Example <ann@sender.example>\nTo: bob@example.test\nSubject: Cheap meds\nMessage-ID: <1@mta.sender.example>\nX-Mailer: Foo/1.2\n";
+
+    #[test]
+    fn namespaces_keep_subject_and_body_apart() {
+        let t = toks(&format!("{HEAD}\nhello cheap world\n"));
+        assert!(t.contains(&hash(ns::SUBJECT, b"cheap")) && t.contains(&hash(ns::BODY, b"cheap")));
+        assert!(t.contains(&hash(ns::BODY, b"hello")) && !t.contains(&hash(ns::SUBJECT, b"hello")));
+        assert!(t.contains(&hash(ns::FROM, b"sender.example")));
+        assert!(t.contains(&hash(ns::FROM_NAME, b"ann")));
+        assert!(t.contains(&hash(ns::MESSAGE_ID, b"mta.sender.example")));
+        assert!(t.contains(&hash(ns::MAILER, b"foo")));
+        assert!(t.contains(&hash(ns::HEADER, b"x-mailer")));
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+    }
+
+    #[test]
+    fn case_lengths_and_numbers() {
+        let t = toks(&format!("{HEAD}\nHELLO Hello ab {} 1234567890 12345\n", "x".repeat(45)));
+        assert!(t.contains(&hash(ns::BODY, b"hello")));
+        assert!(!t.contains(&hash(ns::BODY, b"ab")), "too short");
+        assert!(t.contains(&hash(ns::SKIP, b"x40")));
+        assert!(t.contains(&hash(ns::NUMBER, b"10")) && t.contains(&hash(ns::BODY, b"12345")));
+    }
+
+    #[test]
+    fn spelt_out_letters_are_joined() {
+        for text in ["buy v.i.a.g.r.a now", "buy v i a g r a now", "buy V-I-A-G-R-A now"] {
+            let t = toks(&format!("{HEAD}\n{text}\n"));
+            assert!(t.contains(&hash(ns::BODY, b"viagra")), "{text}");
+            assert!(t.contains(&hash(ns::SPELT, b"spelt-out letters")), "{text}");
+        }
+        let t = toks(&format!("{HEAD}\na b c\n"));
+        assert!(!t.contains(&hash(ns::SPELT, b"spelt-out letters")), "three letters are not a word");
+    }
+
+    #[test]
+    fn pairs_depend_on_order_and_distance() {
+        let a = toks(&format!("{HEAD}\nclick here now\n"));
+        let b = toks(&format!("{HEAD}\nhere click now\n"));
+        let c = toks(&format!("{HEAD}\nclick xxx here now\n"));
+        let words = |t: &Vec<u64>| ["click", "here", "now"].iter().all(|w| t.contains(&hash(ns::BODY, w.as_bytes())));
+        assert!(words(&a) && words(&b) && words(&c));
+        let pairs = |t: &Vec<u64>| t.iter().copied().collect::<std::collections::HashSet<u64>>();
+        let (pa, pb, pc) = (pairs(&a), pairs(&b), pairs(&c));
+        assert_ne!(pa, pb, "order matters");
+        assert!(pa.difference(&pc).count() > 0, "distance matters");
+    }
+
+    #[test]
+    fn links_and_attachments() {
+        let raw = format!(
+            "{HEAD}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/html\n\n<a href=\"http://www.shop.example.com/buy/now\">x</a>\n--b\nContent-Type: application/octet-stream; name=\"a.pdf\"\nContent-Disposition: attachment; filename=\"a.pdf\"\nContent-Transfer-Encoding: base64\n\nTVqQAAMAAAAEAAAA\n--b--\n"
+        );
+        let t = toks(&raw);
+        assert!(t.contains(&hash(ns::URL, b"www.shop.example.com")));
+        assert!(t.contains(&hash(ns::URL, b"example.com/buy")));
+        assert!(t.contains(&hash(ns::ATTACHMENT, b"pe")), "the true type");
+        assert!(t.contains(&hash(ns::ATTACHMENT, b".pdf")));
+    }
+
+    #[test]
+    fn hashes_differ_by_namespace_and_spread() {
+        assert_ne!(hash(ns::BODY, b"a"), hash(ns::SUBJECT, b"a"));
+        let low: std::collections::HashSet<u64> = (0..1000).map(|i| hash(ns::BODY, format!("w{i}").as_bytes()) & 1023).collect();
+        assert!(low.len() > 550, "low bits spread: {}", low.len());
+    }
+}
