@@ -56,7 +56,13 @@ fn main() {
         learned += 1;
     }
     let learn_s = t0.elapsed().as_secs_f64();
-    let params = Params::default();
+    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let params = Params {
+        strength: env("BAYES_S", Params::default().strength),
+        min_distance: env("BAYES_MIN_DISTANCE", Params::default().min_distance),
+        max_tokens: env("BAYES_MAX_TOKENS", Params::default().max_tokens as f64) as usize,
+        ..Params::default()
+    };
     let mut scored: Vec<(f64, bool)> = Vec::new();
     let t0 = Instant::now();
     for (set, spam, raw) in &rows {

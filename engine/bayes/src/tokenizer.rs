@@ -10,9 +10,11 @@
 //! - letters spelt apart to dodge filters (`v.i.a.g.r.a`, `v i a g r a`) joined back, plus a
 //!   token saying the message does that;
 //! - the names of the header fields present, the From domain and display-name words, the
-//!   Reply-To and Message-ID domains, the mailer, the top content type and transfer encoding;
+//!   Reply-To and Message-ID domains, the mailer, the top content type, charset and transfer
+//!   encoding, priority and precedence values, the number of hops and of recipients (bucketed);
 //! - every link's host, registrable domain and first path segment;
-//! - every attachment's true type (magic bytes) and extension.
+//! - every attachment's true type (magic bytes) and extension;
+//! - the names of the HTML elements used.
 //!
 //! A token counts once per message (the output is sorted and de-duplicated). Cost: linear in
 //! the text (bounded by `scan.text_max_bytes` when the message was parsed) and the links; one
@@ -39,6 +41,7 @@ mod ns {
     pub const CONTENT: u8 = b'c';
     pub const URL: u8 = b'u';
     pub const ATTACHMENT: u8 = b'a';
+    pub const HTML_TAG: u8 = b't';
 }
 
 /// 64-bit FNV-1a over a namespace byte and the token.
@@ -141,11 +144,24 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|x| x.1).unwrap_or("").trim_end_matches('>')
 }
 
+/// The names of the HTML elements used (`font`, `table`, `img`...): markup habits differ between
+/// bulk senders and people, and the text view has lost them.
+fn html_tags(html: &str, out: &mut Vec<u64>) {
+    let b = html.as_bytes();
+    for i in memchr::memchr_iter(b'<', b) {
+        let name: Vec<u8> = b[i + 1..].iter().take(12).take_while(|c| c.is_ascii_alphanumeric()).map(u8::to_ascii_lowercase).collect();
+        if !name.is_empty() && name.len() <= 10 {
+            out.push(hash(ns::HTML_TAG, &name));
+        }
+    }
+}
+
 /// The tokens of a parsed message, sorted and without duplicates.
 pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
     let mut out = Vec::with_capacity(p.text.len() / 3 + 64);
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
+    let (mut received, mut recipients) = (0usize, 0usize);
     for (name, value) in p.headers() {
         out.push(hash(ns::HEADER, name.to_ascii_lowercase().as_bytes()));
         let lname = name.to_ascii_lowercase();
@@ -162,12 +178,28 @@ pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
                 let first = v.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
                 out.push(hash(ns::MAILER, first.as_bytes()));
             }
-            "content-type" => out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes())),
+            "content-type" => {
+                out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes()));
+                if let Some(cs) = v.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
+                    out.push(hash(ns::CONTENT, format!("charset={}", cs.trim_matches('"')).as_bytes()));
+                }
+            }
+            "precedence" | "x-priority" | "importance" | "x-msmail-priority" => {
+                out.push(hash(ns::HEADER, format!("{lname}={}", v.chars().take(20).collect::<String>()).as_bytes()));
+            }
+            "received" => received += 1,
+            "to" | "cc" => recipients += v.matches('@').count(),
             "content-transfer-encoding" => out.push(hash(ns::CONTENT, v.as_bytes())),
             _ => {}
         }
     }
+    // How far the message travelled and to how many: buckets, not exact numbers.
+    out.push(hash(ns::HEADER, format!("received:{}", received.min(6)).as_bytes()));
+    out.push(hash(ns::HEADER, format!("recipients:{}", [0, 1, 2, 5, 10, 50].iter().rev().find(|b| recipients >= **b).unwrap_or(&0)).as_bytes()));
     let html = p.html();
+    for part in &html {
+        html_tags(part, &mut out);
+    }
     for l in urls::extract(&p.text, &html, links_max) {
         out.push(hash(ns::URL, l.host.as_bytes()));
         out.push(hash(ns::URL, l.domain.as_bytes()));
@@ -253,6 +285,19 @@ mod tests {
         assert!(t.contains(&hash(ns::URL, b"example.com/buy")));
         assert!(t.contains(&hash(ns::ATTACHMENT, b"pe")), "the true type");
         assert!(t.contains(&hash(ns::ATTACHMENT, b".pdf")));
+    }
+
+    #[test]
+    fn markup_charset_and_buckets() {
+        let raw = format!(
+            "Received: from a\nReceived: from b\n{HEAD}Cc: x@y.example, z@y.example\nPrecedence: bulk\nMIME-Version: 1.0\nContent-Type: text/html; charset=\"windows-1252\"\n\n<html><body><FONT color=red>Hi</font><table></table></body></html>\n"
+        );
+        let t = toks(&raw);
+        assert!(t.contains(&hash(ns::HTML_TAG, b"font")) && t.contains(&hash(ns::HTML_TAG, b"table")));
+        assert!(t.contains(&hash(ns::CONTENT, b"charset=windows-1252")));
+        assert!(t.contains(&hash(ns::HEADER, b"precedence=bulk")));
+        assert!(t.contains(&hash(ns::HEADER, b"received:2")));
+        assert!(t.contains(&hash(ns::HEADER, b"recipients:2")), "one To and two Cc");
     }
 
     #[test]
