@@ -116,16 +116,16 @@ mod tests {
     #[test]
     fn combining() {
         let p = p();
-        let spam = std::iter::repeat(Counts { spam: 40, ham: 1 }).take(20);
-        let ham = std::iter::repeat(Counts { spam: 1, ham: 40 }).take(20);
+        let spam = std::iter::repeat_n(Counts { spam: 40, ham: 1 }, 20);
+        let ham = std::iter::repeat_n(Counts { spam: 1, ham: 40 }, 20);
         assert!(spam_probability(spam, 100, 100, &p).unwrap() > 0.99);
         assert!(spam_probability(ham, 100, 100, &p).unwrap() < 0.01);
         // Evidence both ways: unsure.
-        let mixed = std::iter::repeat(Counts { spam: 40, ham: 1 }).take(10).chain(std::iter::repeat(Counts { spam: 1, ham: 40 }).take(10));
+        let mixed = std::iter::repeat_n(Counts { spam: 40, ham: 1 }, 10).chain(std::iter::repeat_n(Counts { spam: 1, ham: 40 }, 10));
         let m = spam_probability(mixed, 100, 100, &p).unwrap();
         assert!((0.3..0.7).contains(&m), "{m}");
         // Nothing telling, or not enough learnt: no answer.
-        assert_eq!(spam_probability(std::iter::repeat(Counts { spam: 5, ham: 5 }).take(5), 100, 100, &p), None);
+        assert_eq!(spam_probability(std::iter::repeat_n(Counts { spam: 5, ham: 5 }, 5), 100, 100, &p), None);
         assert_eq!(spam_probability(std::iter::once(Counts { spam: 40, ham: 0 }), 9, 100, &p), None);
         // Many tokens: only the most telling count, and the answer stays finite.
         let many = (0..5000).map(|i| Counts { spam: 30 + i % 7, ham: i % 2 });

@@ -9,4 +9,5 @@
 //! This crate never does I/O on the scan path and never decides an action.
 
 pub mod classify;
+pub mod table;
 pub mod tokenizer;

@@ -1,0 +1,267 @@
+//! The token table: spam and ham counts per 64-bit token, shared by every core, read without
+//! locks while learning writes into it.
+//!
+//! A fixed array of slots (a power of two, sized from the token budget at a load of at most
+//! 3/4), open addressing with linear probing. A slot is a key word and a counts word, both
+//! atomics: the spam count in the high and the ham count in the low 32 bits of one `AtomicU64`, so
+//! a reader always sees a pair that was true at some instant, and learning a message is one
+//! `fetch_add` per token. Keys are claimed with a compare-and-swap from empty, so any number of
+//! writers may learn at once; a claimed key never moves or disappears, so readers need no
+//! fence beyond acquire loads.
+//!
+//! Costs: a lookup or an update is one hash-indexed probe and, at 3/4 load, a few more on
+//! average (bounded by [`MAX_PROBE`]). Memory is 16 bytes a slot, fixed at creation. Guarantees:
+//! never blocks, never allocates after creation, never loses an update that found its slot;
+//! when the probe bound is reached (the table is full) the token is not learnt and
+//! [`Table::dropped`] counts it — the budget knob is too small.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::classify::Counts;
+
+/// Slots probed at most before a token is given up.
+pub const MAX_PROBE: usize = 64;
+
+const EMPTY: u64 = 0;
+
+struct Slot {
+    key: AtomicU64,
+    counts: AtomicU64,
+}
+
+pub struct Table {
+    slots: Box<[Slot]>,
+    mask: usize,
+    spam_learned: AtomicU64,
+    ham_learned: AtomicU64,
+    used: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// Tokens never hash to the empty marker: 0 is read as 1.
+fn key_of(token: u64) -> u64 {
+    if token == EMPTY {
+        1
+    } else {
+        token
+    }
+}
+
+fn pack(c: Counts) -> u64 {
+    (u64::from(c.spam) << 32) | u64::from(c.ham)
+}
+
+fn unpack(v: u64) -> Counts {
+    Counts { spam: (v >> 32) as u32, ham: v as u32 }
+}
+
+impl Table {
+    /// A table for up to `tokens` tokens (at least 1,024 slots).
+    pub fn new(tokens: usize) -> Table {
+        let slots = (tokens.saturating_mul(4) / 3).max(1024).next_power_of_two();
+        Table {
+            slots: (0..slots).map(|_| Slot { key: AtomicU64::new(EMPTY), counts: AtomicU64::new(0) }).collect(),
+            mask: slots - 1,
+            spam_learned: AtomicU64::new(0),
+            ham_learned: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.used.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tokens that found no slot since creation (the budget is too small).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Messages learnt: (spam, ham).
+    pub fn learned(&self) -> (u64, u64) {
+        (self.spam_learned.load(Ordering::Acquire), self.ham_learned.load(Ordering::Acquire))
+    }
+
+    /// The counts of a token (zero when unknown). Lock-free, wait-free within [`MAX_PROBE`].
+    pub fn get(&self, token: u64) -> Counts {
+        let key = key_of(token);
+        let mut i = key as usize & self.mask;
+        for _ in 0..MAX_PROBE {
+            let s = &self.slots[i];
+            match s.key.load(Ordering::Acquire) {
+                k if k == key => return unpack(s.counts.load(Ordering::Acquire)),
+                EMPTY => return Counts::default(),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+        Counts::default()
+    }
+
+    /// The slot of `token`, claimed if new; `None` when the probe bound is reached.
+    fn slot(&self, token: u64) -> Option<&Slot> {
+        let key = key_of(token);
+        let mut i = key as usize & self.mask;
+        for _ in 0..MAX_PROBE {
+            let s = &self.slots[i];
+            let mut k = s.key.load(Ordering::Acquire);
+            if k == EMPTY {
+                match s.key.compare_exchange(EMPTY, key, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        self.used.fetch_add(1, Ordering::Relaxed);
+                        return Some(s);
+                    }
+                    Err(now) => k = now,
+                }
+            }
+            if k == key {
+                return Some(s);
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Adds `by` to each token's counts (saturating at u32::MAX).
+    fn add(&self, tokens: &[u64], by: Counts) {
+        for t in tokens {
+            if let Some(s) = self.slot(*t) {
+                let _ = s.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                    let c = unpack(v);
+                    Some(pack(Counts { spam: c.spam.saturating_add(by.spam), ham: c.ham.saturating_add(by.ham) }))
+                });
+            }
+        }
+    }
+
+    /// Learns one message's (de-duplicated) tokens as spam or ham.
+    pub fn learn(&self, tokens: &[u64], spam: bool) {
+        self.add(tokens, if spam { Counts { spam: 1, ham: 0 } } else { Counts { spam: 0, ham: 1 } });
+        // The message count last: a reader never sees more messages than token counts say.
+        if spam {
+            self.spam_learned.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.ham_learned.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes back a message learnt as `spam` (train on error: a released false positive is
+    /// unlearnt as spam, then learnt as ham). Counts never go below zero.
+    pub fn unlearn(&self, tokens: &[u64], spam: bool) {
+        let counter = if spam { &self.spam_learned } else { &self.ham_learned };
+        if counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_err() {
+            return;
+        }
+        for t in tokens {
+            let key = key_of(*t);
+            let mut i = key as usize & self.mask;
+            for _ in 0..MAX_PROBE {
+                let s = &self.slots[i];
+                match s.key.load(Ordering::Acquire) {
+                    k if k == key => {
+                        let _ = s.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                            let c = unpack(v);
+                            Some(pack(if spam { Counts { spam: c.spam.saturating_sub(1), ..c } } else { Counts { ham: c.ham.saturating_sub(1), ..c } }))
+                        });
+                        break;
+                    }
+                    EMPTY => break,
+                    _ => i = (i + 1) & self.mask,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn learn_get_unlearn() {
+        let t = Table::new(100);
+        assert_eq!(t.capacity(), 1024);
+        t.learn(&[1, 2], true);
+        t.learn(&[2, 3], false);
+        assert_eq!(t.get(1), Counts { spam: 1, ham: 0 });
+        assert_eq!(t.get(2), Counts { spam: 1, ham: 1 });
+        assert_eq!(t.get(0), t.get(1), "0 is read as 1 (a hash of 0 is astronomically rare)");
+        assert_eq!(t.get(99), Counts::default());
+        assert_eq!(t.learned(), (1, 1));
+        assert_eq!(t.len(), 3);
+        t.unlearn(&[2, 3], false);
+        assert_eq!(t.get(2), Counts { spam: 1, ham: 0 });
+        assert_eq!(t.learned(), (1, 0));
+        t.unlearn(&[2, 3], false);
+        assert_eq!(t.learned(), (1, 0), "nothing left to take back");
+        assert_eq!(t.get(3), Counts::default());
+    }
+
+    #[test]
+    fn colliding_tokens_probe_and_a_full_table_drops() {
+        let t = Table::new(10);
+        // Same low bits: one chain.
+        let tokens: Vec<u64> = (1..=MAX_PROBE as u64 + 5).map(|i| i << 20).collect();
+        t.learn(&tokens, true);
+        for tok in &tokens[..MAX_PROBE] {
+            assert_eq!(t.get(*tok).spam, 1);
+        }
+        assert_eq!(t.dropped(), 5);
+        assert_eq!(t.get(tokens[MAX_PROBE]), Counts::default());
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers() {
+        let t = Arc::new(Table::new(50_000));
+        let tokens: Vec<u64> = (0..20_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect();
+        let rounds = 50;
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (t, tokens) = (Arc::clone(&t), tokens.clone());
+                std::thread::spawn(move || {
+                    for r in 0..rounds {
+                        let part: Vec<u64> = tokens.iter().copied().skip((r + w) % 3).step_by(3).collect();
+                        t.learn(&part, w == 0);
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (t, tokens) = (Arc::clone(&t), tokens.clone());
+                std::thread::spawn(move || {
+                    let mut last = vec![Counts::default(); tokens.len()];
+                    for _ in 0..20 {
+                        for (i, tok) in tokens.iter().enumerate() {
+                            let c = t.get(*tok);
+                            assert!(c.spam >= last[i].spam && c.ham >= last[i].ham, "counts only grow while learning");
+                            assert!(c.spam <= rounds as u32 && c.ham <= rounds as u32);
+                            last[i] = c;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in writers.into_iter().chain(readers) {
+            h.join().unwrap();
+        }
+        // Every update landed: each token was in a third of each writer's rounds.
+        let (spam_total, ham_total): (u64, u64) = tokens.iter().map(|x| t.get(*x)).fold((0, 0), |a, c| (a.0 + u64::from(c.spam), a.1 + u64::from(c.ham)));
+        let expected = |w: usize| -> u64 { (0..rounds).map(|r| tokens.iter().skip((r + w) % 3).step_by(3).count() as u64).sum() };
+        assert_eq!((spam_total, ham_total), (expected(0), expected(1)));
+        assert_eq!(t.learned(), (rounds as u64, rounds as u64));
+        assert_eq!(t.len(), tokens.len());
+        assert_eq!(t.dropped(), 0);
+    }
+}
