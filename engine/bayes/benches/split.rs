@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mxguard_bayes::classify::{spam_probability, Params};
 use mxguard_bayes::table::Table;
-use mxguard_bayes::tokenizer::tokens;
+use mxguard_scan::tokens::tokens;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();

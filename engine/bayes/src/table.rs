@@ -155,6 +155,31 @@ impl Table {
         }
     }
 
+    /// Every token held with its counts (a consistent pair each; the set is a snapshot only when
+    /// no one learns meanwhile).
+    pub fn entries(&self) -> impl Iterator<Item = (u64, Counts)> + '_ {
+        self.slots.iter().filter_map(|s| match s.key.load(Ordering::Acquire) {
+            EMPTY => None,
+            k => Some((k, unpack(s.counts.load(Ordering::Acquire)))),
+        })
+    }
+
+    /// Puts back a saved token and message counts (loading a snapshot); false when full.
+    pub fn restore(&self, token: u64, counts: Counts) -> bool {
+        match self.slot(token) {
+            Some(s) => {
+                s.counts.store(pack(counts), Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn restore_learned(&self, spam: u64, ham: u64) {
+        self.spam_learned.store(spam, Ordering::Release);
+        self.ham_learned.store(ham, Ordering::Release);
+    }
+
     /// Takes back a message learnt as `spam` (train on error: a released false positive is
     /// unlearnt as spam, then learnt as ham). Counts never go below zero.
     pub fn unlearn(&self, tokens: &[u64], spam: bool) {

@@ -2,7 +2,7 @@
 //! and changes knobs of the running gateway.
 //!
 //! Protocol: one request line, answered by zero or more lines and a final `OK` or `ERR reason`.
-//! `list`, `get NAME`, `set NAME VALUE`. Only root (or the socket's owner; mode 0600) can connect.
+//! `list`, `get NAME`, `set NAME VALUE`, `reload`, `learn spam|ham PATH<TAB>PATH...`. Only root (or the socket's owner; mode 0600) can connect.
 //! A knob that is read only at start-up is refused with a message saying so, never half-applied.
 
 use std::io::{BufRead, BufReader, Write};
@@ -67,7 +67,11 @@ fn handle(conn: UnixStream) -> std::io::Result<()> {
             (Err(errors), _) => writeln!(out, "ERR lists not reloaded, the previous lists stay in force: {}", errors.join("; ")),
             (_, Err(e)) => writeln!(out, "ERR country database not reloaded, the previous one stays in force: {e}"),
         },
-        _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE, reload)"),
+        "learn" => match crate::learning::admin_learn(rest) {
+            Ok(said) => writeln!(out, "{said}\nOK"),
+            Err(e) => writeln!(out, "ERR {e}"),
+        },
+        _ => writeln!(out, "ERR unknown request (list, get NAME, set NAME VALUE, reload, learn spam|ham PATH)"),
     }
 }
 

@@ -163,12 +163,14 @@ impl Handler for Gateway {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let t0 = std::time::Instant::now();
             let tables = mxguard_scan::current();
-            let r = if body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() {
+            let tokens = crate::learning::wanted();
+            let mut r = if body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() {
                 let shared = Arc::clone(&body);
-                glommio::executor().spawn_blocking(move || mxguard_scan::scan(&shared[..], &tables, now)).await
+                glommio::executor().spawn_blocking(move || mxguard_scan::scan_with(&shared[..], &tables, now, tokens)).await
             } else {
-                mxguard_scan::scan(&body[..], &tables, now)
+                mxguard_scan::scan_with(&body[..], &tables, now, tokens)
             };
+            crate::learning::classify(&mut r);
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
             Some(r)
         } else {

@@ -6,6 +6,7 @@
 //! mxguard sysctl --markdown | --conf                       print the generated knob docs / config
 //! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
 //! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
+//! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard version
 //! ```
 
@@ -21,6 +22,7 @@ mod explain;
 mod greylisting;
 mod handler;
 mod imagehash;
+mod learning;
 mod run;
 mod screen;
 
@@ -36,6 +38,7 @@ const USAGE: &str = "usage:
   mxguard reload                    (re-read the list files now)
   mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
   mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
+  mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
   mxguard version";
 
 /// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         "sysctl" => sysctl(args),
         "explain" => explain::explain(args),
         "image-hash" => imagehash::image_hash(args),
+        "learn" => learning::learn_command(args),
         "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {
             println!("mxguard {}", env!("CARGO_PKG_VERSION"));

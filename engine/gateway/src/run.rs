@@ -85,6 +85,7 @@ pub fn run() -> Result<(), String> {
         mxguard_dns::start(&dns_cfg)?;
     }
     crate::antivirus::start();
+    crate::learning::start()?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
 
     mxguard_smtpd::shutdown::install_stop_signals();
@@ -127,6 +128,7 @@ pub fn run() -> Result<(), String> {
         let _ = h.join();
     }
     crate::greylisting::save();
+    crate::learning::stop();
     Event::new("stop").emit();
     telemetry::log::flush();
     Ok(())

@@ -48,6 +48,7 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("mime", &["MIME_"]),
     ("attachments", &["ATTACH_", "ARCHIVE_"]),
     ("images", &["IMAGE_"]),
+    ("bayes", &["BAYES_"]),
     // Message authentication (engine/dns/src/auth.rs): off for a domain, its recipients get
     // neither the symbols nor the DMARC policy action.
     ("dkim", &["DKIM_"]),

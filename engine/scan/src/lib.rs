@@ -19,6 +19,7 @@ pub mod magic;
 pub mod mime;
 pub mod phish;
 pub mod rules;
+pub mod tokens;
 pub mod urls;
 
 use std::collections::HashSet;
@@ -149,6 +150,8 @@ pub struct Report {
     pub honeypot: bool,
     /// Registrable domains of the links (for URI blacklist lookups).
     pub link_domains: Vec<String>,
+    /// The message's Bayes tokens (sorted, unique), when [`scan`] was asked for them.
+    pub tokens: Vec<u64>,
 }
 
 impl Report {
@@ -238,6 +241,11 @@ fn score_of(symbol: &str) -> f64 {
 
 /// Scans one message (`raw`: as received, CRLF lines), with the knobs in force.
 pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
+    scan_with(raw, tables, now_unix, false)
+}
+
+/// [`scan`], and with `want_tokens` the Bayes tokens of the same parse in [`Report::tokens`].
+pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) -> Report {
     let mut r = Report::default();
     let p = mime::parse(raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
     for d in &p.defects {
@@ -341,6 +349,9 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     };
     for (sym, reason) in heuristics::check(&p, atts.len(), &cfg) {
         r.add("heuristics", sym, score_of(sym), reason);
+    }
+    if want_tokens {
+        r.tokens = tokens::tokens(&p, k::SCAN_LINKS_MAX.get_usize());
     }
     r.found.retain(|f| f.symbol.score != 0.0 || f.symbol.name == "KEYWORD_WL");
     r

@@ -460,6 +460,26 @@ registry! {
         "Score of HEUR_BASE64_TEXT: text sent base64-encoded (FilterBase64html: set to the reject score)." }
     SCORE_HEUR_EMPTY_BODY { float "score.heur_empty_body", 1.0, [-10000.0, 10000.0], live,
         "Score of HEUR_EMPTY_BODY: no text and no attachment." }
+    // ---- Bayes (engine/bayes) -----------------------------------------------------------------
+    BAYES_ENABLED { bool "bayes.enabled", true, live,
+        "Classify every scanned message with the learnt token table (BAYES_SPAM / BAYES_HAM)." }
+    BAYES_FILE { text "bayes.file", "bayes.db", restart,
+        "The token table's snapshot (in state.dir unless absolute)." }
+    BAYES_MAX_TOKENS { int "bayes.max_tokens", 2000000, 1024..=1_000_000_000, restart,
+        "Tokens the table holds at most (16 bytes a slot, slots a power of two at a load of at most 3/4: 2 M tokens take 64 MB); beyond it new tokens are not learnt." }
+    BAYES_MIN_LEARNED { int "bayes.min_learned", 200, 1..=100_000_000, live,
+        "Spam and ham messages each that must have been learnt before Bayes gives any verdict (the reference's MinEmailsForBayesKickIn, 5000 there)." }
+    BAYES_SPAM_THRESHOLD { float "bayes.spam_threshold", 0.95, [0.5, 1.0], live,
+        "A message whose spam probability is at least this gets BAYES_SPAM, scored in proportion up to score.bayes_spam at 1.0." }
+    BAYES_HAM_THRESHOLD { float "bayes.ham_threshold", 0.05, [0.0, 0.5], live,
+        "A message whose spam probability is at most this gets BAYES_HAM, scored in proportion up to score.bayes_ham at 0.0." }
+    SCORE_BAYES_SPAM { float "score.bayes_spam", 8.0, [-10000.0, 10000.0], live,
+        "Score of BAYES_SPAM at probability 1.0 (less near bayes.spam_threshold)." }
+    SCORE_BAYES_HAM { float "score.bayes_ham", -3.0, [-10000.0, 10000.0], live,
+        "Score of BAYES_HAM at probability 0.0 (less near bayes.ham_threshold)." }
+    BAYES_SNAPSHOT_S { int "bayes.snapshot_s", 300, 1..=86400, live,
+        "The table is written to bayes.file this often when something was learnt (and at shutdown); a crash loses at most this much learning." }
+
     // ---- image spam (engine/scan/src/images.rs) -------------------------------------------------
     IMAGE_THRESHOLD { int "image.threshold", 10, 0..=15, live,
         "Image filter threshold (SpamImageThreshold): 0 turns the text-likeness test off, 15 is the most aggressive; a picture is IMAGE_SPAM when its likeness (0-15) plus this exceeds 15." }

@@ -1,6 +1,7 @@
-//! The tokens a message is learnt and classified by, each hashed to 64 bits.
+//! The tokens a message is learnt and classified by (the Bayes table, engine/bayes), each hashed
+//! to 64 bits. Here, beside the other scanners, so the message is parsed once for all of them.
 //!
-//! From the parsed message ([`mxguard_scan::mime::Parsed`]), in separate namespaces so the same
+//! From the parsed message ([`crate::mime::Parsed`]), in separate namespaces so the same
 //! word in the subject and in the body are two tokens:
 //! - words of the decoded text (HTML already reduced to text) and of the subject, lower case,
 //!   3 to 30 characters; longer ones become a `skip` token of their first character and length
@@ -21,8 +22,8 @@
 //! 64-bit FNV-1a hash per token; ordinary words are built in one reused buffer (only the rare
 //! over-long words and long numbers format a token).
 
-use mxguard_scan::mime::Parsed;
-use mxguard_scan::{magic, urls};
+use crate::mime::Parsed;
+use crate::{magic, urls};
 
 /// Namespaces: a byte hashed before the token's text.
 mod ns {
@@ -223,7 +224,7 @@ mod tests {
 
     fn toks(raw: &str) -> Vec<u64> {
         let raw = raw.replace('\n', "\r\n");
-        let p = mxguard_scan::mime::parse(raw.as_bytes(), 1 << 20, 100);
+        let p = crate::mime::parse(raw.as_bytes(), 1 << 20, 100);
         tokens(&p, 100)
     }
 

@@ -1,0 +1,124 @@
+//! The token table on disk: one snapshot file, replaced atomically.
+//!
+//! Format (little endian): `MXGBAYES1\n`, spam and ham messages learnt (u64 each), the number of
+//! tokens (u64), then token (u64) and packed counts (spam u32, ham u32) per token, then a CRC-32 of
+//! everything before it. Written to `NAME.tmp`, fsync'd, renamed over `NAME`, directory fsync'd:
+//! a crash leaves the old snapshot or the new one, never half of one. A file that fails its
+//! magic, length or checksum is refused whole (and kept aside as `NAME.bad` by the caller).
+//!
+//! Cost: 16 bytes a token, written sequentially (2 M tokens: 32 MB, well under a second).
+//! Never: called on a scan path (it runs on the learner's thread and at start-up).
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use crate::classify::Counts;
+use crate::table::Table;
+
+const MAGIC: &[u8] = b"MXGBAYES1\n";
+
+/// Writes the table's snapshot to `path` atomically; returns the tokens written.
+pub fn save(table: &Table, path: &Path) -> io::Result<usize> {
+    let tmp = path.with_extension("tmp");
+    let (spam, ham) = table.learned();
+    let entries: Vec<(u64, Counts)> = table.entries().collect();
+    let mut buf = Vec::with_capacity(MAGIC.len() + 24 + entries.len() * 16 + 4);
+    buf.extend_from_slice(MAGIC);
+    for v in [spam, ham, entries.len() as u64] {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    for (k, c) in &entries {
+        buf.extend_from_slice(&k.to_le_bytes());
+        buf.extend_from_slice(&c.spam.to_le_bytes());
+        buf.extend_from_slice(&c.ham.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(entries.len())
+}
+
+/// Loads a snapshot into `table` (which should be empty); returns the tokens loaded. A missing
+/// file is an empty table; a damaged one an error, with the table left empty.
+pub fn load(table: &Table, path: &Path) -> io::Result<usize> {
+    let mut buf = Vec::new();
+    match std::fs::File::open(path) {
+        Ok(mut f) => f.read_to_end(&mut buf)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
+    if buf.len() < MAGIC.len() + 28 || !buf.starts_with(MAGIC) {
+        return Err(bad("not a Bayes snapshot"));
+    }
+    let (body, crc) = buf.split_at(buf.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap_or_default()) {
+        return Err(bad("checksum mismatch"));
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap_or_default());
+    let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap_or_default());
+    let h = MAGIC.len();
+    let (spam, ham, n) = (u64_at(h), u64_at(h + 8), u64_at(h + 16) as usize);
+    if body.len() != h + 24 + n.saturating_mul(16) {
+        return Err(bad("length does not match its token count"));
+    }
+    let mut loaded = 0;
+    for i in 0..n {
+        let at = h + 24 + i * 16;
+        if table.restore(u64_at(at), Counts { spam: u32_at(at + 8), ham: u32_at(at + 12) }) {
+            loaded += 1;
+        }
+    }
+    table.restore_learned(spam, ham);
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("mxg-bayes-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trip_and_damage() {
+        let d = dir("store");
+        let path = d.join("bayes.db");
+        let t = Table::new(1000);
+        t.learn(&[10, 20, 30], true);
+        t.learn(&[20, 40], false);
+        assert_eq!(save(&t, &path).unwrap(), 4);
+        let u = Table::new(1000);
+        assert_eq!(load(&u, &path).unwrap(), 4);
+        assert_eq!(u.learned(), (1, 1));
+        for tok in [10, 20, 30, 40, 50] {
+            assert_eq!(u.get(tok), t.get(tok));
+        }
+        // Missing: empty. Damaged anywhere: refused whole.
+        assert_eq!(load(&Table::new(10), &d.join("none.db")).unwrap(), 0);
+        let good = std::fs::read(&path).unwrap();
+        for cut in [5, good.len() / 2, good.len() - 1] {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            assert!(load(&Table::new(1000), &path).is_err(), "cut at {cut}");
+        }
+        let mut flipped = good.clone();
+        flipped[MAGIC.len() + 30] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        let v = Table::new(1000);
+        assert!(load(&v, &path).is_err());
+        assert_eq!(v.learned(), (0, 0));
+        assert!(!d.join("bayes.tmp").exists(), "no temporary file left behind");
+    }
+}

@@ -1,0 +1,187 @@
+//! The gateway's side of Bayes: the table opened at start-up and saved at shutdown, every
+//! scanned message classified (BAYES_SPAM / BAYES_HAM, scored in proportion to how far past its
+//! threshold the probability is), and `mxguard learn` — into the running gateway through the
+//! admin socket, or straight into the table file when no gateway runs.
+//!
+//! Classification is a table read per token (lock-free, on the core that scanned); learning from
+//! files reads and parses them on the admin thread or in the `mxguard learn` process, never on a
+//! core.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mxguard_bayes::Bayes;
+use mxguard_scan::{Found, Report};
+use mxguard_telemetry::Event;
+use mxguard_tuning as k;
+use mxguard_verdict::Symbol;
+
+use crate::in_state_dir;
+
+fn table_file() -> PathBuf {
+    in_state_dir(&k::BAYES_FILE.get_str())
+}
+
+/// Opens the table (the gateway's start-up).
+pub fn start() -> Result<(), String> {
+    if !k::BAYES_ENABLED.get_bool() {
+        return Ok(());
+    }
+    let file = table_file();
+    let tokens = mxguard_bayes::start(&file, |e| Event::new("bayes_error").str("error", e).emit())?;
+    let (spam, ham) = mxguard_bayes::current().map(|b| b.table.learned()).unwrap_or((0, 0));
+    Event::new("bayes_loaded").num("tokens", tokens as u64).num("spam", spam).num("ham", ham).str("file", &file.display().to_string()).emit();
+    Ok(())
+}
+
+/// Saves the table if it changed (the gateway's shutdown).
+pub fn stop() {
+    match mxguard_bayes::save_now() {
+        Ok(Some(n)) => Event::new("bayes_saved").num("tokens", n as u64).emit(),
+        Ok(None) => {}
+        Err(e) => Event::new("bayes_error").str("error", &e.to_string()).emit(),
+    }
+}
+
+/// Whether scans should produce tokens.
+pub fn wanted() -> bool {
+    k::BAYES_ENABLED.get_bool() && mxguard_bayes::current().is_some()
+}
+
+/// Adds BAYES_SPAM or BAYES_HAM to a scan's findings.
+pub fn classify(report: &mut Report) {
+    let Some(b) = mxguard_bayes::current().filter(|_| k::BAYES_ENABLED.get_bool()) else { return };
+    if report.tokens.is_empty() {
+        return;
+    }
+    let Some(p) = b.probability(&report.tokens) else { return };
+    if let Some((name, score)) = symbol_for(p) {
+        report.found.push(Found {
+            check: "bayes",
+            symbol: Symbol { name: name.into(), score, reason: format!("Bayes spam probability {:.4} over {} tokens", p, report.tokens.len()) },
+        });
+    }
+}
+
+/// The symbol and score of a probability with the knobs in force.
+pub fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
+    let (st, ht) = (k::BAYES_SPAM_THRESHOLD.get_f64(), k::BAYES_HAM_THRESHOLD.get_f64());
+    if p >= st {
+        let share = if st >= 1.0 { 1.0 } else { (p - st) / (1.0 - st) };
+        Some(("BAYES_SPAM", k::SCORE_BAYES_SPAM.get_f64() * share.clamp(0.25, 1.0)))
+    } else if p <= ht {
+        let share = if ht <= 0.0 { 1.0 } else { (ht - p) / ht };
+        Some(("BAYES_HAM", k::SCORE_BAYES_HAM.get_f64() * share.clamp(0.25, 1.0)))
+    } else {
+        None
+    }
+}
+
+/// The messages of a path: a file (one message, or an mbox whose first line starts with
+/// `From `), or every file below a directory (sorted, recursively).
+fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            messages_of(&e, out)?;
+        }
+        return Ok(());
+    }
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.starts_with(b"From ") {
+        // mbox: messages start at lines beginning with "From " (">From " is quoted text); the
+        // "From " envelope line itself is not part of the message.
+        let mut starts = vec![0];
+        starts.extend(memchr::memmem::find_iter(&data, b"\nFrom ").map(|p| p + 1));
+        starts.push(data.len());
+        for w in starts.windows(2) {
+            let m = &data[w[0]..w[1]];
+            let body = memchr::memchr(b'\n', m).map_or(&m[m.len()..], |n| &m[n + 1..]);
+            if !body.is_empty() {
+                out.push(body.to_vec());
+            }
+        }
+    } else {
+        out.push(data);
+    }
+    Ok(())
+}
+
+/// Learns every message under `paths` into `b`; `progress(done, total)` after each one.
+pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl FnMut(usize, usize)) -> Result<usize, String> {
+    let mut msgs = Vec::new();
+    for p in paths {
+        messages_of(p, &mut msgs)?;
+    }
+    let total = msgs.len();
+    for (i, raw) in msgs.into_iter().enumerate() {
+        let raw = mxguard_smtp::stuff::to_crlf(&raw);
+        let p = mxguard_scan::mime::parse(&raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
+        let tokens = mxguard_scan::tokens::tokens(&p, k::SCAN_LINKS_MAX.get_usize());
+        b.learn(&tokens, spam);
+        progress(i + 1, total);
+    }
+    Ok(total)
+}
+
+/// The admin socket's `learn spam|ham PATH<TAB>PATH...`: learns into the running gateway.
+pub fn admin_learn(rest: &str) -> Result<String, String> {
+    let (kind, paths) = rest.split_once(' ').ok_or("learn spam|ham PATH...")?;
+    let spam = match kind {
+        "spam" => true,
+        "ham" => false,
+        _ => return Err("learn spam|ham PATH...".into()),
+    };
+    let b = mxguard_bayes::current().ok_or("Bayes is off (bayes.enabled = 0 at start-up)")?;
+    let paths: Vec<PathBuf> = paths.split('\t').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+    let n = learn_paths(b, &paths, spam, |_, _| {})?;
+    let (s, h) = b.table.learned();
+    Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
+    Ok(format!("learnt {n} messages as {kind}; the table holds {s} spam and {h} ham"))
+}
+
+/// `mxguard learn --spam|--ham PATH...`
+pub fn learn_command(args: Vec<String>) -> Result<(), String> {
+    let mut spam = None;
+    let mut paths = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--spam" => spam = Some(true),
+            "--ham" => spam = Some(false),
+            _ => paths.push(PathBuf::from(a)),
+        }
+    }
+    let (Some(spam), false) = (spam, paths.is_empty()) else {
+        return Err("usage: mxguard learn --spam|--ham FILE|DIR|MBOX...".into());
+    };
+    let kind = if spam { "spam" } else { "ham" };
+    let absolute: Vec<String> = paths.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string()).collect();
+    let socket = in_state_dir(&k::ADMIN_SOCKET.get_str());
+    // A running gateway owns the table file: learn through it.
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        for line in crate::admin::request(&socket, &format!("learn {kind} {}", absolute.join("\t")))? {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let file = table_file();
+    let (b, loaded) = Bayes::open(&file, k::BAYES_MAX_TOKENS.get_usize());
+    loaded.map_err(|e| format!("{e} (moved aside; not learning into an empty table by surprise: run again to start afresh)"))?;
+    let mut err = std::io::stderr();
+    let n = learn_paths(&b, &paths, spam, |done, total| {
+        if done % 100 == 0 || done == total {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            let _ = write!(err, "\r[{}{}] {done}/{total} {kind}", "#".repeat(filled), " ".repeat(width - filled));
+            if done == total {
+                let _ = writeln!(err);
+            }
+        }
+    })?;
+    b.save_if_changed().map_err(|e| format!("{}: {e}", file.display()))?;
+    let (s, h) = b.table.learned();
+    println!("learnt {n} messages as {kind} into {}; it holds {s} spam and {h} ham", file.display());
+    Ok(())
+}

@@ -1,0 +1,117 @@
+"""Bayes end to end: `mxguard learn` offline into the table file and live through the running
+gateway's admin socket, classification of mail sent over SMTP (BAYES_SPAM / BAYES_HAM in the
+verdict), the kick-in rule, and the table surviving a restart and a `kill -9` (at most
+`bayes.snapshot_s` of learning lost). Messages come from the SpamAssassin corpus
+(../shared/corpus), train rows of the fixed split for learning, test rows for sending."""
+
+import signal
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import MXGUARD, send_message, wait_for
+from test_content import accepted_symbols, knobs
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """{(set, label): [paths]} of the fixed split, unpacked once for the module."""
+    root = tmp_path_factory.mktemp("corpus")
+    with tarfile.open(SHARED / "spamassassin.tar.gz") as t:
+        t.extractall(root, filter="data")
+    rows = {}
+    for line in (SHARED / "splits" / "spamassassin_seed1.tsv").read_text().splitlines()[1:]:
+        s, label, path = line.split("\t")[:3]
+        rows.setdefault((s, label), []).append(root / path)
+    return rows
+
+
+def learn(state, kind, paths, *extra):
+    d = state.parent / f"learn-{kind}-{len(paths)}"
+    d.mkdir(exist_ok=True)
+    for p in paths:
+        (d / p.name).write_bytes(p.read_bytes())
+    out = subprocess.run([str(MXGUARD), "learn", f"--{kind}", str(d), "--set", f"state.dir={state}", *extra],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def crlf(p):
+    return b"\r\n".join(p.read_bytes().replace(b"\r\n", b"\n").split(b"\n"))
+
+
+def symbols_of(g, n):
+    wait_for(lambda: len(g.events("accepted")) >= n, what=f"{n} accepted messages")
+    return accepted_symbols(g)
+
+
+def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, sink, corpus, tmp_path):
+    g = make_gateway(sink.port, knobs(verdict__tag_score="1000", verdict__quarantine_score="1000", verdict__reject_score="1000",
+                                      bayes__snapshot_s="1"), start=False)
+    g.state.mkdir(parents=True)
+    said = learn(g.state, "spam", corpus[("train", "spam")][:300])
+    assert "learnt 300 messages as spam" in said, said
+    said = learn(g.state, "ham", corpus[("train", "ham")][:300])
+    assert "it holds 300 spam and 300 ham" in said, said
+    g.start()
+    ev = g.wait_events("bayes_loaded")[-1]
+    assert (ev["spam"], ev["ham"]) == (300, 300) and ev["tokens"] > 10000, ev
+    spams, hams = corpus[("test", "spam")][:20], corpus[("test", "ham")][:20]
+    for p in spams + hams:
+        assert send_message(g.port, crlf(p), "sender@client.example", src="127.0.0.90")[0] == 250
+    syms = symbols_of(g, 40)
+    spam_hits = sum("BAYES_SPAM" in s for s in syms[:20])
+    ham_hits = sum("BAYES_HAM" in s for s in syms[20:])
+    assert spam_hits >= 16 and ham_hits >= 16, (spam_hits, ham_hits, syms)
+    assert sum("BAYES_SPAM" in s for s in syms[20:]) <= 1, syms[20:]
+    # Live learning through the admin socket, then a clean stop saves it.
+    said = learn(g.state, "spam", corpus[("train", "spam")][300:310])
+    assert "learnt 10 messages as spam; the table holds 310 spam and 300 ham" in said, said
+    g.stop()
+    assert "bayes_saved" in [e["event"] for e in g.events()]
+    g.start()
+    assert (g.wait_events("bayes_loaded")[-1]["spam"]) == 310
+    # kill -9: learning older than bayes.snapshot_s is on disk.
+    learn(g.state, "ham", corpus[("train", "ham")][300:305])
+    wait_for(lambda: (g.state / "bayes.db").stat().st_mtime > 0 and saved_counts(g.state) == (310, 305), timeout=10,
+             what="the snapshot after live learning")
+    g.kill9()
+    g.start()
+    ev = g.wait_events("bayes_loaded")[-1]
+    assert (ev["spam"], ev["ham"]) == (310, 305), ev
+
+
+def saved_counts(state):
+    data = (state / "bayes.db").read_bytes()
+    h = len(b"MXGBAYES1\n")
+    return int.from_bytes(data[h:h + 8], "little"), int.from_bytes(data[h + 8:h + 16], "little")
+
+
+def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gateway, sink, corpus):
+    g = make_gateway(sink.port, knobs(bayes__min_learned="50"), start=False)
+    g.state.mkdir(parents=True)
+    learn(g.state, "spam", corpus[("train", "spam")][:49])
+    learn(g.state, "ham", corpus[("train", "ham")][:60])
+    g.start()
+    for p in corpus[("test", "spam")][:5]:
+        assert send_message(g.port, crlf(p), "sender@client.example", src="127.0.0.90")[0] in (250, 550)
+    wait_for(lambda: len(g.events("accepted")) + len(g.events("message_rejected")) >= 5, what="5 verdicts")
+    assert not any("BAYES_" in s for s in accepted_symbols(g)), "49 spam learnt: below the kick-in of 50"
+    # One more spam (live) and the classifier speaks.
+    learn(g.state, "spam", corpus[("train", "spam")][49:50])
+    p = corpus[("test", "spam")][0]
+    send_message(g.port, crlf(p), "sender@client.example", src="127.0.0.90")
+    wait_for(lambda: any("BAYES_" in s for s in accepted_symbols(g) + [e.get("symbols", "") for e in g.events("message_rejected")]),
+             what="a Bayes symbol after the kick-in")
+    g.stop()
+    # A damaged file is moved aside, the gateway starts with an empty table and says so.
+    (g.state / "bayes.db").write_bytes(b"MXGBAYES1\ngarbage")
+    g.start()
+    assert "moved aside" in g.wait_events("bayes_error")[-1]["error"]
+    assert g.wait_events("bayes_loaded")[-1]["spam"] == 0
+    assert (g.state / "bayes.bad").exists()
