@@ -472,7 +472,7 @@ mod tests {
                 if lcg(&mut s) % 6 != 0 {
                     for dy in 0..18 {
                         for dx in 0..gw {
-                            let edge = dy < 2 || dy >= 16 || dx < 2 || dx + 2 >= gw || (dx == gw / 2 && dy % 3 == 0);
+                            let edge = !(2..16).contains(&dy) || dx < 2 || dx + 2 >= gw || (dx == gw / 2 && dy % 3 == 0);
                             if edge {
                                 img.put_pixel(x + dx, y + dy, Rgb([20, 20, 160]));
                             }
