@@ -1,5 +1,6 @@
 //! The content scanners over arbitrary bytes as a message: MIME parsing, link extraction, HTML
-//! attribute scanning, attachment magic and zip walking, heuristics, and keyword/rule matching.
+//! attribute scanning, attachment magic and zip walking, heuristics, keyword/rule matching,
+//! pictures and the Bayes tokenizer.
 //! Must never panic or hang, whatever the input.
 #![no_main]
 
@@ -18,5 +19,5 @@ fn tables() -> &'static mxguard_scan::Tables {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mxguard_scan::scan(data, tables(), 1_790_000_000);
+    let _ = mxguard_scan::scan_with(data, tables(), 1_790_000_000, true);
 });
