@@ -115,3 +115,29 @@ def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gat
     assert "moved aside" in g.wait_events("bayes_error")[-1]["error"]
     assert g.wait_events("bayes_loaded")[-1]["spam"] == 0
     assert (g.state / "bayes.bad").exists()
+
+
+def test_the_gateway_learns_from_its_own_verdicts_and_honeypots(make_gateway, sink):
+    from test_content import message, send
+    g = make_gateway(sink.port, knobs(bayes__autolearn_spam_score="50", bayes__autolearn_ham_score="0"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("mortgage, click here\n")
+    (lists / "to-blacklist.txt").write_text("trap@example.test:Honeypot\n")
+    g.start()
+    # Certain spam (a keyword line, score 100): learnt as spam.
+    assert send(g.port, message(body="Low mortgage rates, click here.\r\n"))[0] == 550
+    ev = g.wait_events("bayes_autolearn")[-1]
+    assert (ev["as"], ev["why"], ev["spam"], ev["ham"]) == ("spam", "score", 1, 0), ev
+    # Clean mail (score 0 <= 0 here): learnt as ham.
+    assert send(g.port, message(body="Minutes of Tuesday's meeting are attached.\r\n"))[0] == 250
+    ev = g.wait_events("bayes_autolearn", n=2)[-1]
+    assert (ev["as"], ev["spam"], ev["ham"]) == ("ham", 1, 1), ev
+    # In between (a shouting subject scores a little): not learnt.
+    assert send(g.port, message(subject="READ THIS NOW PLEASE", body="Hello.\r\n"))[0] == 250
+    wait_for(lambda: len(g.events("accepted")) >= 2, what="the third message")
+    # A honeypot hit: learnt as spam whatever it scored.
+    send(g.port, message(body="Hello there, friend.\r\n"), rcpts=("trap@example.test",))
+    ev = g.wait_events("bayes_autolearn", n=3)[-1]
+    assert (ev["as"], ev["why"], ev["spam"]) == ("spam", "honeypot", 2), ev
+    assert len(g.events("bayes_autolearn")) == 3

@@ -211,6 +211,9 @@ impl Handler for Gateway {
             body = crate::authentication::strip_own_results(body, &hostname);
         }
         self.screen.end_transaction(conn.id, &screened, report.as_ref().is_some_and(|r| r.honeypot));
+        if let Some(r) = &report {
+            crate::learning::auto_learn(r, &screened);
+        }
         // A virus refusal is worded as such, then a DMARC one; other refusals below.
         if let Some(reply) = av_reply.or(auth_reply) {
             Event::new("message_rejected")

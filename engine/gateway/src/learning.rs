@@ -77,6 +77,43 @@ pub fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
     }
 }
 
+/// Learns a message from the gateway's own verdicts (`bayes.autolearn`): a honeypot hit or a
+/// score at or above `bayes.autolearn_spam_score` for every recipient as spam, at or below
+/// `bayes.autolearn_ham_score` for every recipient as ham; Bayes's own symbols never count (it
+/// would teach itself its mistakes) and viruses are not learnt (they are not spam text).
+pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
+    let Some(b) = mxguard_bayes::current() else { return };
+    if !k::BAYES_ENABLED.get_bool() || !k::BAYES_AUTOLEARN.get_bool() || report.tokens.is_empty() || verdicts.is_empty() {
+        return;
+    }
+    let has = |prefix: &str| verdicts.iter().any(|v| v.verdict.symbols().iter().any(|s| s.name.starts_with(prefix)));
+    if has("CLAMAV_") {
+        return;
+    }
+    let without_bayes =
+        |v: &crate::screen::RcptVerdict| v.verdict.score() - v.verdict.symbols().iter().filter(|s| s.name.starts_with("BAYES_")).map(|s| s.score).sum::<f64>();
+    let low = verdicts.iter().map(without_bayes).fold(f64::INFINITY, f64::min);
+    let high = verdicts.iter().map(without_bayes).fold(f64::NEG_INFINITY, f64::max);
+    let (spam, why) = if report.honeypot || has("HONEYPOT") {
+        (true, "honeypot")
+    } else if low >= k::BAYES_AUTOLEARN_SPAM_SCORE.get_f64() {
+        (true, "score")
+    } else if high <= k::BAYES_AUTOLEARN_HAM_SCORE.get_f64() {
+        (false, "score")
+    } else {
+        return;
+    };
+    b.learn(&report.tokens, spam);
+    let (s, h) = b.table.learned();
+    Event::new("bayes_autolearn")
+        .str("as", if spam { "spam" } else { "ham" })
+        .str("why", why)
+        .str("score", &mxguard_verdict::fmt_score(if spam { low } else { high }))
+        .num("spam", s)
+        .num("ham", h)
+        .emit();
+}
+
 /// The messages of a path: a file (one message, or an mbox whose first line starts with
 /// `From `), or every file below a directory (sorted, recursively).
 fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {

@@ -477,6 +477,12 @@ registry! {
         "Score of BAYES_SPAM at probability 1.0 (less near bayes.spam_threshold)." }
     SCORE_BAYES_HAM { float "score.bayes_ham", -3.0, [-10000.0, 10000.0], live,
         "Score of BAYES_HAM at probability 0.0 (less near bayes.ham_threshold)." }
+    BAYES_AUTOLEARN { bool "bayes.autolearn", true, live,
+        "Learn from the gateway's own verdicts: mail scoring at least bayes.autolearn_spam_score as spam, at most bayes.autolearn_ham_score as ham (Bayes's own score left out), honeypot hits as spam." }
+    BAYES_AUTOLEARN_SPAM_SCORE { float "bayes.autolearn_spam_score", 12.0, [-10000.0, 10000.0], live,
+        "A message whose every recipient's score (without BAYES_*) is at least this is learnt as spam." }
+    BAYES_AUTOLEARN_HAM_SCORE { float "bayes.autolearn_ham_score", -1.0, [-10000.0, 10000.0], live,
+        "A message whose every recipient's score (without BAYES_*) is at most this is learnt as ham (the default asks for evidence of good mail, such as DKIM and DMARC passing, not just no spam signs)." }
     BAYES_SNAPSHOT_S { int "bayes.snapshot_s", 300, 1..=86400, live,
         "The table is written to bayes.file this often when something was learnt (and at shutdown); a crash loses at most this much learning." }
 
