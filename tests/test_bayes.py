@@ -5,6 +5,7 @@ verdict), the kick-in rule, and the table surviving a restart and a `kill -9` (a
 (../shared/corpus), train rows of the fixed split for learning, test rows for sending."""
 
 import signal
+import smtplib
 import subprocess
 import tarfile
 from pathlib import Path
@@ -141,3 +142,34 @@ def test_the_gateway_learns_from_its_own_verdicts_and_honeypots(make_gateway, si
     ev = g.wait_events("bayes_autolearn", n=3)[-1]
     assert (ev["as"], ev["why"], ev["spam"]) == ("spam", "honeypot", 2), ev
     assert len(g.events("bayes_autolearn")) == 3
+
+
+def test_report_addresses_learn_forwarded_mail_from_the_providers_network_only(make_gateway, sink):
+    from test_content import message, send
+    g = make_gateway(sink.port, knobs(policy__trusted_networks="127.0.0.90/32", bayes__report_spam_address="spam@example.test",
+                                      bayes__report_ham_address="ham@example.test"))
+    one = message(subject="cheap meds", body="Buy cheap meds online now.\r\n").decode()
+    two = message(subject="cheap loans", body="Low rate loans, apply today.\r\n").decode()
+    forward = ("From: User <u@example.test>\r\nTo: spam@example.test\r\nSubject: Fwd: spam\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=\"f\"\r\n\r\n--f\r\nContent-Type: text/plain\r\n\r\nThese are spam.\r\n"
+               f"--f\r\nContent-Type: message/rfc822\r\n\r\n{one}\r\n--f\r\nContent-Type: message/rfc822\r\n\r\n{two}\r\n--f--\r\n").encode()
+    code, text = send(g.port, forward, rcpts=("spam@example.test",))
+    assert code == 250 and b"report learnt" in text, (code, text)
+    ev = g.wait_events("bayes_report")[-1]
+    assert (ev["as"], ev["messages"], ev["spam"], ev["ham"]) == ("spam", 2, 2, 0), ev
+    # A report beside an ordinary recipient: the report is learnt, the recipient gets the mail.
+    code, _ = send(g.port, message(body="Lunch at noon?\r\n"), rcpts=("ham@example.test", "u@example.test"))
+    assert code == 250
+    ev = g.wait_events("bayes_report", n=2)[-1]
+    assert (ev["as"], ev["messages"], ev["ham"]) == ("ham", 1, 1), ev
+    wait_for(lambda: sink.stats()["messages"] == 1, what="the ordinary recipient's copy")
+    # From outside the provider's network: refused at RCPT, nothing learnt.
+    c = smtplib.SMTP(timeout=20, source_address=("127.0.0.91", 0), local_hostname="client.example")
+    c.connect("127.0.0.1", g.port)
+    c.ehlo("client.example")
+    c.mail("x@outside.example")
+    code, text = c.rcpt("spam@example.test")
+    c.quit()
+    assert code == 550 and b"provider's network" in text, (code, text)
+    assert len(g.events("bayes_report")) == 2
+    assert sink.stats()["messages"] == 1, "reports are never delivered"

@@ -130,6 +130,15 @@ impl Handler for Gateway {
         if to.eq_ignore_ascii_case("postmaster") {
             return Ok(());
         }
+        // Report addresses teach Bayes: only the provider's own network may write to them, and
+        // they are not screened (like postmaster).
+        if crate::learning::report_kind(to).is_some() {
+            if crate::screen::trusted(conn.peer.ip()) {
+                return Ok(());
+            }
+            Event::new("rcpt_rejected").str("client", &conn.peer.ip().to_string()).str("rcpt", to).str("reason", "report from outside").emit();
+            return Err(Reply::new(550, "5.7.1", format!("<{to}>: reports are taken from the provider's network only")));
+        }
         let domain = domain_of(to);
         if !routes::current().is_local(&domain) {
             Event::new("rcpt_rejected")
@@ -142,7 +151,32 @@ impl Handler for Gateway {
         self.screen.rcpt(conn.id, &from.address, to)
     }
 
-    async fn message(&self, conn: &ConnInfo, env: Envelope, body: Vec<u8>) -> Reply {
+    async fn message(&self, conn: &ConnInfo, mut env: Envelope, body: Vec<u8>) -> Reply {
+        // Reports to the Bayes report addresses are learnt, never delivered.
+        let reports: Vec<(String, bool)> = env.rcpts.iter().filter_map(|r| crate::learning::report_kind(r).map(|spam| (r.clone(), spam))).collect();
+        if !reports.is_empty() {
+            env.rcpts.retain(|r| crate::learning::report_kind(r).is_none());
+            let body = Arc::new(body);
+            for (address, spam) in &reports {
+                let shared = Arc::clone(&body);
+                let spam = *spam;
+                let n = glommio::executor().spawn_blocking(move || crate::learning::learn_report(&shared, spam)).await;
+                Event::new("bayes_report")
+                    .str("client", &conn.peer.ip().to_string())
+                    .str("from", &env.mail_from)
+                    .str("rcpt", address)
+                    .str("as", if spam { "spam" } else { "ham" })
+                    .num("messages", n as u64)
+                    .num("spam", mxguard_bayes::current().map_or(0, |b| b.table.learned().0))
+                    .num("ham", mxguard_bayes::current().map_or(0, |b| b.table.learned().1))
+                    .emit();
+            }
+            let body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());
+            if env.rcpts.is_empty() {
+                return Reply::new(250, "2.0.0", "Ok: report learnt");
+            }
+            return Box::pin(self.message(conn, env, body)).await;
+        }
         let hostname = k::SMTP_HOSTNAME.get_str();
         let table = routes::current();
         // The verdicts come in RCPT order, as the envelope's recipients (which may also hold

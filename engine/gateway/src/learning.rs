@@ -77,6 +77,41 @@ pub fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
     }
 }
 
+/// Whether `rcpt` is a report address: `Some(true)` spam, `Some(false)` ham.
+pub fn report_kind(rcpt: &str) -> Option<bool> {
+    let is = |knob: &k::Knob| {
+        let a = knob.get_str();
+        !a.is_empty() && a.trim().eq_ignore_ascii_case(rcpt)
+    };
+    if is(&k::BAYES_REPORT_SPAM_ADDRESS) {
+        Some(true)
+    } else if is(&k::BAYES_REPORT_HAM_ADDRESS) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Learns a report (mail sent to a report address): each message attached as message/rfc822,
+/// or the mail itself when none is. Returns how many messages were learnt (0 when Bayes is off).
+pub fn learn_report(raw: &[u8], spam: bool) -> usize {
+    let Some(b) = mxguard_bayes::current() else { return 0 };
+    let (text_max, parts_max, links_max) = (k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize(), k::SCAN_LINKS_MAX.get_usize());
+    let outer = mxguard_scan::mime::parse(raw, text_max, parts_max);
+    let attached = outer.attached_messages();
+    let learn_one = |m: &[u8]| {
+        let p = mxguard_scan::mime::parse(m, text_max, parts_max);
+        b.learn(&mxguard_scan::tokens::tokens(&p, links_max), spam);
+    };
+    if attached.is_empty() {
+        b.learn(&mxguard_scan::tokens::tokens(&outer, links_max), spam);
+        1
+    } else {
+        attached.iter().for_each(|m| learn_one(m));
+        attached.len()
+    }
+}
+
 /// Learns a message from the gateway's own verdicts (`bayes.autolearn`): a honeypot hit or a
 /// score at or above `bayes.autolearn_spam_score` for every recipient as spam, at or below
 /// `bayes.autolearn_ham_score` for every recipient as ham; Bayes's own symbols never count (it

@@ -606,7 +606,7 @@ async fn sender_checks(ip: IpAddr, helo: &str, from: &str) -> (Verdict, Option<m
 }
 
 /// Whether `ip` is in `policy.trusted_networks` (parsed once per change of the knob, per core).
-fn trusted(ip: IpAddr) -> bool {
+pub(crate) fn trusted(ip: IpAddr) -> bool {
     use mxguard_policy::list::List;
     thread_local!(static CACHE: RefCell<(u64, Option<List>)> = const { RefCell::new((u64::MAX, None)) });
     CACHE.with(|c| {

@@ -206,6 +206,13 @@ impl<'a> Parsed<'a> {
         out
     }
 
+    /// The raw bytes of every message attached as `message/rfc822` (a user forwarding mail
+    /// "as attachment"), at the top level only.
+    pub fn attached_messages(&self) -> Vec<&[u8]> {
+        let Some(m) = &self.message else { return Vec::new() };
+        m.attachments().filter_map(|a| a.message()).map(|inner| inner.raw_message()).filter(|r| !r.is_empty()).collect()
+    }
+
     /// Header fields in order, name and decoded (or raw) value.
     pub fn headers(&self) -> Vec<(&str, Cow<'_, str>)> {
         let Some(m) = &self.message else { return Vec::new() };

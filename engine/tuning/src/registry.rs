@@ -483,6 +483,10 @@ registry! {
         "A message whose every recipient's score (without BAYES_*) is at least this is learnt as spam." }
     BAYES_AUTOLEARN_HAM_SCORE { float "bayes.autolearn_ham_score", -1.0, [-10000.0, 10000.0], live,
         "A message whose every recipient's score (without BAYES_*) is at most this is learnt as ham (the default asks for evidence of good mail, such as DKIM and DMARC passing, not just no spam signs)." }
+    BAYES_REPORT_SPAM_ADDRESS { text "bayes.report_spam_address", "", live,
+        "Mail sent to this address (from policy.trusted_networks only) is learnt as spam, not delivered: the messages attached to it as message/rfc822, or the mail itself. Empty: off." }
+    BAYES_REPORT_HAM_ADDRESS { text "bayes.report_ham_address", "", live,
+        "Mail sent to this address (from policy.trusted_networks only) is learnt as ham, not delivered. Empty: off." }
     BAYES_SNAPSHOT_S { int "bayes.snapshot_s", 300, 1..=86400, live,
         "The table is written to bayes.file this often when something was learnt (and at shutdown); a crash loses at most this much learning." }
 
