@@ -351,7 +351,7 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
         r.add("heuristics", sym, score_of(sym), reason);
     }
     if want_tokens {
-        r.tokens = tokens::tokens(&p, k::SCAN_LINKS_MAX.get_usize());
+        r.tokens = tokens::tokens_of(&p, &html, &links, &atts);
     }
     r.found.retain(|f| f.symbol.score != 0.0 || f.symbol.name == "KEYWORD_WL");
     r

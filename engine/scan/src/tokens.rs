@@ -159,6 +159,14 @@ fn html_tags(html: &str, out: &mut Vec<u64>) {
 
 /// The tokens of a parsed message, sorted and without duplicates.
 pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
+    let html = p.html();
+    let links = urls::extract(&p.text, &html, links_max);
+    let atts = p.attachments();
+    tokens_of(p, &html, &links, &atts)
+}
+
+/// [`tokens`] with the HTML parts, links and attachments the caller already has (the scan).
+pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[crate::mime::Attachment<'_>]) -> Vec<u64> {
     let mut out = Vec::with_capacity(p.text.len() / 3 + 64);
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
@@ -197,17 +205,16 @@ pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
     // How far the message travelled and to how many: buckets, not exact numbers.
     out.push(hash(ns::HEADER, format!("received:{}", received.min(6)).as_bytes()));
     out.push(hash(ns::HEADER, format!("recipients:{}", [0, 1, 2, 5, 10, 50].iter().rev().find(|b| recipients >= **b).unwrap_or(&0)).as_bytes()));
-    let html = p.html();
-    for part in &html {
+    for part in html {
         html_tags(part, &mut out);
     }
-    for l in urls::extract(&p.text, &html, links_max) {
+    for l in links {
         out.push(hash(ns::URL, l.host.as_bytes()));
         out.push(hash(ns::URL, l.domain.as_bytes()));
         let first = l.path().split('/').find(|s| !s.is_empty()).unwrap_or("");
         out.push(hash(ns::URL, format!("{}/{}", l.domain, first.to_ascii_lowercase()).as_bytes()));
     }
-    for a in p.attachments() {
+    for a in atts {
         out.push(hash(ns::ATTACHMENT, magic::detect(a.data).name().as_bytes()));
         if let Some(ext) = a.name.and_then(|n| n.rsplit_once('.')).map(|x| x.1.to_ascii_lowercase()) {
             out.push(hash(ns::ATTACHMENT, format!(".{ext}").as_bytes()));
