@@ -59,6 +59,10 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     assert "learnt 300 messages as spam" in said, said
     said = learn(g.state, "ham", corpus[("train", "ham")][:300])
     assert "it holds 300 spam and 300 ham" in said, said
+    # explain reads the same table (and never writes it).
+    out = subprocess.run([str(MXGUARD), "explain", str(corpus[("test", "spam")][0]), "--set", f"state.dir={g.state}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Bayes: spam probability" in out.stdout and "(300 spam, 300 ham learnt)" in out.stdout, out.stdout
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
     assert (ev["spam"], ev["ham"]) == (300, 300) and ev["tokens"] > 10000, ev

@@ -28,8 +28,33 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let tables = mxguard_scan::Tables::load(&lists).map_err(|e| e.join("\n"))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let t0 = std::time::Instant::now();
-    let report = mxguard_scan::scan(&raw, &tables, now);
+    let mut report = mxguard_scan::scan_with(&raw, &tables, now, k::BAYES_ENABLED.get_bool());
     let took = t0.elapsed();
+    // Bayes: the gateway's table file read as it is (never moved or written here).
+    let mut bayes_note = String::new();
+    if k::BAYES_ENABLED.get_bool() {
+        let file = crate::in_state_dir(&k::BAYES_FILE.get_str());
+        let table = mxguard_bayes::table::Table::new(k::BAYES_MAX_TOKENS.get_usize());
+        match mxguard_bayes::store::load(&table, &file) {
+            Ok(_) => {
+                let (spam, ham) = table.learned();
+                let params = mxguard_bayes::classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..Default::default() };
+                match mxguard_bayes::classify::spam_probability(report.tokens.iter().map(|t| table.get(*t)), spam, ham, &params) {
+                    Some(p) => {
+                        bayes_note = format!("  Bayes: spam probability {p:.4} ({spam} spam, {ham} ham learnt)");
+                        if let Some((name, score)) = crate::learning::symbol_for(p) {
+                            report.found.push(mxguard_scan::Found {
+                                check: "bayes",
+                                symbol: mxguard_verdict::Symbol { name: name.into(), score, reason: format!("Bayes spam probability {p:.4}") },
+                            });
+                        }
+                    }
+                    None => bayes_note = format!("  Bayes: no verdict ({spam} spam, {ham} ham learnt; bayes.min_learned = {})", params.min_learned),
+                }
+            }
+            Err(e) => bayes_note = format!("  Bayes: {e}"),
+        }
+    }
     let domain = rcpt.rsplit_once('@').map(|x| x.1).unwrap_or("");
     let d = policy.domains.for_domain(domain);
     println!("{file}: {} bytes, scanned in {:.3} ms", raw.len(), took.as_secs_f64() * 1e3);
@@ -57,6 +82,9 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
             mxguard_av::Outcome::Clean => println!("  ClamAV: clean ({ms:.1} ms)"),
             mxguard_av::Outcome::Error(e) | mxguard_av::Outcome::Unavailable(e) => println!("  ClamAV: not scanned: {e}"),
         }
+    }
+    if !bayes_note.is_empty() {
+        println!("{bayes_note}");
     }
     if !report.link_domains.is_empty() {
         println!("  links to: {}", report.link_domains.join(", "));
