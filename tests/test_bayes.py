@@ -72,6 +72,8 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     syms = symbols_of(g, 40)
     spam_hits = sum("BAYES_SPAM" in s for s in syms[:20])
     ham_hits = sum("BAYES_HAM" in s for s in syms[20:])
+    m = g.metrics()
+    assert m['mxguard_bayes_verdicts_total{symbol="BAYES_SPAM"}'] == sum("BAYES_SPAM" in s for s in syms), m
     assert spam_hits >= 16 and ham_hits >= 16, (spam_hits, ham_hits, syms)
     assert sum("BAYES_SPAM" in s for s in syms[20:]) <= 1, syms[20:]
     # Live learning through the admin socket, then a clean stop saves it.
@@ -146,6 +148,9 @@ def test_the_gateway_learns_from_its_own_verdicts_and_honeypots(make_gateway, si
     ev = g.wait_events("bayes_autolearn", n=3)[-1]
     assert (ev["as"], ev["why"], ev["spam"]) == ("spam", "honeypot", 2), ev
     assert len(g.events("bayes_autolearn")) == 3
+    m = g.metrics()
+    assert m['mxguard_bayes_learned_messages{kind="spam"}'] == 2 and m['mxguard_bayes_learned_messages{kind="ham"}'] == 1, m
+    assert m["mxguard_bayes_tokens"] > 10 and m["mxguard_bayes_dropped_tokens"] == 0
 
 
 def test_report_addresses_learn_forwarded_mail_from_the_providers_network_only(make_gateway, sink):

@@ -30,8 +30,21 @@ pub fn start() -> Result<(), String> {
     let file = table_file();
     let tokens = mxguard_bayes::start(&file, |e| Event::new("bayes_error").str("error", e).emit())?;
     let (spam, ham) = mxguard_bayes::current().map(|b| b.table.learned()).unwrap_or((0, 0));
+    if let Some(b) = mxguard_bayes::current() {
+        publish(b);
+    }
     Event::new("bayes_loaded").num("tokens", tokens as u64).num("spam", spam).num("ham", ham).str("file", &file.display().to_string()).emit();
     Ok(())
+}
+
+/// Publishes the table's state as metrics.
+fn publish(b: &Bayes) {
+    let m = &mxguard_telemetry::METRICS;
+    let (spam, ham) = b.table.learned();
+    m.bayes_tokens.set(b.table.len() as i64);
+    m.bayes_spam_learned.set(spam as i64);
+    m.bayes_ham_learned.set(ham as i64);
+    m.bayes_dropped.set(b.table.dropped() as i64);
 }
 
 /// Saves the table if it changed (the gateway's shutdown).
@@ -56,6 +69,11 @@ pub fn classify(report: &mut Report) {
     }
     let Some(p) = b.probability(&report.tokens) else { return };
     if let Some((name, score)) = symbol_for(p) {
+        if name == "BAYES_SPAM" {
+            mxguard_telemetry::METRICS.bayes_spam.inc();
+        } else {
+            mxguard_telemetry::METRICS.bayes_ham.inc();
+        }
         report.found.push(Found {
             check: "bayes",
             symbol: Symbol { name: name.into(), score, reason: format!("Bayes spam probability {:.4} over {} tokens", p, report.tokens.len()) },
@@ -103,13 +121,15 @@ pub fn learn_report(raw: &[u8], spam: bool) -> usize {
         let p = mxguard_scan::mime::parse(m, text_max, parts_max);
         b.learn(&mxguard_scan::tokens::tokens(&p, links_max), spam);
     };
-    if attached.is_empty() {
+    let n = if attached.is_empty() {
         b.learn(&mxguard_scan::tokens::tokens(&outer, links_max), spam);
         1
     } else {
         attached.iter().for_each(|m| learn_one(m));
         attached.len()
-    }
+    };
+    publish(b);
+    n
 }
 
 /// Learns a message from the gateway's own verdicts (`bayes.autolearn`): a honeypot hit or a
@@ -139,6 +159,7 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
         return;
     };
     b.learn(&report.tokens, spam);
+    publish(b);
     let (s, h) = b.table.learned();
     Event::new("bayes_autolearn")
         .str("as", if spam { "spam" } else { "ham" })
@@ -209,6 +230,7 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     let b = mxguard_bayes::current().ok_or("Bayes is off (bayes.enabled = 0 at start-up)")?;
     let paths: Vec<PathBuf> = paths.split('\t').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
     let n = learn_paths(b, &paths, spam, |_, _| {})?;
+    publish(b);
     let (s, h) = b.table.learned();
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
     Ok(format!("learnt {n} messages as {kind}; the table holds {s} spam and {h} ham"))

@@ -48,6 +48,10 @@ impl Gauge {
     pub fn add(&self, n: i64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
+    #[inline]
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -135,6 +139,14 @@ pub struct Metrics {
     pub av_viruses: Counter,
     /// Messages ClamAV could not answer for (error, timeout, queue full, no signatures).
     pub av_unchecked: Counter,
+    /// Bayes: tokens held, messages learnt of each kind, tokens not learnt for want of room.
+    pub bayes_tokens: Gauge,
+    pub bayes_spam_learned: Gauge,
+    pub bayes_ham_learned: Gauge,
+    pub bayes_dropped: Gauge,
+    /// Bayes verdicts given.
+    pub bayes_spam: Counter,
+    pub bayes_ham: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
     /// Content scan of one message (parse and every scanner).
@@ -183,6 +195,12 @@ pub static METRICS: Metrics = Metrics {
     eod_to_reply: Latency::new(),
     scan_time: Latency::new(),
     av_time: Latency::new(),
+    bayes_tokens: Gauge::new(),
+    bayes_spam_learned: Gauge::new(),
+    bayes_ham_learned: Gauge::new(),
+    bayes_dropped: Gauge::new(),
+    bayes_spam: Counter::new(),
+    bayes_ham: Counter::new(),
     accept_to_delivered: Latency::new(),
     spool_commit: Latency::new(),
     spool_sync: Latency::new(),
@@ -254,6 +272,14 @@ pub fn render() -> String {
     c(&mut o, "mxguard_av_viruses_total", "Messages in which ClamAV found a virus.", m.av_viruses.get());
     c(&mut o, "mxguard_av_unchecked_total", "Messages ClamAV could not scan (error, timeout, queue full, no signatures).", m.av_unchecked.get());
     summary(&mut o, "mxguard_av_seconds", "ClamAV scan of one message, queueing included.", &m.av_time);
+    g(&mut o, "mxguard_bayes_tokens", "Tokens in the Bayes table.", m.bayes_tokens.get());
+    family(&mut o, "mxguard_bayes_learned_messages", "gauge", "Messages the Bayes table has learnt, by kind.");
+    let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"spam\"}} {}", m.bayes_spam_learned.get());
+    let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"ham\"}} {}", m.bayes_ham_learned.get());
+    g(&mut o, "mxguard_bayes_dropped_tokens", "Tokens not learnt because the table was full (raise bayes.max_tokens).", m.bayes_dropped.get());
+    family(&mut o, "mxguard_bayes_verdicts_total", "counter", "Bayes verdicts given, by symbol.");
+    let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_SPAM\"}} {}", m.bayes_spam.get());
+    let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_HAM\"}} {}", m.bayes_ham.get());
     summary(&mut o, "mxguard_accept_to_delivered_seconds", "Message accepted to delivered downstream.", &m.accept_to_delivered);
     summary(&mut o, "mxguard_spool_commit_seconds", "One spool group commit (write and fsync).", &m.spool_commit);
     summary(&mut o, "mxguard_spool_sync_seconds", "The device flush inside one spool commit (the rest of a commit is scheduling).", &m.spool_sync);
