@@ -83,9 +83,14 @@ const ACCOUNT_WORDS: &[&str] = &[
     "billing", "password", "session", "validat", "unlock", "restor", "isapi", "cgi-bin",
 ];
 
+/// Whether `s`, ASCII case folded, contains any of `words`.
+fn contains_any(s: &str, words: &[&str]) -> bool {
+    let s = s.to_ascii_lowercase();
+    words.iter().any(|w| s.contains(w))
+}
+
 fn asks_for_account(path: &str) -> bool {
-    let p = path.to_ascii_lowercase();
-    ACCOUNT_WORDS.iter().any(|w| p.contains(w))
+    contains_any(path, ACCOUNT_WORDS)
 }
 
 /// The words of [`ACCOUNT_WORDS`] that name a login itself (not `cgi-bin` or `update`, which
@@ -103,35 +108,35 @@ fn is_picture(path: &str) -> bool {
 /// `post-auth.example`): the words of [`LOGIN_WORDS`] plus `secur` and `auth`, in the labels
 /// before the public suffix.
 fn login_host(host: &str) -> bool {
-    let h = host.to_ascii_lowercase();
-    LOGIN_WORDS.iter().chain(["secur", "auth"].iter()).any(|w| h.contains(w))
+    contains_any(host, LOGIN_WORDS) || contains_any(host, &["secur", "auth"])
 }
 
 fn asks_to_log_in(path: &str) -> bool {
-    let p = path.to_ascii_lowercase();
-    LOGIN_WORDS.iter().any(|w| p.contains(w))
+    contains_any(path, LOGIN_WORDS)
 }
 
-/// Whether `word` is one of the words of `s` (letters and digits; `Pay.Pal` reads as `paypal`,
-/// `Accounts PayPal` as `accounts`, `paypal`), ASCII case folded.
+/// Letters and digits of `s`, lower case: how names are compared (`Pay.Pal` is `paypal`).
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// The squashed words of a name, empty ones left out.
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(squash).filter(|w| !w.is_empty()).collect()
+}
+
+/// Whether `word` is one of the words of `s` or all of them joined (`Pay.Pal` reads as
+/// `paypal`, `Accounts PayPal` as `accounts`, `paypal`).
 fn names(s: &str, word: &str) -> bool {
-    let mut joined = String::new();
-    for w in s.split_whitespace() {
-        let w: String = w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
-        if w == word {
-            return true;
-        }
-        joined.push_str(&w);
-    }
-    joined == word
+    let w = words(s);
+    w.iter().any(|x| x == word) || w.concat() == word
 }
 
 /// Whether `word` is the whole display name, or its first or last word ("PayPal Security",
 /// "Accounts PayPal"; not "Lockergnome Apple Core").
 fn leads_with(name: &str, word: &str) -> bool {
-    let words: Vec<String> =
-        name.split_whitespace().map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()).filter(|w: &String| !w.is_empty()).collect();
-    words.first().is_some_and(|w| w == word) || words.last().is_some_and(|w| w == word) || words.concat() == word
+    let w = words(name);
+    w.first().is_some_and(|x| x == word) || w.last().is_some_and(|x| x == word) || w.concat() == word
 }
 
 /// Whether the text mentions `word` (case-insensitive substring, also with the punctuation
@@ -208,7 +213,6 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         }
     }
     // The sender names itself (its domain's label, letters only) in the subject or display name.
-    let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect() };
     let claims_sender = !cx.mailing_list
         && from_label.is_some_and(|f| f.len() >= 5 && (squash(cx.subject).contains(f) || squash(cx.from_name).contains(f)));
     // The organisation the display name gives, squashed: its first two and three words
@@ -216,7 +220,7 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
     let display_orgs: Vec<String> = if cx.mailing_list {
         Vec::new()
     } else {
-        let words: Vec<String> = cx.from_name.split_whitespace().map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()).collect();
+        let words: Vec<String> = cx.from_name.split_whitespace().map(squash).collect();
         (2..=3.min(words.len())).map(|n| words[..n].concat()).filter(|o| o.len() >= 8).collect()
     };
     for l in links {
