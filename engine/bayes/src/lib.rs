@@ -50,14 +50,6 @@ impl Bayes {
         self.dirty.store(true, Ordering::Release);
     }
 
-    /// The spam probability of a message's tokens with the knobs in force (`None` before the
-    /// kick-in or when nothing tells).
-    pub fn probability(&self, tokens: &[u64]) -> Option<f64> {
-        let (spam, ham) = self.table.learned();
-        let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
-        classify::spam_probability(tokens.iter().map(|t| self.table.get(*t)), spam, ham, &params)
-    }
-
     /// Writes the snapshot if anything was learnt since the last one.
     pub fn save_if_changed(&self) -> std::io::Result<Option<usize>> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
@@ -71,6 +63,14 @@ impl Bayes {
             }
         }
     }
+}
+
+/// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
+/// before the kick-in, `bayes.min_learned`, or when nothing tells).
+pub fn probability(table: &table::Table, tokens: &[u64]) -> Option<f64> {
+    let (spam, ham) = table.learned();
+    let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
+    classify::spam_probability(tokens.iter().map(|t| table.get(*t)), spam, ham, &params)
 }
 
 static CURRENT: OnceLock<Arc<Bayes>> = OnceLock::new();

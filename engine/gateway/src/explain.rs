@@ -38,18 +38,12 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
         match mxguard_bayes::store::load(&table, &file) {
             Ok(_) => {
                 let (spam, ham) = table.learned();
-                let params = mxguard_bayes::classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..Default::default() };
-                match mxguard_bayes::classify::spam_probability(report.tokens.iter().map(|t| table.get(*t)), spam, ham, &params) {
+                match mxguard_bayes::probability(&table, &report.tokens) {
                     Some(p) => {
                         bayes_note = format!("  Bayes: spam probability {p:.4} ({spam} spam, {ham} ham learnt)");
-                        if let Some((name, score)) = crate::learning::symbol_for(p) {
-                            report.found.push(mxguard_scan::Found {
-                                check: "bayes",
-                                symbol: mxguard_verdict::Symbol { name: name.into(), score, reason: format!("Bayes spam probability {p:.4}") },
-                            });
-                        }
+                        report.found.extend(crate::learning::finding(p, report.tokens.len()));
                     }
-                    None => bayes_note = format!("  Bayes: no verdict ({spam} spam, {ham} ham learnt; bayes.min_learned = {})", params.min_learned),
+                    None => bayes_note = format!("  Bayes: no verdict ({spam} spam, {ham} ham learnt; bayes.min_learned = {})", k::BAYES_MIN_LEARNED.get_u64()),
                 }
             }
             Err(e) => bayes_note = format!("  Bayes: {e}"),

@@ -161,14 +161,15 @@ impl Handler for Gateway {
                 let shared = Arc::clone(&body);
                 let spam = *spam;
                 let n = glommio::executor().spawn_blocking(move || crate::learning::learn_report(&shared, spam)).await;
+                let (spam_learnt, ham_learnt) = mxguard_bayes::current().map_or((0, 0), |b| b.table.learned());
                 Event::new("bayes_report")
                     .str("client", &conn.peer.ip().to_string())
                     .str("from", &env.mail_from)
                     .str("rcpt", address)
                     .str("as", if spam { "spam" } else { "ham" })
                     .num("messages", n as u64)
-                    .num("spam", mxguard_bayes::current().map_or(0, |b| b.table.learned().0))
-                    .num("ham", mxguard_bayes::current().map_or(0, |b| b.table.learned().1))
+                    .num("spam", spam_learnt)
+                    .num("ham", ham_learnt)
                     .emit();
             }
             let body = Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone());

@@ -42,7 +42,7 @@ pub fn image_hash(args: Vec<String>) -> Result<(), String> {
             vec![data]
         } else {
             let raw = mxguard_smtp::stuff::to_crlf(&data);
-            let p = mxguard_scan::mime::parse(&raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
+            let p = mxguard_scan::parse(&raw);
             p.attachments().iter().filter(|a| images::format_of(a.data).is_some()).map(|a| a.data.to_vec()).collect()
         };
         if pictures.is_empty() {

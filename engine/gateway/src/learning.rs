@@ -67,22 +67,25 @@ pub fn classify(report: &mut Report) {
     if report.tokens.is_empty() {
         return;
     }
-    let Some(p) = b.probability(&report.tokens) else { return };
-    if let Some((name, score)) = symbol_for(p) {
-        if name == "BAYES_SPAM" {
+    let Some(p) = mxguard_bayes::probability(&b.table, &report.tokens) else { return };
+    if let Some(f) = finding(p, report.tokens.len()) {
+        if f.symbol.name == "BAYES_SPAM" {
             mxguard_telemetry::METRICS.bayes_spam.inc();
         } else {
             mxguard_telemetry::METRICS.bayes_ham.inc();
         }
-        report.found.push(Found {
-            check: "bayes",
-            symbol: Symbol { name: name.into(), score, reason: format!("Bayes spam probability {:.4} over {} tokens", p, report.tokens.len()) },
-        });
+        report.found.push(f);
     }
 }
 
+/// The BAYES_SPAM or BAYES_HAM finding for a probability, with the knobs in force.
+pub fn finding(p: f64, tokens: usize) -> Option<Found> {
+    let (name, score) = symbol_for(p)?;
+    Some(Found { check: "bayes", symbol: Symbol { name: name.into(), score, reason: format!("Bayes spam probability {p:.4} over {tokens} tokens") } })
+}
+
 /// The symbol and score of a probability with the knobs in force.
-pub fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
+fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
     let (st, ht) = (k::BAYES_SPAM_THRESHOLD.get_f64(), k::BAYES_HAM_THRESHOLD.get_f64());
     if p >= st {
         let share = if st >= 1.0 { 1.0 } else { (p - st) / (1.0 - st) };
@@ -114,18 +117,13 @@ pub fn report_kind(rcpt: &str) -> Option<bool> {
 /// or the mail itself when none is. Returns how many messages were learnt (0 when Bayes is off).
 pub fn learn_report(raw: &[u8], spam: bool) -> usize {
     let Some(b) = mxguard_bayes::current() else { return 0 };
-    let (text_max, parts_max, links_max) = (k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize(), k::SCAN_LINKS_MAX.get_usize());
-    let outer = mxguard_scan::mime::parse(raw, text_max, parts_max);
+    let outer = mxguard_scan::parse(raw);
     let attached = outer.attached_messages();
-    let learn_one = |m: &[u8]| {
-        let p = mxguard_scan::mime::parse(m, text_max, parts_max);
-        b.learn(&mxguard_scan::tokens::tokens(&p, links_max), spam);
-    };
     let n = if attached.is_empty() {
-        b.learn(&mxguard_scan::tokens::tokens(&outer, links_max), spam);
+        b.learn(&mxguard_scan::tokens::tokens(&outer, k::SCAN_LINKS_MAX.get_usize()), spam);
         1
     } else {
-        attached.iter().for_each(|m| learn_one(m));
+        attached.iter().for_each(|m| b.learn(&mxguard_scan::message_tokens(m), spam));
         attached.len()
     };
     publish(b);
@@ -210,10 +208,7 @@ pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl 
     }
     let total = msgs.len();
     for (i, raw) in msgs.into_iter().enumerate() {
-        let raw = mxguard_smtp::stuff::to_crlf(&raw);
-        let p = mxguard_scan::mime::parse(&raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
-        let tokens = mxguard_scan::tokens::tokens(&p, k::SCAN_LINKS_MAX.get_usize());
-        b.learn(&tokens, spam);
+        b.learn(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(&raw)), spam);
         progress(i + 1, total);
     }
     Ok(total)

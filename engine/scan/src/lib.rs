@@ -239,6 +239,18 @@ fn score_of(symbol: &str) -> f64 {
     SCORES.iter().find(|(s, _)| *s == symbol).map(|(_, k)| k.get_f64()).unwrap_or(0.0)
 }
 
+/// Parses a message with the knobs in force (`scan.text_max_bytes`, `scan.parts_max`), as the
+/// scan does.
+pub fn parse(raw: &[u8]) -> mime::Parsed<'_> {
+    mime::parse(raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize())
+}
+
+/// The Bayes tokens of a message on its own (learning from files and reports; a scan gets them
+/// from [`scan_with`] without a second parse).
+pub fn message_tokens(raw: &[u8]) -> Vec<u64> {
+    tokens::tokens(&parse(raw), k::SCAN_LINKS_MAX.get_usize())
+}
+
 /// Scans one message (`raw`: as received, CRLF lines), with the knobs in force.
 pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
     scan_with(raw, tables, now_unix, false)
@@ -247,7 +259,7 @@ pub fn scan(raw: &[u8], tables: &Tables, now_unix: i64) -> Report {
 /// [`scan`], and with `want_tokens` the Bayes tokens of the same parse in [`Report::tokens`].
 pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) -> Report {
     let mut r = Report::default();
-    let p = mime::parse(raw, k::SCAN_TEXT_MAX_BYTES.get_usize(), k::SCAN_PARTS_MAX.get_usize());
+    let p = parse(raw);
     for d in &p.defects {
         r.add("mime", d.symbol(), score_of(d.symbol()), d.reason().to_string());
     }
