@@ -172,8 +172,8 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
     let (mut received, mut recipients) = (0usize, 0usize);
     for (name, value) in p.headers() {
-        out.push(hash(ns::HEADER, name.to_ascii_lowercase().as_bytes()));
         let lname = name.to_ascii_lowercase();
+        out.push(hash(ns::HEADER, lname.as_bytes()));
         let v = value.trim().to_ascii_lowercase();
         match lname.as_str() {
             "from" => {
