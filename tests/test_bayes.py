@@ -1,7 +1,7 @@
 """Bayes end to end: `mxguard learn` offline into the table file and live through the running
 gateway's admin socket, classification of mail sent over SMTP (BAYES_SPAM / BAYES_HAM in the
-verdict), the kick-in rule, and the table surviving a restart and a `kill -9` (at most
-`bayes.snapshot_s` of learning lost). Messages come from the SpamAssassin corpus
+verdict), the kick-in rule, and the table surviving a restart and a `kill -9` (the journal
+keeps what the last snapshot lacks; at most `bayes.journal_sync_ms` of learning lost). Messages come from the SpamAssassin corpus
 (../shared/corpus), train rows of the fixed split for learning, test rows for sending."""
 
 import signal
@@ -53,7 +53,7 @@ def symbols_of(g, n):
 
 def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, sink, corpus, tmp_path):
     g = make_gateway(sink.port, knobs(verdict__tag_score="1000", verdict__quarantine_score="1000", verdict__reject_score="1000",
-                                      bayes__snapshot_s="1"), start=False)
+                                      bayes__snapshot_s="3600", bayes__journal_sync_ms="100"), start=False)
     g.state.mkdir(parents=True)
     said = learn(g.state, "spam", corpus[("train", "spam")][:300])
     assert "learnt 300 messages as spam" in said, said
@@ -83,20 +83,27 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     assert "bayes_saved" in [e["event"] for e in g.events()]
     g.start()
     assert (g.wait_events("bayes_loaded")[-1]["spam"]) == 310
-    # kill -9: learning older than bayes.snapshot_s is on disk.
+    # kill -9 long before the next snapshot: the journal has what was learnt since the last one,
+    # through the admin socket (answered once durable) and auto-learnt (fsync'd within 100 ms).
     learn(g.state, "ham", corpus[("train", "ham")][300:305])
-    wait_for(lambda: (g.state / "bayes.db").stat().st_mtime > 0 and saved_counts(g.state) == (310, 305), timeout=10,
-             what="the snapshot after live learning")
+    from test_content import message, send
+    assert send(g.port, message(body="This is certain spam: XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"))[0] == 550
+    g.wait_events("bayes_autolearn")
+    wait_for(lambda: g.metrics()['mxguard_bayes_learned_messages{kind="spam"}'] == 311, what="the auto-learnt lesson applied")
+    import time
+    time.sleep(0.5)
     g.kill9()
+    # A torn record at the journal's end (a crash mid-append) is left out, nothing else.
+    with open(g.state / "bayes.journal", "ab") as j:
+        j.write(b"\x01\x00\x00\xff\xff")
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
-    assert (ev["spam"], ev["ham"]) == (310, 305), ev
-
-
-def saved_counts(state):
-    data = (state / "bayes.db").read_bytes()
-    h = len(b"MXGBAYES1\n")
-    return int.from_bytes(data[h:h + 8], "little"), int.from_bytes(data[h + 8:h + 16], "little")
+    assert (ev["spam"], ev["ham"]) == (311, 305) and ev["replayed"] == 6 and ev["torn_bytes"] == 5, ev
+    # A clean stop writes a snapshot and an empty journal.
+    g.stop()
+    g.start()
+    ev = g.wait_events("bayes_loaded")[-1]
+    assert (ev["spam"], ev["ham"], ev["replayed"]) == (311, 305, 0), ev
 
 
 def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gateway, sink, corpus):
@@ -135,21 +142,24 @@ def test_the_gateway_learns_from_its_own_verdicts_and_honeypots(make_gateway, si
     # Certain spam (a keyword line, score 100): learnt as spam.
     assert send(g.port, message(body="Low mortgage rates, click here.\r\n"))[0] == 550
     ev = g.wait_events("bayes_autolearn")[-1]
-    assert (ev["as"], ev["why"], ev["spam"], ev["ham"]) == ("spam", "score", 1, 0), ev
+    assert (ev["as"], ev["why"]) == ("spam", "score"), ev
     # Clean mail (score 0 <= 0 here): learnt as ham.
     assert send(g.port, message(body="Minutes of Tuesday's meeting are attached.\r\n"))[0] == 250
     ev = g.wait_events("bayes_autolearn", n=2)[-1]
-    assert (ev["as"], ev["spam"], ev["ham"]) == ("ham", 1, 1), ev
+    assert ev["as"] == "ham", ev
     # In between (a shouting subject scores a little): not learnt.
     assert send(g.port, message(subject="READ THIS NOW PLEASE", body="Hello.\r\n"))[0] == 250
     wait_for(lambda: len(g.events("accepted")) >= 2, what="the third message")
     # A honeypot hit: learnt as spam whatever it scored.
     send(g.port, message(body="Hello there, friend.\r\n"), rcpts=("trap@example.test",))
     ev = g.wait_events("bayes_autolearn", n=3)[-1]
-    assert (ev["as"], ev["why"], ev["spam"]) == ("spam", "honeypot", 2), ev
+    assert (ev["as"], ev["why"]) == ("spam", "honeypot"), ev
     assert len(g.events("bayes_autolearn")) == 3
+    # The learner thread applies them and publishes the counts within bayes.journal_sync_ms.
+    learnt = lambda m: (m['mxguard_bayes_learned_messages{kind="spam"}'], m['mxguard_bayes_learned_messages{kind="ham"}'])
+    wait_for(lambda: learnt(g.metrics()) == (2, 1), what="two spam and one ham learnt")
     m = g.metrics()
-    assert m['mxguard_bayes_learned_messages{kind="spam"}'] == 2 and m['mxguard_bayes_learned_messages{kind="ham"}'] == 1, m
+    assert m["mxguard_bayes_lessons_lost"] == 0, m
     assert m["mxguard_bayes_tokens"] > 10 and m["mxguard_bayes_dropped_tokens"] == 0
 
 

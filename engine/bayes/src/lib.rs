@@ -1,73 +1,373 @@
-//! Learning: the statistical part of the filter (issue 6, in progress).
+//! Learning: the statistical part of the filter.
 //!
 //! `mxguard_scan::tokens` turns a parsed message into 64-bit token hashes (beside the other
 //! scanners, so the message is parsed once); [`table`] holds their spam/ham counts for every
 //! core; [`classify`] combines them into a probability (Robinson-Fisher); [`store`] keeps the
-//! table on disk. [`start`] loads the snapshot and runs a saver thread that writes it again every
-//! `bayes.snapshot_s` when something was learnt (a crash loses at most that much learning; the
-//! journal that narrows it is still to come).
+//! table on disk as a snapshot and [`journal`] every lesson since.
 //!
-//! This crate never does I/O on the scan path and never decides an action.
+//! In the gateway ([`start`]) one learner thread owns every change: lessons reach it through a
+//! bounded queue, it applies them to the table, appends them to the journal (fsync'd every
+//! `bayes.journal_sync_ms`), writes a snapshot every `bayes.snapshot_s`, and evicts stale tokens
+//! by building a smaller copy of the table and swapping it in. Readers on the cores load the
+//! current table through an [`ArcSwap`] (no lock) and read it while it is being learnt into.
+//!
+//! This crate never does I/O on the scan path, never blocks a core (a full queue drops the
+//! lesson and counts it) and never decides an action.
 
 pub mod classify;
+pub mod journal;
 pub mod store;
 pub mod table;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use mxguard_tuning as k;
 
-/// The live table with its file.
+use journal::{Journal, Lesson};
+use table::Table;
+
+/// The snapshot is written early once the journal is larger than this many bytes and larger than
+/// the snapshot would be (replaying it would then cost more than loading one).
+const JOURNAL_EARLY_SNAPSHOT: u64 = 16 << 20;
+
+/// What opening a table found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// Tokens loaded from the snapshot.
+    pub tokens: usize,
+    /// Lessons replayed from the journal.
+    pub replayed: u64,
+    /// Bytes of a torn journal tail left out.
+    pub torn: u64,
+}
+
+/// Work for the learner thread.
+enum Job {
+    Lesson(Lesson),
+    /// Apply everything queued before, make it durable, answer.
+    Flush(Sender<std::io::Result<()>>),
+    /// Flush, write a snapshot if anything changed, answer with the tokens written.
+    Save(Sender<std::io::Result<Option<usize>>>),
+    /// Save and end the thread.
+    Stop(Sender<std::io::Result<Option<usize>>>),
+}
+
+/// What the gateway hears from the learner thread.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// An I/O error (the lesson stays learnt in memory; the next snapshot retries).
+    pub error: fn(&str),
+    /// The table changed and what changed is durable (publish the counts).
+    pub synced: fn(&Table),
+    /// Stale tokens were evicted: (tokens kept, tokens dropped).
+    pub evicted: fn(usize, usize),
+}
+
+/// The live table with its files.
 pub struct Bayes {
-    pub table: table::Table,
+    table: ArcSwap<Table>,
     path: PathBuf,
+    /// Generation of the snapshot on disk (its journal carries the same).
+    generation: AtomicU64,
+    /// Where the journal's last good record ends (from opening; the learner resumes there).
+    journal_good: AtomicU64,
     dirty: AtomicBool,
+    queue: OnceLock<Sender<Job>>,
+    lost: AtomicU64,
+    /// Tokens held at most: the size opened with, or `bayes.max_tokens` as it is now once
+    /// [`start`] ran (the gateway follows the knob live).
+    budget: usize,
+    follow_knob: AtomicBool,
 }
 
 impl Bayes {
-    /// Loads `path` into a table sized for `max_tokens`. A damaged file is moved aside to
-    /// `NAME.bad` and the table starts empty (the error is returned beside it for the log).
-    pub fn open(path: &Path, max_tokens: usize) -> (Bayes, Result<usize, String>) {
-        let table = table::Table::new(max_tokens);
-        let loaded = match store::load(&table, path) {
-            Ok(n) => Ok(n),
+    /// Loads `path` and replays its journal into a table sized for `max_tokens`. A damaged
+    /// snapshot is an error (the caller decides: [`Bayes::open`] moves it aside).
+    fn load(path: &Path, max_tokens: usize) -> Result<(Bayes, Opened), String> {
+        let table = Table::new(max_tokens);
+        let snap = store::load(&table, path).map_err(|e| e.to_string())?;
+        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| apply(&table, &l))
+            .map_err(|e| format!("{}: {e}", journal::path_for(path).display()))?;
+        let b = Bayes {
+            table: ArcSwap::from_pointee(table),
+            path: path.to_path_buf(),
+            generation: AtomicU64::new(snap.generation),
+            journal_good: AtomicU64::new(replay.good_len),
+            dirty: AtomicBool::new(replay.lessons > 0),
+            queue: OnceLock::new(),
+            lost: AtomicU64::new(0),
+            budget: max_tokens,
+            follow_knob: AtomicBool::new(false),
+        };
+        Ok((b, Opened { tokens: snap.tokens, replayed: replay.lessons, torn: replay.torn }))
+    }
+
+    /// Loads `path` and its journal. A damaged snapshot is moved aside to `NAME.bad` and the
+    /// table starts empty (the error is returned beside it for the log).
+    pub fn open(path: &Path, max_tokens: usize) -> (Bayes, Result<Opened, String>) {
+        match Bayes::load(path, max_tokens) {
+            Ok((b, o)) => (b, Ok(o)),
             Err(e) => {
                 let _ = std::fs::rename(path, path.with_extension("bad"));
-                Err(e.to_string())
+                let _ = std::fs::remove_file(journal::path_for(path));
+                let b = Bayes::load(path, max_tokens).map(|x| x.0).unwrap_or_else(|_| Bayes {
+                    table: ArcSwap::from_pointee(Table::new(max_tokens)),
+                    path: path.to_path_buf(),
+                    generation: AtomicU64::new(0),
+                    journal_good: AtomicU64::new(0),
+                    dirty: AtomicBool::new(false),
+                    queue: OnceLock::new(),
+                    lost: AtomicU64::new(0),
+                    budget: max_tokens,
+                    follow_knob: AtomicBool::new(false),
+                });
+                (b, Err(e))
             }
-        };
-        // A failed load may have restored part of the table: start from nothing instead.
-        let table = if loaded.is_err() { table::Table::new(max_tokens) } else { table };
-        (Bayes { table, path: path.to_path_buf(), dirty: AtomicBool::new(false) }, loaded)
+        }
     }
 
-    /// Learns one message's tokens.
+    /// Loads `path` and its journal without changing either (for a reader beside the gateway).
+    pub fn open_read_only(path: &Path, max_tokens: usize) -> Result<(Bayes, Opened), String> {
+        Bayes::load(path, max_tokens)
+    }
+
+    /// The current table (no lock: an atomic load; hold it only while classifying).
+    pub fn table(&self) -> arc_swap::Guard<Arc<Table>> {
+        self.table.load()
+    }
+
+    /// Messages learnt: (spam, ham).
+    pub fn learned(&self) -> (u64, u64) {
+        self.table().learned()
+    }
+
+    /// Tokens held at most.
+    fn limit(&self) -> usize {
+        if self.follow_knob.load(Ordering::Relaxed) {
+            k::BAYES_MAX_TOKENS.get_usize()
+        } else {
+            self.budget
+        }
+    }
+
+    /// Lessons dropped because the learner's queue was full.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Learns (or with `unlearn`, takes back) one message's tokens. With the learner running the
+    /// lesson is queued and applied within moments; when the queue is full it is dropped and
+    /// counted, unless `wait`, which blocks until there is room (never from a core). Without
+    /// the learner (`mxguard learn` offline) it is applied at once.
+    pub fn teach(&self, tokens: &[u64], spam: bool, unlearn: bool, wait: bool) {
+        let lesson = Lesson { tokens: tokens.to_vec(), spam, unlearn, day: table::today() };
+        match self.queue.get() {
+            Some(q) if wait => {
+                if q.send(Job::Lesson(lesson)).is_err() {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(q) => match q.try_send(Job::Lesson(lesson)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            None => {
+                apply(&self.table(), &lesson);
+                self.dirty.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Learns one message's tokens (see [`Bayes::teach`]; never blocks).
     pub fn learn(&self, tokens: &[u64], spam: bool) {
-        self.table.learn(tokens, spam);
-        self.dirty.store(true, Ordering::Release);
+        self.teach(tokens, spam, false, false);
     }
 
-    /// Writes the snapshot if anything was learnt since the last one.
-    pub fn save_if_changed(&self) -> std::io::Result<Option<usize>> {
+    /// Asks the learner thread to do `job` and waits for its answer.
+    fn ask<T>(&self, job: impl FnOnce(Sender<std::io::Result<T>>) -> Job) -> Option<std::io::Result<T>> {
+        let q = self.queue.get()?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        q.send(job(tx)).ok()?;
+        rx.recv().ok()
+    }
+
+    /// Waits until every lesson queued before is applied and durable in the journal.
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.ask(Job::Flush).unwrap_or(Ok(()))
+    }
+
+    /// Writes a snapshot if anything was learnt since the last one (through the learner thread
+    /// when it runs); returns the tokens written.
+    pub fn save(&self) -> std::io::Result<Option<usize>> {
+        if let Some(r) = self.ask(Job::Save) {
+            return r;
+        }
+        let mut journal = None;
+        self.snapshot(&mut journal)
+    }
+
+    /// Snapshot of the next generation, then a fresh journal of it (see [`journal`]).
+    fn snapshot(&self, journal: &mut Option<Journal>) -> std::io::Result<Option<usize>> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(None);
         }
-        match store::save(&self.table, &self.path) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) => {
-                self.dirty.store(true, Ordering::Release);
-                Err(e)
+        let next = self.generation.load(Ordering::Acquire) + 1;
+        let written = store::save(&self.table(), &self.path, next).and_then(|n| {
+            self.generation.store(next, Ordering::Release);
+            *journal = Some(Journal::create(&journal::path_for(&self.path), next)?);
+            Ok(n)
+        });
+        if written.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        written.map(Some)
+    }
+
+    /// Drops stale tokens when due: those not learnt for `bayes.expire_days` (checked when the
+    /// day changes), and the least recently learnt when the table holds 90 % of
+    /// `bayes.max_tokens` (down to 75 %), or when that knob changed. The copy is swapped in;
+    /// readers still holding the old table finish on it.
+    fn evict_if_due(&self, age_checked: &mut u16, hooks: &Hooks) {
+        let limit = self.limit();
+        let t = self.table();
+        let today = table::today();
+        let days = k::BAYES_EXPIRE_DAYS.get_u64().min(u64::from(u16::MAX)) as u16;
+        let oldest = if days == 0 { 0 } else { today.saturating_sub(days) };
+        let stale = days > 0 && *age_checked != today && {
+            *age_checked = today;
+            t.oldest_day().is_some_and(|d| d < oldest)
+        };
+        let full = t.len() >= limit / 10 * 9;
+        let resized = t.capacity() != Table::slots_for(limit);
+        if !(stale || full || resized) {
+            return;
+        }
+        let copy = t.rebuilt(limit, if full { limit / 4 * 3 } else { limit }, oldest);
+        let (kept, before) = (copy.len(), t.len());
+        drop(t);
+        self.table.store(Arc::new(copy));
+        self.dirty.store(true, Ordering::Release);
+        (hooks.evicted)(kept, before.saturating_sub(kept));
+    }
+
+    /// Starts the learner thread: from now on every change goes through it.
+    pub fn start_learner(self: &Arc<Self>, hooks: Hooks) -> Result<(), String> {
+        let path = journal::path_for(&self.path);
+        let journal = Journal::resume(&path, self.generation.load(Ordering::Acquire), self.journal_good.load(Ordering::Acquire))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (tx, rx) = crossbeam_channel::bounded(k::BAYES_QUEUE.get_usize().max(16));
+        self.queue.set(tx).map_err(|_| "the Bayes learner is already running".to_string())?;
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("bayes-learner".into())
+            .spawn(move || me.learner(rx, journal, hooks))
+            .map(|_| ())
+            .map_err(|e| format!("bayes learner thread: {e}"))
+    }
+
+    /// The learner thread's loop.
+    fn learner(&self, rx: Receiver<Job>, journal: Journal, hooks: Hooks) {
+        let mut journal = Some(journal);
+        let mut sync_due: Option<Instant> = None;
+        let mut snapshot_due = Instant::now() + Duration::from_secs(k::BAYES_SNAPSHOT_S.get_u64().max(1));
+        let mut age_checked = 0u16;
+        self.evict_if_due(&mut age_checked, &hooks);
+        let report = |what: &str, e: std::io::Error| (hooks.error)(&format!("{what}: {e}"));
+        // Makes what was appended durable and tells the gateway.
+        let sync = |journal: &mut Option<Journal>, sync_due: &mut Option<Instant>| {
+            if let Some(j) = journal.as_mut() {
+                if let Err(e) = j.sync() {
+                    report("syncing the Bayes journal", e);
+                }
+            }
+            *sync_due = None;
+            (hooks.synced)(&self.table());
+        };
+        loop {
+            let wake = sync_due.map_or(snapshot_due, |s| s.min(snapshot_due));
+            match rx.recv_deadline(wake) {
+                Ok(Job::Lesson(l)) => {
+                    apply(&self.table(), &l);
+                    self.dirty.store(true, Ordering::Release);
+                    if let Some(j) = journal.as_mut() {
+                        if let Err(e) = j.append(&l) {
+                            report("appending to the Bayes journal", e);
+                            journal = None; // the next snapshot starts a fresh one
+                        }
+                    }
+                    let interval = Duration::from_millis(k::BAYES_JOURNAL_SYNC_MS.get_u64());
+                    if interval.is_zero() {
+                        sync(&mut journal, &mut sync_due);
+                    } else if sync_due.is_none() {
+                        sync_due = Some(Instant::now() + interval);
+                    }
+                }
+                Ok(Job::Flush(answer)) => {
+                    let r = journal.as_mut().map_or(Ok(()), |j| j.sync());
+                    sync_due = None;
+                    (hooks.synced)(&self.table());
+                    let _ = answer.send(r);
+                }
+                Ok(Job::Save(answer)) => {
+                    sync(&mut journal, &mut sync_due);
+                    let _ = answer.send(self.snapshot(&mut journal));
+                }
+                Ok(Job::Stop(answer)) => {
+                    sync(&mut journal, &mut sync_due);
+                    let _ = answer.send(self.snapshot(&mut journal));
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if sync_due.is_some_and(|t| now >= t) {
+                sync(&mut journal, &mut sync_due);
+            }
+            // A filling table is checked after every job, not only at snapshots (one atomic load).
+            if self.table().len() >= self.limit() / 10 * 9 {
+                self.evict_if_due(&mut age_checked, &hooks);
+            }
+            let journal_big = journal.as_ref().is_some_and(|j| j.len() > JOURNAL_EARLY_SNAPSHOT && j.len() > self.table().len() as u64 * 20);
+            if now >= snapshot_due || journal_big || journal.is_none() {
+                sync(&mut journal, &mut sync_due);
+                self.evict_if_due(&mut age_checked, &hooks);
+                if journal.is_none() {
+                    self.dirty.store(true, Ordering::Release);
+                }
+                if let Err(e) = self.snapshot(&mut journal) {
+                    report(&format!("saving {}", self.path.display()), e);
+                }
+                snapshot_due = now + Duration::from_secs(k::BAYES_SNAPSHOT_S.get_u64().max(1));
             }
         }
+    }
+
+    /// Ends the learner thread after a last snapshot (tests; the gateway's shutdown saves).
+    pub fn stop_learner(&self) -> std::io::Result<Option<usize>> {
+        self.ask(Job::Stop).unwrap_or(Ok(None))
+    }
+}
+
+/// Applies one lesson to a table.
+fn apply(t: &Table, l: &Lesson) {
+    if l.unlearn {
+        t.unlearn(&l.tokens, l.spam);
+    } else {
+        t.learn_on(&l.tokens, l.spam, l.day);
     }
 }
 
 /// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
 /// before the kick-in, `bayes.min_learned`, or when nothing tells).
-pub fn probability(table: &table::Table, tokens: &[u64]) -> Option<f64> {
+pub fn probability(table: &Table, tokens: &[u64]) -> Option<f64> {
     let (spam, ham) = table.learned();
     let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
     classify::spam_probability(tokens.iter().map(|t| table.get(*t)), spam, ham, &params)
@@ -80,32 +380,144 @@ pub fn current() -> Option<&'static Arc<Bayes>> {
     CURRENT.get()
 }
 
-/// Opens the gateway's table and starts its saver thread; `report` is told of every save error.
-pub fn start(path: &Path, report: fn(&str)) -> Result<usize, String> {
-    let (b, loaded) = Bayes::open(path, k::BAYES_MAX_TOKENS.get_usize());
-    if let Err(e) = &loaded {
-        report(&format!("{e} (moved aside, starting empty)"));
+/// Opens the gateway's table (snapshot plus journal) and starts its learner thread.
+pub fn start(path: &Path, hooks: Hooks) -> Result<Opened, String> {
+    let (b, opened) = Bayes::open(path, k::BAYES_MAX_TOKENS.get_usize());
+    if let Err(e) = &opened {
+        (hooks.error)(&format!("{e} (moved aside, starting empty)"));
     }
+    b.follow_knob.store(true, Ordering::Relaxed);
     let b = Arc::new(b);
     if CURRENT.set(Arc::clone(&b)).is_err() {
         return Err("the Bayes table is already started".into());
     }
-    std::thread::Builder::new()
-        .name("bayes-saver".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(k::BAYES_SNAPSHOT_S.get_u64().max(1)));
-            if let Err(e) = b.save_if_changed() {
-                report(&format!("saving {}: {e}", b.path.display()));
-            }
-        })
-        .map_err(|e| format!("bayes saver thread: {e}"))?;
-    Ok(loaded.unwrap_or(0))
+    b.start_learner(hooks)?;
+    Ok(opened.unwrap_or_default())
 }
 
 /// Saves the gateway's table now if it changed (at shutdown).
 pub fn save_now() -> std::io::Result<Option<usize>> {
     match current() {
-        Some(b) => b.save_if_changed(),
+        Some(b) => b.save(),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mxg-bayes-lib-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const QUIET: Hooks = Hooks { error: |e| panic!("{e}"), synced: |_| {}, evicted: |_, _| {} };
+
+    #[test]
+    fn offline_learning_snapshots_and_replays_the_journal() {
+        let d = dir("offline");
+        let path = d.join("bayes.db");
+        let (b, o) = Bayes::open(&path, 1000);
+        assert_eq!(o.unwrap(), Opened::default());
+        b.learn(&[1, 2], true);
+        assert_eq!(b.save().unwrap(), Some(2));
+        assert_eq!(b.save().unwrap(), None, "nothing new");
+        // A live learner journals; a crash (no snapshot) keeps what the journal holds.
+        let b = Arc::new(Bayes::open(&path, 1000).0);
+        b.start_learner(QUIET).unwrap();
+        b.learn(&[2, 3], false);
+        b.teach(&[1, 2], true, true, true);
+        b.flush().unwrap();
+        assert_eq!(b.learned(), (0, 1));
+        let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
+        assert_eq!(o, Opened { tokens: 2, replayed: 2, torn: 0 });
+        assert_eq!(again.learned(), (0, 1));
+        assert_eq!(again.table().get(2), classify::Counts { spam: 0, ham: 1 });
+        // Stopping writes a snapshot of the next generation and empties the journal.
+        assert_eq!(b.stop_learner().unwrap(), Some(3), "three tokens, one unlearnt to zero counts");
+        let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
+        assert_eq!(o.replayed, 0);
+        assert_eq!(again.table().get(3), classify::Counts { spam: 0, ham: 1 });
+        assert_eq!(again.generation.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_crash_between_snapshot_and_new_journal_applies_nothing_twice() {
+        let d = dir("between");
+        let path = d.join("bayes.db");
+        let (b, _) = Bayes::open(&path, 1000);
+        b.learn(&[5], true);
+        b.save().unwrap(); // generation 1, empty journal of 1
+        let b = Arc::new(Bayes::open(&path, 1000).0);
+        b.start_learner(QUIET).unwrap();
+        b.learn(&[6], true);
+        b.flush().unwrap(); // journal of 1 holds [6]
+        // The snapshot of generation 2 lands, the crash comes before its fresh journal.
+        store::save(&b.table(), &path, 2).unwrap();
+        let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
+        assert_eq!(o.replayed, 0, "the generation-1 journal is already in the snapshot");
+        assert_eq!(again.learned(), (2, 0));
+        assert_eq!(again.table().get(6).spam, 1);
+    }
+
+    #[test]
+    fn eviction_keeps_the_recently_learnt_within_the_budget() {
+        let t = Table::new(10_000);
+        for i in 0..1000u64 {
+            t.learn_on(&[i + 1], i % 2 == 0, (i / 100) as u16);
+        }
+        t.learn_on(&[1], true, 3); // token 1 learnt again on day 3, from two messages
+        let c = t.rebuilt(10_000, 300, 2);
+        assert_eq!(c.len(), 300);
+        assert_eq!(c.learned(), t.learned());
+        for i in 700..1000u64 {
+            assert_eq!(c.get(i + 1), t.get(i + 1), "the newest 300 are kept");
+        }
+        assert_eq!(c.get(1), classify::Counts::default(), "day 3 is older than days 7-9");
+        let c = t.rebuilt(10_000, 10_000, 5);
+        assert_eq!(c.len(), 500, "days 5-9 only");
+        assert_eq!(t.rebuilt(10_000, 10_000, 0).get(1).spam, 2);
+    }
+
+    #[test]
+    fn the_learner_evicts_as_the_table_fills_and_readers_keep_reading() {
+        use std::sync::atomic::AtomicUsize;
+        static EVICTIONS: AtomicUsize = AtomicUsize::new(0);
+        let d = dir("evict");
+        let path = d.join("bayes.db");
+        let b = Arc::new(Bayes::open(&path, 2000).0);
+        b.start_learner(Hooks { evicted: |_, _| {
+            EVICTIONS.fetch_add(1, Ordering::Relaxed);
+        }, ..QUIET }).unwrap();
+        let reader = {
+            let b = Arc::clone(&b);
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while b.learned().0 < 60 {
+                    reads += (0..200u64).map(|t| u64::from(b.table().get(t).spam)).sum::<u64>();
+                }
+                reads
+            })
+        };
+        for m in 0..60u64 {
+            b.teach(&(m * 100..m * 100 + 100).collect::<Vec<u64>>(), true, false, true);
+        }
+        b.flush().unwrap();
+        reader.join().unwrap();
+        let t = b.table();
+        assert!(EVICTIONS.load(Ordering::Relaxed) >= 1);
+        assert!(t.len() < 1800 && t.dropped() == 0, "held {} dropped {}", t.len(), t.dropped());
+        assert_eq!(t.learned(), (60, 0));
+        // All learnt today: the tokens seen in more messages go last (0 is read as 1: two).
+        assert_eq!(t.get(1).spam, 2, "the most-learnt token is kept");
+        let kept = (2..6000u64).filter(|x| t.get(*x).spam == 1).count();
+        assert_eq!(kept + 1, t.len());
+        drop(t);
+        b.stop_learner().unwrap();
+        let (again, _) = Bayes::open_read_only(&path, 2000).unwrap();
+        assert_eq!(again.table().len(), b.table().len(), "the evicted table is what was saved");
     }
 }

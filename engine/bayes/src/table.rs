@@ -9,13 +9,19 @@
 //! writers may learn at once; a claimed key never moves or disappears, so readers need no
 //! fence beyond acquire loads.
 //!
+//! Beside each slot, in a separate array that readers never touch, the day the token was last
+//! learnt: stale tokens are evicted by building a smaller copy ([`Table::rebuilt`]) that the
+//! owner swaps in for the old one (slots are never emptied in place, so a reader never sees a
+//! key with another token's counts).
+//!
 //! Costs: a lookup or an update is one hash-indexed probe and, at 3/4 load, a few more on
-//! average (bounded by [`MAX_PROBE`]). Memory is 16 bytes a slot, fixed at creation. Guarantees:
-//! never blocks, never allocates after creation, never loses an update that found its slot;
-//! when the probe bound is reached (the table is full) the token is not learnt and
-//! [`Table::dropped`] counts it — the budget knob is too small.
+//! average (bounded by [`MAX_PROBE`]). Memory is 18 bytes a slot (16 read by classification),
+//! fixed at creation. Guarantees: never blocks, never allocates after creation, never loses an
+//! update that found its slot; when the probe bound is reached (the table is full) the token is
+//! not learnt and [`Table::dropped`] counts it — eviction runs before that in the gateway.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::classify::Counts;
 
@@ -31,6 +37,8 @@ struct Slot {
 
 pub struct Table {
     slots: Box<[Slot]>,
+    /// Day ([`today`]) each slot's token was last learnt.
+    touched: Box<[AtomicU16]>,
     mask: usize,
     spam_learned: AtomicU64,
     ham_learned: AtomicU64,
@@ -47,6 +55,12 @@ fn key_of(token: u64) -> u64 {
     }
 }
 
+/// Days since 2020-01-01 (UTC), the unit of a token's age (u16: good until 2199).
+pub fn today() -> u16 {
+    let days = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
+    days.saturating_sub(18_262).min(u64::from(u16::MAX)) as u16
+}
+
 fn pack(c: Counts) -> u64 {
     (u64::from(c.spam) << 32) | u64::from(c.ham)
 }
@@ -58,15 +72,21 @@ fn unpack(v: u64) -> Counts {
 impl Table {
     /// A table for up to `tokens` tokens (at least 1,024 slots).
     pub fn new(tokens: usize) -> Table {
-        let slots = (tokens.saturating_mul(4) / 3).max(1024).next_power_of_two();
+        let slots = Table::slots_for(tokens);
         Table {
             slots: (0..slots).map(|_| Slot { key: AtomicU64::new(EMPTY), counts: AtomicU64::new(0) }).collect(),
+            touched: (0..slots).map(|_| AtomicU16::new(0)).collect(),
             mask: slots - 1,
             spam_learned: AtomicU64::new(0),
             ham_learned: AtomicU64::new(0),
             used: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Slots of a table for `tokens` tokens.
+    pub fn slots_for(tokens: usize) -> usize {
+        (tokens.saturating_mul(4) / 3).max(1024).next_power_of_two()
     }
 
     pub fn capacity(&self) -> usize {
@@ -107,8 +127,8 @@ impl Table {
         Counts::default()
     }
 
-    /// The slot of `token`, claimed if new; `None` when the probe bound is reached.
-    fn slot(&self, token: u64) -> Option<&Slot> {
+    /// The index of `token`'s slot, claimed if new; `None` when the probe bound is reached.
+    fn slot(&self, token: u64) -> Option<usize> {
         let key = key_of(token);
         let mut i = key as usize & self.mask;
         for _ in 0..MAX_PROBE {
@@ -118,13 +138,13 @@ impl Table {
                 match s.key.compare_exchange(EMPTY, key, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         self.used.fetch_add(1, Ordering::Relaxed);
-                        return Some(s);
+                        return Some(i);
                     }
                     Err(now) => k = now,
                 }
             }
             if k == key {
-                return Some(s);
+                return Some(i);
             }
             i = (i + 1) & self.mask;
         }
@@ -132,11 +152,12 @@ impl Table {
         None
     }
 
-    /// Adds `by` to each token's counts (saturating at u32::MAX).
-    fn add(&self, tokens: &[u64], by: Counts) {
+    /// Adds `by` to each token's counts (saturating at u32::MAX) and marks it learnt on `day`.
+    fn add(&self, tokens: &[u64], by: Counts, day: u16) {
         for t in tokens {
-            if let Some(s) = self.slot(*t) {
-                let _ = s.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            if let Some(i) = self.slot(*t) {
+                self.touched[i].fetch_max(day, Ordering::Relaxed);
+                let _ = self.slots[i].counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     let c = unpack(v);
                     Some(pack(Counts { spam: c.spam.saturating_add(by.spam), ham: c.ham.saturating_add(by.ham) }))
                 });
@@ -144,9 +165,14 @@ impl Table {
         }
     }
 
-    /// Learns one message's (de-duplicated) tokens as spam or ham.
+    /// Learns one message's (de-duplicated) tokens as spam or ham, today.
     pub fn learn(&self, tokens: &[u64], spam: bool) {
-        self.add(tokens, if spam { Counts { spam: 1, ham: 0 } } else { Counts { spam: 0, ham: 1 } });
+        self.learn_on(tokens, spam, today());
+    }
+
+    /// Learns one message's tokens as spam or ham on `day` (a journal replayed).
+    pub fn learn_on(&self, tokens: &[u64], spam: bool, day: u16) {
+        self.add(tokens, if spam { Counts { spam: 1, ham: 0 } } else { Counts { spam: 0, ham: 1 } }, day);
         // The message count last: a reader never sees more messages than token counts say.
         if spam {
             self.spam_learned.fetch_add(1, Ordering::AcqRel);
@@ -155,24 +181,51 @@ impl Table {
         }
     }
 
-    /// Every token held with its counts (a consistent pair each; the set is a snapshot only when
-    /// no one learns meanwhile).
-    pub fn entries(&self) -> impl Iterator<Item = (u64, Counts)> + '_ {
-        self.slots.iter().filter_map(|s| match s.key.load(Ordering::Acquire) {
+    /// Every token held with its counts and the day it was last learnt (a consistent pair of
+    /// counts each; the set is a snapshot only when no one learns meanwhile).
+    pub fn entries(&self) -> impl Iterator<Item = (u64, Counts, u16)> + '_ {
+        self.slots.iter().zip(self.touched.iter()).filter_map(|(s, d)| match s.key.load(Ordering::Acquire) {
             EMPTY => None,
-            k => Some((k, unpack(s.counts.load(Ordering::Acquire)))),
+            k => Some((k, unpack(s.counts.load(Ordering::Acquire)), d.load(Ordering::Relaxed))),
         })
     }
 
-    /// Puts back a saved token and message counts (loading a snapshot); false when full.
-    pub fn restore(&self, token: u64, counts: Counts) -> bool {
+    /// Puts back a saved token with its counts and day (loading a snapshot); false when full.
+    pub fn restore(&self, token: u64, counts: Counts, day: u16) -> bool {
         match self.slot(token) {
-            Some(s) => {
-                s.counts.store(pack(counts), Ordering::Release);
+            Some(i) => {
+                self.slots[i].counts.store(pack(counts), Ordering::Release);
+                self.touched[i].store(day, Ordering::Relaxed);
                 true
             }
             None => false,
         }
+    }
+
+    /// The day the stalest token was last learnt (`None` when empty). Reads every slot.
+    pub fn oldest_day(&self) -> Option<u16> {
+        self.entries().map(|e| e.2).min()
+    }
+
+    /// A copy for a budget of `tokens` holding at most `keep` tokens: those last learnt before
+    /// `oldest` are left out, and when more than `keep` remain, the most recently learnt are kept
+    /// (on the same day, those learnt from more messages). Tokens whose counts fell to zero
+    /// (unlearnt) are left out too. The message counts carry over. Cost: one pass over the slots
+    /// and a selection over the tokens held (O(n)); the caller swaps the copy in.
+    pub fn rebuilt(&self, tokens: usize, keep: usize, oldest: u16) -> Table {
+        let mut held: Vec<(u64, Counts, u16)> = self.entries().filter(|e| e.2 >= oldest && (e.1.spam > 0 || e.1.ham > 0)).collect();
+        if held.len() > keep {
+            let rank = |e: &(u64, Counts, u16)| (std::cmp::Reverse(e.2), std::cmp::Reverse(u64::from(e.1.spam) + u64::from(e.1.ham)));
+            held.select_nth_unstable_by_key(keep, rank);
+            held.truncate(keep);
+        }
+        let copy = Table::new(tokens);
+        for (k, c, d) in held {
+            copy.restore(k, c, d);
+        }
+        let (spam, ham) = self.learned();
+        copy.restore_learned(spam, ham);
+        copy
     }
 
     pub fn restore_learned(&self, spam: u64, ham: u64) {

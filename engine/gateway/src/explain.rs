@@ -30,13 +30,13 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     let mut report = mxguard_scan::scan_with(&raw, &tables, now, k::BAYES_ENABLED.get_bool());
     let took = t0.elapsed();
-    // Bayes: the gateway's table file read as it is (never moved or written here).
+    // Bayes: the gateway's table file and journal read as they are (never moved or written here).
     let mut bayes_note = String::new();
     if k::BAYES_ENABLED.get_bool() {
         let file = crate::in_state_dir(&k::BAYES_FILE.get_str());
-        let table = mxguard_bayes::table::Table::new(k::BAYES_MAX_TOKENS.get_usize());
-        match mxguard_bayes::store::load(&table, &file) {
-            Ok(_) => {
+        match mxguard_bayes::Bayes::open_read_only(&file, k::BAYES_MAX_TOKENS.get_usize()) {
+            Ok((b, _)) => {
+                let table = b.table();
                 let (spam, ham) = table.learned();
                 match mxguard_bayes::probability(&table, &report.tokens) {
                     Some(p) => {

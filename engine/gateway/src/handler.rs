@@ -161,7 +161,7 @@ impl Handler for Gateway {
                 let shared = Arc::clone(&body);
                 let spam = *spam;
                 let n = glommio::executor().spawn_blocking(move || crate::learning::learn_report(&shared, spam)).await;
-                let (spam_learnt, ham_learnt) = mxguard_bayes::current().map_or((0, 0), |b| b.table.learned());
+                let (spam_learnt, ham_learnt) = mxguard_bayes::current().map_or((0, 0), |b| b.learned());
                 Event::new("bayes_report")
                     .str("client", &conn.peer.ip().to_string())
                     .str("from", &env.mail_from)

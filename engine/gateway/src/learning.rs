@@ -22,29 +22,44 @@ fn table_file() -> PathBuf {
     in_state_dir(&k::BAYES_FILE.get_str())
 }
 
-/// Opens the table (the gateway's start-up).
+/// Opens the table and replays its journal (the gateway's start-up).
 pub fn start() -> Result<(), String> {
     if !k::BAYES_ENABLED.get_bool() {
         return Ok(());
     }
     let file = table_file();
-    let tokens = mxguard_bayes::start(&file, |e| Event::new("bayes_error").str("error", e).emit())?;
-    let (spam, ham) = mxguard_bayes::current().map(|b| b.table.learned()).unwrap_or((0, 0));
+    let hooks = mxguard_bayes::Hooks {
+        error: |e| Event::new("bayes_error").str("error", e).emit(),
+        synced: publish,
+        evicted: |kept, dropped| Event::new("bayes_evicted").num("kept", kept as u64).num("dropped", dropped as u64).emit(),
+    };
+    let opened = mxguard_bayes::start(&file, hooks)?;
+    let (spam, ham) = mxguard_bayes::current().map(|b| b.learned()).unwrap_or((0, 0));
     if let Some(b) = mxguard_bayes::current() {
-        publish(b);
+        publish(&b.table());
     }
-    Event::new("bayes_loaded").num("tokens", tokens as u64).num("spam", spam).num("ham", ham).str("file", &file.display().to_string()).emit();
+    Event::new("bayes_loaded")
+        .num("tokens", opened.tokens as u64)
+        .num("replayed", opened.replayed)
+        .num("torn_bytes", opened.torn)
+        .num("spam", spam)
+        .num("ham", ham)
+        .str("file", &file.display().to_string())
+        .emit();
     Ok(())
 }
 
-/// Publishes the table's state as metrics.
-fn publish(b: &Bayes) {
+/// Publishes the table's state as metrics (the learner thread calls it after each sync).
+fn publish(t: &mxguard_bayes::table::Table) {
     let m = &mxguard_telemetry::METRICS;
-    let (spam, ham) = b.table.learned();
-    m.bayes_tokens.set(b.table.len() as i64);
+    let (spam, ham) = t.learned();
+    m.bayes_tokens.set(t.len() as i64);
     m.bayes_spam_learned.set(spam as i64);
     m.bayes_ham_learned.set(ham as i64);
-    m.bayes_dropped.set(b.table.dropped() as i64);
+    m.bayes_dropped.set(t.dropped() as i64);
+    if let Some(b) = mxguard_bayes::current() {
+        m.bayes_lessons_lost.set(b.lost() as i64);
+    }
 }
 
 /// Saves the table if it changed (the gateway's shutdown).
@@ -67,7 +82,7 @@ pub fn classify(report: &mut Report) {
     if report.tokens.is_empty() {
         return;
     }
-    let Some(p) = mxguard_bayes::probability(&b.table, &report.tokens) else { return };
+    let Some(p) = mxguard_bayes::probability(&b.table(), &report.tokens) else { return };
     if let Some(f) = finding(p, report.tokens.len()) {
         if f.symbol.name == "BAYES_SPAM" {
             mxguard_telemetry::METRICS.bayes_spam.inc();
@@ -119,14 +134,18 @@ pub fn learn_report(raw: &[u8], spam: bool) -> usize {
     let Some(b) = mxguard_bayes::current() else { return 0 };
     let outer = mxguard_scan::parse(raw);
     let attached = outer.attached_messages();
+    // On a blocking thread: waiting for room in the learner's queue is allowed here.
     let n = if attached.is_empty() {
-        b.learn(&mxguard_scan::tokens::tokens(&outer, k::SCAN_LINKS_MAX.get_usize()), spam);
+        b.teach(&mxguard_scan::tokens::tokens(&outer, k::SCAN_LINKS_MAX.get_usize()), spam, false, true);
         1
     } else {
-        attached.iter().for_each(|m| b.learn(&mxguard_scan::message_tokens(m), spam));
+        attached.iter().for_each(|m| b.teach(&mxguard_scan::message_tokens(m), spam, false, true));
         attached.len()
     };
-    publish(b);
+    // The reporter hears "learnt" once it is in the table and the journal.
+    if let Err(e) = b.flush() {
+        Event::new("bayes_error").str("error", &format!("the Bayes journal: {e}")).emit();
+    }
     n
 }
 
@@ -156,15 +175,12 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
     } else {
         return;
     };
+    // Queued for the learner thread (never waits on a core; a full queue drops it, counted).
     b.learn(&report.tokens, spam);
-    publish(b);
-    let (s, h) = b.table.learned();
     Event::new("bayes_autolearn")
         .str("as", if spam { "spam" } else { "ham" })
         .str("why", why)
         .str("score", &mxguard_verdict::fmt_score(if spam { low } else { high }))
-        .num("spam", s)
-        .num("ham", h)
         .emit();
 }
 
@@ -200,7 +216,8 @@ fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
     Ok(())
 }
 
-/// Learns every message under `paths` into `b`; `progress(done, total)` after each one.
+/// Learns every message under `paths` into `b` (waiting for room in the learner's queue, so
+/// never on a core); `progress(done, total)` after each one.
 pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl FnMut(usize, usize)) -> Result<usize, String> {
     let mut msgs = Vec::new();
     for p in paths {
@@ -208,7 +225,7 @@ pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl 
     }
     let total = msgs.len();
     for (i, raw) in msgs.into_iter().enumerate() {
-        b.learn(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(&raw)), spam);
+        b.teach(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(&raw)), spam, false, true);
         progress(i + 1, total);
     }
     Ok(total)
@@ -225,8 +242,9 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     let b = mxguard_bayes::current().ok_or("Bayes is off (bayes.enabled = 0 at start-up)")?;
     let paths: Vec<PathBuf> = paths.split('\t').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
     let n = learn_paths(b, &paths, spam, |_, _| {})?;
-    publish(b);
-    let (s, h) = b.table.learned();
+    // Answer once it is all learnt and in the journal.
+    b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
+    let (s, h) = b.learned();
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
     Ok(format!("learnt {n} messages as {kind}; the table holds {s} spam and {h} ham"))
 }
@@ -269,8 +287,8 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
             }
         }
     })?;
-    b.save_if_changed().map_err(|e| format!("{}: {e}", file.display()))?;
-    let (s, h) = b.table.learned();
+    b.save().map_err(|e| format!("{}: {e}", file.display()))?;
+    let (s, h) = b.learned();
     println!("learnt {n} messages as {kind} into {}; it holds {s} spam and {h} ham", file.display());
     Ok(())
 }

@@ -144,6 +144,7 @@ pub struct Metrics {
     pub bayes_spam_learned: Gauge,
     pub bayes_ham_learned: Gauge,
     pub bayes_dropped: Gauge,
+    pub bayes_lessons_lost: Gauge,
     /// Bayes verdicts given.
     pub bayes_spam: Counter,
     pub bayes_ham: Counter,
@@ -199,6 +200,7 @@ pub static METRICS: Metrics = Metrics {
     bayes_spam_learned: Gauge::new(),
     bayes_ham_learned: Gauge::new(),
     bayes_dropped: Gauge::new(),
+    bayes_lessons_lost: Gauge::new(),
     bayes_spam: Counter::new(),
     bayes_ham: Counter::new(),
     accept_to_delivered: Latency::new(),
@@ -277,6 +279,7 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"spam\"}} {}", m.bayes_spam_learned.get());
     let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"ham\"}} {}", m.bayes_ham_learned.get());
     g(&mut o, "mxguard_bayes_dropped_tokens", "Tokens not learnt because the table was full (raise bayes.max_tokens).", m.bayes_dropped.get());
+    g(&mut o, "mxguard_bayes_lessons_lost", "Messages not learnt because the learner's queue was full (bayes.queue), since start.", m.bayes_lessons_lost.get());
     family(&mut o, "mxguard_bayes_verdicts_total", "counter", "Bayes verdicts given, by symbol.");
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_SPAM\"}} {}", m.bayes_spam.get());
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_HAM\"}} {}", m.bayes_ham.get());

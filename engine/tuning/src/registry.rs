@@ -465,8 +465,8 @@ registry! {
         "Classify every scanned message with the learnt token table (BAYES_SPAM / BAYES_HAM)." }
     BAYES_FILE { text "bayes.file", "bayes.db", restart,
         "The token table's snapshot (in state.dir unless absolute)." }
-    BAYES_MAX_TOKENS { int "bayes.max_tokens", 2000000, 1024..=1_000_000_000, restart,
-        "Tokens the table holds at most (16 bytes a slot, slots a power of two at a load of at most 3/4: 2 M tokens take 64 MB); beyond it new tokens are not learnt." }
+    BAYES_MAX_TOKENS { int "bayes.max_tokens", 2000000, 1024..=1_000_000_000, live,
+        "Tokens the table holds at most (18 bytes a slot, slots a power of two at a load of at most 3/4: 2 M tokens take 72 MB, twice that while stale tokens are evicted); the least recently learnt are dropped as it fills. A change applies within bayes.snapshot_s." }
     BAYES_MIN_LEARNED { int "bayes.min_learned", 200, 1..=100_000_000, live,
         "Spam and ham messages each that must have been learnt before Bayes gives any verdict (the reference's MinEmailsForBayesKickIn, 5000 there)." }
     BAYES_SPAM_THRESHOLD { float "bayes.spam_threshold", 0.95, [0.5, 1.0], live,
@@ -488,7 +488,13 @@ registry! {
     BAYES_REPORT_HAM_ADDRESS { text "bayes.report_ham_address", "", live,
         "Mail sent to this address (from policy.trusted_networks only) is learnt as ham, not delivered. Empty: off." }
     BAYES_SNAPSHOT_S { int "bayes.snapshot_s", 300, 1..=86400, live,
-        "The table is written to bayes.file this often when something was learnt (and at shutdown); a crash loses at most this much learning." }
+        "The table is written to bayes.file this often when something was learnt (and at shutdown, or sooner when the journal outgrows it); the journal holds what was learnt since." }
+    BAYES_JOURNAL_SYNC_MS { int "bayes.journal_sync_ms", 1000, 0..=60000, live,
+        "Lessons are appended to the journal beside bayes.file and fsync'd this often (0: after every lesson); a crash, even kill -9, loses at most this much learning." }
+    BAYES_EXPIRE_DAYS { int "bayes.expire_days", 180, 0..=36500, live,
+        "Tokens not learnt for this many days are dropped (checked once a day; 0: never by age). Independently, when the table holds 90 % of bayes.max_tokens the least recently learnt are dropped down to 75 %." }
+    BAYES_QUEUE { int "bayes.queue", 10000, 16..=1_000_000, restart,
+        "Lessons (messages to learn) waiting for the learner thread at most; auto-learning past it is skipped and counted (mxguard_bayes_lessons_lost); learning from files and reports waits." }
 
     // ---- image spam (engine/scan/src/images.rs) -------------------------------------------------
     IMAGE_THRESHOLD { int "image.threshold", 10, 0..=15, live,
