@@ -188,7 +188,10 @@ impl Handler for Gateway {
         let body = Arc::new(body);
         let av = crate::antivirus::scan(&body, !screened.is_empty() && crate::antivirus::wanted(&screened));
         // DKIM, ARC and DMARC likewise, on the DNS thread.
-        let auth_env = crate::authentication::envelope(self.screen.auth_inputs(conn.id), conn.peer.ip(), &env.helo, &env.mail_from);
+        let auth_inputs = self.screen.auth_inputs(conn.id);
+        // SPF's answer, for the sender domain's reputation (a trusted network has none).
+        let spf = auth_inputs.clone().flatten();
+        let auth_env = crate::authentication::envelope(auth_inputs, conn.peer.ip(), &env.helo, &env.mail_from);
         let auth = crate::authentication::start(&body, if screened.is_empty() { None } else { auth_env });
         // Content: one parse and scan of the message for all recipients. Small mail is scanned
         // here (a thread hop would cost more than its scan); big mail (pictures to decode,
@@ -206,6 +209,7 @@ impl Handler for Gateway {
                 mxguard_scan::scan_with(&body[..], &tables, now, tokens)
             };
             crate::learning::classify(&mut r);
+            crate::traffic::observe(&mut r, &crate::traffic::sender(conn.peer.ip(), spf.as_ref()), screened.len());
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
             Some(r)
         } else {
@@ -245,7 +249,11 @@ impl Handler for Gateway {
         if !auth_header.is_empty() {
             body = crate::authentication::strip_own_results(body, &hostname);
         }
-        self.screen.end_transaction(conn.id, &screened, report.as_ref().is_some_and(|r| r.honeypot));
+        let honeypot = report.as_ref().is_some_and(|r| r.honeypot);
+        self.screen.end_transaction(conn.id, &screened, honeypot);
+        if crate::traffic::record(report.as_ref(), &crate::traffic::sender(conn.peer.ip(), spf.as_ref()), &screened, honeypot) {
+            self.screen.ban_for_reputation(conn.peer.ip());
+        }
         if let Some(r) = &report {
             crate::learning::auto_learn(r, &screened);
         }

@@ -7,6 +7,7 @@
 //! they would never be compared); it only ever appends to the list, never rewrites it.
 
 use std::io::Write;
+use std::path::Path;
 
 use mxguard_scan::images::{self, Look};
 use mxguard_tuning as k;
@@ -75,22 +76,32 @@ pub fn image_hash(args: Vec<String>) -> Result<(), String> {
         }
     }
     if learn && !new_lines.is_empty() {
-        if let Some(dir) = list.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        // A last line without its line end is finished first, not extended.
-        let mut text = if existing.is_empty() || existing.ends_with('\n') { String::new() } else { "\n".to_string() };
-        for (h, l) in &new_lines {
-            // A label is one line of the list: no line breaks, no comment sign.
-            let l: String = l.chars().map(|c| if c.is_control() || c == '#' { ' ' } else { c }).collect();
-            text.push_str(&images::hash_line(*h, l.trim()));
-            text.push('\n');
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&list).map_err(|e| format!("{}: {e}", list.display()))?;
-        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", list.display()))?;
+        let lines: Vec<String> = new_lines.iter().map(|(h, l)| images::hash_line(*h, &list_label(l))).collect();
+        append_lines(&list, &existing, &lines)?;
         println!("learnt {} picture(s) into {}", new_lines.len(), list.display());
     } else if learn {
         println!("nothing new to learn");
     }
     Ok(())
+}
+
+/// A label as one field of a list line: no line breaks, no comment sign.
+pub fn list_label(l: &str) -> String {
+    l.chars().map(|c| if c.is_control() || c == '#' { ' ' } else { c }).collect::<String>().trim().to_string()
+}
+
+/// Appends `lines` to a learnt list (`existing` is what it holds now), fsync'd; never rewrites
+/// it. The running gateway's list watcher reloads it.
+pub fn append_lines(list: &Path, existing: &str, lines: &[String]) -> Result<(), String> {
+    if let Some(dir) = list.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    // A last line without its line end is finished first, not extended.
+    let mut text = if existing.is_empty() || existing.ends_with('\n') { String::new() } else { "\n".to_string() };
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(list).map_err(|e| format!("{}: {e}", list.display()))?;
+    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", list.display()))
 }

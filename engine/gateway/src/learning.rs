@@ -162,10 +162,7 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
     if has("CLAMAV_") {
         return;
     }
-    let without_bayes =
-        |v: &crate::screen::RcptVerdict| v.verdict.score() - v.verdict.symbols().iter().filter(|s| s.name.starts_with("BAYES_")).map(|s| s.score).sum::<f64>();
-    let low = verdicts.iter().map(without_bayes).fold(f64::INFINITY, f64::min);
-    let high = verdicts.iter().map(without_bayes).fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = crate::traffic::score_range(verdicts, &["BAYES_"]);
     let (spam, why) = if report.honeypot || has("HONEYPOT") {
         (true, "honeypot")
     } else if low >= k::BAYES_AUTOLEARN_SPAM_SCORE.get_f64() {
@@ -186,7 +183,7 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
 
 /// The messages of a path: a file (one message, or an mbox whose first line starts with
 /// `From `), or every file below a directory (sorted, recursively).
-fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
+pub fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.flatten().map(|e| e.path()).collect();

@@ -6,6 +6,7 @@
 //! mxguard sysctl --markdown | --conf                       print the generated knob docs / config
 //! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
 //! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
+//! mxguard bulk-signature [--learn] [--label TEXT] FILE...   text fingerprints; learn them as spam
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard version
 //! ```
@@ -18,6 +19,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 mod admin;
 mod antivirus;
 mod authentication;
+mod bulksig;
 mod explain;
 mod greylisting;
 mod handler;
@@ -25,6 +27,7 @@ mod imagehash;
 mod learning;
 mod run;
 mod screen;
+mod traffic;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,7 @@ const USAGE: &str = "usage:
   mxguard reload                    (re-read the list files now)
   mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
   mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
+  mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...   (text fingerprints; --learn lists them as spam)
   mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
   mxguard version";
 
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         "sysctl" => sysctl(args),
         "explain" => explain::explain(args),
         "image-hash" => imagehash::image_hash(args),
+        "bulk-signature" => bulksig::bulk_signature(args),
         "learn" => learning::learn_command(args),
         "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {

@@ -396,15 +396,23 @@ impl Screen {
     pub fn end_transaction(&self, id: u64, rcpts: &[RcptVerdict], honeypot: bool) {
         let mut m = self.conns.borrow_mut();
         let Some(c) = m.get_mut(&id) else { return };
-        let tag = k::VERDICT_TAG_SCORE.get_f64();
         // A whitelisted verdict (trusted network, excluded sender, keyword whitelist) is never
         // spam, whatever its symbols add up to.
-        let spam = rcpts.iter().any(|r| !r.verdict.whitelisted() && (r.action != Action::Deliver || tag > 0.0 && r.verdict.score() >= tag));
+        let spam = crate::traffic::is_spam(rcpts);
         if honeypot && self.bans.ban(c.ip, Instant::now()) {
             ban_event(c.ip, Why::Honeypot).str("by", "keyword").emit();
         }
         if spam {
             self.count_spam(c);
+        }
+    }
+
+    /// Bans a client whose history (engine/traffic) crossed `reputation.ban_*`, unless it is
+    /// banned already.
+    pub fn ban_for_reputation(&self, ip: IpAddr) {
+        let now = Instant::now();
+        if self.bans.banned(ip, now).is_none() && self.bans.ban(ip, now) {
+            ban_event(ip, Why::Reputation).emit();
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Why {
     RepeatedSpam,
     Honeypot,
     DictionaryAttack,
+    /// Its history within reputation.window_s (engine/traffic).
+    Reputation,
 }
 
 impl Why {
@@ -38,6 +40,7 @@ impl Why {
             Why::RepeatedSpam => "repeated spam",
             Why::Honeypot => "honeypot",
             Why::DictionaryAttack => "dictionary attack",
+            Why::Reputation => "reputation",
         }
     }
 }

@@ -49,6 +49,9 @@ pub const CHECKS: &[(&str, &[&str])] = &[
     ("attachments", &["ATTACH_", "ARCHIVE_"]),
     ("images", &["IMAGE_"]),
     ("bayes", &["BAYES_"]),
+    // Recent traffic (engine/traffic): copies of the same text, and the sender's history.
+    ("bulk", &["BULK", "BULK_"]),
+    ("reputation", &["REP_"]),
     // Message authentication (engine/dns/src/auth.rs): off for a domain, its recipients get
     // neither the symbols nor the DMARC policy action.
     ("dkim", &["DKIM_"]),

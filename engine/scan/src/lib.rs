@@ -13,6 +13,7 @@
 //! crate never does I/O while scanning and never decides an action: it only adds symbols.
 
 pub mod attachments;
+pub mod fingerprint;
 pub mod heuristics;
 pub mod images;
 pub mod magic;
@@ -37,11 +38,13 @@ pub const BRANDS: &str = "protected-brands.txt";
 pub const ATTACHMENT_BLACKLIST: &str = "attachment-blacklist.txt";
 /// Perceptual hashes of known spam pictures (`mxguard image-hash --learn` appends to it).
 pub const IMAGE_HASHES: &str = "image-hashes.txt";
+/// Fingerprints of known spam texts (`mxguard bulk-signature --learn` appends to it).
+pub const BULK_SIGNATURES: &str = "bulk-signatures.txt";
 
 /// Every file of the lists directory the scanners read.
 pub fn files() -> Vec<&'static str> {
     let mut v = rules::FILES.to_vec();
-    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST, IMAGE_HASHES]);
+    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST, IMAGE_HASHES, BULK_SIGNATURES]);
     v
 }
 
@@ -55,6 +58,7 @@ pub struct Tables {
     /// Lines of attachment-blacklist.txt (joined with the knob's list at scan time).
     pub attachment_lines: String,
     pub image_hashes: images::Known,
+    pub bulk_signatures: fingerprint::Known,
 }
 
 impl Tables {
@@ -66,6 +70,7 @@ impl Tables {
             brands: phish::DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect(),
             attachment_lines: String::new(),
             image_hashes: images::Known::default(),
+            bulk_signatures: fingerprint::Known::default(),
         }
     }
 
@@ -93,14 +98,29 @@ impl Tables {
         t.shorteners.extend(words(SHORTENERS, &mut errors));
         t.brands.extend(words(BRANDS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
         t.attachment_lines = words(ATTACHMENT_BLACKLIST, &mut errors).join("\n");
-        let hashes = dir.join(IMAGE_HASHES);
-        match std::fs::read_to_string(&hashes) {
-            Ok(s) => match images::Known::parse(&s, &hashes.display().to_string()) {
+        // The learnt lists: a missing file is an empty list.
+        let learnt = |f: &str, errors: &mut Vec<String>| -> Option<(String, String)> {
+            let path = dir.join(f);
+            match std::fs::read_to_string(&path) {
+                Ok(s) => Some((s, path.display().to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", path.display()));
+                    None
+                }
+            }
+        };
+        if let Some((text, name)) = learnt(IMAGE_HASHES, &mut errors) {
+            match images::Known::parse(&text, &name) {
                 Ok(k) => t.image_hashes = k,
                 Err(e) => errors.extend(e),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(format!("{}: {e}", hashes.display())),
+            }
+        }
+        if let Some((text, name)) = learnt(BULK_SIGNATURES, &mut errors) {
+            match fingerprint::Known::parse(&text, &name) {
+                Ok(k) => t.bulk_signatures = k,
+                Err(e) => errors.extend(e),
+            }
         }
         if errors.is_empty() {
             Ok(t)
@@ -110,7 +130,7 @@ impl Tables {
     }
 
     pub fn entries(&self) -> usize {
-        self.rules.len() + self.url_blacklist.len() + self.image_hashes.len()
+        self.rules.len() + self.url_blacklist.len() + self.image_hashes.len() + self.bulk_signatures.len()
     }
 }
 
@@ -152,6 +172,8 @@ pub struct Report {
     pub link_domains: Vec<String>,
     /// The message's Bayes tokens (sorted, unique), when [`scan`] was asked for them.
     pub tokens: Vec<u64>,
+    /// The fingerprint of its text (`None` under `bulk.min_words` words), for bulk counting.
+    pub fingerprint: Option<fingerprint::Bands>,
 }
 
 impl Report {
@@ -171,6 +193,7 @@ pub const GTUBE: &[u8] = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-T
 /// Scores of the fixed symbols, by knob.
 static SCORES: &[(&str, &k::Knob)] = &[
     ("GTUBE", &k::SCORE_GTUBE),
+    ("BULK_KNOWN", &k::SCORE_BULK_KNOWN),
     ("ATTACH_BLOCKED_EXT", &k::SCORE_ATTACH_BLOCKED_EXT),
     ("ATTACH_EXECUTABLE", &k::SCORE_ATTACH_EXECUTABLE),
     ("ATTACH_DOUBLE_EXT", &k::SCORE_ATTACH_DOUBLE_EXT),
@@ -364,6 +387,13 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     }
     if want_tokens {
         r.tokens = tokens::tokens_of(&p, &html, &links, &atts);
+    }
+
+    // Fingerprint: counted by the gateway over recent traffic; known spam texts here.
+    r.fingerprint = fingerprint::fingerprint(&p.text, k::BULK_MIN_WORDS.get_usize());
+    if let Some(label) = r.fingerprint.as_ref().and_then(|f| tables.bulk_signatures.matching(f)) {
+        let label = if label.is_empty() { String::new() } else { format!(" ({label})") };
+        r.add("bulk", "BULK_KNOWN", score_of("BULK_KNOWN"), format!("the text matches a known spam signature of {BULK_SIGNATURES}{label}"));
     }
     r.found.retain(|f| f.symbol.score != 0.0 || f.symbol.name == "KEYWORD_WL");
     r

@@ -145,6 +145,8 @@ pub struct Metrics {
     pub bayes_ham_learned: Gauge,
     pub bayes_dropped: Gauge,
     pub bayes_lessons_lost: Gauge,
+    pub bulk_keys: Gauge,
+    pub reputation_keys: Gauge,
     /// Bayes verdicts given.
     pub bayes_spam: Counter,
     pub bayes_ham: Counter,
@@ -201,6 +203,8 @@ pub static METRICS: Metrics = Metrics {
     bayes_ham_learned: Gauge::new(),
     bayes_dropped: Gauge::new(),
     bayes_lessons_lost: Gauge::new(),
+    bulk_keys: Gauge::new(),
+    reputation_keys: Gauge::new(),
     bayes_spam: Counter::new(),
     bayes_ham: Counter::new(),
     accept_to_delivered: Latency::new(),
@@ -279,6 +283,8 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"spam\"}} {}", m.bayes_spam_learned.get());
     let _ = writeln!(o, "mxguard_bayes_learned_messages{{kind=\"ham\"}} {}", m.bayes_ham_learned.get());
     g(&mut o, "mxguard_bayes_dropped_tokens", "Tokens not learnt because the table was full (raise bayes.max_tokens).", m.bayes_dropped.get());
+    g(&mut o, "mxguard_bulk_fingerprint_bands", "Text fingerprint bands counted over bulk.window_s.", m.bulk_keys.get());
+    g(&mut o, "mxguard_reputation_senders", "Client addresses, networks and domains with history within reputation.window_s.", m.reputation_keys.get());
     g(&mut o, "mxguard_bayes_lessons_lost", "Messages not learnt because the learner's queue was full (bayes.queue), since start.", m.bayes_lessons_lost.get());
     family(&mut o, "mxguard_bayes_verdicts_total", "counter", "Bayes verdicts given, by symbol.");
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_SPAM\"}} {}", m.bayes_spam.get());

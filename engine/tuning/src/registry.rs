@@ -531,4 +531,48 @@ registry! {
         "Runs of two or more blanks (or tabs) allowed in a subject (Max number of spaces in subject line; 0: off)." }
     HEUR_HTML_SHORT_CHARS { int "heuristics.html_short_chars", 200, 0..=100_000, live,
         "An HTML-only message with less visible text than this is HEUR_HTML_ONLY_SHORT." }
+
+    // ---- bulk fingerprints and reputation (engine/traffic) --------------------------------------
+    BULK_WINDOW_S { int "bulk.window_s", 3600, 60..=604800, live,
+        "Copies of the same text are counted over a window this long (seconds; sliding: a text stops counting one to two windows after its last copy)." }
+    BULK_MIN_SOURCES { int "bulk.min_sources", 10, 0..=250, live,
+        "A text sent by at least this many distinct client addresses within bulk.window_s is BULK (0: off). Newsletters come from a few addresses, botnet runs from many." }
+    BULK_SPAM_SCORE { float "bulk.spam_score", 12.0, [-10000.0, 10000.0], live,
+        "A message scoring at least this for every recipient (BAYES_*, BULK_* and REP_* left out), or hitting a honeypot, marks its text as spam: copies within bulk.window_s get BULK_SPAM (the first of a run is analysed, the rest recognised)." }
+    BULK_MIN_WORDS { int "bulk.min_words", 20, 3..=100000, live,
+        "Texts of fewer words than this get no fingerprint (short texts look alike without being copies)." }
+    BULK_MAX_KEYS { int "bulk.max_keys", 1000000, 1024..=100_000_000, live,
+        "Fingerprint bands counted at most (about 60 bytes each; four per message); past it idle and one-off texts are forgotten first." }
+    SCORE_BULK { float "score.bulk", 2.0, [-10000.0, 10000.0], live,
+        "Score of BULK: the same text from bulk.min_sources or more client addresses within bulk.window_s." }
+    SCORE_BULK_SPAM { float "score.bulk_spam", 6.0, [-10000.0, 10000.0], live,
+        "Score of BULK_SPAM: the same text as a message judged spam within bulk.window_s." }
+    SCORE_BULK_KNOWN { float "score.bulk_known", 8.0, [-10000.0, 10000.0], live,
+        "Score of BULK_KNOWN: the text matches a signature of lists/bulk-signatures.txt (learnt with mxguard bulk-signature --learn)." }
+    REPUTATION_WINDOW_S { int "reputation.window_s", 21600, 60..=604800, live,
+        "Client addresses, their /24 (/48 for IPv6) and authenticated sender domains are judged on this much history (seconds; sliding: a sender that stops sending spam is forgotten one to two windows later, the reference's 6-24 h aging)." }
+    REPUTATION_MIN_MESSAGES { int "reputation.min_messages", 5, 1..=1_000_000, live,
+        "Messages a client address (twice as many for its network, as many for a domain) must have sent within the window before its spam ratio counts." }
+    REPUTATION_SPAM_RATIO { float "reputation.spam_ratio", 0.8, [0.0, 1.0], live,
+        "A sender whose share of spam within the window is at least this gets REP_IP_SPAM, REP_NET_SPAM or REP_DOMAIN_SPAM." }
+    REPUTATION_GOOD_MESSAGES { int "reputation.good_messages", 20, 0..=1_000_000, live,
+        "A client address that sent at least this many messages within the window, none of them spam, gets REP_IP_GOOD (0: off)." }
+    REPUTATION_RECIPIENTS { int "reputation.recipients", 1000, 0..=100_000_000, live,
+        "A client address that sent to at least this many recipients within the window gets REP_IP_RECIPIENTS (send volume; 0: off)." }
+    REPUTATION_BAN_MESSAGES { int "reputation.ban_messages", 20, 0..=1_000_000, live,
+        "A client address that sent at least this many messages within the window, a share of reputation.ban_ratio or more of them spam, is put on the temporary ban list (policy.ban_duration_min; 0: off)." }
+    REPUTATION_BAN_RATIO { float "reputation.ban_ratio", 0.95, [0.0, 1.0], live,
+        "Spam share over reputation.ban_messages or more messages that bans a client address." }
+    REPUTATION_MAX_KEYS { int "reputation.max_keys", 1000000, 1024..=100_000_000, live,
+        "Senders (addresses, networks, domains) remembered at most; past it idle and one-off senders are forgotten first." }
+    SCORE_REP_IP_SPAM { float "score.rep_ip_spam", 4.0, [-10000.0, 10000.0], live,
+        "Score of REP_IP_SPAM: the client address sent mostly spam within reputation.window_s." }
+    SCORE_REP_NET_SPAM { float "score.rep_net_spam", 2.0, [-10000.0, 10000.0], live,
+        "Score of REP_NET_SPAM: the client's /24 (/48) sent mostly spam within reputation.window_s." }
+    SCORE_REP_DOMAIN_SPAM { float "score.rep_domain_spam", 3.0, [-10000.0, 10000.0], live,
+        "Score of REP_DOMAIN_SPAM: the sender domain, when SPF passed for it, sent mostly spam within reputation.window_s." }
+    SCORE_REP_IP_GOOD { float "score.rep_ip_good", -1.0, [-10000.0, 10000.0], live,
+        "Score of REP_IP_GOOD: the client address sent reputation.good_messages or more, none spam, within the window." }
+    SCORE_REP_IP_RECIPIENTS { float "score.rep_ip_recipients", 1.0, [-10000.0, 10000.0], live,
+        "Score of REP_IP_RECIPIENTS: the client address sent to reputation.recipients or more recipients within the window." }
 }
