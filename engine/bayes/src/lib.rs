@@ -370,7 +370,7 @@ fn apply(t: &Table, l: &Lesson) {
 pub fn probability(table: &Table, tokens: &[u64]) -> Option<f64> {
     let (spam, ham) = table.learned();
     let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
-    classify::spam_probability(tokens.iter().map(|t| table.get(*t)), spam, ham, &params)
+    classify::spam_probability(table.get_many(tokens).into_iter(), spam, ham, &params)
 }
 
 static CURRENT: OnceLock<Arc<Bayes>> = OnceLock::new();

@@ -127,6 +127,40 @@ impl Table {
         Counts::default()
     }
 
+    /// The counts of many tokens, in order: [`Table::get`] each, with the slot of the token a few
+    /// places ahead prefetched, so the cache misses of a message's tokens (the table is far bigger
+    /// than the caches; each lookup is a miss) overlap instead of queueing one after the other.
+    pub fn get_many(&self, tokens: &[u64]) -> Vec<Counts> {
+        const AHEAD: usize = 12;
+        for t in tokens.iter().take(AHEAD) {
+            self.prefetch(*t);
+        }
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if let Some(next) = tokens.get(i + AHEAD) {
+                    self.prefetch(*next);
+                }
+                self.get(*t)
+            })
+            .collect()
+    }
+
+    /// Hints the CPU to fetch `token`'s first slot into the cache (no effect on the result).
+    #[inline]
+    fn prefetch(&self, token: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let slot: *const Slot = &self.slots[key_of(token) as usize & self.mask];
+            // SAFETY: a prefetch never faults and reads nothing the program sees; the pointer
+            // is to a live slot of this table anyway.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(slot.cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = token;
+    }
+
     /// The index of `token`'s slot, claimed if new; `None` when the probe bound is reached.
     fn slot(&self, token: u64) -> Option<usize> {
         let key = key_of(token);
@@ -154,7 +188,14 @@ impl Table {
 
     /// Adds `by` to each token's counts (saturating at u32::MAX) and marks it learnt on `day`.
     fn add(&self, tokens: &[u64], by: Counts, day: u16) {
-        for t in tokens {
+        const AHEAD: usize = 12;
+        for t in tokens.iter().take(AHEAD) {
+            self.prefetch(*t);
+        }
+        for (n, t) in tokens.iter().enumerate() {
+            if let Some(next) = tokens.get(n + AHEAD) {
+                self.prefetch(*next);
+            }
             if let Some(i) = self.slot(*t) {
                 self.touched[i].fetch_max(day, Ordering::Relaxed);
                 let _ = self.slots[i].counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
