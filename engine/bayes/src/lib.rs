@@ -299,7 +299,9 @@ impl Bayes {
                     if let Some(j) = journal.as_mut() {
                         if let Err(e) = j.append(&l) {
                             report("appending to the Bayes journal", e);
-                            journal = None; // the next snapshot starts a fresh one
+                            // A snapshot now starts a fresh one (retried every bayes.snapshot_s).
+                            journal = None;
+                            snapshot_due = Instant::now();
                         }
                     }
                     let interval = Duration::from_millis(k::BAYES_JOURNAL_SYNC_MS.get_u64());
@@ -336,7 +338,7 @@ impl Bayes {
                 self.evict_if_due(&mut age_checked, &hooks);
             }
             let journal_big = journal.as_ref().is_some_and(|j| j.len() > JOURNAL_EARLY_SNAPSHOT && j.len() > self.table().len() as u64 * 20);
-            if now >= snapshot_due || journal_big || journal.is_none() {
+            if now >= snapshot_due || journal_big {
                 sync(&mut journal, &mut sync_due);
                 self.evict_if_due(&mut age_checked, &hooks);
                 if journal.is_none() {
@@ -371,6 +373,22 @@ pub fn probability(table: &Table, tokens: &[u64]) -> Option<f64> {
     let (spam, ham) = table.learned();
     let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
     classify::spam_probability(table.get_many(tokens).into_iter(), spam, ham, &params)
+}
+
+/// The symbol and score of a probability with the knobs in force: BAYES_SPAM at or above
+/// `bayes.spam_threshold`, BAYES_HAM at or below `bayes.ham_threshold`, each scored in proportion
+/// to how far past its threshold the probability is (at least a quarter of its score knob).
+pub fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
+    let (st, ht) = (k::BAYES_SPAM_THRESHOLD.get_f64(), k::BAYES_HAM_THRESHOLD.get_f64());
+    if p >= st {
+        let share = if st >= 1.0 { 1.0 } else { (p - st) / (1.0 - st) };
+        Some(("BAYES_SPAM", k::SCORE_BAYES_SPAM.get_f64() * share.clamp(0.25, 1.0)))
+    } else if p <= ht {
+        let share = if ht <= 0.0 { 1.0 } else { (ht - p) / ht };
+        Some(("BAYES_HAM", k::SCORE_BAYES_HAM.get_f64() * share.clamp(0.25, 1.0)))
+    } else {
+        None
+    }
 }
 
 static CURRENT: OnceLock<Arc<Bayes>> = OnceLock::new();

@@ -95,22 +95,8 @@ pub fn classify(report: &mut Report) {
 
 /// The BAYES_SPAM or BAYES_HAM finding for a probability, with the knobs in force.
 pub fn finding(p: f64, tokens: usize) -> Option<Found> {
-    let (name, score) = symbol_for(p)?;
+    let (name, score) = mxguard_bayes::symbol_for(p)?;
     Some(Found { check: "bayes", symbol: Symbol { name: name.into(), score, reason: format!("Bayes spam probability {p:.4} over {tokens} tokens") } })
-}
-
-/// The symbol and score of a probability with the knobs in force.
-fn symbol_for(p: f64) -> Option<(&'static str, f64)> {
-    let (st, ht) = (k::BAYES_SPAM_THRESHOLD.get_f64(), k::BAYES_HAM_THRESHOLD.get_f64());
-    if p >= st {
-        let share = if st >= 1.0 { 1.0 } else { (p - st) / (1.0 - st) };
-        Some(("BAYES_SPAM", k::SCORE_BAYES_SPAM.get_f64() * share.clamp(0.25, 1.0)))
-    } else if p <= ht {
-        let share = if ht <= 0.0 { 1.0 } else { (ht - p) / ht };
-        Some(("BAYES_HAM", k::SCORE_BAYES_HAM.get_f64() * share.clamp(0.25, 1.0)))
-    } else {
-        None
-    }
 }
 
 /// Whether `rcpt` is a report address: `Some(true)` spam, `Some(false)` ham.
