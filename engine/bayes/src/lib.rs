@@ -31,9 +31,10 @@ use mxguard_tuning as k;
 use journal::{Journal, Lesson};
 use table::Table;
 
-/// The snapshot is written early once the journal is larger than this many bytes and larger than
-/// the snapshot would be (replaying it would then cost more than loading one).
-const JOURNAL_EARLY_SNAPSHOT: u64 = 16 << 20;
+/// The snapshot is written early once the journal is larger than this many bytes and twice the
+/// snapshot's size (replaying it would then cost more than loading one; bulk learning should not
+/// rewrite the whole table every few seconds).
+const JOURNAL_EARLY_SNAPSHOT: u64 = 64 << 20;
 
 /// What opening a table found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -272,8 +273,14 @@ impl Bayes {
             .map_err(|e| format!("bayes learner thread: {e}"))
     }
 
-    /// The learner thread's loop.
+    /// The learner thread's loop. It runs at a lower CPU priority (nice 10) than the cores: its
+    /// work can wait, mail cannot.
     fn learner(&self, rx: Receiver<Job>, journal: Journal, hooks: Hooks) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a system call on this thread's own id; on failure it keeps its priority.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::syscall(libc::SYS_gettid) as libc::id_t, 10);
+        }
         let mut journal = Some(journal);
         let mut sync_due: Option<Instant> = None;
         let mut snapshot_due = Instant::now() + Duration::from_secs(k::BAYES_SNAPSHOT_S.get_u64().max(1));
@@ -337,7 +344,7 @@ impl Bayes {
             if self.table().len() >= self.limit() / 10 * 9 {
                 self.evict_if_due(&mut age_checked, &hooks);
             }
-            let journal_big = journal.as_ref().is_some_and(|j| j.len() > JOURNAL_EARLY_SNAPSHOT && j.len() > self.table().len() as u64 * 20);
+            let journal_big = journal.as_ref().is_some_and(|j| j.len() > JOURNAL_EARLY_SNAPSHOT && j.len() > self.table().len() as u64 * 40);
             if now >= snapshot_due || journal_big {
                 sync(&mut journal, &mut sync_due);
                 self.evict_if_due(&mut age_checked, &hooks);

@@ -224,12 +224,41 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     };
     let b = mxguard_bayes::current().ok_or("Bayes is off (bayes.enabled = 0 at start-up)")?;
     let paths: Vec<PathBuf> = paths.split('\t').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+    // Reading and parsing a corpus is bulk work: it runs at the lowest CPU priority so that the
+    // cores carrying mail keep their time (measured in benches/learning_load.py).
+    let _low = LowPriority::enter();
     let n = learn_paths(b, &paths, spam, |_, _| {})?;
     // Answer once it is all learnt and in the journal.
     b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
     let (s, h) = b.learned();
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
     Ok(format!("learnt {n} messages as {kind}; the table holds {s} spam and {h} ham"))
+}
+
+/// The calling thread at nice 19 until dropped (Linux: a thread's own priority).
+struct LowPriority(libc::c_int);
+
+impl LowPriority {
+    fn enter() -> LowPriority {
+        // SAFETY: plain system calls on the calling thread's id; failures leave it as it was.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            let was = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+            LowPriority(was)
+        }
+    }
+}
+
+impl Drop for LowPriority {
+    fn drop(&mut self) {
+        // SAFETY: as in enter. Raising it back may need CAP_SYS_NICE; without it the admin
+        // thread simply stays low, which only slows later admin commands.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, self.0);
+        }
+    }
 }
 
 /// `mxguard learn --spam|--ham PATH...`
