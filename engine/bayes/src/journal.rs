@@ -58,8 +58,13 @@ pub fn replay(path: &Path, generation: u64, mut apply: impl FnMut(Lesson)) -> io
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replayed::default()),
         Err(e) => return Err(e),
     };
+    Ok(replay_bytes(&buf, generation, apply))
+}
+
+/// [`replay`] of a journal already read.
+pub fn replay_bytes(buf: &[u8], generation: u64, mut apply: impl FnMut(Lesson)) -> Replayed {
     if buf.len() < HEADER || !buf.starts_with(MAGIC) || u64::from_le_bytes(buf[9..17].try_into().unwrap_or_default()) != generation {
-        return Ok(Replayed { torn: buf.len() as u64, ..Replayed::default() });
+        return Replayed { torn: buf.len() as u64, ..Replayed::default() };
     }
     let mut at = HEADER;
     let mut lessons = 0;
@@ -68,7 +73,29 @@ pub fn replay(path: &Path, generation: u64, mut apply: impl FnMut(Lesson)) -> io
         lessons += 1;
         at += len;
     }
-    Ok(Replayed { lessons, good_len: at as u64, torn: (buf.len() - at) as u64 })
+    Replayed { lessons, good_len: at as u64, torn: (buf.len() - at) as u64 }
+}
+
+/// A journal's header for `generation` (for tools and tests that build one in memory).
+pub fn header(generation: u64) -> Vec<u8> {
+    let mut h = MAGIC.to_vec();
+    h.extend_from_slice(&generation.to_le_bytes());
+    h
+}
+
+/// One lesson's record as the journal stores it.
+pub fn record(l: &Lesson) -> Vec<u8> {
+    let kind = u8::from(l.spam) | (u8::from(l.unlearn) << 1);
+    let mut rec = Vec::with_capacity(11 + l.tokens.len() * 8);
+    rec.push(kind);
+    rec.extend_from_slice(&l.day.to_le_bytes());
+    rec.extend_from_slice(&(l.tokens.len() as u32).to_le_bytes());
+    for t in &l.tokens {
+        rec.extend_from_slice(&t.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&rec);
+    rec.extend_from_slice(&crc.to_le_bytes());
+    rec
 }
 
 /// The record at the start of `b` and its length, if whole and undamaged.
@@ -111,8 +138,7 @@ impl Journal {
     pub fn create(path: &Path, generation: u64) -> io::Result<Journal> {
         let tmp = path.with_extension("journal.tmp");
         let mut f = File::create(&tmp)?;
-        f.write_all(MAGIC)?;
-        f.write_all(&generation.to_le_bytes())?;
+        f.write_all(&header(generation))?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
@@ -123,16 +149,7 @@ impl Journal {
 
     /// Appends a lesson (buffered; durable after the next [`Journal::sync`]).
     pub fn append(&mut self, l: &Lesson) -> io::Result<()> {
-        let kind = u8::from(l.spam) | (u8::from(l.unlearn) << 1);
-        let mut rec = Vec::with_capacity(11 + l.tokens.len() * 8);
-        rec.push(kind);
-        rec.extend_from_slice(&l.day.to_le_bytes());
-        rec.extend_from_slice(&(l.tokens.len() as u32).to_le_bytes());
-        for t in &l.tokens {
-            rec.extend_from_slice(&t.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&rec);
-        rec.extend_from_slice(&crc.to_le_bytes());
+        let rec = record(l);
         self.file.write_all(&rec)?;
         self.len += rec.len() as u64;
         self.unsynced = true;

@@ -65,7 +65,12 @@ pub fn load(table: &Table, path: &Path) -> io::Result<Loaded> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
     };
-    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
+    load_bytes(table, &buf, &path.display().to_string())
+}
+
+/// [`load`] of a snapshot already read (`name` for the errors).
+pub fn load_bytes(table: &Table, buf: &[u8], name: &str) -> io::Result<Loaded> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {why}"));
     if buf.len() < MAGIC.len() + 36 || !buf.starts_with(MAGIC) {
         return Err(bad("not a Bayes snapshot"));
     }
@@ -77,7 +82,7 @@ pub fn load(table: &Table, path: &Path) -> io::Result<Loaded> {
     let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap_or_default());
     let h = MAGIC.len();
     let (generation, spam, ham, n) = (u64_at(h), u64_at(h + 8), u64_at(h + 16), u64_at(h + 24) as usize);
-    if body.len() != h + 32 + n.saturating_mul(ENTRY) {
+    if n.checked_mul(ENTRY).and_then(|b| b.checked_add(h + 32)) != Some(body.len()) {
         return Err(bad("length does not match its token count"));
     }
     let mut tokens = 0;
@@ -134,5 +139,14 @@ mod tests {
         assert!(load(&v, &path).is_err());
         assert_eq!(v.learned(), (0, 0));
         assert!(!d.join("bayes.tmp").exists(), "no temporary file left behind");
+        // A token count whose byte length overflows (found by fuzz/learning_files), CRC right.
+        let mut huge = MAGIC.to_vec();
+        for v in [1u64, 0, 0, u64::MAX / 4] {
+            huge.extend_from_slice(&v.to_le_bytes());
+        }
+        huge.extend_from_slice(&[0; 9]);
+        let crc = crc32fast::hash(&huge);
+        huge.extend_from_slice(&crc.to_le_bytes());
+        assert!(load_bytes(&Table::new(10), &huge, "huge").is_err());
     }
 }
