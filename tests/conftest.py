@@ -146,10 +146,12 @@ class Gateway:
         self.state = tmp / name
         self.port = free_port()
         self.metrics_port = free_port()
+        self.console_port = free_port()
         self.knobs = {
             "state.dir": str(self.state),
             "smtp.listen": f"127.0.0.1:{self.port}",
             "metrics.listen": f"127.0.0.1:{self.metrics_port}",
+            "console.listen": f"127.0.0.1:{self.console_port}",
             "relay.default_route": f"127.0.0.1:{downstream_port}",
             "relay.domains": "example.test",
             "smtp.hostname": "mx.example.test",

@@ -51,7 +51,7 @@ pub struct Replayed {
 
 /// Hands every lesson of the journal at `path` to `apply` if it continues the snapshot of
 /// `generation`; a journal of another generation holds nothing that snapshot lacks.
-pub fn replay(path: &Path, generation: u64, mut apply: impl FnMut(Lesson)) -> io::Result<Replayed> {
+pub fn replay(path: &Path, generation: u64, apply: impl FnMut(Lesson)) -> io::Result<Replayed> {
     let mut buf = Vec::new();
     match File::open(path) {
         Ok(mut f) => f.read_to_end(&mut buf)?,

@@ -7,6 +7,7 @@
 //! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
 //! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
 //! mxguard bulk-signature [--learn] [--label TEXT] FILE...   text fingerprints; learn them as spam
+//! mxguard user add LOGIN [--role R] [--domains D,...]       a web console account (password on stdin)
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard version
 //! ```
@@ -16,6 +17,7 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+mod accounts;
 mod admin;
 mod antivirus;
 mod authentication;
@@ -25,6 +27,7 @@ mod greylisting;
 mod handler;
 mod imagehash;
 mod learning;
+mod pickup;
 mod run;
 mod screen;
 mod traffic;
@@ -42,6 +45,7 @@ const USAGE: &str = "usage:
   mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
   mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
   mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...   (text fingerprints; --learn lists them as spam)
+  mxguard user add LOGIN [--role user|domain-admin|superadmin] [--domains D,...]   (console account; password on stdin)
   mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
   mxguard version";
 
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         "explain" => explain::explain(args),
         "image-hash" => imagehash::image_hash(args),
         "bulk-signature" => bulksig::bulk_signature(args),
+        "user" => accounts::user_command(args),
         "learn" => learning::learn_command(args),
         "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {

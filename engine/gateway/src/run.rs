@@ -87,6 +87,16 @@ pub fn run() -> Result<(), String> {
     crate::antivirus::start();
     crate::learning::start()?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
+    // The web console on its own thread; what it releases reaches core 0 through pickup.
+    let (pickup_tx, pickup_rx) = tokio::sync::mpsc::channel(64);
+    let console_listen = k::CONSOLE_LISTEN.get_str();
+    if !console_listen.is_empty() {
+        let listen = console_listen.parse().map_err(|e| format!("console.listen {console_listen}: {e}"))?;
+        let cfg = mxguard_console::Config { listen, quarantine_db: quarantine.clone(), console_db: in_state_dir(&k::CONSOLE_DB.get_str()), pickup: pickup_tx };
+        let bound = mxguard_console::start(cfg)?;
+        Event::new("console_listening").str("listen", &bound.to_string()).emit();
+    }
+    let mut pickup_rx = Some(pickup_rx);
 
     mxguard_smtpd::shutdown::install_stop_signals();
 
@@ -110,13 +120,14 @@ pub fn run() -> Result<(), String> {
         let placement = if cores <= online { Placement::Fixed(core) } else { Placement::Unbound };
         let (plain, implicit, tls, client_tls, state) =
             (plain.clone(), implicit.clone(), tls.clone(), client_tls.clone(), state.clone());
+        let pickup = if core == 0 { pickup_rx.take() } else { None };
         let h = LocalExecutorBuilder::new(placement)
             .name(&format!("mxguard-core{core}"))
             .io_memory(k::SMTP_IO_MEMORY_BYTES.get_usize())
             // Two blocking threads: group commits, and spare segments written beside them.
             .blocking_thread_pool_placement(PoolPlacement::Unbound(2))
             .spawn(move || async move {
-                if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls).await {
+                if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls, pickup).await {
                     Event::new("fatal").num("core", core as u64).str("error", &e).emit();
                     mxguard_smtpd::shutdown::request_stop();
                 }
@@ -142,6 +153,7 @@ async fn core_main(
     implicit: Vec<SocketAddr>,
     tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
+    pickup: Option<tokio::sync::mpsc::Receiver<mxguard_console::Pickup>>,
 ) -> Result<(), String> {
     telemetry::metrics::set_core(core);
     let spool = Spool::open(
@@ -164,6 +176,9 @@ async fn core_main(
     let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
     shutdown.follow_process_stop();
+    if let Some(rx) = pickup {
+        glommio::spawn_local(crate::pickup::serve(rx, spool.clone(), queue.clone())).detach();
+    }
     let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared()));
     let handler = Rc::new(Gateway { spool: spool.clone(), queue, screen });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;

@@ -276,6 +276,17 @@ impl Screen {
                 list_hit(&mut v, "BL_TO", &format!("<{to}> is in the TO blacklist (line {})", h.line), h.opts);
             }
         }
+        // The recipient's own lists (kept by the console; a release allows its sender).
+        match mxguard_policy::user_lists::current().lookup(to, from) {
+            Some(mxguard_policy::user_lists::Listed::Allowed) => {
+                v.force(Force::Pass("USER_ALLOW".into()));
+                v.add("USER_ALLOW", 0.0, format!("<{from}> is on <{to}>'s own allow list"));
+            }
+            Some(mxguard_policy::user_lists::Listed::Blocked) => {
+                v.add("USER_BLOCK", k::SCORE_USER_BLOCK.get_f64(), format!("<{from}> is on <{to}>'s own block list"));
+            }
+            None => {}
+        }
         let scores = rules::EnvelopeScores {
             empty_from: k::POLICY_EMPTY_FROM_SCORE.get_f64(),
             from_eq_to: k::POLICY_FROM_EQ_TO_SCORE.get_f64(),

@@ -18,3 +18,4 @@ pub mod rate;
 pub mod rules;
 pub mod tables;
 pub mod uribl;
+pub mod user_lists;

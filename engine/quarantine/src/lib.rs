@@ -7,9 +7,10 @@
 //! queue hands it to [`insert`], and it leaves the spool only once the database committed it. A
 //! crash in between means the queue hands it over again, and the store keeps it once.
 //!
-//! One writer thread owns the database connection ([`writer`]); the cores only send it work and
-//! await the answer, so SQLite never blocks an executor. It must never be opened by two writer
-//! threads of one process.
+//! One writer thread holds messages ([`writer`]); the cores only send it work and await the
+//! answer, so SQLite never blocks an executor. The web console (engine/console) has a
+//! connection of its own to list, read and change a copy's state (released, deleted); SQLite's
+//! lock (WAL, a busy timeout on both) orders the two. Nothing on a core ever opens it.
 
 pub mod store;
 pub mod writer;

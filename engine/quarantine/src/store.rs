@@ -117,6 +117,27 @@ fn domain(rcpt: &str) -> String {
     rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
 }
 
+/// The columns of a [`Held`], in [`held_row`]'s order.
+const HELD_SELECT: &str = "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason
+     FROM recipients r JOIN messages m ON m.qid = r.qid";
+
+fn held_row(r: &rusqlite::Row) -> rusqlite::Result<Held> {
+    Ok(Held {
+        id: r.get(0)?,
+        qid: r.get(1)?,
+        rcpt: r.get(2)?,
+        state: r.get(3)?,
+        arrival_ms: r.get::<_, i64>(4)? as u64,
+        mail_from: r.get(5)?,
+        client: r.get(6)?,
+        subject: r.get(7)?,
+        size: r.get::<_, i64>(8)? as u64,
+        score: r.get(9)?,
+        symbols: r.get(10)?,
+        reason: r.get(11)?,
+    })
+}
+
 /// An open quarantine database.
 pub struct Store {
     conn: Connection,
@@ -173,29 +194,29 @@ impl Store {
     /// Held copies, newest first: all of them, or one recipient's (`rcpt`), or one domain's
     /// (`domain`), at most `limit`.
     pub fn list(&self, rcpt: Option<&str>, domain: Option<&str>, limit: usize) -> rusqlite::Result<Vec<Held>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason
-             FROM recipients r JOIN messages m ON m.qid = r.qid
+        let mut st = self.conn.prepare_cached(&format!(
+            "{HELD_SELECT}
              WHERE (?1 IS NULL OR r.rcpt = ?1 COLLATE NOCASE) AND (?2 IS NULL OR r.domain = lower(?2))
-             ORDER BY m.arrival_ms DESC, r.id DESC LIMIT ?3",
-        )?;
-        let rows = st.query_map(params![rcpt, domain, limit as i64], |r| {
-            Ok(Held {
-                id: r.get(0)?,
-                qid: r.get(1)?,
-                rcpt: r.get(2)?,
-                state: r.get(3)?,
-                arrival_ms: r.get::<_, i64>(4)? as u64,
-                mail_from: r.get(5)?,
-                client: r.get(6)?,
-                subject: r.get(7)?,
-                size: r.get::<_, i64>(8)? as u64,
-                score: r.get(9)?,
-                symbols: r.get(10)?,
-                reason: r.get(11)?,
-            })
-        })?;
+             ORDER BY m.arrival_ms DESC, r.id DESC LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![rcpt, domain, limit as i64], held_row)?;
         rows.collect()
+    }
+
+    /// One recipient's copy by its id.
+    pub fn held(&self, id: i64) -> rusqlite::Result<Option<Held>> {
+        let mut st = self.conn.prepare_cached(&format!("{HELD_SELECT} WHERE r.id = ?1"))?;
+        st.query_row(params![id], held_row).optional()
+    }
+
+    /// Moves one recipient's copy from `held` to `state` (`released`, `deleted`); false when it
+    /// was not held (already released or deleted: a second click changes nothing).
+    pub fn set_state(&mut self, id: i64, state: &str, now_ms: u64) -> rusqlite::Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE recipients SET state = ?2, changed_ms = ?3 WHERE id = ?1 AND state = 'held'",
+            params![id, state, now_ms as i64],
+        )?;
+        Ok(n == 1)
     }
 
     /// The bytes of a held message.

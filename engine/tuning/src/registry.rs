@@ -575,4 +575,16 @@ registry! {
         "Score of REP_IP_GOOD: the client address sent reputation.good_messages or more, none spam, within the window." }
     SCORE_REP_IP_RECIPIENTS { float "score.rep_ip_recipients", 1.0, [-10000.0, 10000.0], live,
         "Score of REP_IP_RECIPIENTS: the client address sent to reputation.recipients or more recipients within the window." }
+
+    // ---- web console (engine/console) -----------------------------------------------------------
+    CONSOLE_LISTEN { text "console.listen", "127.0.0.1:8025", restart,
+        "Address of the web console and its JSON API (HTTP, on a thread of its own apart from the cores); empty disables it." }
+    CONSOLE_DB { text "console.db", "console.db", restart,
+        "The console's database of users and their own allow/block lists (in state.dir unless absolute)." }
+    CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
+        "A console session ends after this many minutes without a request." }
+    CONSOLE_LOGIN_FAILURES { int "console.login_failures", 5, 1..=1000, live,
+        "Failed logins from one address (or for one account) within 15 minutes before further attempts are refused for 15 minutes." }
+    SCORE_USER_BLOCK { float "score.user_block", 100.0, [-10000.0, 10000.0], live,
+        "Score of USER_BLOCK: the sender is on the recipient's own block list (kept in the console)." }
 }

@@ -1,0 +1,417 @@
+//! The control plane: the web console (and, to come, its JSON API) on one thread with its own
+//! tokio runtime, apart from the glommio cores, so nothing here ever slows mail.
+//!
+//! What an end user does here: log in, see the mail held for them with the reasons, read it
+//! safely (as text), release it — the message is handed to core 0 (a [`Pickup`]) which spools it
+//! (fsync'd) and queues it to its route; only then is the copy marked released, its sender put on
+//! that user's allow list (in force on the cores at once) and the message taught to Bayes as
+//! ham — or delete it, and keep their own allow and block lists. Domain admins see their
+//! domains' mail and the superadmin everything (`users::Account::may_see`).
+//!
+//! Security: Argon2id passwords, random session tokens in HttpOnly SameSite=Strict cookies, a
+//! CSRF token on every form, login throttling, a role check on every page and action, a strict
+//! Content-Security-Policy (no scripts at all). Plain HTTP on `console.listen` for now: put it
+//! behind TLS or keep it on loopback (HTTPS is still to come).
+//!
+//! Database calls block this thread (SQLite, Argon2): the console serialises its requests
+//! rather than the cores ever waiting on it.
+
+pub mod pages;
+pub mod sessions;
+pub mod users;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use hyper::{Method, Request, Response, StatusCode};
+use mxguard_quarantine::Store;
+use mxguard_telemetry::Event;
+use tokio::sync::{mpsc, oneshot};
+
+use sessions::{same, Session, Sessions};
+use users::{Account, Users};
+
+/// A released message for core 0 to spool and queue (filters bypassed): the answer is the new
+/// queue id once it is durably spooled.
+pub struct Pickup {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    pub message: Vec<u8>,
+    pub answer: oneshot::Sender<Result<String, String>>,
+}
+
+/// What the console needs from the gateway.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub quarantine_db: PathBuf,
+    pub console_db: PathBuf,
+    pub pickup: mpsc::Sender<Pickup>,
+}
+
+struct State {
+    users: Users,
+    store: Store,
+    sessions: Sessions,
+    pickup: mpsc::Sender<Pickup>,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Opens the databases (so a bad path fails at start-up), puts the users' own lists in force,
+/// binds, and serves on a thread of its own. Returns the bound address.
+pub fn start(cfg: Config) -> Result<SocketAddr, String> {
+    let users = Users::open(&cfg.console_db).map_err(|e| format!("console database {}: {e}", cfg.console_db.display()))?;
+    mxguard_policy::user_lists::set(users.all_lists().map_err(|e| format!("console database: {e}"))?);
+    let store = Store::open(&cfg.quarantine_db).map_err(|e| format!("quarantine database {}: {e}", cfg.quarantine_db.display()))?;
+    let listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| format!("console.listen {}: {e}", cfg.listen))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let pickup = cfg.pickup;
+    std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    Event::new("console_error").str("error", &format!("runtime: {e}")).emit();
+                    return;
+                }
+            };
+            let local_set = tokio::task::LocalSet::new();
+            local_set.block_on(&rt, async move {
+                let state: Shared = Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup }));
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        Event::new("console_error").str("error", &e.to_string()).emit();
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((stream, peer)) = listener.accept().await else { continue };
+                    let state = Rc::clone(&state);
+                    tokio::task::spawn_local(async move {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let svc = hyper::service::service_fn(move |req| {
+                            let state = Rc::clone(&state);
+                            async move { Ok::<_, Infallible>(handle(&state, peer.ip(), req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(std::time::Duration::from_secs(10))
+                            .serve_connection(io, svc)
+                            .await;
+                    });
+                }
+            });
+        })
+        .map_err(|e| format!("console thread: {e}"))?;
+    Ok(local)
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")));
+    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
+fn html(status: StatusCode, body: String) -> Resp {
+    respond(status, "text/html; charset=utf-8", body)
+}
+
+fn redirect(to: &str, cookie: Option<String>) -> Resp {
+    let mut r = respond(StatusCode::SEE_OTHER, "text/plain", String::new());
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+const COOKIE_NAME: &str = "mxg_session";
+
+fn session_cookie(token: &str) -> String {
+    format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict")
+}
+
+fn cookie_token(req: &Request<Incoming>) -> Option<String> {
+    req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == COOKIE_NAME).then(|| v.to_string())
+    })
+}
+
+/// `application/x-www-form-urlencoded` pairs.
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let token = cookie_token(&req);
+    let body = if method == Method::POST {
+        match Limited::new(req.into_body(), 64 * 1024).collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(_) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "too large\n".into()),
+        }
+    } else {
+        Vec::new()
+    };
+    let f = form(&body);
+    if path == "/health" {
+        return respond(StatusCode::OK, "text/plain", "ok\n".into());
+    }
+    if path == "/login" {
+        return login(state, ip, &method, &f);
+    }
+    let session = token.as_deref().and_then(|t| state.borrow_mut().sessions.get(t));
+    let Some(s) = session else {
+        return redirect("/login", None);
+    };
+    // Every state change carries the session's CSRF token.
+    if method == Method::POST && !same(field(&f, "csrf"), &s.csrf) {
+        return html(StatusCode::FORBIDDEN, pages::page("Refused", Some((&s.account, &s.csrf)), "<p class=\"err\">This form has expired: go back, reload and try again.</p>"));
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, [""]) => list(state, &s, None),
+        (&Method::POST, ["logout"]) => {
+            if let Some(t) = token {
+                state.borrow_mut().sessions.end(&t);
+            }
+            redirect("/login", Some(format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")))
+        }
+        (&Method::GET, ["message", id]) => match id.parse() {
+            Ok(id) => show(state, &s, id),
+            Err(_) => not_found(&s),
+        },
+        (&Method::POST, ["message", id, action @ ("release" | "delete")]) => match id.parse() {
+            Ok(id) => act(state, &s, id, action).await,
+            Err(_) => not_found(&s),
+        },
+        (&Method::GET, ["lists"]) => own_lists(state, &s),
+        (&Method::POST, ["lists", op @ ("add" | "remove")]) => edit_lists(state, &s, op, &f),
+        _ => not_found(&s),
+    }
+}
+
+fn not_found(s: &Session) -> Resp {
+    html(StatusCode::NOT_FOUND, pages::page("Not found", Some((&s.account, &s.csrf)), "<p>There is no such page or message.</p>"))
+}
+
+fn login(state: &Shared, ip: IpAddr, method: &Method, f: &[(String, String)]) -> Resp {
+    if method != Method::POST {
+        return html(StatusCode::OK, pages::login(None));
+    }
+    let (email, password) = (field(f, "email").trim(), field(f, "password"));
+    let mut st = state.borrow_mut();
+    if !st.sessions.may_try(ip, email) {
+        Event::new("console_login").str("client", &ip.to_string()).str("login", email).str("result", "throttled").emit();
+        return html(StatusCode::TOO_MANY_REQUESTS, pages::login(Some("Too many failed attempts: wait a quarter of an hour.")));
+    }
+    match st.users.verify(email, password) {
+        Ok(Some(account)) => {
+            Event::new("console_login").str("client", &ip.to_string()).str("login", &account.email).str("result", "ok").emit();
+            match st.sessions.start(account) {
+                Some(t) => redirect("/", Some(session_cookie(&t))),
+                None => html(StatusCode::SERVICE_UNAVAILABLE, pages::login(Some("No session could be started (no randomness)."))),
+            }
+        }
+        Ok(None) => {
+            st.sessions.failed(ip, email);
+            Event::new("console_login").str("client", &ip.to_string()).str("login", email).str("result", "failed").emit();
+            html(StatusCode::UNAUTHORIZED, pages::login(Some("Wrong mail address or password.")))
+        }
+        Err(e) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::login(Some(&format!("The account database failed: {e}")))),
+    }
+}
+
+/// The copies this account may see, newest first.
+fn visible(st: &State, a: &Account) -> Vec<mxguard_quarantine::Held> {
+    let rows = match a.role {
+        users::Role::User => st.store.list(Some(&a.email), None, 500),
+        users::Role::DomainAdmin => {
+            let mut all = Vec::new();
+            for d in &a.domains {
+                all.extend(st.store.list(None, Some(d), 500).unwrap_or_default());
+            }
+            all.sort_by(|x, y| y.arrival_ms.cmp(&x.arrival_ms).then(y.id.cmp(&x.id)));
+            Ok(all)
+        }
+        users::Role::Superadmin => st.store.list(None, None, 500),
+    };
+    rows.unwrap_or_default().into_iter().filter(|h| a.may_see(&h.rcpt) && h.state != "deleted").collect()
+}
+
+fn list(state: &Shared, s: &Session, note: Option<&str>) -> Resp {
+    let st = state.borrow();
+    html(StatusCode::OK, pages::list(&s.account, &s.csrf, &visible(&st, &s.account), note))
+}
+
+fn show(state: &Shared, s: &Session, id: i64) -> Resp {
+    let st = state.borrow();
+    let Some(h) = st.store.held(id).ok().flatten().filter(|h| s.account.may_see(&h.rcpt) && h.state != "deleted") else {
+        return not_found(s);
+    };
+    let raw = st.store.message(&h.qid).ok().flatten().unwrap_or_default();
+    let p = mxguard_scan::parse(&raw);
+    let headers: Vec<(String, String)> = ["From", "To", "Date", "Subject"]
+        .iter()
+        .filter_map(|name| p.headers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(n, v)| (n.to_string(), v.to_string())))
+        .collect();
+    html(StatusCode::OK, pages::message(&s.account, &s.csrf, &h, &p.text, &headers))
+}
+
+async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
+    let (held, raw, pickup) = {
+        let st = state.borrow();
+        let Some(h) = st.store.held(id).ok().flatten().filter(|h| s.account.may_see(&h.rcpt)) else {
+            return not_found(s);
+        };
+        let raw = st.store.message(&h.qid).ok().flatten().unwrap_or_default();
+        (h, raw, st.pickup.clone())
+    };
+    if held.state != "held" {
+        return list(state, s, Some(&format!("That message was already {}.", held.state)));
+    }
+    if action == "delete" {
+        let _ = state.borrow_mut().store.set_state(id, "deleted", now_ms());
+        Event::new("quarantine_deleted").str("qid", &held.qid).str("rcpt", &held.rcpt).str("by", &s.account.email).emit();
+        return list(state, s, Some("Deleted."));
+    }
+    // Release: spooled and queued first (never lost), then marked, then the sender allowed and
+    // Bayes taught.
+    let (tx, rx) = oneshot::channel();
+    let sent = pickup.send(Pickup { mail_from: held.mail_from.clone(), rcpts: vec![held.rcpt.clone()], message: raw.clone(), answer: tx }).await;
+    let queued = match sent {
+        Ok(()) => rx.await.unwrap_or_else(|_| Err("the gateway is stopping".into())),
+        Err(_) => Err("the gateway is stopping".into()),
+    };
+    let new_qid = match queued {
+        Ok(q) => q,
+        Err(e) => {
+            Event::new("console_error").str("qid", &held.qid).str("error", &e).emit();
+            return list(state, s, Some(&format!("Not released: {e}. Try again in a moment.")));
+        }
+    };
+    {
+        let mut st = state.borrow_mut();
+        let _ = st.store.set_state(id, "released", now_ms());
+        if !held.mail_from.is_empty() {
+            let _ = st.users.list_add(&held.rcpt, &held.mail_from, "allow", now_ms());
+            if let Ok(l) = st.users.all_lists() {
+                mxguard_policy::user_lists::set(l);
+            }
+        }
+    }
+    let taught = match mxguard_bayes::current() {
+        Some(b) => {
+            let tokens = mxguard_scan::message_tokens(&raw);
+            // A false positive: learnt as ham (the learner thread applies it; this never waits
+            // for more than room in its queue).
+            b.teach(&tokens, false, false, false);
+            true
+        }
+        None => false,
+    };
+    Event::new("quarantine_released")
+        .str("qid", &held.qid)
+        .str("rcpt", &held.rcpt)
+        .str("from", &held.mail_from)
+        .str("by", &s.account.email)
+        .str("new_qid", &new_qid)
+        .str("bayes", if taught { "ham" } else { "off" })
+        .emit();
+    list(state, s, Some(&format!("Released: it is on its way to {}; {} is now on the allow list.", held.rcpt, if held.mail_from.is_empty() { "<>" } else { &held.mail_from })))
+}
+
+fn own_lists(state: &Shared, s: &Session) -> Resp {
+    let st = state.borrow();
+    html(StatusCode::OK, pages::lists(&s.account, &s.csrf, &st.users.lists_of(&s.account.email).unwrap_or_default()))
+}
+
+fn edit_lists(state: &Shared, s: &Session, op: &str, f: &[(String, String)]) -> Resp {
+    let (sender, kind) = (field(f, "sender").trim().to_ascii_lowercase(), field(f, "kind"));
+    let valid = (kind == "allow" || kind == "block") && !sender.is_empty() && sender.len() <= 254 && sender.contains('@') && !sender.contains(char::is_whitespace);
+    if valid {
+        let st = state.borrow();
+        let done = if op == "add" { st.users.list_add(&s.account.email, &sender, kind, now_ms()) } else { st.users.list_remove(&s.account.email, &sender, kind) };
+        if done.is_ok() {
+            if let Ok(l) = st.users.all_lists() {
+                mxguard_policy::user_lists::set(l);
+            }
+        }
+    }
+    redirect("/lists", None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        let f = form(b"email=ann%40example.test&password=a+b%2Bc%&csrf=&x");
+        assert_eq!(field(&f, "email"), "ann@example.test");
+        assert_eq!(field(&f, "password"), "a b+c%");
+        assert_eq!(field(&f, "csrf"), "");
+        assert_eq!(field(&f, "x"), "");
+        assert_eq!(field(&f, "missing"), "");
+        assert_eq!(field(&form("k=%E2%9C%93%zz".as_bytes()), "k"), "✓%zz");
+    }
+}

@@ -1,0 +1,163 @@
+"""The web console end to end in headless Chromium (Debian's chromium + chromedriver, driven by
+Selenium) against the real gateway: spam sent over SMTP is held; its recipient logs in, sees
+only their own mail with the reason, reads it as text, releases it; it arrives at the sink, its
+sender is on the user's allow list (the next mail from it passes) and Bayes learnt it as ham.
+Role isolation: a user never sees another's mail, a domain admin only their domains', by page or
+by guessed address; forms without the session's CSRF token are refused; logins are throttled.
+
+Set MXGUARD_SCREENSHOTS=DIR to keep screenshots of the pages (docs/console/ holds the last ones)."""
+
+import http.client
+import os
+import shutil
+import sqlite3
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import MXGUARD, wait_for
+from test_content import accepted_symbols, knobs, message, send
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromium-driver are not installed")
+
+
+def add_user(g, login, password, *extra):
+    out = subprocess.run([str(MXGUARD), "user", "add", login, *extra, "--set", f"state.dir={g.state}"], input=password + "\n",
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        o.add_argument(a)
+    return webdriver.Chrome(service=Service(DRIVER), options=o)
+
+
+def shot(b, name):
+    d = os.environ.get("MXGUARD_SCREENSHOTS")
+    if d:
+        Path(d).mkdir(parents=True, exist_ok=True)
+        b.save_screenshot(str(Path(d) / f"{name}.png"))
+
+
+def login(b, base, email, password):
+    from selenium.webdriver.common.by import By
+    b.get(base + "/login")
+    b.find_element(By.ID, "email").send_keys(email)
+    b.find_element(By.ID, "password").send_keys(password)
+    b.find_element(By.ID, "login").click()
+
+
+def by_id(b, element_id):
+    """The element once the page that has it is loaded (a click's navigation is not awaited)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(b, 10).until(ec.presence_of_element_located((By.ID, element_id)))
+
+
+def held(g):
+    with sqlite3.connect(g.state / "quarantine.db") as db:
+        return db.execute("SELECT r.id, r.rcpt, r.state FROM recipients r ORDER BY r.id").fetchall()
+
+
+def raw_post(port, path, body, cookie=""):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, r.getheader("Set-Cookie") or "", data
+
+
+def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0",
+                                      bayes__journal_sync_ms="50"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
+    g.start()
+    add_user(g, "ann@example.test", "ann's long password")
+    add_user(g, "bob@example.test", "bob's long password")
+    add_user(g, "admin@other.test", "other admin password", "--role", "domain-admin", "--domains", "other.test")
+    base = f"http://127.0.0.1:{g.console_port}"
+    spam = message(subject="Cheap meds <b>today</b>", body="Buy cheap meds online, <script>alert(1)</script> now.\r\n")
+    assert send(g.port, spam, rcpts=("ann@example.test",))[0] == 250
+    assert send(g.port, message(subject="for bob", body="cheap meds for bob\r\n"), rcpts=("bob@example.test",))[0] == 250
+    assert send(g.port, message(subject="for carol", body="cheap meds for carol\r\n"), rcpts=("carol@other.test",))[0] == 250
+    wait_for(lambda: len(held(g)) == 3, what="three held copies")
+    ids = {rcpt: i for i, rcpt, _ in held(g)}
+
+    b = browser()
+    try:
+        login(b, base, "ann@example.test", "wrong password")
+        assert "Wrong mail address or password" in by_id(b, "error").text
+        login(b, base, "ann@example.test", "ann's long password")
+        table = by_id(b, "messages").text
+        shot(b, "quarantine")
+        assert "Cheap meds <b>today</b>" in table and "keyword blacklist" in table, table
+        assert "for bob" not in table and "for carol" not in table
+        # The message as text: its markup and script are shown, never run or rendered.
+        b.find_element(By.LINK_TEXT, "Cheap meds <b>today</b>").click()
+        text = by_id(b, "text").text
+        shot(b, "message")
+        assert "<script>alert(1)</script>" in text, text
+        # Another user's message by its address: not there.
+        b.get(f"{base}/message/{ids['bob@example.test']}")
+        assert "There is no such page or message" in b.page_source
+        b.get(base + "/")
+        b.find_element(By.ID, f"release-{ids['ann@example.test']}").click()
+        note = by_id(b, "note").text
+        shot(b, "released")
+        assert "Released" in note and "ann@example.test" in note, note
+        wait_for(lambda: sink.stats()["messages"] == 1, what="the released message at the sink")
+        assert [s for _, r, s in held(g) if r == "ann@example.test"] == ["released"]
+        ev = g.wait_events("quarantine_released")[-1]
+        assert (ev["rcpt"], ev["by"], ev["bayes"]) == ("ann@example.test", "ann@example.test", "ham"), ev
+        # Bayes learnt it as ham (the learner thread publishes within bayes.journal_sync_ms).
+        wait_for(lambda: g.metrics()['mxguard_bayes_learned_messages{kind="ham"}'] >= 1, what="the ham lesson")
+        # The sender is on ann's allow list, and the next mail from it passes the keyword.
+        b.get(base + "/lists")
+        assert "ann@sender.example" in by_id(b, "lists").text
+        shot(b, "lists")
+        assert send(g.port, message(subject="again", body="cheap meds again\r\n"), rcpts=("ann@example.test",))[0] == 250
+        wait_for(lambda: sink.stats()["messages"] == 2, what="the allowed sender's next mail delivered")
+        assert "USER_ALLOW" in accepted_symbols(g)[-1]
+        # Logged out, the pages send back to the login.
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+        b.get(base + "/")
+        assert b.current_url.endswith("/login")
+
+        # A domain admin of other.test sees carol's mail and nothing of example.test.
+        login(b, base, "admin@other.test", "other admin password")
+        table = by_id(b, "messages").text
+        shot(b, "domain-admin")
+        assert "for carol" in table and "carol@other.test" in table and "for bob" not in table and "Cheap meds" not in table, table
+        b.get(f"{base}/message/{ids['bob@example.test']}")
+        assert "There is no such page or message" in b.page_source
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in b.get_cookies())
+    finally:
+        b.quit()
+
+    # The session cookie is HttpOnly and SameSite=Strict; a form without its CSRF token is refused.
+    status, set_cookie, _ = raw_post(g.console_port, "/login", urllib.parse.urlencode({"email": "bob@example.test", "password": "bob's long password"}))
+    assert status == 303 and "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie, (status, set_cookie)
+    status, _, body = raw_post(g.console_port, f"/message/{ids['carol@other.test']}/release", "csrf=forged", cookie)
+    assert status == 403, (status, body)
+    assert [s for _, r, s in held(g) if r == "carol@other.test"] == ["held"]
+    # Guessing passwords: throttled after console.login_failures (5) failures from one address
+    # (the browser's wrong password above was the first).
+    codes = [raw_post(g.console_port, "/login", "email=bob%40example.test&password=guess")[0] for _ in range(6)]
+    assert codes == [401] * 4 + [429] * 2, codes
+    status, _, _ = raw_post(g.console_port, "/login", urllib.parse.urlencode({"email": "bob@example.test", "password": "bob's long password"}))
+    assert status == 429, "even the right password waits out the window"
+    g.wait_events("console_login", pred=lambda e: e["result"] == "throttled", n=3)
