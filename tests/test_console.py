@@ -2,7 +2,7 @@
 Selenium) against the real gateway: spam sent over SMTP is held; its recipient logs in, sees
 only their own mail with the reason, reads it as text, releases it; it arrives at the sink, its
 sender is on the user's allow list (the next mail from it passes) and Bayes learnt it as ham.
-Role isolation: a user never sees another's mail, a domain admin only their domains', by page or
+Over HTTPS with the gateway's certificate. Role isolation: a user never sees another's mail, a domain admin only their domains', by page or
 by guessed address; forms without the session's CSRF token are refused; logins are throttled.
 
 Set MXGUARD_SCREENSHOTS=DIR to keep screenshots of the pages (docs/console/ holds the last ones)."""
@@ -35,7 +35,9 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    # The console's certificate is the gateway's self-signed one here.
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+              "--ignore-certificate-errors"):
         o.add_argument(a)
     return webdriver.Chrome(service=Service(DRIVER), options=o)
 
@@ -69,7 +71,8 @@ def held(g):
 
 
 def raw_post(port, path, body, cookie=""):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    import ssl
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context())
     c.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     r = c.getresponse()
     data = r.read()
@@ -88,7 +91,7 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
     add_user(g, "ann@example.test", "ann's long password")
     add_user(g, "bob@example.test", "bob's long password")
     add_user(g, "admin@other.test", "other admin password", "--role", "domain-admin", "--domains", "other.test")
-    base = f"http://127.0.0.1:{g.console_port}"
+    base = f"https://127.0.0.1:{g.console_port}"
     spam = message(subject="Cheap meds <b>today</b>", body="Buy cheap meds online, <script>alert(1)</script> now.\r\n")
     assert send(g.port, spam, rcpts=("ann@example.test",))[0] == 250
     assert send(g.port, message(subject="for bob", body="cheap meds for bob\r\n"), rcpts=("bob@example.test",))[0] == 250
@@ -148,9 +151,14 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
     finally:
         b.quit()
 
-    # The session cookie is HttpOnly and SameSite=Strict; a form without its CSRF token is refused.
+    # The session cookie is HttpOnly, SameSite=Strict and Secure (HTTPS); a form without its
+    # CSRF token is refused; plain HTTP gets no answer.
     status, set_cookie, _ = raw_post(g.console_port, "/login", urllib.parse.urlencode({"email": "bob@example.test", "password": "bob's long password"}))
-    assert status == 303 and "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie, (status, set_cookie)
+    assert status == 303 and all(a in set_cookie for a in ("HttpOnly", "SameSite=Strict", "Secure")), (status, set_cookie)
+    plain = http.client.HTTPConnection("127.0.0.1", g.console_port, timeout=10)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain.request("GET", "/login")
+        plain.getresponse().read()
     status, _, body = raw_post(g.console_port, f"/message/{ids['carol@other.test']}/release", "csrf=forged", cookie)
     assert status == 403, (status, body)
     assert [s for _, r, s in held(g) if r == "carol@other.test"] == ["held"]

@@ -10,8 +10,8 @@
 //!
 //! Security: Argon2id passwords, random session tokens in HttpOnly SameSite=Strict cookies, a
 //! CSRF token on every form, login throttling, a role check on every page and action, a strict
-//! Content-Security-Policy (no scripts at all). Plain HTTP on `console.listen` for now: put it
-//! behind TLS or keep it on loopback (HTTPS is still to come).
+//! Content-Security-Policy (no scripts at all). HTTPS (rustls, the gateway's certificate) unless
+//! `console.tls` is off; the cookie is then Secure too.
 //!
 //! Database calls block this thread (SQLite, Argon2): the console serialises its requests
 //! rather than the cores ever waiting on it.
@@ -53,6 +53,8 @@ pub struct Config {
     pub quarantine_db: PathBuf,
     pub console_db: PathBuf,
     pub pickup: mpsc::Sender<Pickup>,
+    /// HTTPS with this configuration (its ALPN is set to HTTP/1.1 here); `None`: plain HTTP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 struct State {
@@ -60,6 +62,8 @@ struct State {
     store: Store,
     sessions: Sessions,
     pickup: mpsc::Sender<Pickup>,
+    /// Served over HTTPS: cookies are marked Secure.
+    secure: bool,
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -78,6 +82,12 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let pickup = cfg.pickup;
+    let acceptor = cfg.tls.map(|t| {
+        let mut t = (*t).clone();
+        t.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(t))
+    });
+    let secure = acceptor.is_some();
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
@@ -90,7 +100,7 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
             };
             let local_set = tokio::task::LocalSet::new();
             local_set.block_on(&rt, async move {
-                let state: Shared = Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup }));
+                let state: Shared = Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup, secure }));
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
                     Err(e) => {
@@ -101,17 +111,28 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
                 loop {
                     let Ok((stream, peer)) = listener.accept().await else { continue };
                     let state = Rc::clone(&state);
+                    let acceptor = acceptor.clone();
                     tokio::task::spawn_local(async move {
-                        let io = hyper_util::rt::TokioIo::new(stream);
                         let svc = hyper::service::service_fn(move |req| {
                             let state = Rc::clone(&state);
                             async move { Ok::<_, Infallible>(handle(&state, peer.ip(), req).await) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
+                        let http = hyper::server::conn::http1::Builder::new()
                             .timer(hyper_util::rt::TokioTimer::new())
                             .header_read_timeout(std::time::Duration::from_secs(10))
-                            .serve_connection(io, svc)
-                            .await;
+                            .clone();
+                        match acceptor {
+                            Some(a) => {
+                                // A handshake that stalls is dropped like a slow request.
+                                let shake = tokio::time::timeout(std::time::Duration::from_secs(10), a.accept(stream)).await;
+                                if let Ok(Ok(tls)) = shake {
+                                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+                                }
+                            }
+                            None => {
+                                let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                            }
+                        }
                     });
                 }
             });
@@ -151,8 +172,8 @@ fn redirect(to: &str, cookie: Option<String>) -> Resp {
 
 const COOKIE_NAME: &str = "mxg_session";
 
-fn session_cookie(token: &str) -> String {
-    format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict")
+fn session_cookie(token: &str, secure: bool) -> String {
+    format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict{}", if secure { "; Secure" } else { "" })
 }
 
 fn cookie_token(req: &Request<Incoming>) -> Option<String> {
@@ -268,7 +289,7 @@ fn login(state: &Shared, ip: IpAddr, method: &Method, f: &[(String, String)]) ->
         Ok(Some(account)) => {
             Event::new("console_login").str("client", &ip.to_string()).str("login", &account.email).str("result", "ok").emit();
             match st.sessions.start(account) {
-                Some(t) => redirect("/", Some(session_cookie(&t))),
+                Some(t) => redirect("/", Some(session_cookie(&t, st.secure))),
                 None => html(StatusCode::SERVICE_UNAVAILABLE, pages::login(Some("No session could be started (no randomness)."))),
             }
         }

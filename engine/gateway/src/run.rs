@@ -92,7 +92,13 @@ pub fn run() -> Result<(), String> {
     let console_listen = k::CONSOLE_LISTEN.get_str();
     if !console_listen.is_empty() {
         let listen = console_listen.parse().map_err(|e| format!("console.listen {console_listen}: {e}"))?;
-        let cfg = mxguard_console::Config { listen, quarantine_db: quarantine.clone(), console_db: in_state_dir(&k::CONSOLE_DB.get_str()), pickup: pickup_tx };
+        let cfg = mxguard_console::Config {
+            listen,
+            quarantine_db: quarantine.clone(),
+            console_db: in_state_dir(&k::CONSOLE_DB.get_str()),
+            pickup: pickup_tx,
+            tls: k::CONSOLE_TLS.get_bool().then(|| tls.clone()),
+        };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();
     }

@@ -578,7 +578,9 @@ registry! {
 
     // ---- web console (engine/console) -----------------------------------------------------------
     CONSOLE_LISTEN { text "console.listen", "127.0.0.1:8025", restart,
-        "Address of the web console and its JSON API (HTTP, on a thread of its own apart from the cores); empty disables it." }
+        "Address of the web console and its JSON API (HTTPS unless console.tls is 0; a thread of its own apart from the cores); empty disables it." }
+    CONSOLE_TLS { bool "console.tls", true, restart,
+        "Serve the console over HTTPS with the gateway's certificate (smtp.tls_cert_file, or the self-signed one made in state.dir/tls); 0: plain HTTP (keep it on loopback)." }
     CONSOLE_DB { text "console.db", "console.db", restart,
         "The console's database of users and their own allow/block lists (in state.dir unless absolute)." }
     CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
