@@ -169,3 +169,50 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
     status, _, _ = raw_post(g.console_port, "/login", urllib.parse.urlencode({"email": "bob@example.test", "password": "bob's long password"}))
     assert status == 429, "even the right password waits out the window"
     g.wait_events("console_login", pred=lambda e: e["result"] == "throttled", n=3)
+
+
+def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed(make_gateway, sink):
+    import re
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(verdict__reject_score="0", console__digest_hour="-1"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
+    g.start()
+    for n in range(2):
+        assert send(g.port, message(subject=f"meds {n}", body="cheap meds\r\n"), rcpts=("ann@example.test",))[0] == 250
+    assert send(g.port, message(subject="for bob", body="cheap meds\r\n"), rcpts=("bob@example.test",))[0] == 250
+    wait_for(lambda: len(held(g)) == 3, what="three held copies")
+    out = subprocess.run([str(MXGUARD), "digest", "--set", f"state.dir={g.state}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "sent 2 digest(s)" in out.stdout, (out.stdout, out.stderr)
+    wait_for(lambda: sink.stats()["messages"] == 2, what="two digests at the sink")
+    digests = {m.split(b"\r\nTo: <", 1)[1].split(b">", 1)[0].decode(): m.decode() for m in sink.messages()}
+    ann = digests["ann@example.test"]
+    assert "Subject: Quarantine digest: 2 held message(s)" in ann and "meds 0" in ann and "meds 1" in ann and "for bob" not in ann
+    links = re.findall(r"Release: (https://\S+)", ann)
+    assert len(links) == 2 and all(f":{g.console_port}/r/" in l for l in links), links
+    # Nothing new since: a second run sends nothing.
+    out = subprocess.run([str(MXGUARD), "digest", "--set", f"state.dir={g.state}"], capture_output=True, text=True, timeout=60)
+    assert "sent 0 digest(s)" in out.stdout, out.stdout
+    link = links[0].replace("mx.example.test", "127.0.0.1")
+    b = browser()
+    try:
+        # A tampered link (another copy's id with this MAC) is refused.
+        parts = link.rsplit("/", 3)
+        b.get(f"{parts[0]}/{int(parts[1]) + 1}/{parts[2]}/{parts[3]}")
+        assert "not valid or has expired" in by_id(b, "error").text
+        # Opening the link changes nothing (prefetchers GET); the button releases.
+        b.get(link)
+        shot(b, "digest-link")
+        assert [s for _, r, s in held(g) if r == "ann@example.test"] == ["held", "held"]
+        by_id(b, "release").click()
+        assert "Released" in by_id(b, "note").text
+        wait_for(lambda: sink.stats()["messages"] == 3, what="the released message")
+        assert sorted(s for _, r, s in held(g) if r == "ann@example.test") == ["held", "released"]
+        # Used once: the second time it says so.
+        b.get(link)
+        assert "already released" in by_id(b, "note").text
+    finally:
+        b.quit()
+    ev = g.wait_events("quarantine_released")[-1]
+    assert ev["by"] == "link:ann@example.test", ev

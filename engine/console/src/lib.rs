@@ -16,6 +16,7 @@
 //! Database calls block this thread (SQLite, Argon2): the console serialises its requests
 //! rather than the cores ever waiting on it.
 
+pub mod digest;
 pub mod pages;
 pub mod sessions;
 pub mod users;
@@ -55,6 +56,8 @@ pub struct Config {
     pub pickup: mpsc::Sender<Pickup>,
     /// HTTPS with this configuration (its ALPN is set to HTTP/1.1 here); `None`: plain HTTP.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The key that signs the digest's release links.
+    pub key_file: PathBuf,
 }
 
 struct State {
@@ -64,6 +67,22 @@ struct State {
     pickup: mpsc::Sender<Pickup>,
     /// Served over HTTPS: cookies are marked Secure.
     secure: bool,
+    signer: digest::Signer,
+    /// The port users reach (for the default `console.url`).
+    port: u16,
+}
+
+/// "Send the digests now" requests from the admin socket, answered with how many were sent.
+type DigestRequest = std::sync::mpsc::SyncSender<Result<usize, String>>;
+
+static DIGEST_NOW: std::sync::OnceLock<mpsc::Sender<DigestRequest>> = std::sync::OnceLock::new();
+
+/// Sends every due digest now (the admin socket's `digest`); how many went out.
+pub fn digest_now() -> Result<usize, String> {
+    let q = DIGEST_NOW.get().ok_or("the console is off (console.listen is empty)")?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    q.blocking_send(tx).map_err(|_| "the console has stopped".to_string())?;
+    rx.recv().map_err(|_| "the console has stopped".to_string())?
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -88,6 +107,9 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(t))
     });
     let secure = acceptor.is_some();
+    let signer = digest::Signer::load_or_create(&cfg.key_file)?;
+    let (digest_tx, mut digest_rx) = mpsc::channel::<DigestRequest>(4);
+    let _ = DIGEST_NOW.set(digest_tx);
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
@@ -100,7 +122,30 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
             };
             let local_set = tokio::task::LocalSet::new();
             local_set.block_on(&rt, async move {
-                let state: Shared = Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup, secure }));
+                let state: Shared =
+                    Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup, secure, signer, port: local.port() }));
+                // Digests: at console.digest_hour each day, and whenever the admin asks.
+                let for_digests = Rc::clone(&state);
+                tokio::task::spawn_local(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                    let mut last_day = None;
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {
+                                let hour = mxguard_tuning::CONSOLE_DIGEST_HOUR.get();
+                                let secs = now_ms() / 1000;
+                                let (day, h) = (secs / 86_400, (secs % 86_400 / 3600) as i64);
+                                if hour >= 0 && h == hour && last_day != Some(day) {
+                                    last_day = Some(day);
+                                    let _ = send_digests(&for_digests).await;
+                                }
+                            }
+                            Some(answer) = digest_rx.recv() => {
+                                let _ = answer.send(send_digests(&for_digests).await);
+                            }
+                        }
+                    }
+                });
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
                     Err(e) => {
@@ -240,6 +285,10 @@ async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> Resp {
     if path == "/login" {
         return login(state, ip, &method, &f);
     }
+    // A digest's signed release link: its own authority, no session.
+    if let Some(rest) = path.strip_prefix("/r/") {
+        return link(state, &method, rest).await;
+    }
     let session = token.as_deref().and_then(|t| state.borrow_mut().sessions.get(t));
     let Some(s) = session else {
         return redirect("/login", None);
@@ -339,13 +388,13 @@ fn show(state: &Shared, s: &Session, id: i64) -> Resp {
 }
 
 async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
-    let (held, raw, pickup) = {
+    let (held, raw) = {
         let st = state.borrow();
         let Some(h) = st.store.held(id).ok().flatten().filter(|h| s.account.may_see(&h.rcpt)) else {
             return not_found(s);
         };
         let raw = st.store.message(&h.qid).ok().flatten().unwrap_or_default();
-        (h, raw, st.pickup.clone())
+        (h, raw)
     };
     if held.state != "held" {
         return list(state, s, Some(&format!("That message was already {}.", held.state)));
@@ -355,24 +404,30 @@ async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
         Event::new("quarantine_deleted").str("qid", &held.qid).str("rcpt", &held.rcpt).str("by", &s.account.email).emit();
         return list(state, s, Some("Deleted."));
     }
-    // Release: spooled and queued first (never lost), then marked, then the sender allowed and
-    // Bayes taught.
+    match release(state, &held, raw, &s.account.email).await {
+        Ok(_) => list(
+            state,
+            s,
+            Some(&format!("Released: it is on its way to {}; {} is now on the allow list.", held.rcpt, if held.mail_from.is_empty() { "<>" } else { &held.mail_from })),
+        ),
+        Err(e) => list(state, s, Some(&format!("Not released: {e}. Try again in a moment."))),
+    }
+}
+
+/// Releases one held copy for `by`: spooled and queued first (never lost), then marked, then its
+/// sender allowed for the recipient and the message taught to Bayes as ham. The new queue id.
+async fn release(state: &Shared, held: &mxguard_quarantine::Held, raw: Vec<u8>, by: &str) -> Result<String, String> {
+    let pickup = state.borrow().pickup.clone();
     let (tx, rx) = oneshot::channel();
     let sent = pickup.send(Pickup { mail_from: held.mail_from.clone(), rcpts: vec![held.rcpt.clone()], message: raw.clone(), answer: tx }).await;
     let queued = match sent {
         Ok(()) => rx.await.unwrap_or_else(|_| Err("the gateway is stopping".into())),
         Err(_) => Err("the gateway is stopping".into()),
     };
-    let new_qid = match queued {
-        Ok(q) => q,
-        Err(e) => {
-            Event::new("console_error").str("qid", &held.qid).str("error", &e).emit();
-            return list(state, s, Some(&format!("Not released: {e}. Try again in a moment.")));
-        }
-    };
+    let new_qid = queued.inspect_err(|e| Event::new("console_error").str("qid", &held.qid).str("error", e).emit())?;
     {
         let mut st = state.borrow_mut();
-        let _ = st.store.set_state(id, "released", now_ms());
+        let _ = st.store.set_state(held.id, "released", now_ms());
         if !held.mail_from.is_empty() {
             let _ = st.users.list_add(&held.rcpt, &held.mail_from, "allow", now_ms());
             if let Ok(l) = st.users.all_lists() {
@@ -382,10 +437,9 @@ async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
     }
     let taught = match mxguard_bayes::current() {
         Some(b) => {
-            let tokens = mxguard_scan::message_tokens(&raw);
             // A false positive: learnt as ham (the learner thread applies it; this never waits
             // for more than room in its queue).
-            b.teach(&tokens, false, false, false);
+            b.teach(&mxguard_scan::message_tokens(&raw), false, false, false);
             true
         }
         None => false,
@@ -394,12 +448,91 @@ async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
         .str("qid", &held.qid)
         .str("rcpt", &held.rcpt)
         .str("from", &held.mail_from)
-        .str("by", &s.account.email)
+        .str("by", by)
         .str("new_qid", &new_qid)
         .str("bayes", if taught { "ham" } else { "off" })
         .emit();
-    list(state, s, Some(&format!("Released: it is on its way to {}; {} is now on the allow list.", held.rcpt, if held.mail_from.is_empty() { "<>" } else { &held.mail_from })))
+    Ok(new_qid)
 }
+
+/// `/r/ID/EXPIRES/MAC`: GET shows what the link releases and a button; POST releases.
+async fn link(state: &Shared, method: &Method, rest: &str) -> Resp {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let parsed = match parts.as_slice() {
+        [id, exp, mac] => id.parse::<i64>().ok().zip(exp.parse::<u64>().ok()).map(|(i, e)| (i, e, mac.to_string())),
+        _ => None,
+    };
+    let gone = || html(StatusCode::NOT_FOUND, pages::page("Link", None, "<p class=\"err\" id=\"error\">This link is not valid or has expired. Log in to see your quarantine.</p>"));
+    let Some((id, expires, mac)) = parsed else { return gone() };
+    let (held, raw) = {
+        let st = state.borrow();
+        let Some(h) = st.store.held(id).ok().flatten() else { return gone() };
+        if !st.signer.verify(id, &h.rcpt, expires, &mac, now_ms() / 1000) {
+            return gone();
+        }
+        let raw = st.store.message(&h.qid).ok().flatten().unwrap_or_default();
+        (h, raw)
+    };
+    if held.state != "held" {
+        return html(StatusCode::OK, pages::page("Link", None, &format!("<p id=\"note\">That message was already {}.</p>", pages::esc(&held.state))));
+    }
+    if method != Method::POST {
+        return html(StatusCode::OK, pages::link_confirm(&held, &format!("/r/{rest}")));
+    }
+    match release(state, &held, raw, &format!("link:{}", held.rcpt)).await {
+        Ok(_) => html(StatusCode::OK, pages::page("Released", None, &format!("<p class=\"note\" id=\"note\">Released: it is on its way to {}.</p>", pages::esc(&held.rcpt)))),
+        Err(e) => html(StatusCode::SERVICE_UNAVAILABLE, pages::page("Link", None, &format!("<p class=\"err\">Not released: {}. Try again in a moment.</p>", pages::esc(&e)))),
+    }
+}
+
+/// Sends each recipient with mail held since their last digest one digest; how many went out.
+async fn send_digests(state: &Shared) -> Result<usize, String> {
+    let hostname = mxguard_tuning::SMTP_HOSTNAME.get_str();
+    let (batches, base, expires, pickup) = {
+        let st = state.borrow();
+        let all = st.store.list(None, None, 100_000).map_err(|e| e.to_string())?;
+        let mut by_rcpt: std::collections::BTreeMap<String, Vec<mxguard_quarantine::Held>> = Default::default();
+        for h in all.into_iter().filter(|h| h.state == "held") {
+            by_rcpt.entry(h.rcpt.to_ascii_lowercase()).or_default().push(h);
+        }
+        let mut batches = Vec::new();
+        for (rcpt, held) in by_rcpt {
+            let last = st.users.digest_last(&rcpt).unwrap_or(0);
+            let new: Vec<mxguard_quarantine::Held> = held.into_iter().filter(|h| h.arrival_ms > last).collect();
+            if !new.is_empty() {
+                batches.push((rcpt, new));
+            }
+        }
+        let url = mxguard_tuning::CONSOLE_URL.get_str();
+        let base = if url.is_empty() { format!("{}://{hostname}:{}", if st.secure { "https" } else { "http" }, st.port) } else { url.trim_end_matches('/').to_string() };
+        let expires = now_ms() / 1000 + mxguard_tuning::QUARANTINE_RETENTION_DAYS.get_u64() * 86_400;
+        (batches, base, expires, st.pickup.clone())
+    };
+    let from = format!("postmaster@{hostname}");
+    let mut sent = 0;
+    for (rcpt, held) in batches {
+        let refs: Vec<&mxguard_quarantine::Held> = held.iter().collect();
+        let text = digest::compose(&rcpt, &refs, &base, &state.borrow().signer, expires, &from, &mxguard_smtp::date::rfc5322(SystemTime::now()));
+        let (tx, rx) = oneshot::channel();
+        if pickup.send(Pickup { mail_from: String::new(), rcpts: vec![rcpt.clone()], message: text, answer: tx }).await.is_err() {
+            return Err("the gateway is stopping".into());
+        }
+        match rx.await {
+            Ok(Ok(qid)) => {
+                let up_to = held.iter().map(|h| h.arrival_ms).max().unwrap_or(0);
+                let _ = state.borrow().users.digest_done(&rcpt, up_to);
+                Event::new("digest_sent").str("rcpt", &rcpt).num("messages", held.len() as u64).str("qid", &qid).emit();
+                sent += 1;
+            }
+            Ok(Err(e)) => {
+                Event::new("console_error").str("rcpt", &rcpt).str("error", &format!("digest: {e}")).emit();
+            }
+            Err(_) => return Err("the gateway is stopping".into()),
+        }
+    }
+    Ok(sent)
+}
+
 
 fn own_lists(state: &Shared, s: &Session) -> Resp {
     let st = state.borrow();

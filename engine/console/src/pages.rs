@@ -67,7 +67,7 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
-fn when(ms: u64) -> String {
+pub fn when(ms: u64) -> String {
     // UTC, to the minute (the console has no time zone of the user's yet).
     let s = ms / 1000;
     let (days, rem) = (s / 86_400, s % 86_400);
@@ -157,6 +157,24 @@ pub fn message(account: &Account, csrf: &str, h: &Held, text: &str, headers: &[(
             esc(&why(h)),
             h.score,
             esc(text)
+        ),
+    )
+}
+
+/// What a digest's release link releases, with the button that does it (a POST: prefetchers
+/// and link scanners only GET).
+pub fn link_confirm(h: &Held, action: &str) -> String {
+    page(
+        "Release",
+        None,
+        &format!(
+            "<div class=\"box\"><h1>Release this message?</h1><p>To: {}<br>From: {}<br>Subject: {}<br>Held because: {}</p>\
+             <form method=\"post\" action=\"{}\"><button class=\"release\" id=\"release\">Release</button></form></div>",
+            esc(&h.rcpt),
+            esc(if h.mail_from.is_empty() { "<>" } else { &h.mail_from }),
+            esc(if h.subject.is_empty() { "(no subject)" } else { &h.subject }),
+            esc(&why(h)),
+            esc(action)
         ),
     )
 }

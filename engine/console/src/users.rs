@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS users (
     role    TEXT NOT NULL,
     domains TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS digests (
+    rcpt    TEXT PRIMARY KEY COLLATE NOCASE,
+    last_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sender_lists (
     rcpt     TEXT NOT NULL COLLATE NOCASE,
     sender   TEXT NOT NULL COLLATE NOCASE,
@@ -149,6 +153,16 @@ impl Users {
         let mut st = self.conn.prepare_cached("SELECT sender, kind FROM sender_lists WHERE rcpt = ?1 ORDER BY kind, sender")?;
         let rows = st.query_map(params![rcpt], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
+    }
+
+    /// When `rcpt`'s last digest covered mail up to (0: never).
+    pub fn digest_last(&self, rcpt: &str) -> rusqlite::Result<u64> {
+        Ok(self.conn.query_row("SELECT last_ms FROM digests WHERE rcpt = ?1", params![rcpt], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0) as u64)
+    }
+
+    pub fn digest_done(&self, rcpt: &str, up_to_ms: u64) -> rusqlite::Result<()> {
+        self.conn.execute("INSERT OR REPLACE INTO digests (rcpt, last_ms) VALUES (?1, ?2)", params![rcpt.to_ascii_lowercase(), up_to_ms as i64])?;
+        Ok(())
     }
 
     /// Every entry, as the cores read them.

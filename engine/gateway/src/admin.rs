@@ -67,6 +67,10 @@ fn handle(conn: UnixStream) -> std::io::Result<()> {
             (Err(errors), _) => writeln!(out, "ERR lists not reloaded, the previous lists stay in force: {}", errors.join("; ")),
             (_, Err(e)) => writeln!(out, "ERR country database not reloaded, the previous one stays in force: {e}"),
         },
+        "digest" => match mxguard_console::digest_now() {
+            Ok(n) => writeln!(out, "sent {n} digest(s)\nOK"),
+            Err(e) => writeln!(out, "ERR {e}"),
+        },
         "learn" => match crate::learning::admin_learn(rest) {
             Ok(said) => writeln!(out, "{said}\nOK"),
             Err(e) => writeln!(out, "ERR {e}"),

@@ -8,6 +8,7 @@
 //! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
 //! mxguard bulk-signature [--learn] [--label TEXT] FILE...   text fingerprints; learn them as spam
 //! mxguard user add LOGIN [--role R] [--domains D,...]       a web console account (password on stdin)
+//! mxguard digest                                           send the quarantine digests now
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard version
 //! ```
@@ -46,6 +47,7 @@ const USAGE: &str = "usage:
   mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
   mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...   (text fingerprints; --learn lists them as spam)
   mxguard user add LOGIN [--role user|domain-admin|superadmin] [--domains D,...]   (console account; password on stdin)
+  mxguard digest   (send the quarantine digests now, through the running gateway)
   mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
   mxguard version";
 
@@ -147,7 +149,7 @@ fn main() -> ExitCode {
         "bulk-signature" => bulksig::bulk_signature(args),
         "user" => accounts::user_command(args),
         "learn" => learning::learn_command(args),
-        "reload" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), "reload").map(|lines| lines.iter().for_each(|l| out(l))),
+        "reload" | "digest" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), &cmd).map(|lines| lines.iter().for_each(|l| out(l))),
         "version" | "--version" => {
             println!("mxguard {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -98,6 +98,7 @@ pub fn run() -> Result<(), String> {
             console_db: in_state_dir(&k::CONSOLE_DB.get_str()),
             pickup: pickup_tx,
             tls: k::CONSOLE_TLS.get_bool().then(|| tls.clone()),
+            key_file: state.join("console.key"),
         };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();

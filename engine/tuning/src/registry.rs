@@ -581,6 +581,10 @@ registry! {
         "Address of the web console and its JSON API (HTTPS unless console.tls is 0; a thread of its own apart from the cores); empty disables it." }
     CONSOLE_TLS { bool "console.tls", true, restart,
         "Serve the console over HTTPS with the gateway's certificate (smtp.tls_cert_file, or the self-signed one made in state.dir/tls); 0: plain HTTP (keep it on loopback)." }
+    CONSOLE_URL { text "console.url", "", live,
+        "The console's address as users reach it, for the digest's links (empty: https://smtp.hostname:PORT of console.listen)." }
+    CONSOLE_DIGEST_HOUR { int "console.digest_hour", 7, -1..=23, live,
+        "Hour of the day (UTC) at which every recipient with mail held since their last digest gets one, with signed release links; -1: no digests." }
     CONSOLE_DB { text "console.db", "console.db", restart,
         "The console's database of users and their own allow/block lists (in state.dir unless absolute)." }
     CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
