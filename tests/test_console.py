@@ -216,3 +216,61 @@ def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed
         b.quit()
     ev = g.wait_events("quarantine_released")[-1]
     assert ev["by"] == "link:ann@example.test", ev
+
+
+def test_admins_track_mail_and_see_statistics_of_their_domains_only(make_gateway, sink):
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
+    g.start()
+    add_user(g, "admin@example.test", "example admin password", "--role", "domain-admin", "--domains", "example.test")
+    add_user(g, "tech@isp.test", "technician password", "--role", "technician", "--domains", "other.test")
+    add_user(g, "ann@example.test", "ann's long password")
+    assert send(g.port, message(subject="hello ann"), rcpts=("ann@example.test",))[0] == 250
+    assert send(g.port, message(subject="meds", body="cheap meds\r\n"), rcpts=("bob@example.test",))[0] == 250
+    assert send(g.port, message(subject="hello carol"), rcpts=("carol@other.test",), src="127.0.0.91")[0] == 250
+    # (The quarantined one is "delivered" to the quarantine transport.)
+    wait_for(lambda: sink.stats()["messages"] == 2 and len(g.events("delivered")) == 3, what="three hand-offs")
+    qid = next(e["qid"] for e in g.events("accepted") if e["rcpt"] == ["ann@example.test"])
+    base = f"https://127.0.0.1:{g.console_port}"
+    b = browser()
+    try:
+        login(b, base, "admin@example.test", "example admin password")
+        by_id(b, "messages")
+        b.get(base + "/track")
+        events = by_id(b, "events").text
+        shot(b, "tracking")
+        assert "ann@example.test" in events and "bob@example.test" in events and "carol@other.test" not in events, events
+        assert "delivered" in events and "action: quarantine" in events
+        b.get(f"{base}/track?q={qid}&hours=2")
+        events = by_id(b, "events").text
+        assert qid in events and "bob@example.test" not in events, events
+        b.get(base + "/stats")
+        by_id(b, "hourly")
+        shot(b, "statistics")
+        assert by_id(b, "total-delivered-clean").text == "1" and by_id(b, "total-quarantined").text == "1"
+        assert "KEYWORD_BL" in by_id(b, "symbols").text
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+
+        # The technician of other.test: carol's mail only, and no quarantine.
+        login(b, base, "tech@isp.test", "technician password")
+        assert "Nothing is held" in by_id(b, "empty").text
+        b.get(base + "/track")
+        events = by_id(b, "events").text
+        assert "carol@other.test" in events and "example.test" not in events, events
+        held_id = held(g)[0][0]
+        b.get(f"{base}/message/{held_id}")
+        assert "There is no such page or message" in b.page_source
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+
+        # An end user has no tracking at all.
+        login(b, base, "ann@example.test", "ann's long password")
+        by_id(b, "empty")
+        b.get(base + "/track")
+        assert "There is no such page or message" in b.page_source
+    finally:
+        b.quit()

@@ -19,6 +19,7 @@
 pub mod digest;
 pub mod pages;
 pub mod sessions;
+pub mod tracking;
 pub mod users;
 
 use std::convert::Infallible;
@@ -58,6 +59,8 @@ pub struct Config {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The key that signs the digest's release links.
     pub key_file: PathBuf,
+    /// The gateway's event log (message tracking and statistics read it); `None` when off.
+    pub log_file: Option<PathBuf>,
 }
 
 struct State {
@@ -70,6 +73,7 @@ struct State {
     signer: digest::Signer,
     /// The port users reach (for the default `console.url`).
     port: u16,
+    log_file: Option<PathBuf>,
 }
 
 /// "Send the digests now" requests from the admin socket, answered with how many were sent.
@@ -108,6 +112,7 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
     });
     let secure = acceptor.is_some();
     let signer = digest::Signer::load_or_create(&cfg.key_file)?;
+    let log_file = cfg.log_file;
     let (digest_tx, mut digest_rx) = mpsc::channel::<DigestRequest>(4);
     let _ = DIGEST_NOW.set(digest_tx);
     std::thread::Builder::new()
@@ -123,7 +128,7 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
             let local_set = tokio::task::LocalSet::new();
             local_set.block_on(&rt, async move {
                 let state: Shared =
-                    Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup, secure, signer, port: local.port() }));
+                    Rc::new(RefCell::new(State { users, store, sessions: Sessions::default(), pickup, secure, signer, port: local.port(), log_file }));
                 // Digests: at console.digest_hour each day, and whenever the admin asks.
                 let for_digests = Rc::clone(&state);
                 tokio::task::spawn_local(async move {
@@ -269,6 +274,7 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
 async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = form(req.uri().query().unwrap_or("").as_bytes());
     let token = cookie_token(&req);
     let body = if method == Method::POST {
         match Limited::new(req.into_body(), 64 * 1024).collect().await {
@@ -315,6 +321,8 @@ async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> Resp {
             Err(_) => not_found(&s),
         },
         (&Method::GET, ["lists"]) => own_lists(state, &s),
+        (&Method::GET, ["track"]) if s.account.role != users::Role::User => track(state, &s, &query),
+        (&Method::GET, ["stats"]) if s.account.role != users::Role::User => stats(state, &s),
         (&Method::POST, ["lists", op @ ("add" | "remove")]) => edit_lists(state, &s, op, &f),
         _ => not_found(&s),
     }
@@ -354,6 +362,7 @@ fn login(state: &Shared, ip: IpAddr, method: &Method, f: &[(String, String)]) ->
 /// The copies this account may see, newest first.
 fn visible(st: &State, a: &Account) -> Vec<mxguard_quarantine::Held> {
     let rows = match a.role {
+        users::Role::Technician => Ok(Vec::new()),
         users::Role::User => st.store.list(Some(&a.email), None, 500),
         users::Role::DomainAdmin => {
             let mut all = Vec::new();
@@ -533,6 +542,25 @@ async fn send_digests(state: &Shared) -> Result<usize, String> {
     Ok(sent)
 }
 
+
+/// Which events an account may see in tracking: those with a recipient it may track.
+fn trackable(a: &Account) -> impl Fn(&tracking::Found) -> bool + '_ {
+    move |f: &tracking::Found| f.rcpts.iter().any(|r| a.may_track(r)) || (a.role == users::Role::Superadmin && f.rcpts.is_empty())
+}
+
+fn track(state: &Shared, s: &Session, query: &[(String, String)]) -> Resp {
+    let q = field(query, "q");
+    let hours = field(query, "hours").parse::<u64>().unwrap_or(24).clamp(1, 24 * 90);
+    let log = state.borrow().log_file.clone();
+    let found = log.map(|l| tracking::search(&l, q, hours, 500, now_ms(), &trackable(&s.account))).unwrap_or_default();
+    html(StatusCode::OK, pages::track(&s.account, &s.csrf, q, hours, &found))
+}
+
+fn stats(state: &Shared, s: &Session) -> Resp {
+    let log = state.borrow().log_file.clone();
+    let st = log.map(|l| tracking::stats(&l, now_ms(), &trackable(&s.account))).unwrap_or_default();
+    html(StatusCode::OK, pages::stats(&s.account, &s.csrf, &st))
+}
 
 fn own_lists(state: &Shared, s: &Session) -> Resp {
     let st = state.borrow();

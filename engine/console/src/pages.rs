@@ -38,10 +38,11 @@ button.release{border-color:#2f7d32;color:#2f7d32}pre{white-space:pre-wrap;backg
 pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
     let bar = match who {
         Some((a, csrf)) => format!(
-            "<header><strong>mxguard quarantine</strong><span>{} ({}) · <a href=\"/\">messages</a> · <a href=\"/lists\">my lists</a> · \
+            "<header><strong>mxguard quarantine</strong><span>{} ({}) · <a href=\"/\">messages</a> · <a href=\"/lists\">my lists</a> · {}\
              <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button id=\"logout\">log out</button></form></span></header>",
             esc(&a.email),
             a.role.as_str(),
+            if a.role == Role::User { "" } else { "<a href=\"/track\">tracking</a> · <a href=\"/stats\">statistics</a> · " },
             esc(csrf)
         ),
         None => "<header><strong>mxguard quarantine</strong></header>".into(),
@@ -76,7 +77,7 @@ pub fn when(ms: u64) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's civil_from_days).
-fn civil(z: i64) -> (i64, u32, u32) {
+pub fn civil(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -205,6 +206,92 @@ pub fn lists(account: &Account, csrf: &str, entries: &[(String, String)]) -> Str
              <label><input type=\"radio\" name=\"kind\" value=\"allow\" checked style=\"width:auto\"> allow</label> \
              <label><input type=\"radio\" name=\"kind\" value=\"block\" style=\"width:auto\"> block</label> <button id=\"add\">add</button></form>",
             c = esc(csrf)
+        ),
+    )
+}
+
+pub fn track(account: &Account, csrf: &str, query: &str, hours: u64, found: &[crate::tracking::Found]) -> String {
+    let rows: String = found
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.ts.replace('T', " ").trim_end_matches('Z').to_string()),
+                esc(f.outcome),
+                esc(&f.qid),
+                esc(&f.from),
+                esc(&f.rcpts.join(", ")),
+                esc(&f.client),
+                esc(&f.detail)
+            )
+        })
+        .collect();
+    page(
+        "Message tracking",
+        Some((account, csrf)),
+        &format!(
+            "<h1>Message tracking</h1><form method=\"get\" action=\"/track\"><label>Queue id, address or client<input name=\"q\" id=\"q\" value=\"{}\"></label>\
+             <label>Last hours<input name=\"hours\" id=\"hours\" value=\"{hours}\"></label><button id=\"search\">search</button></form>\
+             <p id=\"count\">{} event(s), newest first.</p><table id=\"events\"><tr><th>Time (UTC)</th><th>What</th><th>Queue id</th><th>From</th><th>To</th><th>Client</th><th>Details</th></tr>{rows}</table>",
+            esc(query),
+            found.len()
+        ),
+    )
+}
+
+/// Colours of the outcomes in the hourly chart.
+const OUTCOMES: &[(&str, &str)] = &[
+    ("delivered clean", "#4c9a52"),
+    ("delivered tagged", "#c9a227"),
+    ("quarantined", "#d9822b"),
+    ("rejected", "#c0392b"),
+    ("discarded", "#7f8c8d"),
+];
+
+pub fn stats(account: &Account, csrf: &str, s: &crate::tracking::Stats) -> String {
+    // Stacked bars, one per hour, as inline SVG (no script, no remote content).
+    let max = s.hours.iter().map(|(_, m)| m.values().sum::<u64>()).max().unwrap_or(0).max(1);
+    let (w, h, bar) = (960.0, 220.0, 960.0 / 24.0);
+    let mut svg = format!("<svg id=\"hourly\" role=\"img\" aria-label=\"messages per hour by outcome\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\">", h + 40.0, h + 40.0);
+    for (i, (hour, m)) in s.hours.iter().enumerate() {
+        let mut y = h;
+        for (outcome, colour) in OUTCOMES {
+            let n = m.get(*outcome).copied().unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            let bh = n as f64 / max as f64 * h;
+            y -= bh;
+            svg.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{colour}\"><title>{} {}: {n}</title></rect>",
+                i as f64 * bar + 2.0,
+                bar - 4.0,
+                esc(hour),
+                esc(outcome)
+            ));
+        }
+        if i % 3 == 0 {
+            svg.push_str(&format!("<text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}h</text>", i as f64 * bar + 2.0, h + 16.0, esc(hour.get(11..13).unwrap_or(""))));
+        }
+    }
+    svg.push_str(&format!("<text x=\"2\" y=\"12\" font-size=\"11\">{max} / hour</text></svg>"));
+    let legend: String = OUTCOMES.iter().map(|(o, c)| format!("<span style=\"color:{c}\">■</span> {} ", esc(o))).collect();
+    let totals: String = OUTCOMES
+        .iter()
+        .map(|(o, _)| format!("<tr><td>{}</td><td id=\"total-{}\">{}</td></tr>", esc(o), o.replace(' ', "-"), s.hours.iter().map(|(_, m)| m.get(*o).copied().unwrap_or(0)).sum::<u64>()))
+        .collect();
+    let top = |id: &str, rows: &[(String, u64)]| -> String {
+        let r: String = rows.iter().map(|(k, n)| format!("<tr><td>{}</td><td>{n}</td></tr>", esc(k))).collect();
+        format!("<table id=\"{id}\">{r}</table>")
+    };
+    page(
+        "Statistics",
+        Some((account, csrf)),
+        &format!(
+            "<h1>The last 24 hours</h1><p>{legend}</p>{svg}<h2>Totals</h2><table id=\"totals\">{totals}</table>\
+             <h2>Top symbols</h2>{}<h2>Top senders</h2>{}",
+            top("symbols", &s.symbols),
+            top("senders", &s.senders)
         ),
     )
 }

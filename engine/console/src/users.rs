@@ -13,11 +13,14 @@ use argon2::Argon2;
 use mxguard_policy::user_lists::UserLists;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// What an account may do. End users see only their own mail; a domain admin everything of
-/// their domains; the superadmin everything.
+/// What an account may do. End users see only their own mail; a technician tracks the mail of
+/// their domains (read-only); a domain admin does everything for their domains; the superadmin
+/// everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
+    /// Read-only: message tracking and statistics of their domains, no quarantine.
+    Technician,
     DomainAdmin,
     Superadmin,
 }
@@ -26,6 +29,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "user" => Some(Role::User),
+            "technician" => Some(Role::Technician),
             "domain-admin" => Some(Role::DomainAdmin),
             "superadmin" => Some(Role::Superadmin),
             _ => None,
@@ -35,6 +39,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
+            Role::Technician => "technician",
             Role::DomainAdmin => "domain-admin",
             Role::Superadmin => "superadmin",
         }
@@ -58,6 +63,16 @@ impl Account {
             Role::Superadmin => true,
             Role::DomainAdmin => rcpt.rsplit_once('@').is_some_and(|(_, d)| self.domains.iter().any(|x| x.eq_ignore_ascii_case(d))),
             Role::User => rcpt.eq_ignore_ascii_case(&self.email),
+            Role::Technician => false,
+        }
+    }
+
+    /// Whether this account may track mail for `rcpt` (the log search and statistics).
+    pub fn may_track(&self, rcpt: &str) -> bool {
+        match self.role {
+            Role::Superadmin => true,
+            Role::DomainAdmin | Role::Technician => rcpt.rsplit_once('@').is_some_and(|(_, d)| self.domains.iter().any(|x| x.eq_ignore_ascii_case(d))),
+            Role::User => false,
         }
     }
 }

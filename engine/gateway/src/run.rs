@@ -99,6 +99,7 @@ pub fn run() -> Result<(), String> {
             pickup: pickup_tx,
             tls: k::CONSOLE_TLS.get_bool().then(|| tls.clone()),
             key_file: state.join("console.key"),
+            log_file: (!log_file.is_empty()).then(|| in_state_dir(&log_file)),
         };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();
