@@ -174,7 +174,7 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
 def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed(make_gateway, sink):
     import re
     from selenium.webdriver.common.by import By
-    g = make_gateway(sink.port, knobs(verdict__reject_score="0", console__digest_hour="-1"), start=False)
+    g = make_gateway(sink.port, knobs(verdict__reject_score="0", console__digest_hour="-1", bayes__journal_sync_ms="50"), start=False)
     lists = g.state / "lists"
     lists.mkdir(parents=True)
     (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
@@ -185,6 +185,7 @@ def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed
     wait_for(lambda: len(held(g)) == 3, what="three held copies")
     out = subprocess.run([str(MXGUARD), "digest", "--set", f"state.dir={g.state}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "sent 2 digest(s)" in out.stdout, (out.stdout, out.stderr)
+    add_user(g, "ann@example.test", "ann's long password")
     wait_for(lambda: sink.stats()["messages"] == 2, what="two digests at the sink")
     digests = {m.split(b"\r\nTo: <", 1)[1].split(b">", 1)[0].decode(): m.decode() for m in sink.messages()}
     ann = digests["ann@example.test"]
@@ -212,6 +213,16 @@ def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed
         # Used once: the second time it says so.
         b.get(link)
         assert "already released" in by_id(b, "note").text
+        # Ann reports the other one as spam: Bayes learns it, it leaves her list.
+        login(b, f"https://127.0.0.1:{g.console_port}", "ann@example.test", "ann's long password")
+        other = next(i for i, r, s in held(g) if r == "ann@example.test" and s == "held")
+        spam_before = g.metrics()['mxguard_bayes_learned_messages{kind="spam"}']
+        by_id(b, f"spam-{other}").click()
+        assert "Reported as spam" in by_id(b, "note").text
+        rows = by_id(b, "messages").text
+        assert "meds" in rows and "released" in rows and len(b.find_elements(By.ID, f"row-{other}")) == 0, rows
+        wait_for(lambda: g.metrics()['mxguard_bayes_learned_messages{kind="spam"}'] == spam_before + 1, what="the spam lesson")
+        assert g.wait_events("quarantine_reported")[-1]["bayes"] == "spam"
     finally:
         b.quit()
     ev = g.wait_events("quarantine_released")[-1]

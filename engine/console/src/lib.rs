@@ -316,7 +316,7 @@ async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> Resp {
             Ok(id) => show(state, &s, id),
             Err(_) => not_found(&s),
         },
-        (&Method::POST, ["message", id, action @ ("release" | "delete")]) => match id.parse() {
+        (&Method::POST, ["message", id, action @ ("release" | "delete" | "spam")]) => match id.parse() {
             Ok(id) => act(state, &s, id, action).await,
             Err(_) => not_found(&s),
         },
@@ -412,6 +412,18 @@ async fn act(state: &Shared, s: &Session, id: i64, action: &str) -> Resp {
         let _ = state.borrow_mut().store.set_state(id, "deleted", now_ms());
         Event::new("quarantine_deleted").str("qid", &held.qid).str("rcpt", &held.rcpt).str("by", &s.account.email).emit();
         return list(state, s, Some("Deleted."));
+    }
+    if action == "spam" {
+        // Confirmed spam: taught to Bayes as spam, then gone from the list.
+        let taught = mxguard_bayes::current().map(|b| b.teach(&mxguard_scan::message_tokens(&raw), true, false, false)).is_some();
+        let _ = state.borrow_mut().store.set_state(id, "deleted", now_ms());
+        Event::new("quarantine_reported")
+            .str("qid", &held.qid)
+            .str("rcpt", &held.rcpt)
+            .str("by", &s.account.email)
+            .str("bayes", if taught { "spam" } else { "off" })
+            .emit();
+        return list(state, s, Some("Reported as spam and deleted: the filter learns from it."));
     }
     match release(state, &held, raw, &s.account.email).await {
         Ok(_) => list(

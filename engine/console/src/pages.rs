@@ -107,7 +107,9 @@ pub fn list(account: &Account, csrf: &str, rows: &[Held], note: Option<&str>) ->
                 "<form class=\"inline\" method=\"post\" action=\"/message/{id}/release\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
                  <button class=\"release\" id=\"release-{id}\">release</button></form> \
                  <form class=\"inline\" method=\"post\" action=\"/message/{id}/delete\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-                 <button id=\"delete-{id}\">delete</button></form>",
+                 <button id=\"delete-{id}\">delete</button></form> \
+                 <form class=\"inline\" method=\"post\" action=\"/message/{id}/spam\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+                 <button id=\"spam-{id}\">report spam</button></form>",
                 id = h.id,
                 c = esc(csrf)
             )
@@ -142,7 +144,8 @@ pub fn message(account: &Account, csrf: &str, h: &Held, text: &str, headers: &[(
     let actions = if h.state == "held" {
         format!(
             "<form class=\"inline\" method=\"post\" action=\"/message/{id}/release\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button class=\"release\" id=\"release\">release</button></form> \
-             <form class=\"inline\" method=\"post\" action=\"/message/{id}/delete\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button id=\"delete\">delete</button></form>",
+             <form class=\"inline\" method=\"post\" action=\"/message/{id}/delete\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button id=\"delete\">delete</button></form> \
+             <form class=\"inline\" method=\"post\" action=\"/message/{id}/spam\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button id=\"spam\">report spam</button></form>",
             id = h.id,
             c = esc(csrf)
         )
