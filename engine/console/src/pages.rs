@@ -219,7 +219,7 @@ pub fn track(account: &Account, csrf: &str, query: &str, hours: u64, found: &[cr
         .map(|f| {
             format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.ts.replace('T', " ").trim_end_matches('Z').to_string()),
+                esc(f.ts.replace('T', " ").trim_end_matches('Z')),
                 esc(f.outcome),
                 esc(&f.qid),
                 esc(&f.from),

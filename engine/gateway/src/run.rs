@@ -153,6 +153,9 @@ pub fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// One core: its spool, queue manager and SMTP listeners (core 0 also serves the console's
+/// pickups). Everything it needs is passed in, as the executor's closure owns it.
+#[allow(clippy::too_many_arguments)]
 async fn core_main(
     core: usize,
     cores: usize,
