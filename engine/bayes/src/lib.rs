@@ -87,6 +87,21 @@ pub struct Bayes {
 }
 
 impl Bayes {
+    /// A table with its file's state (not started: no learner yet).
+    fn with(table: Table, path: &Path, generation: u64, journal_good: u64, dirty: bool, budget: usize) -> Bayes {
+        Bayes {
+            table: ArcSwap::from_pointee(table),
+            path: path.to_path_buf(),
+            generation: AtomicU64::new(generation),
+            journal_good: AtomicU64::new(journal_good),
+            dirty: AtomicBool::new(dirty),
+            queue: OnceLock::new(),
+            lost: AtomicU64::new(0),
+            budget,
+            follow_knob: AtomicBool::new(false),
+        }
+    }
+
     /// Loads `path` and replays its journal into a table sized for `max_tokens`. A damaged
     /// snapshot is an error (the caller decides: [`Bayes::open`] moves it aside).
     fn load(path: &Path, max_tokens: usize) -> Result<(Bayes, Opened), String> {
@@ -94,17 +109,7 @@ impl Bayes {
         let snap = store::load(&table, path).map_err(|e| e.to_string())?;
         let replay = journal::replay(&journal::path_for(path), snap.generation, |l| apply(&table, &l))
             .map_err(|e| format!("{}: {e}", journal::path_for(path).display()))?;
-        let b = Bayes {
-            table: ArcSwap::from_pointee(table),
-            path: path.to_path_buf(),
-            generation: AtomicU64::new(snap.generation),
-            journal_good: AtomicU64::new(replay.good_len),
-            dirty: AtomicBool::new(replay.lessons > 0),
-            queue: OnceLock::new(),
-            lost: AtomicU64::new(0),
-            budget: max_tokens,
-            follow_knob: AtomicBool::new(false),
-        };
+        let b = Bayes::with(table, path, snap.generation, replay.good_len, replay.lessons > 0, max_tokens);
         Ok((b, Opened { tokens: snap.tokens, replayed: replay.lessons, torn: replay.torn }))
     }
 
@@ -116,18 +121,8 @@ impl Bayes {
             Err(e) => {
                 let _ = std::fs::rename(path, path.with_extension("bad"));
                 let _ = std::fs::remove_file(journal::path_for(path));
-                let b = Bayes::load(path, max_tokens).map(|x| x.0).unwrap_or_else(|_| Bayes {
-                    table: ArcSwap::from_pointee(Table::new(max_tokens)),
-                    path: path.to_path_buf(),
-                    generation: AtomicU64::new(0),
-                    journal_good: AtomicU64::new(0),
-                    dirty: AtomicBool::new(false),
-                    queue: OnceLock::new(),
-                    lost: AtomicU64::new(0),
-                    budget: max_tokens,
-                    follow_knob: AtomicBool::new(false),
-                });
-                (b, Err(e))
+                // Snapshot and journal are gone: what loading them now gives, an empty table.
+                (Bayes::with(Table::new(max_tokens), path, 0, 0, false, max_tokens), Err(e))
             }
         }
     }
