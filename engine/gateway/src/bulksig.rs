@@ -12,30 +12,13 @@ use std::path::PathBuf;
 use mxguard_scan::fingerprint::{self, Known};
 use mxguard_tuning as k;
 
-use crate::imagehash::{append_lines, list_label};
+use crate::learnt_list::{self, Args, List};
 
 pub fn bulk_signature(args: Vec<String>) -> Result<(), String> {
-    let mut learn = false;
-    let mut label = None;
-    let mut paths = Vec::new();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--learn" => learn = true,
-            "--label" => label = Some(it.next().ok_or("--label needs a text")?),
-            _ => paths.push(PathBuf::from(a)),
-        }
-    }
-    if paths.is_empty() {
-        return Err("usage: mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...".into());
-    }
-    let list = crate::in_state_dir(&k::LISTS_DIR.get_str()).join(mxguard_scan::BULK_SIGNATURES);
-    let existing = match std::fs::read_to_string(&list) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", list.display())),
-    };
-    let mut known = Known::parse(&existing, &list.display().to_string()).map_err(|e| e.join("\n"))?;
+    let Args { learn, label, inputs } = learnt_list::args(args, "usage: mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...")?;
+    let paths: Vec<PathBuf> = inputs.into_iter().map(PathBuf::from).collect();
+    let list = List::open(mxguard_scan::BULK_SIGNATURES)?;
+    let mut known = Known::parse(&list.text, &list.name()).map_err(|e| e.join("\n"))?;
     let mut new_lines = Vec::new();
     for path in &paths {
         let mut messages = Vec::new();
@@ -52,18 +35,12 @@ pub fn bulk_signature(args: Vec<String>) -> Result<(), String> {
             let listed = known.matching(&bands).is_some();
             println!("{}{}  {source}", fingerprint::signature_line(&bands, ""), if listed { " (listed)" } else { "" });
             if learn && !listed {
-                let l = list_label(label.as_deref().unwrap_or(&source));
+                let l = learnt_list::label(label.as_deref().unwrap_or(&source));
                 // Later messages of the same run are matched against it too.
                 known.add(&bands, &l);
                 new_lines.push(fingerprint::signature_line(&bands, &l));
             }
         }
     }
-    if learn && !new_lines.is_empty() {
-        append_lines(&list, &existing, &new_lines)?;
-        println!("learnt {} signature(s) into {}", new_lines.len(), list.display());
-    } else if learn {
-        println!("nothing new to learn");
-    }
-    Ok(())
+    list.learn(learn, &new_lines, "signature(s)")
 }

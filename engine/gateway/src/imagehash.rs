@@ -6,36 +6,16 @@
 //! skips pictures already listed (same hash) and those below the scanned size (`image.min_*`:
 //! they would never be compared); it only ever appends to the list, never rewrites it.
 
-use std::io::Write;
-use std::path::Path;
-
 use mxguard_scan::images::{self, Look};
-use mxguard_tuning as k;
+
+use crate::learnt_list::{self, Args, List};
 
 pub fn image_hash(args: Vec<String>) -> Result<(), String> {
-    let mut learn = false;
-    let mut label = None;
-    let mut files = Vec::new();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--learn" => learn = true,
-            "--label" => label = Some(it.next().ok_or("--label needs a text")?),
-            _ => files.push(a),
-        }
-    }
-    if files.is_empty() {
-        return Err("usage: mxguard image-hash [--learn] [--label TEXT] FILE...".into());
-    }
+    let Args { learn, label, inputs: files } = learnt_list::args(args, "usage: mxguard image-hash [--learn] [--label TEXT] FILE...")?;
     // Every picture of scanned size is measured here, whatever the sampling knobs say.
     let cfg = images::Config { sample_percent: 100, max_images: usize::MAX, ..mxguard_scan::image_config() };
-    let list = crate::in_state_dir(&k::LISTS_DIR.get_str()).join(mxguard_scan::IMAGE_HASHES);
-    let existing = match std::fs::read_to_string(&list) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", list.display())),
-    };
-    let known = images::Known::parse(&existing, &list.display().to_string()).map_err(|e| e.join("\n"))?;
+    let list = List::open(mxguard_scan::IMAGE_HASHES)?;
+    let known = images::Known::parse(&list.text, &list.name()).map_err(|e| e.join("\n"))?;
     let mut new_lines = Vec::new();
     for file in &files {
         let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
@@ -75,33 +55,6 @@ pub fn image_hash(args: Vec<String>) -> Result<(), String> {
             }
         }
     }
-    if learn && !new_lines.is_empty() {
-        let lines: Vec<String> = new_lines.iter().map(|(h, l)| images::hash_line(*h, &list_label(l))).collect();
-        append_lines(&list, &existing, &lines)?;
-        println!("learnt {} picture(s) into {}", new_lines.len(), list.display());
-    } else if learn {
-        println!("nothing new to learn");
-    }
-    Ok(())
-}
-
-/// A label as one field of a list line: no line breaks, no comment sign.
-pub fn list_label(l: &str) -> String {
-    l.chars().map(|c| if c.is_control() || c == '#' { ' ' } else { c }).collect::<String>().trim().to_string()
-}
-
-/// Appends `lines` to a learnt list (`existing` is what it holds now), fsync'd; never rewrites
-/// it. The running gateway's list watcher reloads it.
-pub fn append_lines(list: &Path, existing: &str, lines: &[String]) -> Result<(), String> {
-    if let Some(dir) = list.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    // A last line without its line end is finished first, not extended.
-    let mut text = if existing.is_empty() || existing.ends_with('\n') { String::new() } else { "\n".to_string() };
-    for l in lines {
-        text.push_str(l);
-        text.push('\n');
-    }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(list).map_err(|e| format!("{}: {e}", list.display()))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", list.display()))
+    let lines: Vec<String> = new_lines.iter().map(|(h, l)| images::hash_line(*h, &learnt_list::label(l))).collect();
+    list.learn(learn, &lines, "picture(s)")
 }

@@ -28,6 +28,7 @@ mod greylisting;
 mod handler;
 mod imagehash;
 mod learning;
+mod learnt_list;
 mod pickup;
 mod run;
 mod screen;
