@@ -191,6 +191,7 @@ impl Handler for Gateway {
         let auth_inputs = self.screen.auth_inputs(conn.id);
         // SPF's answer, for the sender domain's reputation (a trusted network has none).
         let spf = auth_inputs.clone().flatten();
+        let who = crate::traffic::sender(conn.peer.ip(), spf.as_ref());
         let auth_env = crate::authentication::envelope(auth_inputs, conn.peer.ip(), &env.helo, &env.mail_from);
         let auth = crate::authentication::start(&body, if screened.is_empty() { None } else { auth_env });
         // Content: one parse and scan of the message for all recipients. Small mail is scanned
@@ -209,7 +210,7 @@ impl Handler for Gateway {
                 mxguard_scan::scan_with(&body[..], &tables, now, tokens)
             };
             crate::learning::classify(&mut r);
-            crate::traffic::observe(&mut r, &crate::traffic::sender(conn.peer.ip(), spf.as_ref()), screened.len());
+            crate::traffic::observe(&mut r, &who, screened.len());
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
             Some(r)
         } else {
@@ -251,7 +252,7 @@ impl Handler for Gateway {
         }
         let honeypot = report.as_ref().is_some_and(|r| r.honeypot);
         self.screen.end_transaction(conn.id, &screened, honeypot);
-        if crate::traffic::record(report.as_ref(), &crate::traffic::sender(conn.peer.ip(), spf.as_ref()), &screened, honeypot) {
+        if crate::traffic::record(report.as_ref(), &who, &screened, honeypot) {
             self.screen.ban_for_reputation(conn.peer.ip());
         }
         if let Some(r) = &report {

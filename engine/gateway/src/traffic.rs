@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mxguard_scan::{Found, Report};
 use mxguard_traffic::bulk::{self, Bulk};
 use mxguard_traffic::reputation::{Reputation, Sender};
-use mxguard_traffic::window::key_of;
+use mxguard_traffic::window::key_of_ip;
 use mxguard_traffic::Finding;
 use mxguard_tuning as k;
 use mxguard_verdict::Symbol;
@@ -36,13 +36,6 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn source_of(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(a) => key_of(9, &a.octets()),
-        IpAddr::V6(a) => key_of(9, &a.octets()),
-    }
-}
-
 fn found(check: &'static str, f: Finding) -> Found {
     Found { check, symbol: Symbol { name: f.symbol.into(), score: f.score, reason: f.reason } }
 }
@@ -59,7 +52,7 @@ pub fn sender<'a>(ip: IpAddr, spf: Option<&'a mail_auth::SpfOutput>) -> Sender<'
 pub fn observe(report: &mut Report, who: &Sender, recipients: usize) {
     let now = now();
     if let Some(bands) = &report.fingerprint {
-        let seen = bulk_table().observe(bands, source_of(who.ip), recipients.min(u32::MAX as usize) as u32, now);
+        let seen = bulk_table().observe(bands, key_of_ip(9, who.ip, 4, 16), recipients.min(u32::MAX as usize) as u32, now);
         report.found.extend(bulk::findings(&seen).into_iter().map(|f| found("bulk", f)));
     }
     report.found.extend(reputation().findings(who, now).into_iter().map(|f| found("reputation", f)));

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use mxguard_tuning as k;
 
-use crate::window::{key_of, Delta, Seen, Windows};
+use crate::window::{key_of, key_of_ip, Delta, Seen, Windows};
 use crate::Finding;
 
 /// Who sent a message.
@@ -25,17 +25,11 @@ pub struct Sender<'a> {
 
 impl Sender<'_> {
     fn ip_key(&self) -> u64 {
-        match self.ip {
-            IpAddr::V4(a) => key_of(1, &a.octets()),
-            IpAddr::V6(a) => key_of(1, &a.octets()),
-        }
+        key_of_ip(1, self.ip, 4, 16)
     }
 
     fn net_key(&self) -> u64 {
-        match self.ip {
-            IpAddr::V4(a) => key_of(2, &a.octets()[..3]),
-            IpAddr::V6(a) => key_of(2, &a.octets()[..6]),
-        }
+        key_of_ip(2, self.ip, 3, 6)
     }
 
     fn domain_key(&self) -> Option<u64> {

@@ -144,6 +144,15 @@ pub fn key_of(kind: u8, s: &[u8]) -> u64 {
     mix(h)
 }
 
+/// A key for the first `v4_bytes` (IPv4) or `v6_bytes` (IPv6) bytes of an address: the address
+/// itself (4, 16) or its network (3, 6 for a /24 or /48).
+pub fn key_of_ip(kind: u8, ip: std::net::IpAddr, v4_bytes: usize, v6_bytes: usize) -> u64 {
+    match ip {
+        std::net::IpAddr::V4(a) => key_of(kind, &a.octets()[..v4_bytes.min(4)]),
+        std::net::IpAddr::V6(a) => key_of(kind, &a.octets()[..v6_bytes.min(16)]),
+    }
+}
+
 pub struct Windows {
     shards: Box<[Mutex<Shard>]>,
 }
