@@ -107,26 +107,17 @@ impl Known {
     /// Parses the list; errors are `file:line: reason`.
     pub fn parse(text: &str, file: &str) -> Result<Known, Vec<String>> {
         let mut k = Known::default();
-        let mut errors = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
+        crate::each_list_line(text, file, |line| {
             let mut fields = line.split_whitespace();
             let bands: Vec<Option<u64>> = fields.by_ref().take(BANDS).map(|h| if h.len() == 16 { u64::from_str_radix(h, 16).ok() } else { None }).collect();
             if bands.len() != BANDS || bands.iter().any(Option::is_none) {
-                errors.push(format!("{file}:{}: not {BANDS} 16-hex-digit band keys", i + 1));
-                continue;
+                return Err(format!("not {BANDS} 16-hex-digit band keys"));
             }
             let bands: Vec<u64> = bands.into_iter().flatten().collect();
             k.add(&bands, &fields.collect::<Vec<_>>().join(" "));
-        }
-        if errors.is_empty() {
-            Ok(k)
-        } else {
-            Err(errors)
-        }
+            Ok(())
+        })?;
+        Ok(k)
     }
 
     /// Lists one more signature.

@@ -82,23 +82,17 @@ impl Known {
     /// Parses the list; errors are `file:line: reason`.
     pub fn parse(text: &str, file: &str) -> Result<Known, Vec<String>> {
         let mut k = Known::default();
-        let mut errors = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
+        crate::each_list_line(text, file, |line| {
             let (hex, label) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             match u64::from_str_radix(hex, 16) {
-                Ok(h) if hex.len() == 16 => k.hashes.push((h, label.trim().to_string())),
-                _ => errors.push(format!("{file}:{}: not a 16-hex-digit image hash: {hex}", i + 1)),
+                Ok(h) if hex.len() == 16 => {
+                    k.hashes.push((h, label.trim().to_string()));
+                    Ok(())
+                }
+                _ => Err(format!("not a 16-hex-digit image hash: {hex}")),
             }
-        }
-        if errors.is_empty() {
-            Ok(k)
-        } else {
-            Err(errors)
-        }
+        })?;
+        Ok(k)
     }
 
     pub fn len(&self) -> usize {

@@ -48,6 +48,27 @@ pub fn files() -> Vec<&'static str> {
     v
 }
 
+/// Hands each entry of a learnt list to `entry` — a line without its `#` comment, trimmed, not
+/// empty — and collects its errors as `file:line: reason`.
+pub(crate) fn each_list_line(text: &str, file: &str, mut entry: impl FnMut(&str) -> Result<(), String>) -> Result<(), Vec<String>> {
+    let errors: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                return None;
+            }
+            entry(line).err().map(|why| format!("{file}:{}: {why}", i + 1))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// The read-mostly tables.
 #[derive(Debug)]
 pub struct Tables {
