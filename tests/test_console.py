@@ -115,7 +115,7 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
         assert "<script>alert(1)</script>" in text, text
         # Another user's message by its address: not there.
         b.get(f"{base}/message/{ids['bob@example.test']}")
-        assert "There is no such page or message" in b.page_source
+        assert "There is no such page, message or account" in b.page_source
         b.get(base + "/")
         b.find_element(By.ID, f"release-{ids['ann@example.test']}").click()
         note = by_id(b, "note").text
@@ -146,7 +146,7 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
         shot(b, "domain-admin")
         assert "for carol" in table and "carol@other.test" in table and "for bob" not in table and "Cheap meds" not in table, table
         b.get(f"{base}/message/{ids['bob@example.test']}")
-        assert "There is no such page or message" in b.page_source
+        assert "There is no such page, message or account" in b.page_source
         cookie = "; ".join(f"{c['name']}={c['value']}" for c in b.get_cookies())
     finally:
         b.quit()
@@ -274,7 +274,7 @@ def test_admins_track_mail_and_see_statistics_of_their_domains_only(make_gateway
         assert "carol@other.test" in events and "example.test" not in events, events
         held_id = held(g)[0][0]
         b.get(f"{base}/message/{held_id}")
-        assert "There is no such page or message" in b.page_source
+        assert "There is no such page, message or account" in b.page_source
         b.find_element(By.ID, "logout").click()
         by_id(b, "login")
 
@@ -282,6 +282,6 @@ def test_admins_track_mail_and_see_statistics_of_their_domains_only(make_gateway
         login(b, base, "ann@example.test", "ann's long password")
         by_id(b, "empty")
         b.get(base + "/track")
-        assert "There is no such page or message" in b.page_source
+        assert "There is no such page, message or account" in b.page_source
     finally:
         b.quit()

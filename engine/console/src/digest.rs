@@ -2,11 +2,17 @@
 //! since their last digest gets one plain-text message listing it, each with a signed release
 //! link, so users who never log in still get their false positives back.
 //!
-//! A link is `console.url`/r/ID/EXPIRES/MAC: the MAC is HMAC-SHA256 (ring) over the copy's id,
-//! its recipient and the expiry, with a key kept in `state.dir/console.key` (32 random bytes made
-//! once, mode 0600). Opening a link shows the message's summary and a button; only the button's
-//! POST releases (link scanners and prefetchers follow GETs). Links expire with the quarantine's
-//! retention. Never: a link that works for another copy, another recipient or after its expiry,
+//! A release link is `console.url`/r/ID/EXPIRES/MAC: the MAC is HMAC-SHA256 (ring) over the
+//! copy's id, its recipient and the expiry, with a key kept in `state.dir/console.key` (32 random
+//! bytes made once, mode 0600). Opening a link shows the message's summary and a button; only
+//! the button's POST releases (link scanners and prefetchers follow GETs). Release links expire
+//! with the quarantine's retention.
+//!
+//! The digest also carries a one-time login link, `/l/HEXRCPT/EXPIRES/MAC` (MAC over "login",
+//! the recipient and the expiry; valid `console.login_link_h` hours): its POST starts an end-user
+//! session for that recipient only — whatever other role an account of that name has — and the
+//! link is spent (kept in the database until it expires, so every gateway sharing it refuses a
+//! second use). Never: a link that works for another copy, another recipient or after its expiry,
 //! or a digest that lists another recipient's mail.
 
 use std::io::Write;
@@ -26,11 +32,15 @@ fn message_of(id: i64, rcpt: &str, expires: u64) -> String {
     format!("release\n{id}\n{}\n{expires}", rcpt.to_ascii_lowercase())
 }
 
-fn hex(b: &[u8]) -> String {
+fn login_message(rcpt: &str, expires: u64) -> String {
+    format!("login\n{}\n{expires}", rcpt.to_ascii_lowercase())
+}
+
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
@@ -68,6 +78,22 @@ impl Signer {
     pub fn verify(&self, id: i64, rcpt: &str, expires: u64, mac: &str, now: u64) -> bool {
         now <= expires && unhex(mac).is_some_and(|m| hmac::verify(&self.key, message_of(id, rcpt, expires).as_bytes(), &m).is_ok())
     }
+
+    /// The path of a one-time login link for `rcpt`.
+    pub fn login_path(&self, rcpt: &str, expires: u64) -> String {
+        let mac = hex(hmac::sign(&self.key, login_message(rcpt, expires).as_bytes()).as_ref());
+        format!("/l/{}/{expires}/{mac}", hex(rcpt.to_ascii_lowercase().as_bytes()))
+    }
+
+    /// The recipient a login link (`HEXRCPT/EXPIRES/MAC`, after `/l/`) is for, with its expiry
+    /// and MAC, if the MAC is right and it has not expired at `now`.
+    pub fn verify_login(&self, rest: &str, now: u64) -> Option<(String, u64, String)> {
+        let [rcpt, expires, mac] = rest.split('/').collect::<Vec<_>>()[..] else { return None };
+        let rcpt = String::from_utf8(unhex(rcpt)?).ok()?;
+        let expires: u64 = expires.parse().ok()?;
+        let ok = now <= expires && unhex(mac).is_some_and(|m| hmac::verify(&self.key, login_message(&rcpt, expires).as_bytes(), &m).is_ok());
+        ok.then(|| (rcpt, expires, mac.to_string()))
+    }
 }
 
 /// A release link's path.
@@ -76,7 +102,9 @@ pub fn link_path(signer: &Signer, h: &Held, expires: u64) -> String {
 }
 
 /// The digest message for one recipient (CRLF lines, as spooled).
-pub fn compose(rcpt: &str, held: &[&Held], base_url: &str, signer: &Signer, expires: u64, from: &str, date: &str) -> Vec<u8> {
+/// `login_expires`: when the digest's one-time login link stops working.
+#[allow(clippy::too_many_arguments)]
+pub fn compose(rcpt: &str, held: &[&Held], base_url: &str, signer: &Signer, expires: u64, login_expires: u64, from: &str, date: &str) -> Vec<u8> {
     let mut body = format!(
         "{} message(s) addressed to you were held as suspected spam since your last digest.\r\n\
          To receive one, open its link and press Release. Links work until {}.\r\n\r\n",
@@ -94,7 +122,11 @@ pub fn compose(rcpt: &str, held: &[&Held], base_url: &str, signer: &Signer, expi
             link_path(signer, h, expires)
         ));
     }
-    body.push_str(&format!("Log in to see them all: {base_url}/\r\n"));
+    body.push_str(&format!(
+        "See them all (this link logs you in once, until {}): {base_url}{}\r\n",
+        when(login_expires * 1000),
+        signer.login_path(rcpt, login_expires)
+    ));
     format!(
         "From: Quarantine <{from}>\r\nTo: <{rcpt}>\r\nSubject: Quarantine digest: {} held message(s)\r\nDate: {date}\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n{body}",
@@ -121,6 +153,7 @@ mod tests {
             score: 12.0,
             symbols: String::new(),
             reason: "matches keyword blacklist line 1".into(),
+            verdict: "spam".into(),
         }
     }
 
@@ -144,8 +177,18 @@ mod tests {
         assert!(!other.verify(7, "ann@example.test", 1000, &mac, 10));
         // A subject cannot add header lines to the digest.
         let h = held(7, "ann@example.test");
-        let text = String::from_utf8(compose("ann@example.test", &[&h], "https://mx.example.test:8025", &s, 1000, "postmaster@mx.example.test", "Mon, 23 Nov 2026 08:00:00 +0000")).unwrap();
+        let text = String::from_utf8(compose("ann@example.test", &[&h], "https://mx.example.test:8025", &s, 1000, 500, "postmaster@mx.example.test", "Mon, 23 Nov 2026 08:00:00 +0000")).unwrap();
         assert!(text.contains(&format!("Release: https://mx.example.test:8025/r/7/1000/{mac}")));
+        // The login link: for this recipient, until its own expiry.
+        let login = s.login_path("Ann@example.test", 500);
+        assert!(text.contains(&format!("https://mx.example.test:8025{login}")), "{text}");
+        let rest = login.strip_prefix("/l/").unwrap();
+        assert_eq!(s.verify_login(rest, 499).map(|(r, e, _)| (r, e)), Some(("ann@example.test".to_string(), 500)));
+        assert_eq!(s.verify_login(rest, 501), None, "expired");
+        let other = format!("{}/500/{}", hex(b"bob@example.test"), rest.rsplit('/').next().unwrap());
+        assert_eq!(s.verify_login(&other, 10), None, "another recipient");
+        assert_eq!(s.verify_login(&rest.replace("/500/", "/900/"), 10), None, "a longer life");
+        assert_eq!(s.verify_login("zz/1/2", 0), None);
         assert!(text.contains("Subject: CheapBcc: injected") && !text.contains("\r\nBcc:"));
     }
 }

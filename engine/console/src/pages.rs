@@ -37,14 +37,26 @@ button.release{border-color:#2f7d32;color:#2f7d32}pre{white-space:pre-wrap;backg
 /// A whole page.
 pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
     let bar = match who {
-        Some((a, csrf)) => format!(
-            "<header><strong>mxguard quarantine</strong><span>{} ({}) · <a href=\"/\">messages</a> · <a href=\"/lists\">my lists</a> · {}\
-             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button id=\"logout\">log out</button></form></span></header>",
-            esc(&a.email),
-            a.role.as_str(),
-            if a.role == Role::User { "" } else { "<a href=\"/track\">tracking</a> · <a href=\"/stats\">statistics</a> · " },
-            esc(csrf)
-        ),
+        Some((a, csrf)) => {
+            let mut nav = vec![("/", "messages"), ("/lists", "my lists")];
+            if a.role != Role::User {
+                nav.extend([("/track", "tracking"), ("/stats", "statistics")]);
+            }
+            if a.role >= Role::DomainAdmin {
+                nav.extend([("/admin/accounts", "accounts"), ("/admin/domains", "domains")]);
+            }
+            if matches!(a.role, Role::Superadmin | Role::DomainAdmin | Role::Technician) {
+                nav.push(("/admin/knobs", "settings"));
+            }
+            let links: String = nav.iter().map(|(href, name)| format!("<a href=\"{href}\">{name}</a> · ")).collect();
+            format!(
+                "<header><strong>mxguard quarantine</strong><span>{} ({}) · {links}\
+                 <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button id=\"logout\">log out</button></form></span></header>",
+                esc(&a.email),
+                a.role.as_str(),
+                esc(csrf)
+            )
+        }
         None => "<header><strong>mxguard quarantine</strong></header>".into(),
     };
     format!(
@@ -98,7 +110,32 @@ fn why(h: &Held) -> String {
     }
 }
 
-pub fn list(account: &Account, csrf: &str, rows: &[Held], note: Option<&str>) -> String {
+/// The search form, filled with the fields of the last search.
+fn search_form(q: &[(String, String)], admin: bool) -> String {
+    let v = |n: &str| esc(q.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v.as_str()));
+    let chosen = |n: &str, opt: &str| if q.iter().any(|(k, v)| k == n && v == opt) { " selected" } else { "" };
+    let verdicts: String = mxguard_quarantine::store::VERDICTS.iter().map(|x| format!("<option{}>{x}</option>", chosen("verdict", x))).collect();
+    let states: String = ["held", "released"].iter().chain(if admin { ["deleted"].iter() } else { [].iter() }).map(|x| format!("<option{}>{x}</option>", chosen("state", x))).collect();
+    let rcpt = if admin { format!("<label>To<input name=\"rcpt\" id=\"s-rcpt\" value=\"{}\"></label>", v("rcpt")) } else { String::new() };
+    format!(
+        "<form method=\"get\" action=\"/\" class=\"search\" id=\"search\">{rcpt}\
+         <label>From (address or @domain)<input name=\"sender\" id=\"s-sender\" value=\"{}\"></label>\
+         <label>Subject<input name=\"subject\" id=\"s-subject\" value=\"{}\"></label>\
+         <label>Since<input name=\"since\" type=\"date\" id=\"s-since\" value=\"{}\"></label>\
+         <label>Until<input name=\"until\" type=\"date\" id=\"s-until\" value=\"{}\"></label>\
+         <label>Score from<input name=\"min_score\" id=\"s-min\" size=\"4\" value=\"{}\"></label>\
+         <label>Kind<select name=\"verdict\" id=\"s-verdict\"><option value=\"\">any</option>{verdicts}</select></label>\
+         <label>State<select name=\"state\" id=\"s-state\"><option value=\"\">held or released</option>{states}</select></label>\
+         <button id=\"s-go\">search</button></form>",
+        v("sender"),
+        v("subject"),
+        v("since"),
+        v("until"),
+        v("min_score")
+    )
+}
+
+pub fn list(account: &Account, csrf: &str, rows: &[Held], note: Option<&str>, query: &[(String, String)]) -> String {
     let note = note.map(|n| format!("<p class=\"note\" id=\"note\">{}</p>", esc(n))).unwrap_or_default();
     let mut t = String::new();
     for h in rows {
@@ -128,11 +165,14 @@ pub fn list(account: &Account, csrf: &str, rows: &[Held], note: Option<&str>) ->
         ));
     }
     let to_head = if account.role == Role::User { "" } else { "<th>To</th>" };
+    let form = search_form(query, account.role >= Role::Subadmin);
+    let searched = query.iter().any(|(_, v)| !v.is_empty());
     let body = if rows.is_empty() {
-        format!("{note}<h1>Quarantine</h1><p id=\"empty\">Nothing is held for you.</p>")
+        let empty = if searched { "Nothing held matches this search." } else { "Nothing is held for you." };
+        format!("{note}<h1>Quarantine</h1>{form}<p id=\"empty\">{empty}</p>")
     } else {
         format!(
-            "{note}<h1>Quarantine</h1><table id=\"messages\"><tr><th>Received</th><th>From</th>{to_head}<th>Subject</th><th>Why it was held</th><th>Score</th><th></th></tr>{t}</table>"
+            "{note}<h1>Quarantine</h1>{form}<table id=\"messages\"><tr><th>Received</th><th>From</th>{to_head}<th>Subject</th><th>Why it was held</th><th>Score</th><th></th></tr>{t}</table>"
         )
     };
     page("Quarantine", Some((account, csrf)), &body)
@@ -183,13 +223,23 @@ pub fn link_confirm(h: &Held, action: &str) -> String {
     )
 }
 
-pub fn lists(account: &Account, csrf: &str, entries: &[(String, String)]) -> String {
+/// The allow and block lists of `owner` (the account's own, a user's, or `@domain`'s).
+pub fn lists(account: &Account, csrf: &str, owner: &str, entries: &[(String, String)], error: Option<&str>) -> String {
+    let own = owner.eq_ignore_ascii_case(&account.email);
+    let title = if own { "My senders".to_string() } else if owner.starts_with('@') { format!("Senders for all of {}", &owner[1..]) } else { format!("Senders of {owner}") };
+    let error = error.map(|e| format!("<p class=\"err\" id=\"error\">{}</p>", esc(e))).unwrap_or_default();
+    let o = esc(owner);
+    let other = if account.role >= Role::Subadmin {
+        "<form method=\"get\" action=\"/lists\"><label>Lists of (an address, or @domain for the whole domain)<input name=\"owner\" id=\"owner\"></label><button id=\"open-lists\">open</button></form>"
+    } else {
+        ""
+    };
     let rows: String = entries
         .iter()
         .map(|(sender, kind)| {
             format!(
                 "<tr><td>{}</td><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"/lists/remove\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-                 <input type=\"hidden\" name=\"sender\" value=\"{s}\"><input type=\"hidden\" name=\"kind\" value=\"{k}\"><button>remove</button></form></td></tr>",
+                 <input type=\"hidden\" name=\"owner\" value=\"{o}\"><input type=\"hidden\" name=\"sender\" value=\"{s}\"><input type=\"hidden\" name=\"kind\" value=\"{k}\"><button>remove</button></form></td></tr>",
                 esc(sender),
                 esc(kind),
                 c = esc(csrf),
@@ -199,15 +249,16 @@ pub fn lists(account: &Account, csrf: &str, entries: &[(String, String)]) -> Str
         })
         .collect();
     page(
-        "My lists",
+        &title,
         Some((account, csrf)),
         &format!(
-            "<h1>My senders</h1><p>Mail from an allowed sender is never held for you; mail from a blocked one always is. \
+            "{other}<h1>{}</h1>{error}<p>Mail from an allowed sender is never held; mail from a blocked one always is. \
              An entry is an address or <code>@domain</code>.</p><table id=\"lists\"><tr><th>Sender</th><th>List</th><th></th></tr>{rows}</table>\
-             <h2>Add</h2><form method=\"post\" action=\"/lists/add\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+             <h2>Add</h2><form method=\"post\" action=\"/lists/add\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" name=\"owner\" value=\"{o}\">\
              <label>Sender<input name=\"sender\" id=\"sender\" required></label>\
              <label><input type=\"radio\" name=\"kind\" value=\"allow\" checked style=\"width:auto\"> allow</label> \
              <label><input type=\"radio\" name=\"kind\" value=\"block\" style=\"width:auto\"> block</label> <button id=\"add\">add</button></form>",
+            esc(&title),
             c = esc(csrf)
         ),
     )
@@ -295,6 +346,162 @@ pub fn stats(account: &Account, csrf: &str, s: &crate::tracking::Stats) -> Strin
              <h2>Top symbols</h2>{}<h2>Top senders</h2>{}",
             top("symbols", &s.symbols),
             top("senders", &s.senders)
+        ),
+    )
+}
+
+/// What a digest's login link does, with the button that does it (a POST, as for releases).
+pub fn login_link_confirm(rcpt: &str, action: &str) -> String {
+    page(
+        "Log in",
+        None,
+        &format!(
+            "<div class=\"box\"><h1>Your quarantine</h1><p>This link logs you in once as <strong>{}</strong>.</p>\
+             <form method=\"post\" action=\"{}\"><button id=\"continue\">Continue</button></form></div>",
+            esc(rcpt),
+            esc(action)
+        ),
+    )
+}
+
+fn note_and_error(note: Option<&str>) -> String {
+    note.map(|n| format!("<p class=\"note\" id=\"note\">{}</p>", esc(n))).unwrap_or_default()
+}
+
+fn hidden_csrf(csrf: &str) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf))
+}
+
+/// Accounts the admin manages, the form to add or change one, and API tokens.
+pub fn accounts(account: &Account, csrf: &str, all: &[Account], tokens: &[crate::users::TokenInfo], new_token: Option<&str>, note: Option<&str>) -> String {
+    let c = hidden_csrf(csrf);
+    let rows: String = all
+        .iter()
+        .map(|x| {
+            let remove = if x.email.eq_ignore_ascii_case(&account.email) {
+                String::new()
+            } else {
+                format!(
+                    "<form class=\"inline\" method=\"post\" action=\"/admin/accounts/remove\">{c}<input type=\"hidden\" name=\"email\" value=\"{}\"><button id=\"remove-{}\">remove</button></form>",
+                    esc(&x.email),
+                    esc(&x.email)
+                )
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{remove}</td></tr>",
+                esc(&x.email),
+                x.role.as_str(),
+                esc(&x.domains.join(", ")),
+                esc(&x.members.join(", "))
+            )
+        })
+        .collect();
+    let roles: String = crate::users::ROLES
+        .iter()
+        .filter(|r| account.role == Role::Superadmin || **r < Role::Superadmin)
+        .map(|r| format!("<option>{}</option>", r.as_str()))
+        .collect();
+    let token_rows: String = tokens
+        .iter()
+        .map(|t| {
+            format!(
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"/admin/tokens/revoke\">{c}\
+                 <input type=\"hidden\" name=\"id\" value=\"{}\"><button>revoke</button></form></td></tr>",
+                esc(&t.id),
+                esc(&t.email),
+                esc(&t.label),
+                when(t.created_ms),
+                esc(&t.id)
+            )
+        })
+        .collect();
+    let fresh = new_token
+        .map(|t| format!("<p class=\"note\">New token (shown only now; it is stored hashed): <code id=\"new-token\">{}</code></p>", esc(t)))
+        .unwrap_or_default();
+    page(
+        "Accounts",
+        Some((account, csrf)),
+        &format!(
+            "{}<h1>Accounts</h1><table id=\"accounts\"><tr><th>Login</th><th>Role</th><th>Domains</th><th>Users (subadmin)</th><th></th></tr>{rows}</table>\
+             <h2>Add or change an account</h2><form method=\"post\" action=\"/admin/accounts/put\">{c}\
+             <label>Login (an end user's is their mail address)<input name=\"email\" id=\"a-email\" required></label>\
+             <label>Role<select name=\"role\" id=\"a-role\">{roles}</select></label>\
+             <label>Domains (comma-separated)<input name=\"domains\" id=\"a-domains\"></label>\
+             <label>Users a subadmin looks after (addresses, comma-separated)<input name=\"members\" id=\"a-members\"></label>\
+             <label>Password (at least 8 characters; empty keeps an existing account's)<input name=\"password\" id=\"a-password\" type=\"password\" autocomplete=\"new-password\"></label>\
+             <button id=\"a-save\">save</button></form>\
+             <h2>API tokens</h2>{fresh}<table id=\"tokens\"><tr><th>Id</th><th>Acts as</th><th>Label</th><th>Made</th><th></th></tr>{token_rows}</table>\
+             <form method=\"post\" action=\"/admin/tokens/new\">{c}<label>Acts as (a login)<input name=\"account\" id=\"t-account\" value=\"{}\"></label>\
+             <label>Label<input name=\"label\" id=\"t-label\"></label><button id=\"t-new\">make a token</button></form>",
+            note_and_error(note),
+            esc(&account.email)
+        ),
+    )
+}
+
+/// The admin's domains: routes and own filter settings, with the form to change one.
+pub fn domains(account: &Account, csrf: &str, domains: &[crate::ops::DomainView], note: Option<&str>) -> String {
+    let c = hidden_csrf(csrf);
+    let rows: String = domains
+        .iter()
+        .map(|d| {
+            let settings: String = d.settings.iter().map(|(k, v)| format!("<code>{} = {}</code><br>", esc(k), esc(v))).collect();
+            format!(
+                "<tr id=\"domain-{n}\"><td>{n}</td><td>{}</td><td>{}</td><td><a href=\"/lists?owner=%40{n}\">lists</a> · <a href=\"/?rcpt=&amp;sender=\">quarantine</a></td></tr>",
+                esc(if d.route.is_empty() { "(none)" } else { &d.route }),
+                if settings.is_empty() { "defaults".to_string() } else { settings },
+                n = esc(&d.name)
+            )
+        })
+        .collect();
+    let checks: String = mxguard_policy::domains::CHECKS.iter().map(|(name, _)| format!("<option>{name}</option>")).collect();
+    page(
+        "Domains",
+        Some((account, csrf)),
+        &format!(
+            "{}<h1>Domains</h1><table id=\"domains\"><tr><th>Domain</th><th>Delivered to</th><th>Own settings</th><th></th></tr>{rows}</table>\
+             <h2>Change a setting</h2><p>A check name with <code>on</code>/<code>off</code>, or <code>verdict.tag_score</code>, \
+             <code>verdict.quarantine_score</code>, <code>verdict.reject_score</code>, <code>verdict.tag_mode</code>, <code>verdict.reject_text</code>, \
+             <code>text.CHECK</code>. An empty value removes the domain's own setting.</p>\
+             <form method=\"post\" action=\"/admin/domains/set\">{c}<label>Domain<input name=\"domain\" id=\"d-domain\" required></label>\
+             <label>Setting<input name=\"setting\" id=\"d-setting\" list=\"checks\" required></label><datalist id=\"checks\">{checks}</datalist>\
+             <label>Value<input name=\"value\" id=\"d-value\"></label><button id=\"d-save\">save</button></form>",
+            note_and_error(note)
+        ),
+    )
+}
+
+/// Every knob with its value; the superadmin gets a form to change the live ones.
+pub fn knobs(account: &Account, csrf: &str, knobs: &[crate::ops::KnobView], note: Option<&str>) -> String {
+    let c = hidden_csrf(csrf);
+    let rows: String = knobs
+        .iter()
+        .map(|k| {
+            let changed = if k.value != k.default { " style=\"font-weight:600\"" } else { "" };
+            format!(
+                "<tr id=\"knob-{n}\"><td><code>{n}</code></td><td{changed}>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&k.value),
+                esc(&k.default),
+                if k.live { "live" } else { "restart" },
+                esc(k.doc),
+                n = esc(k.name)
+            )
+        })
+        .collect();
+    let form = if account.role == Role::Superadmin {
+        format!(
+            "<h2>Change a live setting</h2><form method=\"post\" action=\"/admin/knobs/set\">{c}<label>Name<input name=\"name\" id=\"k-name\" required></label>\
+             <label>Value<input name=\"value\" id=\"k-value\"></label><button id=\"k-save\">save</button></form>"
+        )
+    } else {
+        "<p>Only the superadmin changes settings.</p>".into()
+    };
+    page(
+        "Settings",
+        Some((account, csrf)),
+        &format!(
+            "{}<h1>Settings</h1>{form}<table id=\"knobs\"><tr><th>Name</th><th>Value</th><th>Default</th><th>Takes effect</th><th>What it does</th></tr>{rows}</table>",
+            note_and_error(note)
         ),
     )
 }

@@ -109,7 +109,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(same(&a, &a.clone()) && !same(&a, &b) && !same(&a, &a[..63]));
         let mut s = Sessions::default();
-        let acct = Account { email: "ann@example.test".into(), role: Role::User, domains: vec![] };
+        let acct = Account::user("ann@example.test");
         let t = s.start(acct.clone()).unwrap();
         let got = s.get(&t).unwrap();
         assert_eq!(got.account, acct);

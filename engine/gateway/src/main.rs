@@ -7,7 +7,8 @@
 //! mxguard explain FILE.eml [--rcpt ADDRESS]                 the content verdict of a message
 //! mxguard image-hash [--learn] [--label TEXT] FILE...       hashes of pictures; learn them as spam
 //! mxguard bulk-signature [--learn] [--label TEXT] FILE...   text fingerprints; learn them as spam
-//! mxguard user add LOGIN [--role R] [--domains D,...]       a web console account (password on stdin)
+//! mxguard user add LOGIN [--role R] [--domains D,...] [--members A,...]   a web console account (password on stdin)
+//! mxguard user token LOGIN [--label TEXT]                 a JSON API token acting as LOGIN
 //! mxguard digest                                           send the quarantine digests now
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard version
@@ -47,7 +48,9 @@ const USAGE: &str = "usage:
   mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
   mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
   mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...   (text fingerprints; --learn lists them as spam)
-  mxguard user add LOGIN [--role user|domain-admin|superadmin] [--domains D,...]   (console account; password on stdin)
+  mxguard user add LOGIN [--role user|technician|subadmin|domain-admin|superadmin] [--domains D,...] [--members A,...]
+                                                                   (console account; password on stdin)
+  mxguard user token LOGIN [--label TEXT]   (a JSON API token acting as LOGIN, printed once)
   mxguard digest   (send the quarantine digests now, through the running gateway)
   mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
   mxguard version";

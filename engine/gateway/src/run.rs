@@ -20,6 +20,9 @@ use mxguard_tuning as k;
 use crate::handler::Gateway;
 use crate::{in_state_dir, state_dir};
 
+/// Knob changes made in the web console, kept in state.dir and applied after the config files.
+const CONSOLE_KNOBS: &str = "console-knobs.conf";
+
 fn addrs(knob: &k::Knob) -> Result<Vec<SocketAddr>, String> {
     knob.get_str()
         .split(',')
@@ -59,6 +62,11 @@ pub fn run() -> Result<(), String> {
     }
     let state = state_dir();
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    // Knob changes made in the console, after the config files (they are the latest word).
+    let console_knobs = state.join(CONSOLE_KNOBS);
+    if console_knobs.exists() {
+        k::config::load_file(&console_knobs).map_err(|e| e.join("\n"))?;
+    }
     let log_file = k::LOG_FILE.get_str();
     telemetry::log::init((!log_file.is_empty()).then(|| in_state_dir(&log_file))).map_err(|e| format!("log: {e}"))?;
     let tls = tls_config()?;
@@ -75,7 +83,7 @@ pub fn run() -> Result<(), String> {
     if let Some(about) = install_country_db()? {
         Event::new("country_db_loaded").str("file", &k::COUNTRY_DB.get_str()).str("about", &about).emit();
     }
-    let quarantine = in_state_dir(&k::QUARANTINE_DB.get_str());
+    let quarantine = mxguard_quarantine::Location::parse(&k::QUARANTINE_DB.get_str(), &state);
     mxguard_quarantine::start(&quarantine)?;
     let greylist = in_state_dir(&k::GREYLIST_FILE.get_str());
     let triplets = crate::greylisting::start(greylist.clone())?;
@@ -95,11 +103,13 @@ pub fn run() -> Result<(), String> {
         let cfg = mxguard_console::Config {
             listen,
             quarantine_db: quarantine.clone(),
-            console_db: in_state_dir(&k::CONSOLE_DB.get_str()),
+            console_db: mxguard_quarantine::Location::parse(&k::CONSOLE_DB.get_str(), &state),
             pickup: pickup_tx,
             tls: k::CONSOLE_TLS.get_bool().then(|| tls.clone()),
             key_file: state.join("console.key"),
             log_file: (!log_file.is_empty()).then(|| in_state_dir(&log_file)),
+            knob_file: Some(state.join(CONSOLE_KNOBS)),
+            lists_dir: Some(lists_dir.clone()),
         };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();

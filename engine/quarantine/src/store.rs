@@ -1,23 +1,31 @@
-//! The quarantine tables in SQLite: one row per held message (its bytes stored once) and one
-//! row per recipient it is held for, each with its own state (`held`, `released`, `deleted`), so
-//! one user releasing their copy never touches another's.
+//! The quarantine tables, in SQLite or PostgreSQL through [`crate::db`]: one row per held
+//! message (its bytes stored once, compressed) and one row per recipient it is held for, each
+//! with its own state (`held`, `released`, `deleted`), so one user releasing their copy never
+//! touches another's.
 //!
 //! ```text
-//! messages   qid (primary key) · arrival_ms · mail_from · client · helo · subject · size ·
-//!            score · symbols · reason · message (the bytes as spooled, Received: header first)
-//! recipients id · qid → messages · rcpt · domain · state · changed_ms   unique (qid, rcpt)
+//! messages   qid (primary key) · arrival_ms · mail_from · from_domain · client · helo ·
+//!            subject · size · score · symbols · reason · verdict · compressed · message
+//! recipients id · qid → messages · rcpt · domain · state · changed_ms · changed_by
+//!            unique (qid, rcpt)
 //! ```
 //!
-//! Costs and guarantees: the database is in WAL mode with `synchronous = FULL`, so a committed
-//! insert survives a crash or power loss; [`Store::insert_batch`] commits many messages in one
-//! transaction (one fsync). Inserting a message that is already there (same queue id) adds only
-//! the recipients that are missing: the queue manager may hand the same message over twice after
-//! a crash, and the quarantine must hold it once. Every call is blocking: never call it on a
-//! core's executor (the [`crate::writer`] thread and the control plane do).
+//! Search indexes: recipient and its domain, sender and its domain (lower-cased expressions),
+//! arrival time, score and verdict are B-trees; the subject has a trigram index (SQLite's FTS5
+//! `trigram` tokenizer, PostgreSQL's `pg_trgm` where the extension may be created), so a search
+//! for a word in the subject does not read every row.
+//!
+//! Costs and guarantees: a committed insert survives a crash or power loss (SQLite: WAL with
+//! `synchronous = FULL`; PostgreSQL: its commit); [`Store::insert_batch`] commits many messages
+//! in one transaction (one fsync). Bodies are zlib-compressed (level 6) on the writer thread.
+//! Inserting a message that is already there (same queue id) adds only the recipients that are
+//! missing: the queue manager may hand the same message over twice after a crash, and the
+//! quarantine must hold it once. Every call is blocking: never call it on a core's executor
+//! (the [`crate::writer`] thread and the console's data thread do).
 
-use std::path::Path;
+use std::io::{Read, Write};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{Db, DbError, DbResult, Kind, Location, Row, Val};
 
 /// One message to hold.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,21 +61,47 @@ pub struct Held {
     pub score: f64,
     pub symbols: String,
     pub reason: String,
+    /// What kind of mail: `virus`, `attachment`, `phishing` or `spam` ([`verdict_of`]).
+    pub verdict: String,
 }
 
-const SCHEMA: &str = "
+/// The kind of a held message from its symbols, the gravest first: a virus, a forbidden
+/// attachment, phishing, else spam.
+pub fn verdict_of(symbols: &str) -> &'static str {
+    let names = symbols.split([' ', ',', '\t', '\r', '\n']).map(|s| s.split('(').next().unwrap_or(""));
+    let mut kind = "spam";
+    for n in names {
+        if n == "CLAMAV_VIRUS" {
+            return "virus";
+        }
+        if n.starts_with("ATTACH_") || n.starts_with("ARCHIVE_") {
+            kind = "attachment";
+        } else if n.starts_with("PHISH_") && kind == "spam" {
+            kind = "phishing";
+        }
+    }
+    kind
+}
+
+/// The verdicts a search may ask for.
+pub const VERDICTS: [&str; 4] = ["spam", "phishing", "attachment", "virus"];
+
+const SQLITE_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS messages (
-    qid        TEXT PRIMARY KEY,
-    arrival_ms INTEGER NOT NULL,
-    mail_from  TEXT NOT NULL,
-    client     TEXT NOT NULL,
-    helo       TEXT NOT NULL,
-    subject    TEXT NOT NULL,
-    size       INTEGER NOT NULL,
-    score      REAL NOT NULL,
-    symbols    TEXT NOT NULL,
-    reason     TEXT NOT NULL,
-    message    BLOB NOT NULL
+    qid         TEXT PRIMARY KEY,
+    arrival_ms  INTEGER NOT NULL,
+    mail_from   TEXT NOT NULL,
+    from_domain TEXT NOT NULL DEFAULT '',
+    client      TEXT NOT NULL,
+    helo        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    score       REAL NOT NULL,
+    symbols     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    verdict     TEXT NOT NULL DEFAULT 'spam',
+    compressed  INTEGER NOT NULL DEFAULT 0,
+    message     BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS recipients (
     id         INTEGER PRIMARY KEY,
@@ -76,12 +110,86 @@ CREATE TABLE IF NOT EXISTS recipients (
     domain     TEXT NOT NULL,
     state      TEXT NOT NULL DEFAULT 'held',
     changed_ms INTEGER,
+    changed_by TEXT,
     UNIQUE (qid, rcpt)
 );
-CREATE INDEX IF NOT EXISTS recipients_rcpt ON recipients(rcpt);
-CREATE INDEX IF NOT EXISTS recipients_domain ON recipients(domain);
+";
+
+/// Version 1 (session 7) had no verdict, sender domain, compression or change author.
+const SQLITE_FROM_V1: &str = "
+ALTER TABLE messages ADD COLUMN from_domain TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN verdict TEXT NOT NULL DEFAULT 'spam';
+ALTER TABLE messages ADD COLUMN compressed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recipients ADD COLUMN changed_by TEXT;
+";
+
+const SQLITE_INDEXES: &str = "
+DROP INDEX IF EXISTS recipients_rcpt;
+DROP INDEX IF EXISTS recipients_domain;
+CREATE INDEX IF NOT EXISTS recipients_rcpt_lc ON recipients(lower(rcpt));
+CREATE INDEX IF NOT EXISTS recipients_domain_state ON recipients(domain, state);
 CREATE INDEX IF NOT EXISTS messages_arrival ON messages(arrival_ms);
-PRAGMA user_version = 1;
+CREATE INDEX IF NOT EXISTS messages_from_lc ON messages(lower(mail_from));
+CREATE INDEX IF NOT EXISTS messages_from_domain ON messages(from_domain);
+CREATE INDEX IF NOT EXISTS messages_score ON messages(score);
+CREATE INDEX IF NOT EXISTS messages_verdict ON messages(verdict, arrival_ms);
+CREATE VIRTUAL TABLE IF NOT EXISTS subjects USING fts5(subject, content='messages', content_rowid='rowid', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS subjects_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO subjects(rowid, subject) VALUES (new.rowid, new.subject);
+END;
+CREATE TRIGGER IF NOT EXISTS subjects_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO subjects(subjects, rowid, subject) VALUES ('delete', old.rowid, old.subject);
+END;
+PRAGMA user_version = 2;
+";
+
+const POSTGRES_SCHEMA: &str = "
+SELECT pg_advisory_lock(7357001);
+CREATE TABLE IF NOT EXISTS messages (
+    qid         TEXT PRIMARY KEY,
+    arrival_ms  BIGINT NOT NULL,
+    mail_from   TEXT NOT NULL,
+    from_domain TEXT NOT NULL DEFAULT '',
+    client      TEXT NOT NULL,
+    helo        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    score       DOUBLE PRECISION NOT NULL,
+    symbols     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    verdict     TEXT NOT NULL DEFAULT 'spam',
+    compressed  BIGINT NOT NULL DEFAULT 0,
+    message     BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipients (
+    id         BIGSERIAL PRIMARY KEY,
+    qid        TEXT NOT NULL REFERENCES messages(qid) ON DELETE CASCADE,
+    rcpt       TEXT NOT NULL,
+    domain     TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'held',
+    changed_ms BIGINT,
+    changed_by TEXT,
+    UNIQUE (qid, rcpt)
+);
+CREATE INDEX IF NOT EXISTS recipients_qid ON recipients(qid);
+CREATE INDEX IF NOT EXISTS recipients_rcpt_lc ON recipients(lower(rcpt));
+CREATE INDEX IF NOT EXISTS recipients_domain_state ON recipients(domain, state);
+CREATE INDEX IF NOT EXISTS messages_arrival ON messages(arrival_ms);
+CREATE INDEX IF NOT EXISTS messages_from_lc ON messages(lower(mail_from));
+CREATE INDEX IF NOT EXISTS messages_from_domain ON messages(from_domain);
+CREATE INDEX IF NOT EXISTS messages_score ON messages(score);
+CREATE INDEX IF NOT EXISTS messages_verdict ON messages(verdict, arrival_ms);
+SELECT pg_advisory_unlock(7357001);
+";
+
+/// The subject's trigram index in PostgreSQL: only where `pg_trgm` may be created (a trusted
+/// extension since PostgreSQL 13); without it a subject search reads the rows the other
+/// conditions leave.
+const POSTGRES_TRIGRAMS: &str = "
+SELECT pg_advisory_lock(7357001);
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS messages_subject_trgm ON messages USING gin (lower(subject) gin_trgm_ops);
+SELECT pg_advisory_unlock(7357001);
 ";
 
 /// The unfolded `Subject:` of a message's header block (`message` may start with the header
@@ -113,120 +221,276 @@ pub fn subject_of(message: &[u8]) -> String {
 }
 
 /// The domain of an address, lower-cased (empty without `@`).
-fn domain(rcpt: &str) -> String {
-    rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+pub fn domain_of(address: &str) -> String {
+    address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
 }
 
 /// The columns of a [`Held`], in [`held_row`]'s order.
-const HELD_SELECT: &str = "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason
-     FROM recipients r JOIN messages m ON m.qid = r.qid";
+const HELD_COLUMNS: &str = "r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict";
 
-fn held_row(r: &rusqlite::Row) -> rusqlite::Result<Held> {
-    Ok(Held {
-        id: r.get(0)?,
-        qid: r.get(1)?,
-        rcpt: r.get(2)?,
-        state: r.get(3)?,
-        arrival_ms: r.get::<_, i64>(4)? as u64,
-        mail_from: r.get(5)?,
-        client: r.get(6)?,
-        subject: r.get(7)?,
-        size: r.get::<_, i64>(8)? as u64,
-        score: r.get(9)?,
-        symbols: r.get(10)?,
-        reason: r.get(11)?,
-    })
+fn held_row(r: &Row) -> Held {
+    Held {
+        id: r.int(0),
+        qid: r.text(1),
+        rcpt: r.text(2),
+        state: r.text(3),
+        arrival_ms: r.u64(4),
+        mail_from: r.text(5),
+        client: r.text(6),
+        subject: r.text(7),
+        size: r.u64(8),
+        score: r.real(9),
+        symbols: r.text(10),
+        reason: r.text(11),
+        verdict: r.text(12),
+    }
 }
 
-/// An open quarantine database.
+/// Whose copies a search may return: everything (the superadmin), some domains (a domain admin),
+/// some recipients (an end user: one; a subadmin: the users given to them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    All,
+    Domains(Vec<String>),
+    Rcpts(Vec<String>),
+}
+
+/// What to look for; every condition given must hold. Text is matched case-insensitively.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub scope: Scope,
+    /// One recipient address.
+    pub rcpt: Option<String>,
+    /// A sender address, or `@domain` for any sender of that domain.
+    pub sender: Option<String>,
+    /// Words that must be in the subject (as one substring).
+    pub subject: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    /// One of [`VERDICTS`].
+    pub verdict: Option<String>,
+    /// `held`, `released`, `deleted`; `None`: all but deleted.
+    pub state: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Search {
+    /// Everything within `scope`, newest first, at most `limit`.
+    pub fn within(scope: Scope, limit: usize) -> Search {
+        Search {
+            scope,
+            rcpt: None,
+            sender: None,
+            subject: None,
+            since_ms: None,
+            until_ms: None,
+            min_score: None,
+            max_score: None,
+            verdict: None,
+            state: None,
+            limit,
+            offset: 0,
+        }
+    }
+}
+
+/// The quarantine's tables, open.
 pub struct Store {
-    conn: Connection,
+    db: Db,
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(bytes.len() / 3 + 64), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(bytes);
+    z.finish().unwrap_or_default()
+}
+
+fn inflate(bytes: &[u8]) -> DbResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut out).map_err(|e| DbError(format!("a held message does not decompress: {e}")))?;
+    Ok(out)
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn })
+    /// Opens (creating if needed) the quarantine at `loc` and brings its schema up to date.
+    pub fn open(loc: &Location) -> DbResult<Store> {
+        let mut db = Db::open(loc, SQLITE_TABLES, POSTGRES_SCHEMA)?;
+        match db.kind() {
+            Kind::Sqlite => {
+                let version = db.query_one("PRAGMA user_version", &[])?.map_or(0, |r| r.int(0));
+                let has_verdict = db.query("SELECT name FROM pragma_table_info('messages') WHERE name = 'verdict'", &[])?.len() == 1;
+                if version == 1 && !has_verdict {
+                    db.transaction(|db| db.batch(SQLITE_FROM_V1))?;
+                }
+                db.batch(SQLITE_INDEXES)?;
+                if version < 2 {
+                    // Index the subjects already held (a version-1 database, or an empty one).
+                    db.batch("INSERT INTO subjects(subjects) VALUES ('rebuild')")?;
+                }
+            }
+            Kind::Postgres => {
+                if let Err(e) = db.batch(POSTGRES_TRIGRAMS) {
+                    let _ = db.batch("SELECT pg_advisory_unlock_all()");
+                    mxguard_telemetry::Event::new("quarantine_warning")
+                        .str("warning", &format!("no trigram index on subjects ({e}): subject searches read more rows"))
+                        .emit();
+                }
+            }
+        }
+        Ok(Store { db })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.db.kind()
     }
 
     /// Holds every entry of `batch` in one transaction; for each, the number of recipients
     /// newly held (0: it was all there already).
-    pub fn insert_batch(&mut self, batch: &[&Entry]) -> rusqlite::Result<Vec<usize>> {
-        let tx = self.conn.transaction()?;
-        let mut added = Vec::with_capacity(batch.len());
-        {
-            let mut msg = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages (qid, arrival_ms, mail_from, client, helo, subject, size, score, symbols, reason, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            let mut rcpt = tx.prepare_cached("INSERT OR IGNORE INTO recipients (qid, rcpt, domain, state) VALUES (?1, ?2, ?3, 'held')")?;
-            for e in batch {
-                msg.execute(params![
-                    e.qid,
-                    e.arrival_ms as i64,
-                    e.mail_from,
-                    e.client,
-                    e.helo,
-                    e.subject,
-                    e.message.len() as i64,
-                    e.score,
-                    e.symbols,
-                    e.reason,
-                    e.message
-                ])?;
+    pub fn insert_batch(&mut self, batch: &[&Entry]) -> DbResult<Vec<usize>> {
+        // Compressed before the transaction: the lock is held for the writes only.
+        let bodies: Vec<Vec<u8>> = batch.iter().map(|e| deflate(&e.message)).collect();
+        self.db.transaction(|db| {
+            let mut added = Vec::with_capacity(batch.len());
+            for (e, body) in batch.iter().zip(bodies) {
+                db.exec(
+                    "INSERT INTO messages (qid, arrival_ms, mail_from, from_domain, client, helo, subject, size, score, symbols, reason, verdict, compressed, message)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13) ON CONFLICT (qid) DO NOTHING",
+                    &[
+                        (&e.qid).into(),
+                        e.arrival_ms.into(),
+                        (&e.mail_from).into(),
+                        domain_of(&e.mail_from).into(),
+                        (&e.client).into(),
+                        (&e.helo).into(),
+                        (&e.subject).into(),
+                        e.message.len().into(),
+                        e.score.into(),
+                        (&e.symbols).into(),
+                        (&e.reason).into(),
+                        verdict_of(&e.symbols).into(),
+                        body.into(),
+                    ],
+                )?;
                 let mut n = 0;
                 for r in &e.rcpts {
-                    n += rcpt.execute(params![e.qid, r, domain(r)])?;
+                    n += db.exec(
+                        "INSERT INTO recipients (qid, rcpt, domain, state) VALUES ($1, $2, $3, 'held') ON CONFLICT (qid, rcpt) DO NOTHING",
+                        &[(&e.qid).into(), r.into(), domain_of(r).into()],
+                    )? as usize;
                 }
                 added.push(n);
             }
-        }
-        tx.commit()?;
-        Ok(added)
+            Ok(added)
+        })
     }
 
-    /// Held copies, newest first: all of them, or one recipient's (`rcpt`), or one domain's
-    /// (`domain`), at most `limit`.
-    pub fn list(&self, rcpt: Option<&str>, domain: Option<&str>, limit: usize) -> rusqlite::Result<Vec<Held>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "{HELD_SELECT}
-             WHERE (?1 IS NULL OR r.rcpt = ?1 COLLATE NOCASE) AND (?2 IS NULL OR r.domain = lower(?2))
-             ORDER BY m.arrival_ms DESC, r.id DESC LIMIT ?3"
-        ))?;
-        let rows = st.query_map(params![rcpt, domain, limit as i64], held_row)?;
-        rows.collect()
+    /// Held copies matching `q`, newest first.
+    pub fn search(&mut self, q: &Search) -> DbResult<Vec<Held>> {
+        let mut sql = format!("SELECT {HELD_COLUMNS} FROM recipients r JOIN messages m ON m.qid = r.qid WHERE 1 = 1");
+        let mut params: Vec<Val> = Vec::new();
+        let arg = |params: &mut Vec<Val>, v: Val| {
+            params.push(v);
+            format!("${}", params.len())
+        };
+        match &q.scope {
+            Scope::All => {}
+            Scope::Domains(ds) | Scope::Rcpts(ds) if ds.is_empty() => return Ok(Vec::new()),
+            Scope::Domains(ds) => {
+                let list: Vec<String> = ds.iter().map(|d| arg(&mut params, d.to_ascii_lowercase().into())).collect();
+                sql += &format!(" AND r.domain IN ({})", list.join(", "));
+            }
+            Scope::Rcpts(rs) => {
+                let list: Vec<String> = rs.iter().map(|r| arg(&mut params, r.to_ascii_lowercase().into())).collect();
+                sql += &format!(" AND lower(r.rcpt) IN ({})", list.join(", "));
+            }
+        }
+        if let Some(r) = q.rcpt.as_deref().filter(|s| !s.is_empty()) {
+            sql += &format!(" AND lower(r.rcpt) = {}", arg(&mut params, r.to_ascii_lowercase().into()));
+        }
+        if let Some(s) = q.sender.as_deref().filter(|s| !s.is_empty()) {
+            let s = s.trim().to_ascii_lowercase();
+            match s.strip_prefix('@') {
+                Some(d) => sql += &format!(" AND m.from_domain = {}", arg(&mut params, d.into())),
+                None => sql += &format!(" AND lower(m.mail_from) = {}", arg(&mut params, s.into())),
+            }
+        }
+        if let Some(words) = q.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let pattern = format!("%{}%", words.to_lowercase().replace(['%', '_'], ""));
+            match self.db.kind() {
+                // The trigram index answers LIKE for patterns of 3 characters or more.
+                Kind::Sqlite => sql += &format!(" AND m.rowid IN (SELECT rowid FROM subjects WHERE subject LIKE {})", arg(&mut params, pattern.into())),
+                Kind::Postgres => sql += &format!(" AND lower(m.subject) LIKE {}", arg(&mut params, pattern.into())),
+            }
+        }
+        if let Some(t) = q.since_ms {
+            sql += &format!(" AND m.arrival_ms >= {}", arg(&mut params, t.into()));
+        }
+        if let Some(t) = q.until_ms {
+            sql += &format!(" AND m.arrival_ms < {}", arg(&mut params, t.into()));
+        }
+        if let Some(x) = q.min_score {
+            sql += &format!(" AND m.score >= {}", arg(&mut params, x.into()));
+        }
+        if let Some(x) = q.max_score {
+            sql += &format!(" AND m.score <= {}", arg(&mut params, x.into()));
+        }
+        if let Some(v) = q.verdict.as_deref().filter(|s| !s.is_empty()) {
+            sql += &format!(" AND m.verdict = {}", arg(&mut params, v.into()));
+        }
+        match q.state.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => sql += &format!(" AND r.state = {}", arg(&mut params, s.into())),
+            None => sql += " AND r.state <> 'deleted'",
+        }
+        sql += &format!(
+            " ORDER BY m.arrival_ms DESC, r.id DESC LIMIT {} OFFSET {}",
+            arg(&mut params, q.limit.into()),
+            arg(&mut params, q.offset.into())
+        );
+        Ok(self.db.query_text(&sql, &params)?.iter().map(held_row).collect())
     }
 
     /// One recipient's copy by its id.
-    pub fn held(&self, id: i64) -> rusqlite::Result<Option<Held>> {
-        let mut st = self.conn.prepare_cached(&format!("{HELD_SELECT} WHERE r.id = ?1"))?;
-        st.query_row(params![id], held_row).optional()
+    pub fn held(&mut self, id: i64) -> DbResult<Option<Held>> {
+        let row = self.db.query_one(
+            "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict
+             FROM recipients r JOIN messages m ON m.qid = r.qid WHERE r.id = $1",
+            &[id.into()],
+        )?;
+        Ok(row.as_ref().map(held_row))
     }
 
-    /// Moves one recipient's copy from `held` to `state` (`released`, `deleted`); false when it
-    /// was not held (already released or deleted: a second click changes nothing).
-    pub fn set_state(&mut self, id: i64, state: &str, now_ms: u64) -> rusqlite::Result<bool> {
-        let n = self.conn.execute(
-            "UPDATE recipients SET state = ?2, changed_ms = ?3 WHERE id = ?1 AND state = 'held'",
-            params![id, state, now_ms as i64],
+    /// Moves one recipient's copy from `held` to `state` (`released`, `deleted`), noting who
+    /// did it; false when it was not held (already released or deleted: a second click, or
+    /// another gateway's console, changes nothing).
+    pub fn set_state(&mut self, id: i64, state: &str, by: &str, now_ms: u64) -> DbResult<bool> {
+        let n = self.db.exec(
+            "UPDATE recipients SET state = $2, changed_ms = $3, changed_by = $4 WHERE id = $1 AND state = 'held'",
+            &[id.into(), state.into(), now_ms.into(), by.into()],
         )?;
         Ok(n == 1)
     }
 
-    /// The bytes of a held message.
-    pub fn message(&self, qid: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-        self.conn.query_row("SELECT message FROM messages WHERE qid = ?1", params![qid], |r| r.get(0)).optional()
+    /// The bytes of a held message, as spooled.
+    pub fn message(&mut self, qid: &str) -> DbResult<Option<Vec<u8>>> {
+        match self.db.query_one("SELECT compressed, message FROM messages WHERE qid = $1", &[qid.into()])? {
+            Some(r) if r.int(0) == 1 => inflate(&r.blob(1)).map(Some),
+            Some(r) => Ok(Some(r.blob(1))),
+            None => Ok(None),
+        }
     }
 
     /// Deletes messages that arrived before `before_ms`, with their recipients; how many.
-    pub fn purge(&mut self, before_ms: u64) -> rusqlite::Result<usize> {
-        self.conn.execute("DELETE FROM messages WHERE arrival_ms < ?1", params![before_ms as i64])
+    pub fn purge(&mut self, before_ms: u64) -> DbResult<usize> {
+        Ok(self.db.exec("DELETE FROM messages WHERE arrival_ms < $1", &[before_ms.into()])? as usize)
+    }
+
+    /// The database underneath (for tests and the console's own tables in the same file).
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.db
     }
 }
 
@@ -238,40 +502,126 @@ mod tests {
         Entry {
             qid: qid.into(),
             arrival_ms,
-            mail_from: "spammer@bad.example".into(),
+            mail_from: "Spammer@Bad.example".into(),
             rcpts: rcpts.iter().map(|s| s.to_string()).collect(),
             client: "192.0.2.1".into(),
             helo: "bad.example".into(),
-            subject: "buy now".into(),
+            subject: "Buy cheap watches now".into(),
             score: 11.5,
             symbols: "DNSBL_TEST(11.5)".into(),
             reason: "listed".into(),
-            message: b"Subject: buy now\r\n\r\nbody\r\n".to_vec(),
+            message: b"Subject: Buy cheap watches now\r\n\r\nbody body body body body body body\r\n".to_vec(),
         }
     }
 
-    fn temp_db(name: &str) -> std::path::PathBuf {
+    fn temp_db(name: &str) -> Location {
         let dir = std::env::temp_dir().join(format!("mxguard-quarantine-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join("q.db")
+        Location::Sqlite(dir.join("q.db"))
+    }
+
+    /// The same checks on each database: SQLite always, PostgreSQL when the test script started
+    /// one (`MXGUARD_TEST_POSTGRES` is its URL; tests/run sets it, so CI runs both).
+    fn databases(name: &str) -> Vec<Store> {
+        let mut v = vec![Store::open(&temp_db(name)).unwrap()];
+        if let Ok(url) = std::env::var("MXGUARD_TEST_POSTGRES") {
+            let mut pg = Store::open(&Location::Postgres(url)).unwrap();
+            pg.db().batch("TRUNCATE messages CASCADE").unwrap();
+            v.push(pg);
+        }
+        v
+    }
+
+    /// PostgreSQL tests share one database: they take turns.
+    fn pg_turn() -> std::sync::MutexGuard<'static, ()> {
+        static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        M.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn scope(d: &str) -> Search {
+        let mut q = Search::within(Scope::All, 100);
+        q.rcpt = Some(d.into());
+        q
     }
 
     #[test]
     fn held_once_per_recipient_even_when_handed_over_twice() {
-        let path = temp_db("twice");
-        let mut s = Store::open(&path).unwrap();
-        let a = entry("Q1", &["u@example.test", "v@other.test"], 1000);
-        assert_eq!(s.insert_batch(&[&a]).unwrap(), vec![2]);
-        assert_eq!(s.insert_batch(&[&a]).unwrap(), vec![0], "the same message again adds nothing");
-        let mut b = a.clone();
-        b.rcpts.push("w@example.test".into());
-        assert_eq!(s.insert_batch(&[&b]).unwrap(), vec![1], "only the missing recipient");
-        assert_eq!(s.list(None, None, 100).unwrap().len(), 3);
-        assert_eq!(s.list(Some("U@example.test"), None, 100).unwrap().len(), 1, "addresses compare case-insensitively");
-        assert_eq!(s.list(None, Some("EXAMPLE.test"), 100).unwrap().len(), 2);
-        assert_eq!(s.message("Q1").unwrap().unwrap(), a.message);
-        assert_eq!(s.message("nope").unwrap(), None);
+        let _turn = pg_turn();
+        for mut s in databases("twice") {
+            let a = entry("Q1", &["u@example.test", "v@other.test"], 1000);
+            assert_eq!(s.insert_batch(&[&a]).unwrap(), vec![2]);
+            assert_eq!(s.insert_batch(&[&a]).unwrap(), vec![0], "the same message again adds nothing");
+            let mut b = a.clone();
+            b.rcpts.push("w@example.test".into());
+            assert_eq!(s.insert_batch(&[&b]).unwrap(), vec![1], "only the missing recipient");
+            assert_eq!(s.search(&Search::within(Scope::All, 100)).unwrap().len(), 3);
+            assert_eq!(s.search(&scope("U@example.test")).unwrap().len(), 1, "addresses compare case-insensitively");
+            assert_eq!(s.search(&Search::within(Scope::Domains(vec!["EXAMPLE.test".into()]), 100)).unwrap().len(), 2);
+            assert_eq!(s.search(&Search::within(Scope::Rcpts(vec!["w@example.test".into()]), 100)).unwrap().len(), 1);
+            assert_eq!(s.search(&Search::within(Scope::Rcpts(vec![]), 100)).unwrap().len(), 0, "an empty scope is nothing, not everything");
+            assert_eq!(s.message("Q1").unwrap().unwrap(), a.message, "{:?}: bodies come back as they went in", s.kind());
+            assert_eq!(s.message("nope").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn bodies_are_stored_compressed() {
+        let _turn = pg_turn();
+        for mut s in databases("compressed") {
+            let mut e = entry("BIG", &["u@example.test"], 1);
+            e.message = b"Subject: x\r\n\r\n".iter().chain(b"the same line again and again\r\n".repeat(2000).iter()).copied().collect();
+            s.insert_batch(&[&e]).unwrap();
+            let stored = s.db().query_one("SELECT compressed, message FROM messages WHERE qid = 'BIG'", &[]).unwrap().unwrap();
+            assert_eq!(stored.int(0), 1);
+            assert!(stored.blob(1).len() * 20 < e.message.len(), "{} of {}", stored.blob(1).len(), e.message.len());
+            assert_eq!(s.message("BIG").unwrap().unwrap(), e.message);
+        }
+    }
+
+    #[test]
+    fn search_by_every_field() {
+        let _turn = pg_turn();
+        for mut s in databases("search") {
+            let mut a = entry("A", &["ann@example.test"], 1_000);
+            a.subject = "Cheap Watches today".into();
+            let mut b = entry("B", &["ann@example.test", "bob@example.test"], 2_000);
+            b.mail_from = "billing@bank.example".into();
+            b.subject = "Your account is locked".into();
+            b.score = 25.0;
+            b.symbols = "PHISH_BRAND_NAME(6) PHISH_FORM(4)".into();
+            let mut c = entry("C", &["bob@example.test"], 3_000);
+            c.symbols = "ATTACH_EXECUTABLE(10) CLAMAV_VIRUS(100)".into();
+            c.subject = "invoice".into();
+            s.insert_batch(&[&a, &b, &c]).unwrap();
+            let ids = |s: &mut Store, q: &Search| s.search(q).unwrap().iter().map(|h| format!("{}:{}", h.qid, h.rcpt.split('@').next().unwrap())).collect::<Vec<_>>();
+            let all = Search::within(Scope::All, 100);
+            assert_eq!(ids(&mut s, &all), ["C:bob", "B:bob", "B:ann", "A:ann"], "newest first");
+            assert_eq!(ids(&mut s, &Search { subject: Some("WATCH".into()), ..all.clone() }), ["A:ann"], "subject words, any case");
+            assert_eq!(ids(&mut s, &Search { subject: Some("is lock".into()), ..all.clone() }), ["B:bob", "B:ann"]);
+            assert_eq!(ids(&mut s, &Search { sender: Some("@BANK.example".into()), ..all.clone() }), ["B:bob", "B:ann"]);
+            assert_eq!(ids(&mut s, &Search { sender: Some("spammer@bad.example".into()), ..all.clone() }), ["C:bob", "A:ann"]);
+            assert_eq!(ids(&mut s, &Search { min_score: Some(20.0), ..all.clone() }), ["B:bob", "B:ann"]);
+            assert_eq!(ids(&mut s, &Search { max_score: Some(12.0), since_ms: Some(1_500), ..all.clone() }), ["C:bob"]);
+            assert_eq!(ids(&mut s, &Search { until_ms: Some(1_500), ..all.clone() }), ["A:ann"]);
+            assert_eq!(ids(&mut s, &Search { verdict: Some("virus".into()), ..all.clone() }), ["C:bob"]);
+            assert_eq!(ids(&mut s, &Search { verdict: Some("phishing".into()), rcpt: Some("ann@example.test".into()), ..all.clone() }), ["B:ann"]);
+            assert_eq!(ids(&mut s, &Search { limit: 2, offset: 1, ..all.clone() }), ["B:bob", "B:ann"], "pages");
+            let b_ann = s.search(&Search { rcpt: Some("ann@example.test".into()), sender: Some("@bank.example".into()), ..all.clone() }).unwrap()[0].id;
+            assert!(s.set_state(b_ann, "deleted", "ann@example.test", 5).unwrap());
+            assert!(!s.set_state(b_ann, "released", "ann@example.test", 6).unwrap(), "only a held copy changes");
+            assert_eq!(ids(&mut s, &Search { rcpt: Some("ann@example.test".into()), ..all.clone() }), ["A:ann"], "deleted copies are not listed");
+            assert_eq!(ids(&mut s, &Search { state: Some("deleted".into()), ..all.clone() }), ["B:ann"], "unless asked for");
+        }
+    }
+
+    #[test]
+    fn verdicts_from_symbols() {
+        assert_eq!(verdict_of("BAYES_SPAM(5) DNSBL(3)"), "spam");
+        assert_eq!(verdict_of("PHISH_FORM(4) ATTACH_DOUBLE_EXT(3)"), "attachment");
+        assert_eq!(verdict_of("PHISH_FORM(4)"), "phishing");
+        assert_eq!(verdict_of("ATTACH_EXECUTABLE(10) CLAMAV_VIRUS(100)"), "virus");
+        assert_eq!(verdict_of(""), "spam");
     }
 
     #[test]
@@ -283,17 +633,47 @@ mod tests {
 
     #[test]
     fn survives_reopening_and_purges_by_age() {
-        let path = temp_db("reopen");
+        let loc = temp_db("reopen");
         {
-            let mut s = Store::open(&path).unwrap();
+            let mut s = Store::open(&loc).unwrap();
             s.insert_batch(&[&entry("OLD", &["u@example.test"], 1000), &entry("NEW", &["u@example.test"], 5000)]).unwrap();
         }
-        let mut s = Store::open(&path).unwrap();
-        let l = s.list(Some("u@example.test"), None, 10).unwrap();
+        let mut s = Store::open(&loc).unwrap();
+        let l = s.search(&scope("u@example.test")).unwrap();
         assert_eq!(l.iter().map(|h| h.qid.as_str()).collect::<Vec<_>>(), ["NEW", "OLD"], "newest first");
         assert_eq!(l[0].state, "held");
         assert_eq!(l[0].score, 11.5);
         assert_eq!(s.purge(2000).unwrap(), 1);
-        assert_eq!(s.list(None, None, 10).unwrap().len(), 1, "recipients go with their message");
+        assert_eq!(s.search(&Search::within(Scope::All, 10)).unwrap().len(), 1, "recipients go with their message");
+        let mut q = Search::within(Scope::All, 10);
+        q.subject = Some("watches".into());
+        assert_eq!(s.search(&q).unwrap().len(), 1, "the purged message left the subject index");
+    }
+
+    #[test]
+    fn a_version_1_database_is_brought_up_to_date() {
+        let loc = temp_db("v1");
+        let Location::Sqlite(path) = &loc else { unreachable!() };
+        {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE messages (qid TEXT PRIMARY KEY, arrival_ms INTEGER NOT NULL, mail_from TEXT NOT NULL, client TEXT NOT NULL,
+                     helo TEXT NOT NULL, subject TEXT NOT NULL, size INTEGER NOT NULL, score REAL NOT NULL, symbols TEXT NOT NULL,
+                     reason TEXT NOT NULL, message BLOB NOT NULL);
+                 CREATE TABLE recipients (id INTEGER PRIMARY KEY, qid TEXT NOT NULL REFERENCES messages(qid) ON DELETE CASCADE,
+                     rcpt TEXT NOT NULL, domain TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'held', changed_ms INTEGER, UNIQUE (qid, rcpt));
+                 INSERT INTO messages VALUES ('V1', 1, 'a@b.example', '', '', 'old subject', 5, 9.0, '', 'r', X'6869');
+                 INSERT INTO recipients (qid, rcpt, domain) VALUES ('V1', 'u@example.test', 'example.test');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(&loc).unwrap();
+        assert_eq!(s.message("V1").unwrap().unwrap(), b"hi", "an uncompressed body still reads");
+        let mut q = Search::within(Scope::All, 10);
+        q.subject = Some("old sub".into());
+        assert_eq!(s.search(&q).unwrap()[0].verdict, "spam", "found through the rebuilt subject index");
+        s.insert_batch(&[&entry("V2", &["u@example.test"], 2)]).unwrap();
+        assert_eq!(s.search(&Search::within(Scope::All, 10)).unwrap().len(), 2);
     }
 }

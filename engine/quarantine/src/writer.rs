@@ -8,7 +8,6 @@
 //! Costs: one channel send and one wake-up per message on the core; the commit's fsync happens
 //! on this thread only.
 
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +16,7 @@ use mxguard_telemetry::Event;
 use mxguard_tuning as k;
 use tokio::sync::oneshot;
 
+use crate::db::Location;
 use crate::store::{Entry, Store};
 
 type Answer = oneshot::Sender<Result<usize, String>>;
@@ -36,9 +36,10 @@ fn now_ms() -> u64 {
 }
 
 impl Writer {
-    /// Opens the database at `path` (so a bad path fails at start-up) and starts its thread.
-    pub fn spawn(path: &Path) -> Result<Writer, String> {
-        let store = Store::open(path).map_err(|e| format!("quarantine database {}: {e}", path.display()))?;
+    /// Opens the database at `loc` (so a bad path or an unreachable server fails at start-up)
+    /// and starts its thread.
+    pub fn spawn(loc: &Location) -> Result<Writer, String> {
+        let store = Store::open(loc).map_err(|e| format!("quarantine database {}: {e}", loc.describe()))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("quarantine".into())
@@ -56,11 +57,11 @@ impl Writer {
 }
 
 /// Starts the process's quarantine writer (once; later calls return the first).
-pub fn start(path: &Path) -> Result<&'static Writer, String> {
+pub fn start(loc: &Location) -> Result<&'static Writer, String> {
     if let Some(w) = GLOBAL.get() {
         return Ok(w);
     }
-    let w = Writer::spawn(path)?;
+    let w = Writer::spawn(loc)?;
     Ok(GLOBAL.get_or_init(|| w))
 }
 

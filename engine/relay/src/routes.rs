@@ -116,6 +116,13 @@ impl Routes {
         Ok(())
     }
 
+    /// Every local domain with where its mail goes (its own route, else the default), sorted.
+    pub fn domains(&self) -> Vec<(String, Option<Dest>)> {
+        let mut v: Vec<(String, Option<Dest>)> = self.domains.keys().map(|d| (d.clone(), self.route_for(d))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Mail for `domain` (lower-case) is ours to accept.
     pub fn is_local(&self, domain: &str) -> bool {
         self.domains.contains_key(domain)

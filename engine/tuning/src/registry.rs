@@ -165,7 +165,7 @@ registry! {
 
     // ---- quarantine -----------------------------------------------------------------------------
     QUARANTINE_DB { text "quarantine.db", "quarantine.db", restart,
-        "SQLite file of the quarantine (held messages and their recipients), relative to state.dir unless absolute." }
+        "Where held messages are kept: a SQLite file (relative to state.dir unless absolute), or a postgresql://user:password@host/db URL shared by several gateways." }
     QUARANTINE_RETENTION_DAYS { int "quarantine.retention_days", 30, 1..=3650, live,
         "Days a held message is kept before it is deleted (checked hourly)." }
 
@@ -586,7 +586,9 @@ registry! {
     CONSOLE_DIGEST_HOUR { int "console.digest_hour", 7, -1..=23, live,
         "Hour of the day (UTC) at which every recipient with mail held since their last digest gets one, with signed release links; -1: no digests." }
     CONSOLE_DB { text "console.db", "console.db", restart,
-        "The console's database of users and their own allow/block lists (in state.dir unless absolute)." }
+        "The console's accounts, API tokens and users' allow/block lists: a SQLite file (in state.dir unless absolute) or a postgresql:// URL (with several gateways, the quarantine's)." }
+    CONSOLE_LOGIN_LINK_H { int "console.login_link_h", 72, 1..=720, live,
+        "Hours a digest's one-time login link works (it logs its recipient in once, as an end user)." }
     CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
         "A console session ends after this many minutes without a request." }
     CONSOLE_LOGIN_FAILURES { int "console.login_failures", 5, 1..=1000, live,

@@ -1,0 +1,505 @@
+//! What the console does, written once for its web pages and its JSON API: each operation takes
+//! the acting [`Account`], checks its role, domains and users, and does the work on the data
+//! thread. The pages ([`crate::web`]) and the API ([`crate::api`]) only read requests and render
+//! results, so the two can never disagree about who may do what.
+//!
+//! Never: reads or changes anything before the account's right to it is checked; reports a copy
+//! the account may not see as anything but "not found" (so ids of other domains' mail leak
+//! nothing).
+
+use std::path::PathBuf;
+
+use hyper::StatusCode;
+use mxguard_quarantine::{Held, Search};
+use mxguard_telemetry::Event;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::data::DataThread;
+use crate::users::{Account, Role, TokenInfo};
+use crate::Pickup;
+
+/// Why an operation was not done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// Not there, or not the account's to see.
+    NotFound,
+    Forbidden(String),
+    Invalid(String),
+    /// The database, the gateway or the disk failed: try again.
+    Failed(String),
+}
+
+impl Refused {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refused::NotFound => StatusCode::NOT_FOUND,
+            Refused::Forbidden(_) => StatusCode::FORBIDDEN,
+            Refused::Invalid(_) => StatusCode::BAD_REQUEST,
+            Refused::Failed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Refused::NotFound => "There is no such page, message or account.".into(),
+            Refused::Forbidden(w) | Refused::Invalid(w) | Refused::Failed(w) => w.clone(),
+        }
+    }
+}
+
+impl From<String> for Refused {
+    fn from(e: String) -> Refused {
+        Refused::Failed(e)
+    }
+}
+
+pub type Done<T> = Result<T, Refused>;
+
+/// What the operations work with.
+pub struct Ctx {
+    pub data: DataThread,
+    pub pickup: mpsc::Sender<Pickup>,
+    /// Where knob changes made here are kept, to be applied again at the next start.
+    pub knob_file: Option<PathBuf>,
+    /// The lists directory (the per-domain filter settings live there).
+    pub lists_dir: Option<PathBuf>,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn forbidden<T>(what: &str) -> Done<T> {
+    Err(Refused::Forbidden(format!("Your account may not {what}.")))
+}
+
+// ---- the quarantine ----------------------------------------------------------------------------
+
+/// A day (`YYYY-MM-DD`, UTC midnight) or a Unix time in milliseconds, as milliseconds.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let mut it = s.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (it.next()??, it.next()??, it.next()??);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(((era * 146_097 + doe - 719_468) * 86_400_000) as u64)
+}
+
+/// A quarantine search from form or query fields: `rcpt`, `sender` (address or `@domain`),
+/// `subject`, `since` and `until` ([`parse_time`]; `until` as a day includes that day),
+/// `min_score`, `max_score`, `verdict`, `state`, `limit` (default 200), `offset`. Empty or
+/// unreadable fields are no condition.
+pub fn search_from(f: &[(String, String)]) -> Search {
+    let get = |n: &str| crate::http::field(f, n).trim();
+    let text = |n: &str| Some(get(n).to_string()).filter(|s| !s.is_empty());
+    let mut q = Search::within(mxguard_quarantine::Scope::All, get("limit").parse().unwrap_or(200));
+    q.rcpt = text("rcpt");
+    q.sender = text("sender");
+    q.subject = text("subject");
+    q.since_ms = parse_time(get("since"));
+    q.until_ms = parse_time(get("until")).map(|t| if get("until").contains('-') { t + 86_400_000 } else { t });
+    q.min_score = get("min_score").parse().ok();
+    q.max_score = get("max_score").parse().ok();
+    q.verdict = text("verdict").filter(|v| mxguard_quarantine::store::VERDICTS.contains(&v.as_str()));
+    q.state = text("state").filter(|v| ["held", "released", "deleted"].contains(&v.as_str()));
+    q.offset = get("offset").parse().unwrap_or(0);
+    q
+}
+
+/// Held copies matching `q` among those `a` may see (the scope is the account's, whatever `q`
+/// says), newest first.
+pub async fn search(ctx: &Ctx, a: &Account, mut q: Search) -> Done<Vec<Held>> {
+    q.scope = a.scope();
+    q.limit = q.limit.clamp(1, 1000);
+    if q.state.as_deref() == Some("deleted") && a.role < Role::Subadmin {
+        q.state = None;
+    }
+    let rows = ctx.data.run(move |d| d.store.search(&q)).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    let a = a.clone();
+    Ok(rows.into_iter().filter(|h| a.may_see(&h.rcpt)).collect())
+}
+
+/// One copy and its bytes, if `a` may see it.
+pub async fn message(ctx: &Ctx, a: &Account, id: i64) -> Done<(Held, Vec<u8>)> {
+    let got = ctx
+        .data
+        .run(move |d| -> Result<Option<(Held, Vec<u8>)>, String> {
+            let Some(h) = d.store.held(id)? else { return Ok(None) };
+            let raw = d.store.message(&h.qid)?.unwrap_or_default();
+            Ok(Some((h, raw)))
+        })
+        .await??;
+    match got {
+        Some((h, raw)) if a.may_see(&h.rcpt) && h.state != "deleted" => Ok((h, raw)),
+        _ => Err(Refused::NotFound),
+    }
+}
+
+/// What can be done to a held copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Release,
+    Delete,
+    /// Confirmed spam: taught to Bayes, then deleted.
+    Spam,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "release" => Some(Action::Release),
+            "delete" => Some(Action::Delete),
+            "spam" => Some(Action::Spam),
+            _ => None,
+        }
+    }
+}
+
+/// Does `action` to copy `id` for `a`; a sentence saying what happened.
+pub async fn act(ctx: &Ctx, a: &Account, id: i64, action: Action) -> Done<String> {
+    let (held, raw) = message(ctx, a, id).await?;
+    if held.state != "held" {
+        return Err(Refused::Invalid(format!("That message was already {}.", held.state)));
+    }
+    match action {
+        Action::Delete => {
+            set_state(ctx, held.id, "deleted", &a.email).await?;
+            Event::new("quarantine_deleted").str("qid", &held.qid).str("rcpt", &held.rcpt).str("by", &a.email).emit();
+            Ok("Deleted.".into())
+        }
+        Action::Spam => {
+            let taught = mxguard_bayes::current().map(|b| b.teach(&mxguard_scan::message_tokens(&raw), true, false, false)).is_some();
+            set_state(ctx, held.id, "deleted", &a.email).await?;
+            Event::new("quarantine_reported")
+                .str("qid", &held.qid)
+                .str("rcpt", &held.rcpt)
+                .str("by", &a.email)
+                .str("bayes", if taught { "spam" } else { "off" })
+                .emit();
+            Ok("Reported as spam and deleted: the filter learns from it.".into())
+        }
+        Action::Release => {
+            release(ctx, &held, raw, &a.email).await.map_err(|e| Refused::Failed(format!("Not released: {e}. Try again in a moment.")))?;
+            Ok(format!(
+                "Released: it is on its way to {}; {} is now on the allow list.",
+                held.rcpt,
+                if held.mail_from.is_empty() { "<>" } else { &held.mail_from }
+            ))
+        }
+    }
+}
+
+async fn set_state(ctx: &Ctx, id: i64, state: &'static str, by: &str) -> Done<bool> {
+    let by = by.to_string();
+    Ok(ctx.data.run(move |d| d.store.set_state(id, state, &by, now_ms())).await?.map_err(|e| Refused::Failed(e.to_string()))?)
+}
+
+/// Releases one held copy for `by`: spooled and queued first (never lost), then marked, then its
+/// sender allowed for the recipient and the message taught to Bayes as ham. The new queue id.
+pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Result<String, String> {
+    let (tx, rx) = oneshot::channel();
+    let sent = ctx.pickup.send(Pickup { mail_from: held.mail_from.clone(), rcpts: vec![held.rcpt.clone()], message: raw.clone(), answer: tx }).await;
+    let queued = match sent {
+        Ok(()) => rx.await.unwrap_or_else(|_| Err("the gateway is stopping".into())),
+        Err(_) => Err("the gateway is stopping".into()),
+    };
+    let new_qid = queued.inspect_err(|e| Event::new("console_error").str("qid", &held.qid).str("error", e).emit())?;
+    let (id, rcpt, from, by_) = (held.id, held.rcpt.clone(), held.mail_from.clone(), by.to_string());
+    let marked = ctx
+        .data
+        .run(move |d| -> Result<(), String> {
+            d.store.set_state(id, "released", &by_, now_ms())?;
+            if !from.is_empty() {
+                d.users.list_add(&rcpt, &from, "allow", now_ms())?;
+                mxguard_policy::user_lists::set(d.users.all_lists()?);
+            }
+            Ok(())
+        })
+        .await
+        .and_then(|r| r);
+    if let Err(e) = marked {
+        // The message is on its way; only the bookkeeping failed. Say so in the log.
+        Event::new("console_error").str("qid", &held.qid).str("error", &format!("released, but: {e}")).emit();
+    }
+    let taught = match mxguard_bayes::current() {
+        Some(b) => {
+            // A false positive: learnt as ham (the learner thread applies it; this never waits
+            // for more than room in its queue).
+            b.teach(&mxguard_scan::message_tokens(&raw), false, false, false);
+            true
+        }
+        None => false,
+    };
+    Event::new("quarantine_released")
+        .str("qid", &held.qid)
+        .str("rcpt", &held.rcpt)
+        .str("from", &held.mail_from)
+        .str("by", by)
+        .str("new_qid", &new_qid)
+        .str("bayes", if taught { "ham" } else { "off" })
+        .emit();
+    Ok(new_qid)
+}
+
+// ---- allow and block lists ---------------------------------------------------------------------
+
+/// Whether `a` may read and change the sender lists of `owner` (an address, or `@domain` for a
+/// whole domain's).
+pub fn may_keep_lists(a: &Account, owner: &str) -> bool {
+    match owner.strip_prefix('@') {
+        Some(domain) => a.may_admin_domain(domain),
+        None => owner.eq_ignore_ascii_case(&a.email) || a.may_see(owner),
+    }
+}
+
+pub async fn lists(ctx: &Ctx, a: &Account, owner: &str) -> Done<Vec<(String, String)>> {
+    if !may_keep_lists(a, owner) {
+        return Err(Refused::NotFound);
+    }
+    let owner = owner.to_string();
+    Ok(ctx.data.run(move |d| d.users.lists_of(&owner)).await?.map_err(|e| Refused::Failed(e.to_string()))?)
+}
+
+/// Adds (`add` true) or removes `sender` on `owner`'s `kind` list; the lists in force on the
+/// cores change at once.
+pub async fn list_edit(ctx: &Ctx, a: &Account, owner: &str, add: bool, sender: &str, kind: &str) -> Done<()> {
+    if !may_keep_lists(a, owner) {
+        return Err(Refused::NotFound);
+    }
+    let sender = sender.trim().to_ascii_lowercase();
+    let valid = (kind == "allow" || kind == "block") && !sender.is_empty() && sender.len() <= 254 && sender.contains('@') && !sender.contains(char::is_whitespace);
+    if !valid {
+        return Err(Refused::Invalid("A list entry is allow or block, and an address or @domain.".into()));
+    }
+    let (owner, kind) = (owner.to_string(), kind.to_string());
+    ctx.data
+        .run(move |d| -> Result<(), String> {
+            if add {
+                d.users.list_add(&owner, &sender, &kind, now_ms())?;
+            } else {
+                d.users.list_remove(&owner, &sender, &kind)?;
+            }
+            mxguard_policy::user_lists::set(d.users.all_lists()?);
+            Ok(())
+        })
+        .await??;
+    Ok(())
+}
+
+// ---- accounts and API tokens -------------------------------------------------------------------
+
+/// The accounts `a` manages, by login.
+pub async fn accounts(ctx: &Ctx, a: &Account) -> Done<Vec<Account>> {
+    if a.role < Role::DomainAdmin {
+        return forbidden("manage accounts");
+    }
+    let all = ctx.data.run(|d| d.users.all()).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    Ok(all.into_iter().filter(|x| a.may_manage(x)).collect())
+}
+
+/// Creates or changes an account (an empty `password` keeps the one it has).
+pub async fn account_put(ctx: &Ctx, a: &Account, new: Account, password: String) -> Done<()> {
+    if !a.may_manage(&new) {
+        return forbidden("give that role, those domains or those users");
+    }
+    let (actor, email) = (a.clone(), new.email.clone());
+    ctx.data
+        .run(move |d| -> Done<()> {
+            if let Some(old) = d.users.get(&new.email).map_err(|e| Refused::Failed(e.to_string()))? {
+                if !actor.may_manage(&old) {
+                    return Err(Refused::Forbidden("That account is not yours to change.".into()));
+                }
+            }
+            d.users.put(&new, &password).map_err(Refused::Invalid)
+        })
+        .await??;
+    Event::new("console_account").str("op", "put").str("account", &email).str("by", &a.email).emit();
+    Ok(())
+}
+
+pub async fn account_remove(ctx: &Ctx, a: &Account, email: &str) -> Done<()> {
+    let (actor, who) = (a.clone(), email.to_string());
+    ctx.data
+        .run(move |d| -> Done<()> {
+            match d.users.get(&who).map_err(|e| Refused::Failed(e.to_string()))? {
+                Some(old) if actor.may_manage(&old) && !old.email.eq_ignore_ascii_case(&actor.email) => {
+                    d.users.remove(&old.email).map_err(|e| Refused::Failed(e.to_string()))?;
+                    Ok(())
+                }
+                Some(old) if old.email.eq_ignore_ascii_case(&actor.email) => Err(Refused::Invalid("You cannot remove your own account.".into())),
+                _ => Err(Refused::NotFound),
+            }
+        })
+        .await??;
+    Event::new("console_account").str("op", "remove").str("account", email).str("by", &a.email).emit();
+    Ok(())
+}
+
+/// A new API token acting as `for_email` (the account itself, or one it manages): shown once.
+pub async fn token_new(ctx: &Ctx, a: &Account, for_email: &str, label: &str) -> Done<String> {
+    if a.role < Role::Subadmin && a.role != Role::Technician {
+        return forbidden("make API tokens");
+    }
+    let (actor, who, label) = (a.clone(), for_email.trim().to_ascii_lowercase(), label.to_string());
+    let token = ctx
+        .data
+        .run(move |d| -> Done<String> {
+            let target = d.users.get(&who).map_err(|e| Refused::Failed(e.to_string()))?.ok_or(Refused::NotFound)?;
+            if !target.email.eq_ignore_ascii_case(&actor.email) && !actor.may_manage(&target) {
+                return Err(Refused::NotFound);
+            }
+            d.users.token_new(&target.email, &label, now_ms()).map_err(Refused::Failed)
+        })
+        .await??;
+    Event::new("console_token").str("op", "new").str("account", for_email).str("by", &a.email).emit();
+    Ok(token)
+}
+
+/// Tokens of `a` and of the accounts it manages.
+pub async fn tokens(ctx: &Ctx, a: &Account) -> Done<Vec<TokenInfo>> {
+    let actor = a.clone();
+    Ok(ctx
+        .data
+        .run(move |d| -> Result<Vec<TokenInfo>, String> {
+            let all = d.users.tokens(None)?;
+            let mut out = Vec::new();
+            for t in all {
+                let owner = d.users.get(&t.email)?;
+                if t.email.eq_ignore_ascii_case(&actor.email) || owner.is_some_and(|o| actor.may_manage(&o)) {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+        .await??)
+}
+
+pub async fn token_revoke(ctx: &Ctx, a: &Account, id: &str) -> Done<()> {
+    let mine = tokens(ctx, a).await?;
+    if !mine.iter().any(|t| t.id == id) {
+        return Err(Refused::NotFound);
+    }
+    let id2 = id.to_string();
+    ctx.data.run(move |d| d.users.token_revoke(&id2)).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    Event::new("console_token").str("op", "revoke").str("token", id).str("by", &a.email).emit();
+    Ok(())
+}
+
+// ---- knobs -------------------------------------------------------------------------------------
+
+/// One knob as the console shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnobView {
+    pub name: &'static str,
+    pub value: String,
+    pub default: String,
+    pub live: bool,
+    pub doc: &'static str,
+}
+
+/// Every knob, with its value now (admins and technicians read them; the superadmin writes).
+pub fn knobs(a: &Account) -> Done<Vec<KnobView>> {
+    if !matches!(a.role, Role::Superadmin | Role::DomainAdmin | Role::Technician) {
+        return forbidden("read the gateway's settings");
+    }
+    Ok(mxguard_tuning::ALL
+        .iter()
+        .map(|k| KnobView { name: k.name, value: k.value_text(), default: k.default.to_string(), live: k.live, doc: k.doc })
+        .collect())
+}
+
+/// Sets a live knob (the superadmin only); the change is in force at once and kept in the knob
+/// file, which the gateway applies again after its config files at the next start.
+pub fn knob_set(ctx: &Ctx, a: &Account, name: &str, value: &str) -> Done<()> {
+    if a.role != Role::Superadmin {
+        return forbidden("change the gateway's settings");
+    }
+    let Some(k) = mxguard_tuning::find(name) else { return Err(Refused::NotFound) };
+    if !k.live {
+        return Err(Refused::Invalid(format!("{name} is read at start-up only: set it in the config file and restart.")));
+    }
+    let parsed = k.parse(value.trim()).map_err(Refused::Invalid)?;
+    if let Some(file) = &ctx.knob_file {
+        crate::settings::keep_knob(file, name, &value.trim().replace(['\n', '\r'], " ")).map_err(Refused::Failed)?;
+    }
+    k.store(parsed);
+    Event::new("knob_set").str("knob", name).str("value", &k.value_text()).str("by", &a.email).emit();
+    Ok(())
+}
+
+// ---- domains -----------------------------------------------------------------------------------
+
+/// A protected domain as an admin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainView {
+    pub name: String,
+    /// Where its mail goes (host:port), or empty when it has no route.
+    pub route: String,
+    /// Its own lines of domain-policy.txt: (setting, value).
+    pub settings: Vec<(String, String)>,
+}
+
+/// The local domains `a` administers, with routes and own filter settings.
+pub fn domains(ctx: &Ctx, a: &Account) -> Done<Vec<DomainView>> {
+    if a.role < Role::DomainAdmin {
+        return forbidden("administer domains");
+    }
+    let file = ctx.lists_dir.as_ref().map(|d| d.join(mxguard_policy::tables::DOMAIN_POLICY_FILE));
+    let lines = file.map(|f| crate::settings::policy_lines(&f)).transpose().map_err(Refused::Failed)?.unwrap_or_default();
+    Ok(mxguard_relay::routes::current()
+        .domains()
+        .into_iter()
+        .filter(|(d, _)| a.may_admin_domain(d))
+        .map(|(name, route)| DomainView {
+            settings: lines.iter().filter(|(d, _, _)| *d == name).map(|(_, k, v)| (k.clone(), v.clone())).collect(),
+            route: route.map(|r| r.to_string()).unwrap_or_default(),
+            name,
+        })
+        .collect())
+}
+
+/// Sets (or with an empty `value` removes) one of `domain`'s filter settings in
+/// domain-policy.txt; the file is checked as the gateway will read it before it is replaced.
+pub fn domain_set(ctx: &Ctx, a: &Account, domain: &str, setting: &str, value: &str) -> Done<()> {
+    let domain = domain.trim().to_ascii_lowercase();
+    if domain == "*" || !a.may_admin_domain(&domain) || !mxguard_relay::routes::current().is_local(&domain) {
+        return Err(Refused::NotFound);
+    }
+    let dir = ctx.lists_dir.as_ref().ok_or_else(|| Refused::Failed("no lists directory".into()))?;
+    crate::settings::set_policy(&dir.join(mxguard_policy::tables::DOMAIN_POLICY_FILE), &domain, setting.trim(), value.trim()).map_err(Refused::Invalid)?;
+    Event::new("domain_setting").str("domain", &domain).str("setting", setting).str("value", value).str("by", &a.email).emit();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_fields() {
+        assert_eq!(parse_time("2026-11-23"), Some(1_795_392_000_000));
+        assert_eq!(parse_time("1970-01-01"), Some(0));
+        assert_eq!(parse_time("12345"), Some(12345));
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time("yesterday"), None);
+        let f: Vec<(String, String)> = [("sender", "@Bank.example"), ("until", "2026-11-23"), ("min_score", "7.5"), ("verdict", "virus"), ("state", "bogus"), ("limit", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let q = search_from(&f);
+        assert_eq!(q.sender.as_deref(), Some("@Bank.example"));
+        assert_eq!(q.until_ms, Some(1_795_392_000_000 + 86_400_000), "a day includes itself");
+        assert_eq!((q.min_score, q.verdict.as_deref(), q.state, q.limit, q.rcpt), (Some(7.5), Some("virus"), None, 200, None));
+    }
+}
