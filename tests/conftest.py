@@ -309,3 +309,20 @@ def policy_knobs(dns, **extra):
          "scan.enabled": "0"}
     k.update({name.replace("__", "."): v for name, v in extra.items()})
     return k
+
+
+
+@pytest.fixture
+def postgres_server():
+    """A PostgreSQL server of the test's own on loopback (tests/postgres.py): (its URL, its
+    directory for pause/resume)."""
+    import postgres
+    import shutil
+    import tempfile
+    # Under /tmp itself: as root the server runs as the postgres user, who cannot enter pytest's
+    # private temporary directories.
+    root = tempfile.mkdtemp(prefix="mxguard-pg-")
+    url = postgres.start(root)
+    yield url, root
+    postgres.stop(root)
+    shutil.rmtree(root, ignore_errors=True)

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import time
 
-BIN = "/usr/lib/postgresql/15/bin"
+import glob
 
 
 def _bin(name):
-    for d in (BIN, "/usr/local/bin", "/usr/bin"):
+    # Debian keeps the server programs under /usr/lib/postgresql/VERSION/bin; the newest wins.
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    for d in versions + ["/usr/local/bin", "/usr/bin"]:
         p = os.path.join(d, name)
         if os.path.exists(p):
             return p
@@ -49,12 +51,28 @@ def start(root):
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     port = _free_port()
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} -c fsync=on -c max_connections=50"
-    subprocess.run(_as_owner([_bin("pg_ctl"), "-D", data, "-l", os.path.join(root, "log"), "-o", opts, "-w", "-t", "60", "start"]),
-                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(root, "opts"), "w") as f:
+        f.write(opts)
+    resume(root)
     url = f"postgresql://mxguard@127.0.0.1:{port}/postgres"
     with open(os.path.join(root, "url"), "w") as f:
         f.write(url)
     return url
+
+
+def resume(root):
+    """Starts the server of `root` (again, on the same port)."""
+    root = os.path.abspath(root)
+    with open(os.path.join(root, "opts")) as f:
+        opts = f.read()
+    subprocess.run(_as_owner([_bin("pg_ctl"), "-D", os.path.join(root, "data"), "-l", os.path.join(root, "log"), "-o", opts,
+                              "-w", "-t", "60", "start"]), check=True, stdout=subprocess.DEVNULL)
+
+
+def pause(root):
+    """Stops the server of `root` (fast shutdown: clients are cut off), keeping its data."""
+    subprocess.run(_as_owner([_bin("pg_ctl"), "-D", os.path.join(os.path.abspath(root), "data"), "-m", "fast", "-w", "stop"]),
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def stop(root):

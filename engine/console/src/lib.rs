@@ -187,12 +187,22 @@ async fn serve(state: Shared, listener: std::net::TcpListener, acceptor: Option<
 }
 
 /// Digests at `console.digest_hour` each day and whenever the admin asks; with a shared
-/// database, the users' lists other gateways changed, once a minute.
+/// database, the users' lists other gateways changed, every `console.lists_refresh_s`.
 async fn timers(state: Shared, mut digest_rx: mpsc::Receiver<DigestRequest>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     let mut last_day = None;
+    let refresh_every = || std::time::Duration::from_secs(mxguard_tuning::CONSOLE_LISTS_REFRESH_S.get_u64().max(1));
+    let mut next_refresh = tokio::time::Instant::now() + refresh_every();
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(next_refresh), if state.shared_lists => {
+                next_refresh = tokio::time::Instant::now() + refresh_every();
+                match state.ctx.data.run(|d| d.users.all_lists()).await {
+                    Ok(Ok(l)) => mxguard_policy::user_lists::set(l),
+                    Ok(Err(e)) => Event::new("console_error").str("error", &format!("users' lists: {e}")).emit(),
+                    Err(_) => {}
+                }
+            }
             _ = tick.tick() => {
                 let hour = mxguard_tuning::CONSOLE_DIGEST_HOUR.get();
                 let secs = now_ms() / 1000;
@@ -200,13 +210,6 @@ async fn timers(state: Shared, mut digest_rx: mpsc::Receiver<DigestRequest>) {
                 if hour >= 0 && h == hour && last_day != Some(day) {
                     last_day = Some(day);
                     let _ = send_digests(&state).await;
-                }
-                if state.shared_lists {
-                    match state.ctx.data.run(|d| d.users.all_lists()).await {
-                        Ok(Ok(l)) => mxguard_policy::user_lists::set(l),
-                        Ok(Err(e)) => Event::new("console_error").str("error", &format!("users' lists: {e}")).emit(),
-                        Err(_) => {}
-                    }
                 }
             }
             Some(answer) = digest_rx.recv() => {

@@ -587,6 +587,8 @@ registry! {
         "Hour of the day (UTC) at which every recipient with mail held since their last digest gets one, with signed release links; -1: no digests." }
     CONSOLE_DB { text "console.db", "console.db", restart,
         "The console's accounts, API tokens and users' allow/block lists: a SQLite file (in state.dir unless absolute) or a postgresql:// URL (with several gateways, the quarantine's)." }
+    CONSOLE_LISTS_REFRESH_S { int "console.lists_refresh_s", 30, 1..=3600, live,
+        "With a shared PostgreSQL console database: seconds between rereads of users' allow/block lists, so changes made on another gateway reach this one's cores." }
     CONSOLE_LOGIN_LINK_H { int "console.login_link_h", 72, 1..=720, live,
         "Hours a digest's one-time login link works (it logs its recipient in once, as an end user)." }
     CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
