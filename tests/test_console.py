@@ -285,3 +285,98 @@ def test_admins_track_mail_and_see_statistics_of_their_domains_only(make_gateway
         assert "There is no such page, message or account" in b.page_source
     finally:
         b.quit()
+
+
+def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(make_gateway, sink):
+    import re
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0", console__digest_hour="-1"), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
+    g.start()
+    for subject in ("Cheap watches", "Your invoice"):
+        assert send(g.port, message(subject=subject, body="cheap meds\r\n"), rcpts=("ann@example.test",))[0] == 250
+    assert send(g.port, message(subject="for carol", body="cheap meds\r\n"), rcpts=("carol@other.test",))[0] == 250
+    wait_for(lambda: len(held(g)) == 3, what="three held copies")
+    out = subprocess.run([str(MXGUARD), "digest", "--set", f"state.dir={g.state}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: sink.stats()["messages"] == 2, what="two digests")
+    ann = next(m.decode() for m in sink.messages() if b"To: <ann@example.test>" in m)
+    login_link = re.search(r"logs you in once, until [^)]*\): (https://\S+)", ann).group(1).replace("mx.example.test", "127.0.0.1")
+    assert "/l/" in login_link
+    base = f"https://127.0.0.1:{g.console_port}"
+    add_user(g, "admin@example.test", "example admin password", "--role", "domain-admin", "--domains", "example.test")
+    b = browser()
+    try:
+        # Ann has no password at all: the link (a button, for prefetchers) logs her in.
+        b.get(login_link)
+        shot(b, "digest-login")
+        by_id(b, "continue").click()
+        table = by_id(b, "messages").text
+        assert "Cheap watches" in table and "Your invoice" in table and "for carol" not in table, table
+        # Her search: words of the subject.
+        by_id(b, "s-subject").send_keys("invoice")
+        by_id(b, "s-go").click()
+        table = by_id(b, "messages").text
+        shot(b, "search")
+        assert "Your invoice" in table and "Cheap watches" not in table, table
+        # End users have no admin pages.
+        b.get(base + "/admin/accounts")
+        assert "may not manage accounts" in by_id(b, "error").text
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+        # The link works once.
+        b.get(login_link)
+        by_id(b, "continue").click()
+        assert "was used already" in by_id(b, "error").text
+        b.get(base + "/")
+        assert b.current_url.endswith("/login")
+
+        # The domain admin: adds a subadmin for ann, changes a filter setting of the domain, reads
+        # the knobs (no form), and cannot reach other.test.
+        login(b, base, "admin@example.test", "example admin password")
+        by_id(b, "messages")
+        b.get(base + "/admin/accounts")
+        by_id(b, "a-email").send_keys("helper@example.test")
+        Select(by_id(b, "a-role")).select_by_visible_text("subadmin")
+        by_id(b, "a-domains").send_keys("example.test")
+        by_id(b, "a-members").send_keys("ann@example.test")
+        by_id(b, "a-password").send_keys("helper's password")
+        by_id(b, "a-save").click()
+        assert "Saved helper@example.test" in by_id(b, "note").text
+        assert "subadmin" in by_id(b, "accounts").text
+        by_id(b, "a-email").send_keys("eve@other.test")
+        by_id(b, "a-password").send_keys("eve's long password")
+        by_id(b, "a-save").click()
+        assert "may not give" in by_id(b, "note").text
+        by_id(b, "t-new").click()
+        assert by_id(b, "new-token").text.startswith("mxg_")
+        shot(b, "accounts")
+        b.get(base + "/admin/domains")
+        assert "example.test" in by_id(b, "domains").text and "other.test" not in by_id(b, "domains").text
+        by_id(b, "d-domain").send_keys("example.test")
+        by_id(b, "d-setting").send_keys("verdict.quarantine_score")
+        by_id(b, "d-value").send_keys("12")
+        by_id(b, "d-save").click()
+        assert "Saved" in by_id(b, "note").text
+        assert "verdict.quarantine_score = 12" in by_id(b, "domain-example.test").text
+        shot(b, "domains")
+        by_id(b, "d-domain").send_keys("other.test")
+        by_id(b, "d-setting").send_keys("greylist")
+        by_id(b, "d-value").send_keys("off")
+        by_id(b, "d-save").click()
+        assert "no such page" in by_id(b, "note").text
+        assert "other.test" not in (g.state / "lists" / "domain-policy.txt").read_text()
+        b.get(base + "/admin/knobs")
+        assert "console.login_failures" in by_id(b, "knobs").text and not b.find_elements(By.ID, "k-save")
+        shot(b, "knobs")
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+        # The subadmin sees ann's mail and nobody else's.
+        login(b, base, "helper@example.test", "helper's password")
+        table = by_id(b, "messages").text
+        assert "ann@example.test" in table and "carol" not in table, table
+    finally:
+        b.quit()

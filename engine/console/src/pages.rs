@@ -32,7 +32,9 @@ th{background:#e9eef3}.why{color:#6b4b00}.score{font-variant-numeric:tabular-num
 button{cursor:pointer;border:1px solid #8aa0b6;background:#fff;border-radius:4px;padding:.25em .7em}\
 button.release{border-color:#2f7d32;color:#2f7d32}pre{white-space:pre-wrap;background:#fff;padding:1em;border:1px solid #dde3ea}\
 .note{background:#e8f4ea;border:1px solid #9bc9a0;padding:.6em 1em;margin-bottom:1em}.err{background:#fbeaea;border:1px solid #d99;padding:.6em 1em}\
-.box{background:#fff;max-width:24em;margin:4em auto;padding:1.5em;border:1px solid #dde3ea}input{width:100%;padding:.4em;margin:.2em 0 .8em;box-sizing:border-box}";
+.box{background:#fff;max-width:24em;margin:4em auto;padding:1.5em;border:1px solid #dde3ea}input{width:100%;padding:.4em;margin:.2em 0 .8em;box-sizing:border-box}\
+select{display:block;padding:.3em;margin:.2em 0 .8em}form.search{display:flex;flex-wrap:wrap;gap:0 .8em;align-items:end;margin-bottom:1em}\
+form.search label{flex:1 1 9em}form.search button{margin-bottom:.8em}";
 
 /// A whole page.
 pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
