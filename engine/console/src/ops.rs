@@ -47,6 +47,12 @@ impl Refused {
     }
 }
 
+impl From<mxguard_quarantine::DbError> for Refused {
+    fn from(e: mxguard_quarantine::DbError) -> Refused {
+        Refused::Failed(e.0)
+    }
+}
+
 impl From<String> for Refused {
     fn from(e: String) -> Refused {
         Refused::Failed(e)
@@ -125,7 +131,7 @@ pub async fn search(ctx: &Ctx, a: &Account, mut q: Search) -> Done<Vec<Held>> {
     if q.state.as_deref() == Some("deleted") && a.role < Role::Subadmin {
         q.state = None;
     }
-    let rows = ctx.data.run(move |d| d.store.search(&q)).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    let rows = ctx.data.run(move |d| d.store.search(&q)).await??;
     let a = a.clone();
     Ok(rows.into_iter().filter(|h| a.may_see(&h.rcpt)).collect())
 }
@@ -202,7 +208,7 @@ pub async fn act(ctx: &Ctx, a: &Account, id: i64, action: Action) -> Done<String
 
 async fn set_state(ctx: &Ctx, id: i64, state: &'static str, by: &str) -> Done<bool> {
     let by = by.to_string();
-    Ok(ctx.data.run(move |d| d.store.set_state(id, state, &by, now_ms())).await?.map_err(|e| Refused::Failed(e.to_string()))?)
+    Ok(ctx.data.run(move |d| d.store.set_state(id, state, &by, now_ms())).await??)
 }
 
 /// Releases one held copy for `by`: spooled and queued first (never lost), then marked, then its
@@ -268,7 +274,7 @@ pub async fn lists(ctx: &Ctx, a: &Account, owner: &str) -> Done<Vec<(String, Str
         return Err(Refused::NotFound);
     }
     let owner = owner.to_string();
-    Ok(ctx.data.run(move |d| d.users.lists_of(&owner)).await?.map_err(|e| Refused::Failed(e.to_string()))?)
+    Ok(ctx.data.run(move |d| d.users.lists_of(&owner)).await??)
 }
 
 /// Adds (`add` true) or removes `sender` on `owner`'s `kind` list; the lists in force on the
@@ -304,7 +310,7 @@ pub async fn accounts(ctx: &Ctx, a: &Account) -> Done<Vec<Account>> {
     if a.role < Role::DomainAdmin {
         return forbidden("manage accounts");
     }
-    let all = ctx.data.run(|d| d.users.all()).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    let all = ctx.data.run(|d| d.users.all()).await??;
     Ok(all.into_iter().filter(|x| a.may_manage(x)).collect())
 }
 
@@ -316,7 +322,7 @@ pub async fn account_put(ctx: &Ctx, a: &Account, new: Account, password: String)
     let (actor, email) = (a.clone(), new.email.clone());
     ctx.data
         .run(move |d| -> Done<()> {
-            if let Some(old) = d.users.get(&new.email).map_err(|e| Refused::Failed(e.to_string()))? {
+            if let Some(old) = d.users.get(&new.email)? {
                 if !actor.may_manage(&old) {
                     return Err(Refused::Forbidden("That account is not yours to change.".into()));
                 }
@@ -332,9 +338,9 @@ pub async fn account_remove(ctx: &Ctx, a: &Account, email: &str) -> Done<()> {
     let (actor, who) = (a.clone(), email.to_string());
     ctx.data
         .run(move |d| -> Done<()> {
-            match d.users.get(&who).map_err(|e| Refused::Failed(e.to_string()))? {
+            match d.users.get(&who)? {
                 Some(old) if actor.may_manage(&old) && !old.email.eq_ignore_ascii_case(&actor.email) => {
-                    d.users.remove(&old.email).map_err(|e| Refused::Failed(e.to_string()))?;
+                    d.users.remove(&old.email)?;
                     Ok(())
                 }
                 Some(old) if old.email.eq_ignore_ascii_case(&actor.email) => Err(Refused::Invalid("You cannot remove your own account.".into())),
@@ -355,7 +361,7 @@ pub async fn token_new(ctx: &Ctx, a: &Account, for_email: &str, label: &str) -> 
     let token = ctx
         .data
         .run(move |d| -> Done<String> {
-            let target = d.users.get(&who).map_err(|e| Refused::Failed(e.to_string()))?.ok_or(Refused::NotFound)?;
+            let target = d.users.get(&who)?.ok_or(Refused::NotFound)?;
             if !target.email.eq_ignore_ascii_case(&actor.email) && !actor.may_manage(&target) {
                 return Err(Refused::NotFound);
             }
@@ -391,7 +397,7 @@ pub async fn token_revoke(ctx: &Ctx, a: &Account, id: &str) -> Done<()> {
         return Err(Refused::NotFound);
     }
     let id2 = id.to_string();
-    ctx.data.run(move |d| d.users.token_revoke(&id2)).await?.map_err(|e| Refused::Failed(e.to_string()))?;
+    ctx.data.run(move |d| d.users.token_revoke(&id2)).await??;
     Event::new("console_token").str("op", "revoke").str("token", id).str("by", &a.email).emit();
     Ok(())
 }

@@ -228,7 +228,11 @@ pub fn link_confirm(h: &Held, action: &str) -> String {
 /// The allow and block lists of `owner` (the account's own, a user's, or `@domain`'s).
 pub fn lists(account: &Account, csrf: &str, owner: &str, entries: &[(String, String)], error: Option<&str>) -> String {
     let own = owner.eq_ignore_ascii_case(&account.email);
-    let title = if own { "My senders".to_string() } else if owner.starts_with('@') { format!("Senders for all of {}", &owner[1..]) } else { format!("Senders of {owner}") };
+    let title = match owner.strip_prefix('@') {
+        _ if own => "My senders".to_string(),
+        Some(domain) => format!("Senders for all of {domain}"),
+        None => format!("Senders of {owner}"),
+    };
     let error = error.map(|e| format!("<p class=\"err\" id=\"error\">{}</p>", esc(e))).unwrap_or_default();
     let o = esc(owner);
     let other = if account.role >= Role::Subadmin {

@@ -4,8 +4,9 @@
 //!
 //! Every query is written once, in the dialect both accept: `$1`…`$n` placeholders (rewritten to
 //! SQLite's `?1`…`?n`), `INSERT … ON CONFLICT … DO NOTHING/UPDATE`, `CAST(x AS BIGINT)`, no
-//! `COLLATE NOCASE` (addresses are stored lower-case). Only the schemas (DDL) differ, and each
-//! caller hands both. Values cross as [`Val`]s and rows come back as [`Row`]s.
+//! `COLLATE NOCASE` in queries (addresses are stored lower-case). Tables are declared once too,
+//! in SQLite's words, and [`postgres_ddl`] says them in PostgreSQL's. Values cross as [`Val`]s
+//! and rows come back as [`Row`]s.
 //!
 //! Costs and guarantees: every call blocks its thread (SQLite's fsync, PostgreSQL's round trip).
 //! Never call it on a core's executor or inside an async runtime (the `postgres` client runs one
@@ -199,12 +200,28 @@ impl Location {
 
 enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres { client: Option<postgres::Client>, url: String, statements: HashMap<String, postgres::Statement> },
+    // Boxed: a PostgreSQL client is several times a SQLite handle's size.
+    Postgres { client: Box<Option<postgres::Client>>, url: String, statements: HashMap<String, postgres::Statement> },
 }
 
 /// An open database (one connection).
 pub struct Db {
     conn: Conn,
+}
+
+/// The advisory lock key under which schemas change in PostgreSQL.
+const SCHEMA_LOCK: i64 = 7_357_001;
+
+/// Table declarations in SQLite's words said in PostgreSQL's: 64-bit integers (`BIGINT`, and
+/// `BIGSERIAL` for an `INTEGER PRIMARY KEY`), `DOUBLE PRECISION`, `BYTEA`, and no `COLLATE
+/// NOCASE` (the callers store those columns lower-case).
+pub fn postgres_ddl(sqlite: &str) -> String {
+    sqlite
+        .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
+        .replace("INTEGER", "BIGINT")
+        .replace(" REAL", " DOUBLE PRECISION")
+        .replace(" BLOB", " BYTEA")
+        .replace(" COLLATE NOCASE", "")
 }
 
 /// `$1`…`$n` as SQLite's `?1`…`?n` (dollars inside quotes are left alone). A few hundred
@@ -232,9 +249,10 @@ fn pg_connect(url: &str) -> DbResult<postgres::Client> {
 }
 
 impl Db {
-    /// Opens the database at `loc`, then runs `sqlite_schema` or `postgres_schema` (idempotent
-    /// DDL: `CREATE … IF NOT EXISTS`).
-    pub fn open(loc: &Location, sqlite_schema: &str, postgres_schema: &str) -> DbResult<Db> {
+    /// Opens the database at `loc`, then creates what `schema` declares (idempotent DDL in
+    /// SQLite's words, `CREATE … IF NOT EXISTS`; for PostgreSQL through [`postgres_ddl`], under
+    /// an advisory lock so gateways starting together do not race).
+    pub fn open(loc: &Location, schema: &str) -> DbResult<Db> {
         let mut db = match loc {
             Location::Sqlite(path) => {
                 let conn = rusqlite::Connection::open(path)?;
@@ -246,14 +264,22 @@ impl Db {
             }
             Location::Postgres(url) => {
                 let client = pg_connect(url)?;
-                Db { conn: Conn::Postgres { client: Some(client), url: url.clone(), statements: HashMap::new() } }
+                Db { conn: Conn::Postgres { client: Box::new(Some(client)), url: url.clone(), statements: HashMap::new() } }
             }
         };
         match db.kind() {
-            Kind::Sqlite => db.batch(sqlite_schema)?,
-            Kind::Postgres => db.batch(postgres_schema)?,
+            Kind::Sqlite => db.batch(schema)?,
+            Kind::Postgres => db.locked_batch(&postgres_ddl(schema))?,
         }
         Ok(db)
+    }
+
+    /// PostgreSQL: runs `sql` holding the schema's advisory lock (released on failure too).
+    pub fn locked_batch(&mut self, sql: &str) -> DbResult<()> {
+        self.batch(&format!("SELECT pg_advisory_lock({SCHEMA_LOCK})"))?;
+        let r = self.batch(sql);
+        let unlocked = self.batch(&format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})"));
+        r.and(unlocked)
     }
 
     pub fn kind(&self) -> Kind {
@@ -484,6 +510,12 @@ mod tests {
     }
 
     #[test]
+    fn one_schema_for_both() {
+        let ddl = postgres_ddl("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, r REAL, b BLOB, e TEXT PRIMARY KEY COLLATE NOCASE)");
+        assert_eq!(ddl, "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL, r DOUBLE PRECISION, b BYTEA, e TEXT PRIMARY KEY)");
+    }
+
+    #[test]
     fn locations_and_their_descriptions() {
         let d = Path::new("/var/lib/mxguard");
         assert_eq!(Location::parse("quarantine.db", d), Location::Sqlite(d.join("quarantine.db")));
@@ -499,7 +531,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let schema = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER, r REAL, b BLOB)";
-        let mut db = Db::open(&Location::Sqlite(dir.join("t.db")), schema, schema).unwrap();
+        let mut db = Db::open(&Location::Sqlite(dir.join("t.db")), schema).unwrap();
         db.exec("INSERT INTO t (k, n, r, b) VALUES ($1, $2, $3, $4)", &["a".into(), 7i64.into(), 1.5.into(), b"\x00\xff".as_slice().into()]).unwrap();
         let r = db.query_one("SELECT k, n, r, b, NULL FROM t WHERE k = $1", &["a".into()]).unwrap().unwrap();
         assert_eq!((r.text(0), r.int(1), r.real(2), r.blob(3), r.is_null(4)), ("a".into(), 7, 1.5, vec![0, 255], true));

@@ -86,7 +86,7 @@ pub fn verdict_of(symbols: &str) -> &'static str {
 /// The verdicts a search may ask for.
 pub const VERDICTS: [&str; 4] = ["spam", "phishing", "attachment", "virus"];
 
-const SQLITE_TABLES: &str = "
+const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     qid         TEXT PRIMARY KEY,
     arrival_ms  INTEGER NOT NULL,
@@ -123,16 +123,10 @@ ALTER TABLE messages ADD COLUMN compressed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recipients ADD COLUMN changed_by TEXT;
 ";
 
-const SQLITE_INDEXES: &str = "
+/// SQLite's subject index (FTS5 trigrams, kept by triggers); version 1's two indexes go.
+const SQLITE_SUBJECTS: &str = "
 DROP INDEX IF EXISTS recipients_rcpt;
 DROP INDEX IF EXISTS recipients_domain;
-CREATE INDEX IF NOT EXISTS recipients_rcpt_lc ON recipients(lower(rcpt));
-CREATE INDEX IF NOT EXISTS recipients_domain_state ON recipients(domain, state);
-CREATE INDEX IF NOT EXISTS messages_arrival ON messages(arrival_ms);
-CREATE INDEX IF NOT EXISTS messages_from_lc ON messages(lower(mail_from));
-CREATE INDEX IF NOT EXISTS messages_from_domain ON messages(from_domain);
-CREATE INDEX IF NOT EXISTS messages_score ON messages(score);
-CREATE INDEX IF NOT EXISTS messages_verdict ON messages(verdict, arrival_ms);
 CREATE VIRTUAL TABLE IF NOT EXISTS subjects USING fts5(subject, content='messages', content_rowid='rowid', tokenize='trigram');
 CREATE TRIGGER IF NOT EXISTS subjects_ai AFTER INSERT ON messages BEGIN
     INSERT INTO subjects(rowid, subject) VALUES (new.rowid, new.subject);
@@ -143,34 +137,8 @@ END;
 PRAGMA user_version = 2;
 ";
 
-const POSTGRES_SCHEMA: &str = "
-SELECT pg_advisory_lock(7357001);
-CREATE TABLE IF NOT EXISTS messages (
-    qid         TEXT PRIMARY KEY,
-    arrival_ms  BIGINT NOT NULL,
-    mail_from   TEXT NOT NULL,
-    from_domain TEXT NOT NULL DEFAULT '',
-    client      TEXT NOT NULL,
-    helo        TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    size        BIGINT NOT NULL,
-    score       DOUBLE PRECISION NOT NULL,
-    symbols     TEXT NOT NULL,
-    reason      TEXT NOT NULL,
-    verdict     TEXT NOT NULL DEFAULT 'spam',
-    compressed  BIGINT NOT NULL DEFAULT 0,
-    message     BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS recipients (
-    id         BIGSERIAL PRIMARY KEY,
-    qid        TEXT NOT NULL REFERENCES messages(qid) ON DELETE CASCADE,
-    rcpt       TEXT NOT NULL,
-    domain     TEXT NOT NULL,
-    state      TEXT NOT NULL DEFAULT 'held',
-    changed_ms BIGINT,
-    changed_by TEXT,
-    UNIQUE (qid, rcpt)
-);
+/// The B-tree indexes, in both databases.
+const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS recipients_qid ON recipients(qid);
 CREATE INDEX IF NOT EXISTS recipients_rcpt_lc ON recipients(lower(rcpt));
 CREATE INDEX IF NOT EXISTS recipients_domain_state ON recipients(domain, state);
@@ -179,17 +147,14 @@ CREATE INDEX IF NOT EXISTS messages_from_lc ON messages(lower(mail_from));
 CREATE INDEX IF NOT EXISTS messages_from_domain ON messages(from_domain);
 CREATE INDEX IF NOT EXISTS messages_score ON messages(score);
 CREATE INDEX IF NOT EXISTS messages_verdict ON messages(verdict, arrival_ms);
-SELECT pg_advisory_unlock(7357001);
 ";
 
 /// The subject's trigram index in PostgreSQL: only where `pg_trgm` may be created (a trusted
 /// extension since PostgreSQL 13); without it a subject search reads the rows the other
 /// conditions leave.
 const POSTGRES_TRIGRAMS: &str = "
-SELECT pg_advisory_lock(7357001);
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS messages_subject_trgm ON messages USING gin (lower(subject) gin_trgm_ops);
-SELECT pg_advisory_unlock(7357001);
 ";
 
 /// The unfolded `Subject:` of a message's header block (`message` may start with the header
@@ -318,7 +283,7 @@ fn inflate(bytes: &[u8]) -> DbResult<Vec<u8>> {
 impl Store {
     /// Opens (creating if needed) the quarantine at `loc` and brings its schema up to date.
     pub fn open(loc: &Location) -> DbResult<Store> {
-        let mut db = Db::open(loc, SQLITE_TABLES, POSTGRES_SCHEMA)?;
+        let mut db = Db::open(loc, TABLES)?;
         match db.kind() {
             Kind::Sqlite => {
                 let version = db.query_one("PRAGMA user_version", &[])?.map_or(0, |r| r.int(0));
@@ -326,15 +291,16 @@ impl Store {
                 if version == 1 && !has_verdict {
                     db.transaction(|db| db.batch(SQLITE_FROM_V1))?;
                 }
-                db.batch(SQLITE_INDEXES)?;
+                db.batch(INDEXES)?;
+                db.batch(SQLITE_SUBJECTS)?;
                 if version < 2 {
                     // Index the subjects already held (a version-1 database, or an empty one).
                     db.batch("INSERT INTO subjects(subjects) VALUES ('rebuild')")?;
                 }
             }
             Kind::Postgres => {
-                if let Err(e) = db.batch(POSTGRES_TRIGRAMS) {
-                    let _ = db.batch("SELECT pg_advisory_unlock_all()");
+                db.locked_batch(INDEXES)?;
+                if let Err(e) = db.locked_batch(POSTGRES_TRIGRAMS) {
                     mxguard_telemetry::Event::new("quarantine_warning")
                         .str("warning", &format!("no trigram index on subjects ({e}): subject searches read more rows"))
                         .emit();
