@@ -65,6 +65,16 @@ def by_id(b, element_id):
     return WebDriverWait(b, 10).until(ec.presence_of_element_located((By.ID, element_id)))
 
 
+def submit(b, element_id):
+    """Clicks a button and waits until its page is replaced (the next page may have the same ids)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = b.find_element(By.TAG_NAME, "html")
+    by_id(b, element_id).click()
+    WebDriverWait(b, 10).until(ec.staleness_of(old))
+
+
 def held(g):
     with sqlite3.connect(g.state / "quarantine.db") as db:
         return db.execute("SELECT r.id, r.rcpt, r.state FROM recipients r ORDER BY r.id").fetchall()
@@ -313,12 +323,12 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
         # Ann has no password at all: the link (a button, for prefetchers) logs her in.
         b.get(login_link)
         shot(b, "digest-login")
-        by_id(b, "continue").click()
+        submit(b, "continue")
         table = by_id(b, "messages").text
         assert "Cheap watches" in table and "Your invoice" in table and "for carol" not in table, table
         # Her search: words of the subject.
         by_id(b, "s-subject").send_keys("invoice")
-        by_id(b, "s-go").click()
+        submit(b, "s-go")
         table = by_id(b, "messages").text
         shot(b, "search")
         assert "Your invoice" in table and "Cheap watches" not in table, table
@@ -329,7 +339,7 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
         by_id(b, "login")
         # The link works once.
         b.get(login_link)
-        by_id(b, "continue").click()
+        submit(b, "continue")
         assert "was used already" in by_id(b, "error").text
         b.get(base + "/")
         assert b.current_url.endswith("/login")
@@ -344,14 +354,14 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
         by_id(b, "a-domains").send_keys("example.test")
         by_id(b, "a-members").send_keys("ann@example.test")
         by_id(b, "a-password").send_keys("helper's password")
-        by_id(b, "a-save").click()
+        submit(b, "a-save")
         assert "Saved helper@example.test" in by_id(b, "note").text
         assert "subadmin" in by_id(b, "accounts").text
         by_id(b, "a-email").send_keys("eve@other.test")
         by_id(b, "a-password").send_keys("eve's long password")
-        by_id(b, "a-save").click()
+        submit(b, "a-save")
         assert "may not give" in by_id(b, "note").text
-        by_id(b, "t-new").click()
+        submit(b, "t-new")
         assert by_id(b, "new-token").text.startswith("mxg_")
         shot(b, "accounts")
         b.get(base + "/admin/domains")
@@ -359,14 +369,14 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
         by_id(b, "d-domain").send_keys("example.test")
         by_id(b, "d-setting").send_keys("verdict.quarantine_score")
         by_id(b, "d-value").send_keys("12")
-        by_id(b, "d-save").click()
+        submit(b, "d-save")
         assert "Saved" in by_id(b, "note").text
         assert "verdict.quarantine_score = 12" in by_id(b, "domain-example.test").text
         shot(b, "domains")
         by_id(b, "d-domain").send_keys("other.test")
         by_id(b, "d-setting").send_keys("greylist")
         by_id(b, "d-value").send_keys("off")
-        by_id(b, "d-save").click()
+        submit(b, "d-save")
         assert "no such page" in by_id(b, "note").text
         assert "other.test" not in (g.state / "lists" / "domain-policy.txt").read_text()
         b.get(base + "/admin/knobs")

@@ -215,11 +215,14 @@ def test_relay_percent_and_authorized_recipients(make_gateway, sink, dns):
 
 
 def quarantine_rows(g):
+    """The held copies, the message's bytes as spooled (the store keeps them zlib-compressed)."""
     import sqlite3
+    import zlib
     with sqlite3.connect(g.state / "quarantine.db") as db:
-        return db.execute(
-            "SELECT r.rcpt, r.state, m.qid, m.mail_from, m.client, m.subject, m.score, m.symbols, m.reason, m.message "
+        rows = db.execute(
+            "SELECT r.rcpt, r.state, m.qid, m.mail_from, m.client, m.subject, m.score, m.symbols, m.reason, m.message, m.compressed "
             "FROM recipients r JOIN messages m ON m.qid = r.qid ORDER BY r.rcpt").fetchall()
+    return [r[:9] + ((zlib.decompress(r[9]) if r[10] else r[9]),) for r in rows]
 
 
 def test_quarantine_score_holds_the_message_in_the_sqlite_table(make_gateway, sink, dns):

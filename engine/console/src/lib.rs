@@ -263,7 +263,7 @@ async fn send_digests(state: &Shared) -> Result<usize, String> {
     let batches = state
         .ctx
         .data
-        .run(|d| -> Result<Vec<(String, Vec<Held>)>, String> {
+        .run(|d| -> Result<Vec<(String, u64, Vec<Held>)>, String> {
             let mut q = Search::within(Scope::All, 100_000);
             q.state = Some("held".into());
             let mut by_rcpt: std::collections::BTreeMap<String, Vec<Held>> = Default::default();
@@ -274,8 +274,10 @@ async fn send_digests(state: &Shared) -> Result<usize, String> {
             for (rcpt, held) in by_rcpt {
                 let last = d.users.digest_last(&rcpt)?;
                 let new: Vec<Held> = held.into_iter().filter(|h| h.arrival_ms > last).collect();
-                if !new.is_empty() {
-                    batches.push((rcpt, new));
+                let up_to = new.iter().map(|h| h.arrival_ms).max().unwrap_or(0);
+                // Claimed before it is sent: another gateway sharing the database skips it.
+                if !new.is_empty() && d.users.digest_claim(&rcpt, last, up_to)? {
+                    batches.push((rcpt, last, new));
                 }
             }
             Ok(batches)
@@ -287,27 +289,28 @@ async fn send_digests(state: &Shared) -> Result<usize, String> {
     let login_expires = now + mxguard_tuning::CONSOLE_LOGIN_LINK_H.get_u64() * 3600;
     let from = format!("postmaster@{hostname}");
     let mut sent = 0;
-    for (rcpt, held) in batches {
+    for (rcpt, last, held) in batches {
         let refs: Vec<&Held> = held.iter().collect();
         let text = digest::compose(&rcpt, &refs, &base, &state.signer, expires, login_expires, &from, &mxguard_smtp::date::rfc5322(SystemTime::now()));
         let (tx, rx) = oneshot::channel();
-        if state.ctx.pickup.send(Pickup { mail_from: String::new(), rcpts: vec![rcpt.clone()], message: text, answer: tx }).await.is_err() {
-            return Err("the gateway is stopping".into());
-        }
-        match rx.await {
-            Ok(Ok(qid)) => {
-                let up_to = held.iter().map(|h| h.arrival_ms).max().unwrap_or(0);
-                let r = rcpt.clone();
-                if let Ok(Err(e)) = state.ctx.data.run(move |d| d.users.digest_done(&r, up_to)).await {
-                    Event::new("console_error").str("rcpt", &rcpt).str("error", &format!("digest sent, not recorded: {e}")).emit();
-                }
+        let queued = match state.ctx.pickup.send(Pickup { mail_from: String::new(), rcpts: vec![rcpt.clone()], message: text, answer: tx }).await {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err("the gateway is stopping".into())),
+            Err(_) => Err("the gateway is stopping".into()),
+        };
+        match queued {
+            Ok(qid) => {
                 Event::new("digest_sent").str("rcpt", &rcpt).num("messages", held.len() as u64).str("qid", &qid).emit();
                 sent += 1;
             }
-            Ok(Err(e)) => {
+            Err(e) => {
+                // Not sent: the claim is given back, so the next run sends it.
+                let r = rcpt.clone();
+                let _ = state.ctx.data.run(move |d| d.users.digest_done(&r, last)).await;
                 Event::new("console_error").str("rcpt", &rcpt).str("error", &format!("digest: {e}")).emit();
+                if e == "the gateway is stopping" {
+                    return Err(e);
+                }
             }
-            Err(_) => return Err("the gateway is stopping".into()),
         }
     }
     Ok(sent)

@@ -341,6 +341,18 @@ impl Users {
         Ok(self.db.query_one("SELECT last_ms FROM digests WHERE rcpt = $1", &[rcpt.to_ascii_lowercase().into()])?.map_or(0, |r| r.u64(0)))
     }
 
+    /// Claims `rcpt`'s next digest, covering mail up to `up_to_ms`, if their last one still
+    /// covers up to `last_ms` (what the caller read): true for the one gateway that gets it, so
+    /// gateways sharing the database never send the same digest twice.
+    pub fn digest_claim(&mut self, rcpt: &str, last_ms: u64, up_to_ms: u64) -> DbResult<bool> {
+        let n = self.db.exec(
+            "INSERT INTO digests (rcpt, last_ms) VALUES ($1, $3) ON CONFLICT (rcpt) DO UPDATE SET last_ms = $3 WHERE digests.last_ms = $2",
+            &[rcpt.to_ascii_lowercase().into(), last_ms.into(), up_to_ms.into()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Sets what `rcpt`'s last digest covered (a claim given back when sending failed).
     pub fn digest_done(&mut self, rcpt: &str, up_to_ms: u64) -> DbResult<()> {
         self.db.exec(
             "INSERT INTO digests (rcpt, last_ms) VALUES ($1, $2) ON CONFLICT (rcpt) DO UPDATE SET last_ms = $2",
@@ -426,9 +438,12 @@ mod tests {
             u.list_remove("ann@example.test", "@SPAM.example", "block").unwrap();
             assert!(u.all_lists().unwrap().block.is_empty());
             assert_eq!(u.digest_last("ann@example.test").unwrap(), 0);
-            u.digest_done("Ann@example.test", 5).unwrap();
-            u.digest_done("ann@example.test", 9).unwrap();
+            assert!(u.digest_claim("Ann@example.test", 0, 5).unwrap());
+            assert!(!u.digest_claim("ann@example.test", 0, 5).unwrap(), "another gateway read 0 too: it loses");
+            assert!(u.digest_claim("ann@example.test", 5, 9).unwrap());
             assert_eq!(u.digest_last("ann@example.test").unwrap(), 9);
+            u.digest_done("ann@example.test", 5).unwrap();
+            assert!(u.digest_claim("ann@example.test", 5, 9).unwrap(), "a claim given back can be made again");
         }
     }
 
