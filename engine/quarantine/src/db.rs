@@ -13,8 +13,8 @@
 //! of its own): the quarantine writer thread and the console's data thread own a `Db` each.
 //! SQLite runs in WAL mode with `synchronous = FULL`; PostgreSQL commits are durable by its own
 //! settings (`synchronous_commit = on`, the default). A PostgreSQL connection that dropped is
-//! opened again on the next call; the call that saw it drop fails (the writer retries, as for
-//! any failed commit).
+//! opened again on the next call, except inside a transaction, which fails instead; the call that
+//! saw it drop fails (the writer retries, as for any failed commit).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -201,7 +201,46 @@ impl Location {
 enum Conn {
     Sqlite(rusqlite::Connection),
     // Boxed: a PostgreSQL client is several times a SQLite handle's size.
-    Postgres { client: Box<Option<postgres::Client>>, url: String, statements: HashMap<String, postgres::Statement> },
+    Postgres(Box<Pg>),
+}
+
+/// A PostgreSQL connection, opened again when it dropped — but never inside a transaction: the
+/// statements after the drop would run outside it, on the new connection, and commit alone.
+struct Pg {
+    client: Option<postgres::Client>,
+    url: String,
+    /// Prepared statements of `client`, by their text (forgotten with it).
+    statements: HashMap<String, postgres::Statement>,
+    in_transaction: bool,
+}
+
+impl Pg {
+    /// The live client (reconnecting outside a transaction) and its prepared statements.
+    fn parts(&mut self) -> DbResult<(&mut postgres::Client, &mut HashMap<String, postgres::Statement>)> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            if self.in_transaction {
+                return Err(DbError("postgresql: the connection dropped inside a transaction".into()));
+            }
+            self.statements.clear();
+            self.client = Some(pg_connect(&self.url)?);
+        }
+        let client = self.client.as_mut().ok_or_else(|| DbError("postgresql: not connected".into()))?;
+        Ok((client, &mut self.statements))
+    }
+
+    /// `sql` prepared on the live client (once per connection).
+    fn prepared(&mut self, sql: &str) -> DbResult<(&mut postgres::Client, postgres::Statement)> {
+        let (cl, statements) = self.parts()?;
+        let st = match statements.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let st = cl.prepare(sql)?;
+                statements.insert(sql.to_string(), st.clone());
+                st
+            }
+        };
+        Ok((cl, st))
+    }
 }
 
 /// An open database (one connection).
@@ -264,7 +303,7 @@ impl Db {
             }
             Location::Postgres(url) => {
                 let client = pg_connect(url)?;
-                Db { conn: Conn::Postgres { client: Box::new(Some(client)), url: url.clone(), statements: HashMap::new() } }
+                Db { conn: Conn::Postgres(Box::new(Pg { client: Some(client), url: url.clone(), statements: HashMap::new(), in_transaction: false })) }
             }
         };
         match db.kind() {
@@ -285,7 +324,7 @@ impl Db {
     pub fn kind(&self) -> Kind {
         match self.conn {
             Conn::Sqlite(_) => Kind::Sqlite,
-            Conn::Postgres { .. } => Kind::Postgres,
+            Conn::Postgres(_) => Kind::Postgres,
         }
     }
 
@@ -293,11 +332,7 @@ impl Db {
     pub fn batch(&mut self, sql: &str) -> DbResult<()> {
         match &mut self.conn {
             Conn::Sqlite(c) => c.execute_batch(sql).map_err(DbError::from),
-            Conn::Postgres { client, url, statements } => {
-                let r = pg_client(client, url, statements)?.batch_execute(sql).map_err(DbError::from);
-                pg_check(client, &r);
-                r
-            }
+            Conn::Postgres(pg) => Ok(pg.parts()?.0.batch_execute(sql)?),
         }
     }
 
@@ -308,14 +343,9 @@ impl Db {
                 let mut st = c.prepare_cached(&sqlite_dialect(sql))?;
                 Ok(st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))? as u64)
             }
-            Conn::Postgres { client, url, statements } => {
-                let r = (|| {
-                    let cl = pg_client(client, url, statements)?;
-                    let st = pg_statement(cl, statements, sql)?;
-                    cl.execute(&st, &pg_params(params)).map_err(DbError::from)
-                })();
-                pg_check(client, &r);
-                r
+            Conn::Postgres(pg) => {
+                let (cl, st) = pg.prepared(sql)?;
+                Ok(cl.execute(&st, &pg_params(params))?)
             }
         }
     }
@@ -352,27 +382,22 @@ impl Db {
                 })?;
                 rows.collect::<rusqlite::Result<Vec<Row>>>().map_err(DbError::from)
             }
-            Conn::Postgres { client, url, statements } => {
-                let r = (|| {
-                    let cl = pg_client(client, url, statements)?;
-                    let rows = if cache {
-                        let st = pg_statement(cl, statements, sql)?;
-                        cl.query(&st, &pg_params(params))?
-                    } else {
-                        cl.query(sql, &pg_params(params))?
-                    };
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in rows {
-                        let mut row = Vec::with_capacity(r.len());
-                        for i in 0..r.len() {
-                            row.push(r.try_get::<_, Val>(i)?);
-                        }
-                        out.push(Row(row));
+            Conn::Postgres(pg) => {
+                let rows = if cache {
+                    let (cl, st) = pg.prepared(sql)?;
+                    cl.query(&st, &pg_params(params))?
+                } else {
+                    pg.parts()?.0.query(sql, &pg_params(params))?
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let mut row = Vec::with_capacity(r.len());
+                    for i in 0..r.len() {
+                        row.push(r.try_get::<_, Val>(i)?);
                     }
-                    Ok(out)
-                })();
-                pg_check(client, &r);
-                r
+                    out.push(Row(row));
+                }
+                Ok(out)
             }
         }
     }
@@ -390,44 +415,20 @@ impl Db {
             Kind::Sqlite => "BEGIN IMMEDIATE",
             Kind::Postgres => "BEGIN",
         })?;
-        match f(self) {
-            Ok(v) => match self.batch("COMMIT") {
-                Ok(()) => Ok(v),
-                Err(e) => {
-                    let _ = self.batch("ROLLBACK");
-                    Err(e)
-                }
-            },
-            Err(e) => {
-                let _ = self.batch("ROLLBACK");
-                Err(e)
-            }
+        self.set_in_transaction(true);
+        let r = f(self).and_then(|v| self.batch("COMMIT").map(|()| v));
+        if r.is_err() {
+            let _ = self.batch("ROLLBACK");
+        }
+        self.set_in_transaction(false);
+        r
+    }
+
+    fn set_in_transaction(&mut self, on: bool) {
+        if let Conn::Postgres(pg) = &mut self.conn {
+            pg.in_transaction = on;
         }
     }
-}
-
-fn pg_client<'a>(client: &'a mut Option<postgres::Client>, url: &str, statements: &mut HashMap<String, postgres::Statement>) -> DbResult<&'a mut postgres::Client> {
-    if client.as_ref().is_none_or(|c| c.is_closed()) {
-        statements.clear();
-        *client = Some(pg_connect(url)?);
-    }
-    client.as_mut().ok_or_else(|| DbError("postgresql: not connected".into()))
-}
-
-/// After a failed call on a connection that is now closed: drop it, so the next call reconnects.
-fn pg_check<T>(client: &mut Option<postgres::Client>, r: &DbResult<T>) {
-    if r.is_err() && client.as_ref().is_some_and(|c| c.is_closed()) {
-        *client = None;
-    }
-}
-
-fn pg_statement(cl: &mut postgres::Client, statements: &mut HashMap<String, postgres::Statement>, sql: &str) -> DbResult<postgres::Statement> {
-    if let Some(st) = statements.get(sql) {
-        return Ok(st.clone());
-    }
-    let st = cl.prepare(sql)?;
-    statements.insert(sql.to_string(), st.clone());
-    Ok(st)
 }
 
 fn pg_params(params: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
@@ -507,6 +508,31 @@ mod tests {
         assert_eq!(sqlite_dialect("SELECT a FROM t WHERE b = $1 AND c = $12"), "SELECT a FROM t WHERE b = ?1 AND c = ?12");
         assert_eq!(sqlite_dialect("SELECT '$1', $2"), "SELECT '$1', ?2");
         assert_eq!(sqlite_dialect("SELECT $x"), "SELECT $x");
+    }
+
+    /// A connection that drops inside a transaction fails the transaction; the statements after
+    /// the drop are not run on a new connection (where they would commit alone). Outside a
+    /// transaction the next call reconnects. Needs the PostgreSQL of tests/run.
+    #[test]
+    fn postgresql_never_reconnects_inside_a_transaction() {
+        let Ok(url) = std::env::var("MXGUARD_TEST_POSTGRES") else { return };
+        let schema = "CREATE TABLE IF NOT EXISTS reconnect_t (k TEXT PRIMARY KEY)";
+        let mut db = Db::open(&Location::Postgres(url.clone()), schema).unwrap();
+        let mut killer = Db::open(&Location::Postgres(url), schema).unwrap();
+        db.batch("TRUNCATE reconnect_t").unwrap();
+        let pid = db.query_one("SELECT pg_backend_pid()", &[]).unwrap().unwrap().int(0);
+        let r: DbResult<()> = db.transaction(|db| {
+            db.exec("INSERT INTO reconnect_t (k) VALUES ($1)", &["before".into()])?;
+            killer.exec("SELECT pg_terminate_backend(CAST($1 AS INTEGER))", &[pid.into()])?;
+            // A caller that goes on after a failed statement (the first call is the one that finds
+            // the connection gone) must not have its next statement run, and commit, elsewhere.
+            let _ = db.exec("INSERT INTO reconnect_t (k) VALUES ($1)", &["after".into()]);
+            db.exec("INSERT INTO reconnect_t (k) VALUES ($1)", &["after2".into()])?;
+            Ok(())
+        });
+        assert!(r.is_err(), "the transaction went on after its connection dropped");
+        assert_eq!(db.query("SELECT k FROM reconnect_t", &[]).unwrap(), vec![], "nothing of it committed");
+        assert_eq!(db.query_one("SELECT 1", &[]).unwrap().unwrap().int(0), 1, "outside a transaction it reconnects");
     }
 
     #[test]
