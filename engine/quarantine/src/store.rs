@@ -190,8 +190,14 @@ pub fn domain_of(address: &str) -> String {
     address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// The columns of a [`Held`], in [`held_row`]'s order.
-const HELD_COLUMNS: &str = "r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict";
+/// The query of held copies, its columns in [`held_row`]'s order (a macro, so that `concat!`
+/// can add conditions and the result stays a `&'static str` the database may keep prepared).
+macro_rules! held_select {
+    () => {
+        "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict
+         FROM recipients r JOIN messages m ON m.qid = r.qid"
+    };
+}
 
 fn held_row(r: &Row) -> Held {
     Held {
@@ -310,6 +316,7 @@ impl Store {
         Ok(Store { db })
     }
 
+    #[cfg(test)]
     pub fn kind(&self) -> Kind {
         self.db.kind()
     }
@@ -356,7 +363,7 @@ impl Store {
 
     /// Held copies matching `q`, newest first.
     pub fn search(&mut self, q: &Search) -> DbResult<Vec<Held>> {
-        let mut sql = format!("SELECT {HELD_COLUMNS} FROM recipients r JOIN messages m ON m.qid = r.qid WHERE 1 = 1");
+        let mut sql = concat!(held_select!(), " WHERE 1 = 1").to_string();
         let mut params: Vec<Val> = Vec::new();
         let arg = |params: &mut Vec<Val>, v: Val| {
             params.push(v);
@@ -421,11 +428,7 @@ impl Store {
 
     /// One recipient's copy by its id.
     pub fn held(&mut self, id: i64) -> DbResult<Option<Held>> {
-        let row = self.db.query_one(
-            "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict
-             FROM recipients r JOIN messages m ON m.qid = r.qid WHERE r.id = $1",
-            &[id.into()],
-        )?;
+        let row = self.db.query_one(concat!(held_select!(), " WHERE r.id = $1"), &[id.into()])?;
         Ok(row.as_ref().map(held_row))
     }
 
@@ -454,7 +457,8 @@ impl Store {
         Ok(self.db.exec("DELETE FROM messages WHERE arrival_ms < $1", &[before_ms.into()])? as usize)
     }
 
-    /// The database underneath (for tests and the console's own tables in the same file).
+    /// The database underneath, for tests to look at what is stored.
+    #[cfg(test)]
     pub fn db(&mut self) -> &mut Db {
         &mut self.db
     }
