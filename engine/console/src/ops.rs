@@ -92,14 +92,7 @@ pub fn parse_time(s: &str) -> Option<u64> {
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(((era * 146_097 + doe - 719_468) * 86_400_000) as u64)
+    Some((mxguard_smtp::date::days_from_civil(y, m as u32, d as u32) * 86_400_000) as u64)
 }
 
 /// A quarantine search from form or query fields: `rcpt`, `sender` (address or `@domain`),

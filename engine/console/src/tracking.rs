@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::pages::civil;
+use mxguard_smtp::date::civil_from_days;
 
 /// Bytes of log read per search at most.
 pub const SCAN_BYTES_MAX: u64 = 512 << 20;
@@ -55,7 +55,7 @@ pub struct Found {
 /// `YYYY-MM-DDTHH:MM:SS` of a time in ms (the log's own format, to compare as text).
 pub fn iso(ms: u64) -> String {
     let s = ms / 1000;
-    let (y, m, d) = civil((s / 86_400) as i64);
+    let (y, m, d) = civil_from_days((s / 86_400) as i64);
     let r = s % 86_400;
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", r / 3600, r % 3600 / 60, r % 60)
 }
