@@ -31,7 +31,7 @@ use mxguard_quarantine::Held;
 use serde_json::{json, Value};
 
 use crate::http::{field, json, Resp};
-use crate::ops::{self, now_ms, Action, Refused};
+use crate::ops::{self, Action, Refused};
 use crate::users::{Account, Role};
 use crate::Shared;
 
@@ -167,27 +167,18 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
             };
             answer(ops::knob_set(ctx, a, name, &value), |()| json!({ "done": true }))
         }
-        (&Method::GET, ["v1", "tracking"]) if a.role != Role::User => {
-            let hours = field(query, "hours").parse::<u64>().unwrap_or(24).clamp(1, 24 * 90);
-            let found = state.log_file.as_ref().map(|l| crate::tracking::search(l, field(query, "q"), hours, 500, now_ms(), &crate::web::trackable(a))).unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &json!(found
-                    .iter()
-                    .map(|f| json!({ "ts": f.ts, "what": f.outcome, "qid": f.qid, "from": f.from, "rcpts": f.rcpts, "client": f.client, "detail": f.detail }))
-                    .collect::<Vec<_>>()),
-            )
-        }
-        (&Method::GET, ["v1", "stats"]) if a.role != Role::User => {
-            let st = state.log_file.as_ref().map(|l| crate::tracking::stats(l, now_ms(), &crate::web::trackable(a))).unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &json!({
-                    "hours": st.hours.iter().map(|(h, m)| json!({ "hour": h, "outcomes": m })).collect::<Vec<_>>(),
-                    "top_symbols": st.symbols, "top_senders": st.senders,
-                }),
-            )
-        }
+        (&Method::GET, ["v1", "tracking"]) => answer(ops::track(ctx, a, field(query, "q"), ops::hours_of(field(query, "hours"))), |found| {
+            json!(found
+                .iter()
+                .map(|f| json!({ "ts": f.ts, "what": f.outcome, "qid": f.qid, "from": f.from, "rcpts": f.rcpts, "client": f.client, "detail": f.detail }))
+                .collect::<Vec<_>>())
+        }),
+        (&Method::GET, ["v1", "stats"]) => answer(ops::stats(ctx, a), |st| {
+            json!({
+                "hours": st.hours.iter().map(|(h, m)| json!({ "hour": h, "outcomes": m })).collect::<Vec<_>>(),
+                "top_symbols": st.symbols, "top_senders": st.senders,
+            })
+        }),
         _ => refused(Refused::NotFound),
     }
 }

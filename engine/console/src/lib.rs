@@ -85,7 +85,6 @@ pub struct State {
     pub signer: digest::Signer,
     /// The port users reach (for the default `console.url`).
     pub port: u16,
-    pub log_file: Option<PathBuf>,
     /// The accounts' database is shared with other gateways: reread users' lists now and then.
     pub shared_lists: bool,
 }
@@ -121,12 +120,11 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(t))
     });
     let state = State {
-        ctx: ops::Ctx { data, pickup: cfg.pickup, knob_file: cfg.knob_file, lists_dir: cfg.lists_dir },
+        ctx: ops::Ctx { data, pickup: cfg.pickup, knob_file: cfg.knob_file, lists_dir: cfg.lists_dir, log_file: cfg.log_file },
         sessions: RefCell::new(Sessions::default()),
         secure: acceptor.is_some(),
         signer: digest::Signer::load_or_create(&cfg.key_file)?,
         port: local.port(),
-        log_file: cfg.log_file,
         shared_lists: matches!(cfg.console_db, Location::Postgres(_)),
     };
     let (digest_tx, digest_rx) = mpsc::channel::<DigestRequest>(4);

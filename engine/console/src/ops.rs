@@ -69,6 +69,8 @@ pub struct Ctx {
     pub knob_file: Option<PathBuf>,
     /// The lists directory (the per-domain filter settings live there).
     pub lists_dir: Option<PathBuf>,
+    /// The gateway's event log (message tracking and statistics read it); `None` when off.
+    pub log_file: Option<PathBuf>,
 }
 
 pub fn now_ms() -> u64 {
@@ -129,17 +131,22 @@ pub async fn search(ctx: &Ctx, a: &Account, mut q: Search) -> Done<Vec<Held>> {
     Ok(rows.into_iter().filter(|h| a.may_see(&h.rcpt)).collect())
 }
 
-/// One copy and its bytes, if `a` may see it.
-pub async fn message(ctx: &Ctx, a: &Account, id: i64) -> Done<(Held, Vec<u8>)> {
-    let got = ctx
+/// One copy and its message's bytes, whoever asks: callers check the right to it (an account's
+/// [`message`], or a digest link's signature).
+pub async fn load(ctx: &Ctx, id: i64) -> Done<Option<(Held, Vec<u8>)>> {
+    Ok(ctx
         .data
         .run(move |d| -> Result<Option<(Held, Vec<u8>)>, String> {
             let Some(h) = d.store.held(id)? else { return Ok(None) };
             let raw = d.store.message(&h.qid)?.unwrap_or_default();
             Ok(Some((h, raw)))
         })
-        .await??;
-    match got {
+        .await??)
+}
+
+/// One copy and its bytes, if `a` may see it.
+pub async fn message(ctx: &Ctx, a: &Account, id: i64) -> Done<(Held, Vec<u8>)> {
+    match load(ctx, id).await? {
         Some((h, raw)) if a.may_see(&h.rcpt) && h.state != "deleted" => Ok((h, raw)),
         _ => Err(Refused::NotFound),
     }
@@ -347,7 +354,7 @@ pub async fn account_remove(ctx: &Ctx, a: &Account, email: &str) -> Done<()> {
 
 /// A new API token acting as `for_email` (the account itself, or one it manages): shown once.
 pub async fn token_new(ctx: &Ctx, a: &Account, for_email: &str, label: &str) -> Done<String> {
-    if a.role < Role::Subadmin && a.role != Role::Technician {
+    if a.role == Role::User {
         return forbidden("make API tokens");
     }
     let (actor, who, label) = (a.clone(), for_email.trim().to_ascii_lowercase(), label.to_string());
@@ -371,15 +378,9 @@ pub async fn tokens(ctx: &Ctx, a: &Account) -> Done<Vec<TokenInfo>> {
     Ok(ctx
         .data
         .run(move |d| -> Result<Vec<TokenInfo>, String> {
+            let managed: std::collections::HashSet<String> = d.users.all()?.into_iter().filter(|o| actor.may_manage(o)).map(|o| o.email).collect();
             let all = d.users.tokens(None)?;
-            let mut out = Vec::new();
-            for t in all {
-                let owner = d.users.get(&t.email)?;
-                if t.email.eq_ignore_ascii_case(&actor.email) || owner.is_some_and(|o| actor.may_manage(&o)) {
-                    out.push(t);
-                }
-            }
-            Ok(out)
+            Ok(all.into_iter().filter(|t| t.email.eq_ignore_ascii_case(&actor.email) || managed.contains(&t.email)).collect())
         })
         .await??)
 }
@@ -393,6 +394,35 @@ pub async fn token_revoke(ctx: &Ctx, a: &Account, id: &str) -> Done<()> {
     ctx.data.run(move |d| d.users.token_revoke(&id2)).await??;
     Event::new("console_token").str("op", "revoke").str("token", id).str("by", &a.email).emit();
     Ok(())
+}
+
+// ---- message tracking and statistics -----------------------------------------------------------
+
+/// Which events an account may see in tracking: those with a recipient it may track.
+fn trackable(a: &Account) -> impl Fn(&crate::tracking::Found) -> bool + '_ {
+    move |f: &crate::tracking::Found| f.rcpts.iter().any(|r| a.may_track(r)) || (a.role == Role::Superadmin && f.rcpts.is_empty())
+}
+
+/// How far back a tracking search goes: `hours` as asked (default 24), 1 hour to 90 days.
+pub fn hours_of(text: &str) -> u64 {
+    text.parse::<u64>().unwrap_or(24).clamp(1, 24 * 90)
+}
+
+/// Events of the last `hours` ([`hours_of`]) matching `query`, that `a` may track (end users
+/// track nothing); none when the event log is off.
+pub fn track(ctx: &Ctx, a: &Account, query: &str, hours: u64) -> Done<Vec<crate::tracking::Found>> {
+    if a.role == Role::User {
+        return Err(Refused::NotFound);
+    }
+    Ok(ctx.log_file.as_ref().map(|l| crate::tracking::search(l, query, hours, 500, now_ms(), &trackable(a))).unwrap_or_default())
+}
+
+/// The last 24 hours of what `a` may track, counted.
+pub fn stats(ctx: &Ctx, a: &Account) -> Done<crate::tracking::Stats> {
+    if a.role == Role::User {
+        return Err(Refused::NotFound);
+    }
+    Ok(ctx.log_file.as_ref().map(|l| crate::tracking::stats(l, now_ms(), &trackable(a))).unwrap_or_default())
 }
 
 // ---- knobs -------------------------------------------------------------------------------------

@@ -93,8 +93,17 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                 Err(r) => refused(&s, &r),
             }
         }
-        (&Method::GET, ["track"]) if a.role != Role::User => track(state, &s, query),
-        (&Method::GET, ["stats"]) if a.role != Role::User => stats(state, &s),
+        (&Method::GET, ["track"]) => {
+            let (q, hours) = (field(query, "q"), ops::hours_of(field(query, "hours")));
+            match ops::track(ctx, a, q, hours) {
+                Ok(found) => html(StatusCode::OK, pages::track(a, &s.csrf, q, hours, &found)),
+                Err(r) => refused(&s, &r),
+            }
+        }
+        (&Method::GET, ["stats"]) => match ops::stats(ctx, a) {
+            Ok(st) => html(StatusCode::OK, pages::stats(a, &s.csrf, &st)),
+            Err(r) => refused(&s, &r),
+        },
         (&Method::GET, ["admin", "accounts"]) => accounts(state, &s, None, None).await,
         (&Method::POST, ["admin", "accounts", "put"]) => {
             let new = account_from(&f);
@@ -236,20 +245,11 @@ async fn release_link(state: &Shared, method: &Method, rest: &str) -> Resp {
     };
     let gone = || html(StatusCode::NOT_FOUND, pages::page("Link", None, "<p class=\"err\" id=\"error\">This link is not valid or has expired. Log in to see your quarantine.</p>"));
     let Some((id, expires, mac)) = parsed else { return gone() };
-    let got = state
-        .ctx
-        .data
-        .run(move |d| -> Result<Option<(mxguard_quarantine::Held, Vec<u8>)>, String> {
-            let Some(h) = d.store.held(id)? else { return Ok(None) };
-            let raw = d.store.message(&h.qid)?.unwrap_or_default();
-            Ok(Some((h, raw)))
-        })
-        .await
-        .and_then(|r| r);
+    let got = ops::load(&state.ctx, id).await;
     let (held, raw) = match got {
         Ok(Some((h, raw))) if state.signer.verify(id, &h.rcpt, expires, &mac, now_ms() / 1000) => (h, raw),
         Ok(_) => return gone(),
-        Err(e) => return html(StatusCode::SERVICE_UNAVAILABLE, pages::page("Link", None, &format!("<p class=\"err\">{}</p>", pages::esc(&e)))),
+        Err(r) => return html(r.status(), pages::page("Link", None, &format!("<p class=\"err\">{}</p>", pages::esc(&r.text())))),
     };
     if held.state != "held" {
         return html(StatusCode::OK, pages::page("Link", None, &format!("<p id=\"note\">That message was already {}.</p>", pages::esc(&held.state))));
@@ -292,21 +292,4 @@ fn knobs(s: &Session, note: Option<&str>) -> Resp {
         Ok(k) => html(StatusCode::OK, pages::knobs(&s.account, &s.csrf, &k, note)),
         Err(r) => refused(s, &r),
     }
-}
-
-/// Which events an account may see in tracking: those with a recipient it may track.
-pub fn trackable(a: &Account) -> impl Fn(&crate::tracking::Found) -> bool + '_ {
-    move |f: &crate::tracking::Found| f.rcpts.iter().any(|r| a.may_track(r)) || (a.role == Role::Superadmin && f.rcpts.is_empty())
-}
-
-fn track(state: &Shared, s: &Session, query: &Fields) -> Resp {
-    let q = field(query, "q");
-    let hours = field(query, "hours").parse::<u64>().unwrap_or(24).clamp(1, 24 * 90);
-    let found = state.log_file.as_ref().map(|l| crate::tracking::search(l, q, hours, 500, now_ms(), &trackable(&s.account))).unwrap_or_default();
-    html(StatusCode::OK, pages::track(&s.account, &s.csrf, q, hours, &found))
-}
-
-fn stats(state: &Shared, s: &Session) -> Resp {
-    let st = state.log_file.as_ref().map(|l| crate::tracking::stats(l, now_ms(), &trackable(&s.account))).unwrap_or_default();
-    html(StatusCode::OK, pages::stats(&s.account, &s.csrf, &st))
 }
