@@ -24,10 +24,24 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromium-driver are not installed")
 
 
-def add_user(g, login, password, *extra):
-    out = subprocess.run([str(MXGUARD), "user", "add", login, *extra, "--set", f"state.dir={g.state}"], input=password + "\n",
+def cli(g, *args, password=None, extra=()):
+    """`mxguard user ARGS` on `g`'s state directory (a password on standard input); its output."""
+    out = subprocess.run([str(MXGUARD), "user", *args, "--set", f"state.dir={g.state}", *extra], input=(password or "") + "\n",
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def add_user(g, login, password, *extra):
+    cli(g, "add", login, *extra, password=password)
+
+
+def with_keyword_list(g):
+    """Starts `g` with "cheap meds" on its keyword blacklist (so test mail is easy to hold)."""
+    lists = g.state / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
+    return g.start()
 
 
 def browser():
@@ -94,10 +108,7 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
     from selenium.webdriver.common.by import By
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0",
                                       bayes__journal_sync_ms="50"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
-    g.start()
+    with_keyword_list(g)
     add_user(g, "ann@example.test", "ann's long password")
     add_user(g, "bob@example.test", "bob's long password")
     add_user(g, "admin@other.test", "other admin password", "--role", "domain-admin", "--domains", "other.test")
@@ -185,10 +196,7 @@ def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed
     import re
     from selenium.webdriver.common.by import By
     g = make_gateway(sink.port, knobs(verdict__reject_score="0", console__digest_hour="-1", bayes__journal_sync_ms="50"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
-    g.start()
+    with_keyword_list(g)
     for n in range(2):
         assert send(g.port, message(subject=f"meds {n}", body="cheap meds\r\n"), rcpts=("ann@example.test",))[0] == 250
     assert send(g.port, message(subject="for bob", body="cheap meds\r\n"), rcpts=("bob@example.test",))[0] == 250
@@ -242,10 +250,7 @@ def test_the_digest_arrives_with_release_links_that_work_once_and_only_as_signed
 def test_admins_track_mail_and_see_statistics_of_their_domains_only(make_gateway, sink):
     from selenium.webdriver.common.by import By
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
-    g.start()
+    with_keyword_list(g)
     add_user(g, "admin@example.test", "example admin password", "--role", "domain-admin", "--domains", "example.test")
     add_user(g, "tech@isp.test", "technician password", "--role", "technician", "--domains", "other.test")
     add_user(g, "ann@example.test", "ann's long password")
@@ -302,10 +307,7 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test", verdict__reject_score="0", console__digest_hour="-1"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
-    g.start()
+    with_keyword_list(g)
     for subject in ("Cheap watches", "Your invoice"):
         assert send(g.port, message(subject=subject, body="cheap meds\r\n"), rcpts=("ann@example.test",))[0] == 250
     assert send(g.port, message(subject="for carol", body="cheap meds\r\n"), rcpts=("carol@other.test",))[0] == 250

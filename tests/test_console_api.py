@@ -10,10 +10,10 @@ and a PostgreSQL outage delays quarantining without losing a message."""
 import http.client
 import json
 import ssl
-import subprocess
 import time
 
-from conftest import MXGUARD, free_port, wait_for
+from conftest import wait_for
+from test_console import cli, with_keyword_list
 from test_content import accepted_symbols, knobs, message, send
 
 
@@ -29,20 +29,6 @@ def api(port, method, path, token=None, body=None, cookie=None):
     data = r.read()
     c.close()
     return r.status, (json.loads(data) if data else None)
-
-
-def cli(g, *args, password=None, extra=()):
-    out = subprocess.run([str(MXGUARD), "user", *args, "--set", f"state.dir={g.state}", *extra], input=(password or "") + "\n",
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
-def with_keyword_list(g):
-    lists = g.state / "lists"
-    lists.mkdir(parents=True, exist_ok=True)
-    (lists / "keywords-blacklist.txt").write_text("cheap meds\n")
-    return g.start()
 
 
 def test_tokens_act_with_their_accounts_rights_only(make_gateway, sink):
