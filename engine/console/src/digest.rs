@@ -36,6 +36,7 @@ fn login_message(rcpt: &str, expires: u64) -> String {
     format!("login\n{}\n{expires}", rcpt.to_ascii_lowercase())
 }
 
+/// Bytes as lower-case hex (MACs, session and API tokens, token digests).
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

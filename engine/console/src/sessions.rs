@@ -25,7 +25,7 @@ pub fn token() -> String {
     if SystemRandom::new().fill(&mut b).is_err() {
         return String::new();
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::digest::hex(&b)
 }
 
 /// Equality that takes as long whatever the first difference.

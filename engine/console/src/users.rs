@@ -194,7 +194,7 @@ fn account_row(r: &Row) -> Option<Account> {
 }
 
 fn sha256_hex(s: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 impl Users {
