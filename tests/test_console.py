@@ -81,12 +81,21 @@ def by_id(b, element_id):
 
 def submit(b, element_id):
     """Clicks a button and waits until its page is replaced (the next page may have the same ids)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
     old = b.find_element(By.TAG_NAME, "html")
     by_id(b, element_id).click()
-    WebDriverWait(b, 10).until(ec.staleness_of(old))
+
+    def replaced(_):
+        # Gone: chromedriver says so as a stale element, or, mid-navigation, as a node that
+        # "does not belong to the document".
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    WebDriverWait(b, 10).until(replaced)
 
 
 def held(g):
