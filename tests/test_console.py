@@ -401,3 +401,132 @@ def test_the_digest_logs_its_recipient_in_once_and_admins_work_in_their_pages(ma
         assert "ann@example.test" in table and "carol" not in table, table
     finally:
         b.quit()
+
+
+class Recorder:
+    """An HTTP server on loopback that counts every request made to it: the "remote" content
+    a held message points at."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.paths = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                recorder.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.end_headers()
+                self.wfile.write(b"GIF89a")
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def png_2x2():
+    """A 2x2 red PNG: the message's own inline image, shown from the message itself."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\xc8\x00\x00" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_html_mail_is_previewed_cleaned_with_nothing_remote_loaded_or_run(make_gateway, sink):
+    import base64
+    import time
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(verdict__reject_score="0"), start=False)
+    with_keyword_list(g)
+    add_user(g, "ann@example.test", "ann's long password")
+    r = Recorder()
+    try:
+        html = (f"<html><head><link rel=\"stylesheet\" href=\"{r.url('/sheet.css')}\">"
+                f"<style>body {{ background: url({r.url('/style-bg')}) }}</style></head><body>"
+                f"<h2>Hello Ann, cheap meds</h2>"
+                f"<p style=\"color: rgb(200, 0, 0); background-image: url({r.url('/inline-bg')})\">Red words</p>"
+                f"<img src=\"{r.url('/pixel.gif')}\" width=\"10\" height=\"10\">"
+                f"<img src=\"cid:logo@sender.example\" alt=\"logo\">"
+                f"<a href=\"{r.url('/login')}\">https://bank.example/</a>"
+                f"<script>fetch('{r.url('/script')}'); new Image().src = '{r.url('/script-img')}';</script>"
+                f"<img src=\"x\" onerror=\"fetch('{r.url('/onerror')}')\">"
+                f"<iframe src=\"{r.url('/frame')}\"></iframe>"
+                f"<form action=\"{r.url('/form')}\" method=\"post\"><input name=\"password\"><button>go</button></form>"
+                f"<object data=\"{r.url('/object')}\"></object><video poster=\"{r.url('/poster')}\"></video>"
+                "</body></html>")
+        mime = ("MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"rel\"\r\n\r\n"
+                f"--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+                "--rel\r\nContent-Type: image/png\r\nContent-ID: <logo@sender.example>\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                f"{base64.b64encode(png_2x2()).decode()}\r\n--rel--\r\n")
+        assert send(g.port, message(subject="Your account", mime=mime), rcpts=("ann@example.test",))[0] == 250
+        wait_for(lambda: len(held(g)) == 1, what="the held copy")
+        (copy, _, _), = held(g)
+        base = f"https://127.0.0.1:{g.console_port}"
+        b = browser()
+        try:
+            login(b, base, "ann@example.test", "ann's long password")
+            by_id(b, "messages")
+            b.get(f"{base}/message/{copy}")
+            note = by_id(b, "preview-note").text
+            assert "remote image" in note, note
+            links = by_id(b, "links").text
+            assert r.url("/login") in links and "https://bank.example/" in links, links
+            frame = by_id(b, "preview")
+            assert frame.get_attribute("sandbox") == ""
+            b.switch_to.frame(frame)
+            # (The cleaned document keeps no ids of the message's: found by tag.)
+            assert "Hello Ann" in b.find_element(By.TAG_NAME, "h2").text, b.page_source
+            red = b.find_element(By.TAG_NAME, "p")
+            assert "Red words" in red.text and red.value_of_css_property("color") in ("rgba(200, 0, 0, 1)", "rgb(200, 0, 0)")
+            sources = [i.get_attribute("src") for i in b.find_elements(By.TAG_NAME, "img")]
+            assert [s for s in sources if s] == [s for s in sources if s and s.startswith("data:image/png;base64,")] and len([s for s in sources if s]) == 1, sources
+            logo = next(i for i in b.find_elements(By.TAG_NAME, "img") if i.get_attribute("src"))
+            assert logo.size["width"] == 2, logo.size
+            phish, = b.find_elements(By.TAG_NAME, "a")
+            assert phish.text == "https://bank.example/" and phish.get_attribute("href") is None
+            for gone in ("form", "input", "iframe", "script", "object", "video", "link", "style"):
+                assert b.find_elements(By.CSS_SELECTOR, f"body {gone}") == [], gone
+            b.switch_to.default_content()
+            shot(b, "message-preview")
+            # Whatever ran, it had time to try.
+            time.sleep(1.5)
+            assert r.paths == [], r.paths
+            # The frame's document carries its own sandbox policy, and needs the session.
+            status, headers = preview_headers(g.console_port, copy, "; ".join(f"{c['name']}={c['value']}" for c in b.get_cookies()))
+            assert status == 200 and "sandbox" in headers["content-security-policy"] and "img-src data:" in headers["content-security-policy"]
+            assert preview_headers(g.console_port, copy, "")[0] == 303
+            # The recorder does record: the browser's own request to it is seen.
+            b.get(r.url("/control"))
+            wait_for(lambda: "/control" in r.paths, what="the control request")
+        finally:
+            b.quit()
+    finally:
+        r.close()
+
+
+def preview_headers(port, copy, cookie):
+    import ssl
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context())
+    c.request("GET", f"/message/{copy}/preview", headers={"Cookie": cookie})
+    resp = c.getresponse()
+    resp.read()
+    c.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}

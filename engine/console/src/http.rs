@@ -13,7 +13,7 @@ pub fn respond(status: StatusCode, content_type: &str, body: String) -> Resp {
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")));
-    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("cache-control", HeaderValue::from_static("no-store"));
@@ -22,6 +22,13 @@ pub fn respond(status: StatusCode, content_type: &str, body: String) -> Resp {
 
 pub fn html(status: StatusCode, body: String) -> Resp {
     respond(status, "text/html; charset=utf-8", body)
+}
+
+/// A document shown inside one of the console's own pages, under its own policy (`csp`).
+pub fn framed(body: String, csp: &'static str) -> Resp {
+    let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", body);
+    r.headers_mut().insert("content-security-policy", HeaderValue::from_static(csp));
+    r
 }
 
 pub fn redirect(to: &str, cookie: Option<String>) -> Resp {

@@ -25,6 +25,7 @@ pub mod digest;
 pub mod http;
 pub mod ops;
 pub mod pages;
+pub mod preview;
 pub mod sessions;
 pub mod settings;
 pub mod tracking;

@@ -1,6 +1,7 @@
 //! The console's HTML: small server-rendered pages, no scripts, every value escaped. A
-//! quarantined message is shown as its decoded text only (HTML parts rendered to text by the
-//! parser), so nothing in it can run, load remote content or style the page.
+//! quarantined message is shown as its decoded text, and its HTML part (cleaned by
+//! [`crate::preview`]) in a sandboxed frame of its own document, so nothing in it can run, load
+//! remote content or style the page.
 //!
 //! Never: puts an unescaped value in the markup, or a message's own markup on the page.
 
@@ -34,7 +35,8 @@ button.release{border-color:#2f7d32;color:#2f7d32}pre{white-space:pre-wrap;backg
 .note{background:#e8f4ea;border:1px solid #9bc9a0;padding:.6em 1em;margin-bottom:1em}.err{background:#fbeaea;border:1px solid #d99;padding:.6em 1em}\
 .box{background:#fff;max-width:24em;margin:4em auto;padding:1.5em;border:1px solid #dde3ea}input{width:100%;padding:.4em;margin:.2em 0 .8em;box-sizing:border-box}\
 select{display:block;padding:.3em;margin:.2em 0 .8em}form.search{display:flex;flex-wrap:wrap;gap:0 .8em;align-items:end;margin-bottom:1em}\
-form.search label{flex:1 1 9em}form.search button{margin-bottom:.8em}";
+form.search label{flex:1 1 9em}form.search button{margin-bottom:.8em}\
+iframe.preview{width:100%;height:32em;border:1px solid #dde3ea;background:#fff;resize:vertical}.hint{color:#556;font-size:.9em}";
 
 /// A whole page.
 pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
@@ -167,9 +169,46 @@ pub fn list(account: &Account, csrf: &str, rows: &[Held], note: Option<&str>, qu
     page("Quarantine", Some((account, csrf)), &body)
 }
 
-pub fn message(account: &Account, csrf: &str, h: &Held, text: &str, headers: &[(String, String)]) -> String {
+/// What the message page shows of a held message besides its record.
+pub struct Shown<'a> {
+    pub text: &'a str,
+    pub headers: &'a [(String, String)],
+    /// The message has an HTML part, served cleaned at `/message/ID/preview`.
+    pub has_html: bool,
+    /// Remote images the cleaned HTML lost.
+    pub remote_images: usize,
+    /// Its links: target and, for an HTML anchor, the text it shows.
+    pub links: &'a [(String, Option<String>)],
+}
+
+pub fn message(account: &Account, csrf: &str, h: &Held, shown: &Shown) -> String {
+    let headers = shown.headers;
     let head: String = headers.iter().map(|(n, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(n), esc(v))).collect();
     let symbols: String = h.symbols.split_whitespace().map(|s| format!("<li>{}</li>", esc(s))).collect();
+    let html = if shown.has_html {
+        let removed = match shown.remote_images {
+            0 => String::new(),
+            1 => " One remote image was removed.".to_string(),
+            n => format!(" {n} remote images were removed."),
+        };
+        format!(
+            "<h2>As sent</h2><p class=\"hint\" id=\"preview-note\">Cleaned: scripts, forms and remote content removed, links disabled.{removed}</p>\
+             <iframe id=\"preview\" class=\"preview\" sandbox=\"\" referrerpolicy=\"no-referrer\" src=\"/message/{}/preview\" title=\"The message as sent, cleaned\"></iframe>",
+            h.id
+        )
+    } else {
+        String::new()
+    };
+    let links = if shown.links.is_empty() {
+        String::new()
+    } else {
+        let rows: String = shown
+            .links
+            .iter()
+            .map(|(url, text)| format!("<tr><td>{}</td><td>{}</td></tr>", esc(url), esc(text.as_deref().unwrap_or(""))))
+            .collect();
+        format!("<h2>Links (not opened)</h2><table id=\"links\"><tr><th>Goes to</th><th>Shown as</th></tr>{rows}</table>")
+    };
     let actions = if h.state == "held" {
         format!(
             "<form class=\"inline\" method=\"post\" action=\"/message/{id}/release\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button class=\"release\" id=\"release\">release</button></form> \
@@ -185,11 +224,11 @@ pub fn message(account: &Account, csrf: &str, h: &Held, text: &str, headers: &[(
         "Message",
         Some((account, csrf)),
         &format!(
-            "<h1>{}</h1><p class=\"why\">Held because: {} (score {:.1})</p>{actions}<table>{head}</table><h2>Text</h2><pre id=\"text\">{}</pre><h2>Checks</h2><ul>{symbols}</ul>",
+            "<h1>{}</h1><p class=\"why\">Held because: {} (score {:.1})</p>{actions}<table>{head}</table>{html}<h2>Text</h2><pre id=\"text\">{}</pre>{links}<h2>Checks</h2><ul>{symbols}</ul>",
             esc(if h.subject.is_empty() { "(no subject)" } else { &h.subject }),
             esc(&why(h)),
             h.score,
-            esc(text)
+            esc(shown.text)
         ),
     )
 }

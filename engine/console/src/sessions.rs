@@ -100,7 +100,6 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::users::Role;
 
     #[test]
     fn tokens_sessions_and_throttling() {

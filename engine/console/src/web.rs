@@ -10,9 +10,12 @@ use std::net::IpAddr;
 use hyper::{Method, StatusCode};
 use mxguard_telemetry::Event;
 
-use crate::http::{field, html, redirect, session_cookie, Resp, COOKIE_NAME};
+use mxguard_tuning as k;
+
+use crate::http::{field, framed, html, redirect, session_cookie, Resp, COOKIE_NAME};
 use crate::ops::{self, now_ms, Action, Refused};
 use crate::pages;
+use crate::preview;
 use crate::sessions::{same, Session};
 use crate::users::{Account, Role};
 use crate::Shared;
@@ -58,8 +61,23 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                         .iter()
                         .filter_map(|name| p.headers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(n, v)| (n.to_string(), v.to_string())))
                         .collect();
-                    html(StatusCode::OK, pages::message(a, &s.csrf, &h, &p.text, &headers))
+                    let links: Vec<(String, Option<String>)> =
+                        mxguard_scan::urls::extract(&p.text, &p.html(), 100).into_iter().filter(|l| !l.src).map(|l| (shown_url(&l), link_text(&l))).collect();
+                    let preview = preview::of(&p, k::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024);
+                    let shown = pages::Shown { text: &p.text, headers: &headers, has_html: preview.html.is_some(), remote_images: preview.remote_images, links: &links };
+                    html(StatusCode::OK, pages::message(a, &s.csrf, &h, &shown))
                 }
+                Err(r) => refused(&s, &r),
+            },
+            Err(_) => refused(&s, &Refused::NotFound),
+        },
+        // The cleaned HTML, framed by the message page under a policy of its own.
+        (&Method::GET, ["message", id, "preview"]) => match id.parse() {
+            Ok(id) => match ops::message(ctx, a, id).await {
+                Ok((_, raw)) => match preview::of(&mxguard_scan::parse(&raw), k::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024).html {
+                    Some(doc) => framed(doc, preview::CSP),
+                    None => framed(String::from("<!doctype html><p>This message has no HTML part.</p>"), preview::CSP),
+                },
                 Err(r) => refused(&s, &r),
             },
             Err(_) => refused(&s, &Refused::NotFound),
@@ -291,5 +309,22 @@ fn knobs(s: &Session, note: Option<&str>) -> Resp {
     match ops::knobs(&s.account) {
         Ok(k) => html(StatusCode::OK, pages::knobs(&s.account, &s.csrf, &k, note)),
         Err(r) => refused(s, &r),
+    }
+}
+
+/// A link's target as written, port included (the scanners' normal form drops it).
+fn shown_url(l: &mxguard_scan::urls::Link) -> String {
+    match l.port {
+        Some(port) => l.url.replacen(&l.host, &format!("{}:{port}", l.host), 1),
+        None => l.url.clone(),
+    }
+}
+
+/// What a link shows: an anchor's text, or what kind of thing it is.
+fn link_text(l: &mxguard_scan::urls::Link) -> Option<String> {
+    match (l.form, l.credentials) {
+        (true, true) => Some("(a form asking for a password, card or account number)".into()),
+        (true, false) => Some("(a form)".into()),
+        _ => l.text.clone(),
     }
 }

@@ -57,6 +57,8 @@ pub struct Attachment<'m> {
     /// The decoded content.
     pub data: &'m [u8],
     pub inline: bool,
+    /// The `Content-ID` without its angle brackets (what an HTML part's `cid:` URLs name).
+    pub content_id: Option<&'m str>,
 }
 
 /// What the scanners read.
@@ -200,7 +202,7 @@ impl<'a> Parsed<'a> {
                     .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_ascii_lowercase())
                     .unwrap_or_default();
                 let inline = part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
-                out.push(Attachment { name: part.attachment_name(), declared, data, inline });
+                out.push(Attachment { name: part.attachment_name(), declared, data, inline, content_id: part.content_id() });
             });
         }
         out

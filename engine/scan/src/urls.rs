@@ -72,7 +72,8 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
                 l.credentials = l.form && anchor_text.as_deref() == Some(CREDENTIALS);
                 l.src = attr == "src";
                 l.html = true;
-                l.text = anchor_text.map(|t| decode_entities(&t));
+                // A form's slot holds the credentials marker, not text anyone sees.
+                l.text = if l.form { None } else { anchor_text.map(|t| decode_entities(&t)) };
                 push(l, &mut out);
             }
         }

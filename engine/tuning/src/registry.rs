@@ -591,6 +591,8 @@ registry! {
         "With a shared PostgreSQL console database: seconds between rereads of users' allow/block lists, so changes made on another gateway reach this one's cores." }
     CONSOLE_LOGIN_LINK_H { int "console.login_link_h", 72, 1..=720, live,
         "Hours a digest's one-time login link works (it logs its recipient in once, as an end user)." }
+    CONSOLE_PREVIEW_MAX_KB { int "console.preview_max_kb", 1024, 16..=65536, live,
+        "KiB of a held message's HTML part the console cleans and shows (sanitised, no remote content); a longer part is cut there." }
     CONSOLE_SESSION_MIN { int "console.session_min", 60, 1..=10080, live,
         "A console session ends after this many minutes without a request." }
     CONSOLE_LOGIN_FAILURES { int "console.login_failures", 5, 1..=1000, live,
