@@ -56,7 +56,8 @@ def test_tokens_act_with_their_accounts_rights_only(make_gateway, sink):
         tok[who] = body["token"]
     a, b, sub, ann = tok["admin@example.test"], tok["admin@other.test"], tok["sub@example.test"], tok["ann@example.test"]
 
-    bank = message(subject="Your account is locked", body="cheap meds and your account\r\n")
+    bank = message(subject="Your account is locked", mime="MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n"
+                   "<p>cheap meds and your account</p><img src=\"http://127.0.0.1:9/p.gif\"><script>x()</script>\r\n")
     assert send(g.port, bank, rcpts=("ann@example.test", "bob@example.test"))[0] == 250
     assert send(g.port, message(subject="for carol", body="cheap meds for carol\r\n"), rcpts=("carol@other.test",))[0] == 250
     wait_for(lambda: len(api(p, "GET", "/quarantine", root)[1]) == 3, what="three held copies")
@@ -72,11 +73,16 @@ def test_tokens_act_with_their_accounts_rights_only(make_gateway, sink):
     assert rcpts(a, "?verdict=virus") == []
     carol = api(p, "GET", "/quarantine", b)[1][0]
     bob = next(h for h in api(p, "GET", "/quarantine", a)[1] if h["rcpt"] == "bob@example.test")
+    # Its HTML, cleaned as the console shows it.
+    bob_copy = api(p, "GET", f"/quarantine/{bob['id']}", a)[1]
+    assert "<p>cheap meds and your account</p>" in bob_copy["html"] and "127.0.0.1:9" not in bob_copy["html"], bob_copy["html"]
+    assert "script" not in bob_copy["html"] and bob_copy["remote_images_removed"] == 1
     # Another domain's copy does not exist for A, by id, to read or to release.
     assert api(p, "GET", f"/quarantine/{carol['id']}", a)[0] == 404
     assert api(p, "POST", f"/quarantine/{carol['id']}/release", a)[0] == 404
     assert api(p, "POST", f"/quarantine/{bob['id']}/delete", sub)[0] == 404, "bob is not the subadmin's"
-    assert "cheap meds for carol" in api(p, "GET", f"/quarantine/{carol['id']}", b)[1]["text"]
+    carol_copy = api(p, "GET", f"/quarantine/{carol['id']}", b)[1]
+    assert "cheap meds for carol" in carol_copy["text"] and carol_copy["html"] is None, "a text-only message has no HTML"
     assert sink.stats()["messages"] == 0
 
     # A releases bob's copy: it reaches the sink, and the sender is on bob's allow list.

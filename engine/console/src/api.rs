@@ -6,7 +6,7 @@
 //! ```text
 //! GET    /api/v1/me
 //! GET    /api/v1/quarantine?rcpt=&sender=&subject=&since=&until=&min_score=&max_score=&verdict=&state=&limit=&offset=
-//! GET    /api/v1/quarantine/ID                      (with the message's text)
+//! GET    /api/v1/quarantine/ID                      (with the message's text and cleaned HTML)
 //! POST   /api/v1/quarantine/ID/release|delete|spam
 //! GET    /api/v1/lists?owner=ADDRESS|@DOMAIN
 //! POST   /api/v1/lists          {"owner", "sender", "kind": "allow"|"block", "op": "add"|"remove"}
@@ -110,7 +110,12 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
         (&Method::GET, ["v1", "quarantine", id]) => match id.parse() {
             Ok(id) => answer(ops::message(ctx, a, id).await, |(h, raw)| {
                 let mut v = held_json(&h);
-                v["text"] = json!(mxguard_scan::parse(&raw).text);
+                let parsed = mxguard_scan::parse(&raw);
+                // The HTML part as the console shows it: cleaned, nothing remote (crate::preview).
+                let preview = crate::preview::of(&parsed, mxguard_tuning::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024);
+                v["text"] = json!(parsed.text);
+                v["html"] = json!(preview.html);
+                v["remote_images_removed"] = json!(preview.remote_images);
                 v
             }),
             Err(_) => refused(Refused::NotFound),
