@@ -530,3 +530,71 @@ def preview_headers(port, copy, cookie):
     resp.read()
     c.close()
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+
+
+def test_the_superadmin_edits_list_files_and_routes_in_the_browser(make_gateway, sink):
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(relay__domains="example.test", lists__check_s="3600"))
+    add_user(g, "root@isp.test", "root's long password", "--role", "superadmin")
+    add_user(g, "admin@example.test", "example admin password", "--role", "domain-admin", "--domains", "example.test")
+    base = f"https://127.0.0.1:{g.console_port}"
+    b = browser()
+    try:
+        # A domain admin has neither the files nor the route form.
+        login(b, base, "admin@example.test", "example admin password")
+        by_id(b, "empty")
+        assert b.find_elements(By.LINK_TEXT, "list files") == []
+        b.get(base + "/admin/files")
+        assert "may not change the gateway's lists" in by_id(b, "error").text
+        b.get(base + "/admin/domains")
+        by_id(b, "domains")
+        assert b.find_elements(By.ID, "r-domain") == []
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+
+        login(b, base, "root@isp.test", "root's long password")
+        by_id(b, "empty")
+        b.find_element(By.LINK_TEXT, "list files").click()
+        by_id(b, "files")
+        b.find_element(By.LINK_TEXT, "from-blacklist.txt").click()
+        text = by_id(b, "file-text")
+        text.send_keys("*@spam.example\n([broken)\n")
+        submit(b, "file-save")
+        error = by_id(b, "error").text
+        assert "Not saved" in error and "from-blacklist.txt:2:" in error, error
+        assert by_id(b, "file-text").get_attribute("value") == "*@spam.example\n([broken)\n", "the refused text stays to be mended"
+        assert not (g.state / "lists" / "from-blacklist.txt").exists()
+        shot(b, "list-file")
+        text = by_id(b, "file-text")
+        text.clear()
+        text.send_keys("*@spam.example\n")
+        submit(b, "file-save")
+        assert "Saved and in force" in by_id(b, "note").text
+        assert (g.state / "lists" / "from-blacklist.txt").read_text() == "*@spam.example\n"
+
+        # A new domain with its route, from the domains page; then removed again.
+        b.get(base + "/admin/domains")
+        by_id(b, "r-domain").send_keys("new.test")
+        by_id(b, "r-route").send_keys(f"127.0.0.1:{sink.port}")
+        submit(b, "r-save")
+        assert "new.test is a local domain" in by_id(b, "note").text
+        assert f"127.0.0.1:{sink.port}" in by_id(b, "domain-new.test").text
+        shot(b, "domains-superadmin")
+        assert send(g.port, message(subject="to new"), rcpts=("x@new.test",))[0] == 250
+        wait_for(lambda: sink.stats()["messages"] == 1, what="mail for the new domain")
+        submit(b, "remove-new.test")
+        assert "no longer a local domain" in by_id(b, "note").text
+        assert b.find_elements(By.ID, "domain-new.test") == []
+    finally:
+        b.quit()
+    # The sender list is in force: refused (or held) from now on.
+    import smtplib
+    c = smtplib.SMTP("127.0.0.1", g.port, timeout=20)
+    try:
+        c.ehlo("client.example")
+        code = c.mail("x@spam.example")[0]
+        if code == 250:
+            code = c.rcpt("u@example.test")[0]
+        assert code >= 500, code
+    finally:
+        c.close()

@@ -9,6 +9,7 @@ and a PostgreSQL outage delays quarantining without losing a message."""
 
 import http.client
 import json
+import smtplib
 import ssl
 import time
 
@@ -194,3 +195,83 @@ def test_two_gateways_share_one_postgresql_quarantine(make_gateway, sink, postgr
     wait_for(lambda: len(held(g2)) == before + 1, timeout=30, what="the message held once PostgreSQL is back")
     assert sum(1 for h in held(g2) if h["subject"] == "during the outage") == 1
     assert not any(b"during the outage" in m for m in sink.messages()), "held, not delivered"
+
+
+def smtp_codes(port, rcpt, src="127.0.0.90"):
+    """The replies to connect, MAIL and RCPT (stopping at the first refusal)."""
+    import smtplib
+    c = smtplib.SMTP(timeout=20, source_address=(src, 0), local_hostname="client.example")
+    codes = [c.connect("127.0.0.1", port)[0]]
+    try:
+        if codes[0] == 220:
+            c.ehlo("client.example")
+            codes.append(c.mail("ann@sender.example")[0])
+            if codes[-1] == 250:
+                codes.append(c.rcpt(rcpt)[0])
+    except smtplib.SMTPServerDisconnected:
+        pass
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
+    return codes
+
+
+def test_the_superadmin_changes_routes_and_list_files_and_nobody_else(make_gateway, sink, tmp_path):
+    domains_file = tmp_path / "domains.txt"
+    domains_file.write_text("# the ISP's customers\nfiled.test\n")
+    # The watcher looks only once an hour: what the console changes is in force at once.
+    g = make_gateway(sink.port, knobs(relay__domains="example.test", relay__domains_file=str(domains_file), lists__check_s="3600"))
+    p = g.console_port
+    cli(g, "add", "root@isp.test", "--role", "superadmin", password="root's long password")
+    cli(g, "add", "admin@example.test", "--role", "domain-admin", "--domains", "example.test", password="example admin pw")
+    root, a = cli(g, "token", "root@isp.test"), cli(g, "token", "admin@example.test")
+
+    # Routes: a new domain goes to the domains file, with its route; mail for it is accepted and
+    # delivered there.
+    assert smtp_codes(g.port, "x@new.test")[-1] == 550
+    assert api(p, "PUT", "/routes/new.test", a, {"route": f"127.0.0.1:{sink.port}"})[0] == 403
+    assert api(p, "PUT", "/routes/new.test", root, {"route": "127.0.0.1:notaport"})[0] == 400
+    assert api(p, "PUT", "/routes/bad@name", root, {"route": ""})[0] == 400
+    assert api(p, "PUT", "/routes/New.Test", root, {"route": f"127.0.0.1:{sink.port}"}) == (200, {"done": True})
+    assert domains_file.read_text() == f"# the ISP's customers\nfiled.test\nnew.test:127.0.0.1:{sink.port}\n"
+    assert send(g.port, message(subject="to new"), rcpts=("x@new.test",))[0] == 250
+    wait_for(lambda: sink.stats()["messages"] == 1, what="mail for the new domain delivered")
+    routes = {d["domain"]: d["route"] for d in api(p, "GET", "/domains", root)[1]}
+    assert routes["new.test"] == f"127.0.0.1:{sink.port}" and "filed.test" in routes and "example.test" in routes, routes
+    # A domain of the knob keeps its entry there (kept in the knob file for the next start).
+    assert api(p, "PUT", "/routes/example.test", root, {"route": f"127.0.0.1:{sink.port}"})[0] == 200
+    assert f"example.test:127.0.0.1:{sink.port}" in g.sysctl("relay.domains").stdout
+    assert f"relay.domains = example.test:127.0.0.1:{sink.port}" in (g.state / "console-knobs.conf").read_text()
+    # Removing: from wherever it was; its mail is relaying again.
+    assert api(p, "DELETE", "/routes/filed.test", root)[0] == 200
+    assert "filed.test" not in domains_file.read_text() and "# the ISP's customers" in domains_file.read_text()
+    assert smtp_codes(g.port, "x@filed.test")[-1] == 550
+    assert api(p, "DELETE", "/routes/filed.test", root)[0] == 404
+    assert api(p, "DELETE", "/routes/example.test", a)[0] == 403
+
+    # List files: the superadmin's only.
+    assert api(p, "GET", "/files", a)[0] == 403
+    assert api(p, "PUT", "/files/ip-blacklist.txt", a, {"text": "127.0.0.77\n"})[0] == 403
+    names = [f["name"] for f in api(p, "GET", "/files", root)[1]]
+    assert {"ip-blacklist.txt", "from-blacklist.txt", "keywords-blacklist.txt", "domain-policy.txt"} <= set(names), names
+    assert api(p, "GET", "/files/..%2Fconsole.db", root)[0] == 404
+    assert api(p, "GET", "/files/ip-blacklist.txt", root)[1] == {"name": "ip-blacklist.txt", "text": ""}
+    assert smtp_codes(g.port, "u@example.test", src="127.0.0.77")[-1] == 250
+    # A line the gateway would refuse: nothing written, the reason names the line.
+    status, body = api(p, "PUT", "/files/ip-blacklist.txt", root, {"text": "127.0.0.77\r\n10.0.0.0/99"})
+    assert status == 400 and "ip-blacklist.txt:2:" in body["error"], body
+    assert not (g.state / "lists" / "ip-blacklist.txt").exists()
+    status, body = api(p, "PUT", "/files/keywords-blacklist.txt", root, {"text": "(unclosed[regex)\n"})
+    assert status == 400 and "keywords-blacklist.txt:1:" in body["error"], body
+    # A good one is in force at once (the watcher would not look for an hour).
+    status, body = api(p, "PUT", "/files/ip-blacklist.txt", root, {"text": "127.0.0.77\r\n10.0.0.0/8"})
+    assert status == 200 and body["entries"] >= 2, body
+    assert (g.state / "lists" / "ip-blacklist.txt").read_text() == "127.0.0.77\n10.0.0.0/8\n"
+    assert smtp_codes(g.port, "u@example.test", src="127.0.0.77")[-1] >= 500
+    assert smtp_codes(g.port, "u@example.test", src="127.0.0.78")[-1] == 250
+    assert send(g.port, message(subject="meds", body="cheap meds\r\n"), rcpts=("u@example.test",))[0] == 250
+    assert api(p, "PUT", "/files/keywords-blacklist.txt", root, {"text": "cheap meds\n"})[0] == 200
+    assert send(g.port, message(subject="meds", body="cheap meds\r\n"), rcpts=("u@example.test",))[0] == 550
+    assert g.wait_events("list_file_set")[-1]["by"] == "root@isp.test"

@@ -15,6 +15,8 @@
 //! DELETE /api/v1/accounts/LOGIN
 //! GET    /api/v1/tokens ; POST /api/v1/tokens {"account", "label"} ; DELETE /api/v1/tokens/ID
 //! GET    /api/v1/domains ; POST /api/v1/domains/DOMAIN {"setting", "value"}
+//! PUT    /api/v1/routes/DOMAIN {"route": "host:port" or ""} ; DELETE /api/v1/routes/DOMAIN
+//! GET    /api/v1/files ; GET /api/v1/files/NAME ; PUT /api/v1/files/NAME {"text"}   (the lists directory)
 //! GET    /api/v1/knobs ; POST /api/v1/knobs/NAME {"value"}
 //! GET    /api/v1/tracking?q=&hours=   ; GET /api/v1/stats
 //! ```
@@ -161,6 +163,11 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                 .collect::<Vec<_>>())
         }),
         (&Method::POST, ["v1", "domains", domain]) => answer(ops::domain_set(ctx, a, domain, text(&body, "setting"), text(&body, "value")), |()| json!({ "done": true })),
+        (&Method::PUT, ["v1", "routes", domain]) => answer(ops::route_set(ctx, a, domain, text(&body, "route")), |()| json!({ "done": true })),
+        (&Method::DELETE, ["v1", "routes", domain]) => answer(ops::route_remove(ctx, a, domain), |()| json!({ "done": true })),
+        (&Method::GET, ["v1", "files"]) => answer(ops::list_files(ctx, a), |l| json!(l.iter().map(|f| json!({ "name": f.name, "bytes": f.bytes })).collect::<Vec<_>>())),
+        (&Method::GET, ["v1", "files", name]) => answer(ops::list_file(ctx, a, name), |t| json!({ "name": name, "text": t })),
+        (&Method::PUT, ["v1", "files", name]) => answer(ops::list_file_set(ctx, a, name, text(&body, "text")), |n| json!({ "done": true, "entries": n })),
         (&Method::GET, ["v1", "knobs"]) => answer(ops::knobs(a), |l| {
             json!(l.iter().map(|k| json!({ "name": k.name, "value": k.value, "default": k.default, "live": k.live, "doc": k.doc })).collect::<Vec<_>>())
         }),

@@ -230,7 +230,9 @@ async fn handle(state: &Shared, ip: IpAddr, req: Request<Incoming>) -> http::Res
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
     let body = if method == Method::POST || method == Method::PUT || method == Method::DELETE {
-        match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        // Whole list files are posted to these (ops::LIST_FILE_EDIT_MAX, form-encoded); 64 KiB elsewhere.
+        let limit = if path.starts_with("/admin/files/") || path.starts_with("/api/v1/files/") { 4 << 20 } else { 64 * 1024 };
+        match Limited::new(req.into_body(), limit).collect().await {
             Ok(b) => b.to_bytes().to_vec(),
             Err(_) => return http::respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "too large\n".into()),
         }

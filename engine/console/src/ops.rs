@@ -507,8 +507,143 @@ pub fn domain_set(ctx: &Ctx, a: &Account, domain: &str, setting: &str, value: &s
     }
     let dir = ctx.lists_dir.as_ref().ok_or_else(|| Refused::Failed("no lists directory".into()))?;
     crate::settings::set_policy(&dir.join(mxguard_policy::tables::DOMAIN_POLICY_FILE), &domain, setting.trim(), value.trim()).map_err(Refused::Invalid)?;
+    // In force now, not at the watcher's next look (outside a gateway there is nothing to reload).
+    let _ = mxguard_policy::tables::reload_now();
     Event::new("domain_setting").str("domain", &domain).str("setting", setting).str("value", value).str("by", &a.email).emit();
     Ok(())
+}
+
+/// Adds a local domain or changes its route (the superadmin): `route` is `host[:port]`, or empty
+/// for the default route. The entry stays where the domain was (the `relay.domains` knob or the
+/// `relay.domains_file` file); a new domain goes to the file when there is one, else to the knob
+/// (kept in the knob file like any knob change). The table is checked as the gateway builds it
+/// before anything is written; it is in force at once.
+pub fn route_set(ctx: &Ctx, a: &Account, domain: &str, route: &str) -> Done<()> {
+    routes_edit(ctx, a, domain, Some(route))
+}
+
+/// Removes a local domain (the superadmin): its mail is refused as relaying from then on.
+pub fn route_remove(ctx: &Ctx, a: &Account, domain: &str) -> Done<()> {
+    routes_edit(ctx, a, domain, None)
+}
+
+fn routes_edit(ctx: &Ctx, a: &Account, domain: &str, route: Option<&str>) -> Done<()> {
+    use mxguard_tuning as k;
+    if a.role != Role::Superadmin {
+        return forbidden("change domains and routes");
+    }
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || matches!(c, '@' | ':' | ',' | '#' | '/')) {
+        return Err(Refused::Invalid(format!("`{domain}` is not a domain name.")));
+    }
+    let entry = match route.map(str::trim) {
+        None => None,
+        Some("") => Some(domain.clone()),
+        Some(r) => Some(format!("{domain}:{}", mxguard_relay::routes::parse_dest(r).map_err(Refused::Invalid)?)),
+    };
+    let (mut knob, in_knob) = crate::settings::knob_without(&k::RELAY_DOMAINS.get_str(), &domain);
+    let file_path = k::RELAY_DOMAINS_FILE.get_str().to_string();
+    let file = if file_path.is_empty() {
+        None
+    } else {
+        let (text, had) = crate::settings::file_without(&crate::settings::read_or_empty(std::path::Path::new(&file_path))?, &domain);
+        Some((text, had))
+    };
+    let in_file = file.as_ref().is_some_and(|(_, had)| *had);
+    if entry.is_none() && !in_knob && !in_file {
+        return Err(Refused::NotFound);
+    }
+    let to_file = entry.is_some() && (in_file || (!in_knob && file.is_some()));
+    let knob_changed = in_knob || (entry.is_some() && !to_file);
+    if let (Some(e), false) = (&entry, to_file) {
+        knob.push(e.clone());
+    }
+    let knob = knob.join(",");
+    let file = file.map(|(mut text, _)| {
+        if let (Some(e), true) = (&entry, to_file) {
+            text.push_str(&format!("{e}\n"));
+        }
+        text
+    });
+    mxguard_relay::routes::Routes::build(
+        &knob,
+        file.as_deref().map(|t| (file_path.as_str(), t)),
+        &k::RELAY_DEFAULT_ROUTE.get_str(),
+        &k::RELAY_BOUNCE_ROUTE.get_str(),
+    )
+    .map_err(|e| Refused::Invalid(e.join("; ")))?;
+    if let (Some(text), true) = (&file, in_file || to_file) {
+        crate::settings::replace_file(std::path::Path::new(&file_path), text).map_err(Refused::Failed)?;
+        mxguard_relay::routes::recheck();
+    }
+    if knob_changed {
+        knob_set(ctx, a, k::RELAY_DOMAINS.name, &knob)?;
+    }
+    Event::new("route_set").str("domain", &domain).str("route", entry.as_deref().unwrap_or("(removed)")).str("by", &a.email).emit();
+    Ok(())
+}
+
+// ---- the lists directory -------------------------------------------------------------------------
+
+/// A file of the lists directory, as the superadmin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListFile {
+    pub name: &'static str,
+    /// Size in bytes; `None` when the file does not exist (an empty list).
+    pub bytes: Option<u64>,
+}
+
+/// The console edits a lists file whole up to this size; larger ones are edited on the
+/// appliance (or through `mxguard reload` after a change).
+pub const LIST_FILE_EDIT_MAX: usize = 1 << 20;
+
+fn lists_dir(ctx: &Ctx, a: &Account) -> Done<PathBuf> {
+    if a.role != Role::Superadmin {
+        return forbidden("change the gateway's lists");
+    }
+    ctx.lists_dir.clone().ok_or_else(|| Refused::Failed("no lists directory".into()))
+}
+
+fn list_file_name(name: &str) -> Done<&'static str> {
+    mxguard_policy::tables::files().into_iter().find(|f| *f == name).ok_or(Refused::NotFound)
+}
+
+/// Every file of the lists directory (the superadmin).
+pub fn list_files(ctx: &Ctx, a: &Account) -> Done<Vec<ListFile>> {
+    let dir = lists_dir(ctx, a)?;
+    Ok(mxguard_policy::tables::files().into_iter().map(|name| ListFile { name, bytes: std::fs::metadata(dir.join(name)).ok().map(|m| m.len()) }).collect())
+}
+
+/// One file's text (empty when it does not exist).
+pub fn list_file(ctx: &Ctx, a: &Account, name: &str) -> Done<String> {
+    let dir = lists_dir(ctx, a)?;
+    let name = list_file_name(name)?;
+    let text = crate::settings::read_or_empty(&dir.join(name))?;
+    if text.len() > LIST_FILE_EDIT_MAX {
+        return Err(Refused::Invalid(format!("{name} is larger than {} KiB: edit it on the appliance.", LIST_FILE_EDIT_MAX >> 10)));
+    }
+    Ok(text)
+}
+
+/// Replaces one file of the lists directory: the whole directory is loaded with the new text
+/// first, as the gateway would, and a file it would refuse is never written (the reasons come
+/// back as `file:line: reason`). Then the file is replaced atomically and the lists reloaded at
+/// once. How many entries are in force.
+pub fn list_file_set(ctx: &Ctx, a: &Account, name: &str, text: &str) -> Done<usize> {
+    let dir = lists_dir(ctx, a)?;
+    let name = list_file_name(name)?;
+    let mut text = text.replace("\r\n", "\n");
+    if text.len() > LIST_FILE_EDIT_MAX {
+        return Err(Refused::Invalid(format!("larger than {} KiB: edit it on the appliance.", LIST_FILE_EDIT_MAX >> 10)));
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    mxguard_policy::tables::check_replacement_in(&dir, name, &text).map_err(|e| Refused::Invalid(e.join("\n")))?;
+    crate::settings::replace_file(&dir.join(name), &text).map_err(Refused::Failed)?;
+    let entries = mxguard_policy::tables::reload_now().map_err(|e| Refused::Failed(e.join("\n")))?;
+    Event::new("list_file_set").str("file", name).num("bytes", text.len() as u64).str("by", &a.email).emit();
+    Ok(entries)
 }
 
 #[cfg(test)]

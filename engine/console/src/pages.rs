@@ -36,7 +36,7 @@ button.release{border-color:#2f7d32;color:#2f7d32}pre{white-space:pre-wrap;backg
 .box{background:#fff;max-width:24em;margin:4em auto;padding:1.5em;border:1px solid #dde3ea}input{width:100%;padding:.4em;margin:.2em 0 .8em;box-sizing:border-box}\
 select{display:block;padding:.3em;margin:.2em 0 .8em}form.search{display:flex;flex-wrap:wrap;gap:0 .8em;align-items:end;margin-bottom:1em}\
 form.search label{flex:1 1 9em}form.search button{margin-bottom:.8em}\
-iframe.preview{width:100%;height:32em;border:1px solid #dde3ea;background:#fff;resize:vertical}.hint{color:#556;font-size:.9em}";
+textarea{width:100%;box-sizing:border-box;font:13px/1.4 monospace}iframe.preview{width:100%;height:32em;border:1px solid #dde3ea;background:#fff;resize:vertical}.hint{color:#556;font-size:.9em}";
 
 /// A whole page.
 pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
@@ -48,6 +48,9 @@ pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
             }
             if a.role >= Role::DomainAdmin {
                 nav.extend([("/admin/accounts", "accounts"), ("/admin/domains", "domains")]);
+            }
+            if a.role == Role::Superadmin {
+                nav.push(("/admin/files", "list files"));
             }
             if matches!(a.role, Role::Superadmin | Role::DomainAdmin | Role::Technician) {
                 nav.push(("/admin/knobs", "settings"));
@@ -107,7 +110,7 @@ fn search_form(q: &[(String, String)], admin: bool) -> String {
     let chosen = |n: &str, opt: &str| if q.iter().any(|(k, v)| k == n && v == opt) { " selected" } else { "" };
     let verdicts: String = mxguard_quarantine::store::VERDICTS.iter().map(|x| format!("<option{}>{x}</option>", chosen("verdict", x))).collect();
     let states: String = ["held", "released"].iter().chain(if admin { ["deleted"].iter() } else { [].iter() }).map(|x| format!("<option{}>{x}</option>", chosen("state", x))).collect();
-    let rcpt = if admin { format!("<label>To<input name=\"rcpt\" id=\"s-rcpt\" value=\"{}\"></label>", v("rcpt")) } else { String::new() };
+    let rcpt = if admin { format!("<label>To (address or @domain)<input name=\"rcpt\" id=\"s-rcpt\" value=\"{}\"></label>", v("rcpt")) } else { String::new() };
     format!(
         "<form method=\"get\" action=\"/\" class=\"search\" id=\"search\">{rcpt}\
          <label>From (address or @domain)<input name=\"sender\" id=\"s-sender\" value=\"{}\"></label>\
@@ -474,15 +477,34 @@ pub fn accounts(account: &Account, csrf: &str, all: &[Account], tokens: &[crate:
 /// The admin's domains: routes and own filter settings, with the form to change one.
 pub fn domains(account: &Account, csrf: &str, domains: &[crate::ops::DomainView], note: Option<&str>) -> String {
     let c = hidden_csrf(csrf);
+    let superadmin = account.role == Role::Superadmin;
+    let routes = if superadmin {
+        format!(
+            "<h2>Add a domain or change its route</h2><p>Mail for the domain is accepted and relayed to the route (<code>host</code> or \
+             <code>host:port</code>; empty: <code>relay.default_route</code>). In force at once.</p>\
+             <form method=\"post\" action=\"/admin/routes/set\">{c}<label>Domain<input name=\"domain\" id=\"r-domain\" required></label>\
+             <label>Route<input name=\"route\" id=\"r-route\" placeholder=\"mail.example.com:25\"></label><button id=\"r-save\">save</button></form>"
+        )
+    } else {
+        String::new()
+    };
     let rows: String = domains
         .iter()
         .map(|d| {
             let settings: String = d.settings.iter().map(|(k, v)| format!("<code>{} = {}</code><br>", esc(k), esc(v))).collect();
             format!(
-                "<tr id=\"domain-{n}\"><td>{n}</td><td>{}</td><td>{}</td><td><a href=\"/lists?owner=%40{n}\">lists</a> · <a href=\"/?rcpt=&amp;sender=\">quarantine</a></td></tr>",
+                "<tr id=\"domain-{n}\"><td>{n}</td><td>{}</td><td>{}</td><td><a href=\"/lists?owner=%40{n}\">lists</a> · <a href=\"/?rcpt=%40{n}\">quarantine</a>{remove}</td></tr>",
                 esc(if d.route.is_empty() { "(none)" } else { &d.route }),
                 if settings.is_empty() { "defaults".to_string() } else { settings },
-                n = esc(&d.name)
+                n = esc(&d.name),
+                remove = if superadmin {
+                    format!(
+                        " · <form class=\"inline\" method=\"post\" action=\"/admin/routes/remove\">{c}<input type=\"hidden\" name=\"domain\" value=\"{n}\"><button id=\"remove-{n}\">remove</button></form>",
+                        n = esc(&d.name)
+                    )
+                } else {
+                    String::new()
+                }
             )
         })
         .collect();
@@ -497,8 +519,49 @@ pub fn domains(account: &Account, csrf: &str, domains: &[crate::ops::DomainView]
              <code>text.CHECK</code>. An empty value removes the domain's own setting.</p>\
              <form method=\"post\" action=\"/admin/domains/set\">{c}<label>Domain<input name=\"domain\" id=\"d-domain\" required></label>\
              <label>Setting<input name=\"setting\" id=\"d-setting\" list=\"checks\" required></label><datalist id=\"checks\">{checks}</datalist>\
-             <label>Value<input name=\"value\" id=\"d-value\"></label><button id=\"d-save\">save</button></form>",
+             <label>Value<input name=\"value\" id=\"d-value\"></label><button id=\"d-save\">save</button></form>{routes}",
             note_and_error(note)
+        ),
+    )
+}
+
+/// The files of the lists directory (the superadmin).
+pub fn list_files(account: &Account, csrf: &str, files: &[crate::ops::ListFile]) -> String {
+    let rows: String = files
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr id=\"file-{n}\"><td><a href=\"/admin/files/{n}\">{n}</a></td><td>{}</td></tr>",
+                f.bytes.map(|b| format!("{b} bytes")).unwrap_or_else(|| "(none: an empty list)".into()),
+                n = esc(f.name)
+            )
+        })
+        .collect();
+    page(
+        "List files",
+        Some((account, csrf)),
+        &format!(
+            "<h1>List files</h1><p>The gateway's own lists, for every domain: IP, domain and address black- and whitelists, keywords, \
+             content rules, URL and attachment lists. A change is checked as the gateway reads it and is in force at once; a file it \
+             would refuse is not written.</p><table id=\"files\"><tr><th>File</th><th>Size</th></tr>{rows}</table>"
+        ),
+    )
+}
+
+/// One lists file in an editor; `error` keeps the refused text in it with the reasons.
+pub fn list_file(account: &Account, csrf: &str, name: &str, text: &str, note: Option<&str>, error: Option<&str>) -> String {
+    let error = error.map(|e| format!("<pre class=\"err\" id=\"error\">{}</pre>", esc(e))).unwrap_or_default();
+    page(
+        name,
+        Some((account, csrf)),
+        &format!(
+            "{}{error}<h1>{n}</h1><p><a href=\"/admin/files\">all list files</a></p>\
+             <form method=\"post\" action=\"/admin/files/{n}\">{}<textarea name=\"text\" id=\"file-text\" rows=\"24\" spellcheck=\"false\">{}</textarea>\
+             <button id=\"file-save\">save</button></form>",
+            note_and_error(note),
+            hidden_csrf(csrf),
+            esc(text),
+            n = esc(name)
         ),
     )
 }

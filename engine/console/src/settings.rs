@@ -1,6 +1,8 @@
 //! The files the console writes for admins: the per-domain filter settings
-//! (`lists/domain-policy.txt`, which the gateway's list watcher reloads) and the knob file (knob
-//! changes made in the console, applied again after the config files at the next start).
+//! (`lists/domain-policy.txt`, which the gateway's list watcher reloads), the other files of the
+//! lists directory (the superadmin edits them whole), the local domains file
+//! (`relay.domains_file`) and the knob file (knob changes made in the console, applied again
+//! after the config files at the next start).
 //!
 //! A change replaces the lines it concerns and keeps every other line (comments included) as it
 //! was; the new text is checked with the same parser the gateway uses, then written to a
@@ -29,7 +31,7 @@ pub fn replace_file(path: &Path, text: &str) -> Result<(), String> {
     })
 }
 
-fn read_or_empty(path: &Path) -> Result<String, String> {
+pub fn read_or_empty(path: &Path) -> Result<String, String> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
@@ -71,6 +73,34 @@ pub fn set_policy(path: &Path, domain: &str, setting: &str, value: &str) -> Resu
     }
     mxguard_policy::domains::DomainPolicies::parse(&path.display().to_string(), &text)?;
     replace_file(path, &text)
+}
+
+/// The domain a `domain[:host[:port]]` entry is for, as the route table keys it.
+fn entry_domain(entry: &str) -> String {
+    entry.split(':').next().unwrap_or("").trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The `relay.domains` knob's entries without `domain`'s, and whether it had one.
+pub fn knob_without(knob: &str, domain: &str) -> (Vec<String>, bool) {
+    let entries: Vec<&str> = knob.split([',', ' ', '\n']).map(str::trim).filter(|e| !e.is_empty()).collect();
+    let had = entries.iter().any(|e| entry_domain(e) == domain);
+    (entries.into_iter().filter(|e| entry_domain(e) != domain).map(String::from).collect(), had)
+}
+
+/// A domains file's text without `domain`'s line (comments and other lines kept), and whether it
+/// had one.
+pub fn file_without(text: &str, domain: &str) -> (String, bool) {
+    let mut had = false;
+    let kept = text
+        .lines()
+        .filter(|l| {
+            let ours = entry_domain(l.split('#').next().unwrap_or("")) == domain;
+            had |= ours;
+            !ours
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (kept, had)
 }
 
 /// Keeps `name = value` in the knob file (replacing an earlier line for `name`).
@@ -121,6 +151,17 @@ mod tests {
         assert!(set_policy(&f, "example.test", "verdict.reject_score", "lots").is_err());
         set_policy(&f, "example.test", "greylist", "").unwrap();
         assert_eq!(policy_lines(&f).unwrap().len(), 3, "an empty value removes the line; the refused ones changed nothing");
+    }
+
+    #[test]
+    fn route_entries_are_found_by_their_domain() {
+        let (rest, had) = knob_without("a.test, B.test.:mx.b.test:2525,c.test", "b.test");
+        assert!(had);
+        assert_eq!(rest, ["a.test", "c.test"]);
+        assert!(!knob_without("a.test", "b.test").1);
+        let (text, had) = file_without("# ours\na.test:mx:25 # first\nab.test\n", "a.test");
+        assert!(had);
+        assert_eq!(text, "# ours\nab.test\n");
     }
 
     #[test]

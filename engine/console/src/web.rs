@@ -158,6 +158,32 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
             };
             domains(state, &s, Some(&note))
         }
+        (&Method::POST, ["admin", "routes", action]) if matches!(*action, "set" | "remove") => {
+            let domain = field(&f, "domain");
+            let done = if *action == "set" { ops::route_set(ctx, a, domain, field(&f, "route")) } else { ops::route_remove(ctx, a, domain) };
+            let note = match done {
+                Ok(()) if *action == "set" => format!("{} is a local domain, delivered to {}.", domain.trim(), Some(field(&f, "route").trim()).filter(|r| !r.is_empty()).unwrap_or("the default route")),
+                Ok(()) => format!("{} is no longer a local domain.", domain.trim()),
+                Err(r) => r.text(),
+            };
+            domains(state, &s, Some(&note))
+        }
+        (&Method::GET, ["admin", "files"]) => match ops::list_files(ctx, a) {
+            Ok(files) => html(StatusCode::OK, pages::list_files(a, &s.csrf, &files)),
+            Err(r) => refused(&s, &r),
+        },
+        (&Method::GET, ["admin", "files", name]) => match ops::list_file(ctx, a, name) {
+            Ok(text) => html(StatusCode::OK, pages::list_file(a, &s.csrf, name, &text, None, None)),
+            Err(r) => refused(&s, &r),
+        },
+        (&Method::POST, ["admin", "files", name]) => {
+            let text = field(&f, "text");
+            match ops::list_file_set(ctx, a, name, text) {
+                Ok(n) => html(StatusCode::OK, pages::list_file(a, &s.csrf, name, &text.replace("\r\n", "\n"), Some(&format!("Saved and in force: {n} entries in all lists.")), None)),
+                Err(Refused::Invalid(why)) => html(StatusCode::BAD_REQUEST, pages::list_file(a, &s.csrf, name, text, None, Some(&format!("Not saved:\n{why}")))),
+                Err(r) => refused(&s, &r),
+            }
+        }
         (&Method::GET, ["admin", "knobs"]) => knobs(&s, None),
         (&Method::POST, ["admin", "knobs", "set"]) => {
             let note = match ops::knob_set(ctx, a, field(&f, "name"), field(&f, "value")) {

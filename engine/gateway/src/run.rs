@@ -77,7 +77,7 @@ pub fn run() -> Result<(), String> {
         telemetry::http::serve(&metrics_addr).map_err(|e| format!("metrics.listen {metrics_addr}: {e}"))?;
     }
     let lists_dir = in_state_dir(&k::LISTS_DIR.get_str());
-    mxguard_policy::tables::add_companion(mxguard_policy::tables::Companion { files: mxguard_scan::files(), reload: mxguard_scan::reload });
+    mxguard_policy::tables::add_companion(mxguard_policy::tables::Companion { files: mxguard_scan::files(), reload: mxguard_scan::reload, check: mxguard_scan::check });
     let entries = mxguard_policy::tables::start(lists_dir.clone())?;
     Event::new("lists_loaded").num("entries", entries as u64).str("dir", &lists_dir.display().to_string()).emit();
     if let Some(about) = install_country_db()? {

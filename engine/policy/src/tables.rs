@@ -121,6 +121,8 @@ static CURRENT: OnceLock<RwLock<Arc<Lists>>> = OnceLock::new();
 pub struct Companion {
     pub files: Vec<&'static str>,
     pub reload: fn(&Path) -> Result<usize, Vec<String>>,
+    /// Loads the set of a directory as `reload` does, without putting it in force.
+    pub check: fn(&Path) -> Result<usize, Vec<String>>,
 }
 
 static COMPANIONS: Mutex<Vec<Companion>> = Mutex::new(Vec::new());
@@ -142,12 +144,8 @@ pub fn current() -> Arc<Lists> {
 }
 
 fn stamps(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
-    let extra: Vec<&'static str> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().flat_map(|c| c.files.clone()).collect();
-    FILES
-        .iter()
-        .map(|(_, f)| *f)
-        .chain([DOMAIN_POLICY_FILE])
-        .chain(extra)
+    files()
+        .into_iter()
         .map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
         .collect()
 }
@@ -198,6 +196,62 @@ pub fn start(dir: PathBuf) -> Result<usize, String> {
     Ok(n)
 }
 
+/// Every file of the directory: the lists, the domain policy, the companions' files.
+pub fn files() -> Vec<&'static str> {
+    let extra: Vec<&'static str> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().flat_map(|c| c.files.clone()).collect();
+    FILES.iter().map(|(_, f)| *f).chain([DOMAIN_POLICY_FILE]).chain(extra).collect()
+}
+
+/// Whether the directory given to [`start`] would load with `file` replaced by `text`: the
+/// lists and every companion are loaded, as the watcher would, from a staged copy of the
+/// directory (a sub-directory of it, removed afterwards), and nothing is put in force. Errors
+/// name the real directory. Cost: a copy of the directory's files and a full load.
+pub fn check_replacement(file: &str, text: &str) -> Result<usize, Vec<String>> {
+    let dir = DIR.get().ok_or_else(|| vec!["lists are not loaded".to_string()])?;
+    check_replacement_in(dir, file, text)
+}
+
+/// [`check_replacement`] for the lists of `dir`.
+pub fn check_replacement_in(dir: &Path, file: &str, text: &str) -> Result<usize, Vec<String>> {
+    if !files().contains(&file) {
+        return Err(vec![format!("{file}: not a file of the lists directory")]);
+    }
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stage = dir.join(format!(".check-{}-{n}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(&stage).map_err(|e| vec![format!("{}: {e}", stage.display())])?;
+        for f in files() {
+            let copied = if f == file { std::fs::write(stage.join(f), text) } else { std::fs::copy(dir.join(f), stage.join(f)).map(|_| ()) };
+            match copied {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(vec![format!("{f}: {e}")]),
+                _ => {}
+            }
+        }
+        let mut errors = Vec::new();
+        let mut entries = 0;
+        match Lists::load(&stage) {
+            Ok(l) => entries += l.entries(),
+            Err(e) => errors.extend(e),
+        }
+        let checks: Vec<fn(&Path) -> Result<usize, Vec<String>>> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| c.check).collect();
+        for check in checks {
+            match check(&stage) {
+                Ok(m) => entries += m,
+                Err(e) => errors.extend(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(entries)
+        } else {
+            Err(errors)
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&stage);
+    let (staged, real) = (stage.display().to_string(), dir.display().to_string());
+    result.map_err(|errors| errors.into_iter().map(|e| e.replace(&staged, &real)).collect())
+}
+
 /// `mxguard reload`: re-reads the directory given to [`start`].
 pub fn reload_now() -> Result<usize, Vec<String>> {
     let dir = DIR.get().ok_or_else(|| vec!["lists are not loaded".to_string()])?;
@@ -242,6 +296,25 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(e[0].contains("to-blacklist.txt:1:"), "{e:?}");
         assert!(e[1].contains("domain-policy.txt:1:"), "{e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_replacement_is_checked_with_the_whole_directory_and_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("mxg-tables-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(FILES[0].1), "10.0.0.1\n").unwrap();
+        assert_eq!(check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/24\n"), Ok(2));
+        let e = check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/99\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains(&format!("{}/ip-blacklist.txt:2:", dir.display())), "errors name the real directory: {e:?}");
+        // The other files are read as they are: a bad one fails any replacement.
+        std::fs::write(dir.join(DOMAIN_POLICY_FILE), "example.test dnsbl = maybe\n").unwrap();
+        assert!(check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n").is_err());
+        assert!(check_replacement_in(&dir, DOMAIN_POLICY_FILE, "example.test dnsbl = off\n").is_ok());
+        assert!(check_replacement_in(&dir, "../passwd", "x").is_err(), "only the directory's own files");
+        assert_eq!(std::fs::read_to_string(dir.join(FILES[0].1)).unwrap(), "10.0.0.1\n", "nothing written");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "the staged copy is gone");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -230,7 +230,7 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
     pub scope: Scope,
-    /// One recipient address.
+    /// One recipient address, or `@domain` for all of a domain's.
     pub rcpt: Option<String>,
     /// A sender address, or `@domain` for any sender of that domain.
     pub sender: Option<String>,
@@ -382,7 +382,11 @@ impl Store {
             }
         }
         if let Some(r) = q.rcpt.as_deref().filter(|s| !s.is_empty()) {
-            sql += &format!(" AND lower(r.rcpt) = {}", arg(&mut params, r.to_ascii_lowercase().into()));
+            let r = r.trim().to_ascii_lowercase();
+            match r.strip_prefix('@') {
+                Some(d) => sql += &format!(" AND r.domain = {}", arg(&mut params, d.into())),
+                None => sql += &format!(" AND lower(r.rcpt) = {}", arg(&mut params, r.into())),
+            }
         }
         if let Some(s) = q.sender.as_deref().filter(|s| !s.is_empty()) {
             let s = s.trim().to_ascii_lowercase();
@@ -577,6 +581,8 @@ mod tests {
             assert_eq!(ids(&mut s, &Search { verdict: Some("virus".into()), ..all.clone() }), ["C:bob"]);
             assert_eq!(ids(&mut s, &Search { verdict: Some("phishing".into()), rcpt: Some("ann@example.test".into()), ..all.clone() }), ["B:ann"]);
             assert_eq!(ids(&mut s, &Search { limit: 2, offset: 1, ..all.clone() }), ["B:bob", "B:ann"], "pages");
+            assert_eq!(ids(&mut s, &Search { rcpt: Some("@Example.TEST".into()), ..all.clone() }).len(), 4, "a recipient domain");
+            assert!(ids(&mut s, &Search { rcpt: Some("@other.test".into()), ..all.clone() }).is_empty());
             let b_ann = s.search(&Search { rcpt: Some("ann@example.test".into()), sender: Some("@bank.example".into()), ..all.clone() }).unwrap()[0].id;
             assert!(s.set_state(b_ann, "deleted", "ann@example.test", 5).unwrap());
             assert!(!s.set_state(b_ann, "released", "ann@example.test", 6).unwrap(), "only a held copy changes");

@@ -205,6 +205,15 @@ pub fn check() -> Result<Arc<Routes>, Vec<String>> {
     Ok(r)
 }
 
+/// Makes the next [`current`] read the domains file again whatever the time since the last
+/// look (the console calls it after writing the file, so its change is in force at once).
+pub fn recheck() {
+    if let Some(c) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        c.file_mtime = None;
+        c.checked = Instant::now().checked_sub(std::time::Duration::from_secs(2)).unwrap_or(c.checked);
+    }
+}
+
 /// The current table.
 pub fn current() -> Arc<Routes> {
     let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());

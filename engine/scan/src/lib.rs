@@ -166,6 +166,11 @@ pub fn current() -> Arc<Tables> {
     cell().read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Loads the tables of `dir` without putting them in force: how many entries, or the errors.
+pub fn check(dir: &Path) -> Result<usize, Vec<String>> {
+    Tables::load(dir).map(|t| t.entries())
+}
+
 /// Loads the tables of `dir` and puts them in force; on any error nothing changes.
 pub fn reload(dir: &Path) -> Result<usize, Vec<String>> {
     let t = Tables::load(dir)?;
