@@ -175,18 +175,24 @@ impl Action {
 /// Does `action` to copy `id` for `a`; a sentence saying what happened.
 pub async fn act(ctx: &Ctx, a: &Account, id: i64, action: Action) -> Done<String> {
     let (held, raw) = message(ctx, a, id).await?;
-    if held.state != "held" {
-        return Err(Refused::Invalid(format!("That message was already {}.", held.state)));
+    match held.state.as_str() {
+        "held" => {}
+        "releasing" => return Err(Refused::Invalid("That message is being released.".into())),
+        state => return Err(Refused::Invalid(format!("That message was already {state}."))),
     }
     match action {
         Action::Delete => {
-            set_state(ctx, held.id, "deleted", &a.email).await?;
+            if !set_state(ctx, held.id, "deleted", &a.email).await? {
+                return Err(Refused::Invalid("That message was just released or deleted.".into()));
+            }
             Event::new("quarantine_deleted").str("qid", &held.qid).str("rcpt", &held.rcpt).str("by", &a.email).emit();
             Ok("Deleted.".into())
         }
         Action::Spam => {
+            if !set_state(ctx, held.id, "deleted", &a.email).await? {
+                return Err(Refused::Invalid("That message was just released or deleted.".into()));
+            }
             let taught = mxguard_bayes::current().map(|b| b.teach(&mxguard_scan::message_tokens(&raw), true, false, false)).is_some();
-            set_state(ctx, held.id, "deleted", &a.email).await?;
             Event::new("quarantine_reported")
                 .str("qid", &held.qid)
                 .str("rcpt", &held.rcpt)
@@ -196,7 +202,7 @@ pub async fn act(ctx: &Ctx, a: &Account, id: i64, action: Action) -> Done<String
             Ok("Reported as spam and deleted: the filter learns from it.".into())
         }
         Action::Release => {
-            release(ctx, &held, raw, &a.email).await.map_err(|e| Refused::Failed(format!("Not released: {e}. Try again in a moment.")))?;
+            release(ctx, &held, raw, &a.email).await?;
             Ok(format!(
                 "Released: it is on its way to {}; {} is now on the allow list.",
                 held.rcpt,
@@ -211,21 +217,36 @@ async fn set_state(ctx: &Ctx, id: i64, state: &'static str, by: &str) -> Done<bo
     Ok(ctx.data.run(move |d| d.store.set_state(id, state, &by, now_ms())).await??)
 }
 
-/// Releases one held copy for `by`: spooled and queued first (never lost), then marked, then its
-/// sender allowed for the recipient and the message taught to Bayes as ham. The new queue id.
-pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Result<String, String> {
+/// Releases one held copy for `by`: claimed in the store first (of two releases at once, only
+/// one goes on), spooled and queued (never lost), marked released, then its sender allowed for
+/// the recipient and the message taught to Bayes as ham. The new queue id.
+pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Done<String> {
+    let (id, by_) = (held.id, by.to_string());
+    if !ctx.data.run(move |d| d.store.claim_release(id, &by_, now_ms())).await?? {
+        return Err(Refused::Invalid("That message was just released or deleted.".into()));
+    }
     let (tx, rx) = oneshot::channel();
     let sent = ctx.pickup.send(Pickup { mail_from: held.mail_from.clone(), rcpts: vec![held.rcpt.clone()], message: raw.clone(), answer: tx }).await;
     let queued = match sent {
         Ok(()) => rx.await.unwrap_or_else(|_| Err("the gateway is stopping".into())),
         Err(_) => Err("the gateway is stopping".into()),
     };
-    let new_qid = queued.inspect_err(|e| Event::new("console_error").str("qid", &held.qid).str("error", e).emit())?;
-    let (id, rcpt, from, by_) = (held.id, held.rcpt.clone(), held.mail_from.clone(), by.to_string());
+    let new_qid = match queued {
+        Ok(q) => q,
+        Err(e) => {
+            Event::new("console_error").str("qid", &held.qid).str("error", &e).emit();
+            // Nothing was sent: the copy is held again (or, if this fails too, after the claim
+            // expires).
+            let by_ = by.to_string();
+            let _ = ctx.data.run(move |d| d.store.end_release(id, false, &by_, now_ms())).await;
+            return Err(Refused::Failed(format!("Not released: {e}. Try again in a moment.")));
+        }
+    };
+    let (rcpt, from, by_) = (held.rcpt.clone(), held.mail_from.clone(), by.to_string());
     let marked = ctx
         .data
         .run(move |d| -> Result<(), String> {
-            d.store.set_state(id, "released", &by_, now_ms())?;
+            d.store.end_release(id, true, &by_, now_ms())?;
             if !from.is_empty() {
                 d.users.list_add(&rcpt, &from, "allow", now_ms())?;
                 mxguard_policy::user_lists::set(d.users.all_lists()?);

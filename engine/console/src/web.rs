@@ -303,7 +303,7 @@ async fn release_link(state: &Shared, method: &Method, rest: &str) -> Resp {
     }
     match ops::release(&state.ctx, &held, raw, &format!("link:{}", held.rcpt)).await {
         Ok(_) => html(StatusCode::OK, pages::page("Released", None, &format!("<p class=\"note\" id=\"note\">Released: it is on its way to {}.</p>", pages::esc(&held.rcpt)))),
-        Err(e) => html(StatusCode::SERVICE_UNAVAILABLE, pages::page("Link", None, &format!("<p class=\"err\">Not released: {}. Try again in a moment.</p>", pages::esc(&e)))),
+        Err(r) => html(r.status(), pages::page("Link", None, &format!("<p class=\"err\" id=\"error\">{}</p>", pages::esc(&r.text())))),
     }
 }
 

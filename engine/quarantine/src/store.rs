@@ -194,17 +194,28 @@ pub fn domain_of(address: &str) -> String {
 /// can add conditions and the result stays a `&'static str` the database may keep prepared).
 macro_rules! held_select {
     () => {
-        "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict
+        "SELECT r.id, r.qid, r.rcpt, r.state, m.arrival_ms, m.mail_from, m.client, m.subject, m.size, m.score, m.symbols, m.reason, m.verdict, r.changed_ms
          FROM recipients r JOIN messages m ON m.qid = r.qid"
     };
 }
 
+/// How long a release may take between its claim and its end ([`Store::claim_release`]); a
+/// claim older than this was left by a crash, and the copy counts as held again.
+pub const RELEASE_CLAIM_MS: u64 = 10 * 60 * 1000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 fn held_row(r: &Row) -> Held {
+    let state = r.text(3);
+    // A claim left by a crash mid-release: held again (what it was before the claim).
+    let stale = state == "releasing" && r.u64(13).saturating_add(RELEASE_CLAIM_MS) < now_ms();
     Held {
         id: r.int(0),
         qid: r.text(1),
         rcpt: r.text(2),
-        state: r.text(3),
+        state: if stale { "held".to_string() } else { state },
         arrival_ms: r.u64(4),
         mail_from: r.text(5),
         client: r.text(6),
@@ -436,13 +447,33 @@ impl Store {
         Ok(row.as_ref().map(held_row))
     }
 
-    /// Moves one recipient's copy from `held` to `state` (`released`, `deleted`), noting who
-    /// did it; false when it was not held (already released or deleted: a second click, or
-    /// another gateway's console, changes nothing).
+    /// Moves one recipient's copy from `held` to `state` (`deleted`), noting who did it; false
+    /// when it was not held (already released or deleted: a second click, or another gateway's
+    /// console, changes nothing). A release goes through [`Store::claim_release`] instead.
     pub fn set_state(&mut self, id: i64, state: &str, by: &str, now_ms: u64) -> DbResult<bool> {
         let n = self.db.exec(
-            "UPDATE recipients SET state = $2, changed_ms = $3, changed_by = $4 WHERE id = $1 AND state = 'held'",
-            &[id.into(), state.into(), now_ms.into(), by.into()],
+            "UPDATE recipients SET state = $2, changed_ms = $3, changed_by = $4
+             WHERE id = $1 AND (state = 'held' OR (state = 'releasing' AND changed_ms < $5))",
+            &[id.into(), state.into(), now_ms.into(), by.into(), now_ms.saturating_sub(RELEASE_CLAIM_MS).into()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Claims a held copy for releasing it (`held` → `releasing`), before it is spooled again:
+    /// of two releases at once (two clicks, two gateways sharing the database) only one gets the
+    /// claim, so the message is delivered once. False when the copy is not held. The release
+    /// ends with [`Store::end_release`]; a claim older than [`RELEASE_CLAIM_MS`] (the gateway
+    /// died between claim and end) is held again.
+    pub fn claim_release(&mut self, id: i64, by: &str, now_ms: u64) -> DbResult<bool> {
+        self.set_state(id, "releasing", by, now_ms)
+    }
+
+    /// Ends a claimed release: `released` when the message was spooled again, else `held`
+    /// (nothing was sent; it can be released later). False when the claim was not ours any more.
+    pub fn end_release(&mut self, id: i64, sent: bool, by: &str, now_ms: u64) -> DbResult<bool> {
+        let n = self.db.exec(
+            "UPDATE recipients SET state = $2, changed_ms = $3, changed_by = $4 WHERE id = $1 AND state = 'releasing'",
+            &[id.into(), (if sent { "released" } else { "held" }).into(), now_ms.into(), by.into()],
         )?;
         Ok(n == 1)
     }
@@ -517,6 +548,34 @@ mod tests {
         let mut q = Search::within(Scope::All, 100);
         q.rcpt = Some(d.into());
         q
+    }
+
+    #[test]
+    fn a_release_is_claimed_once_and_a_crashed_claim_expires() {
+        let _turn = pg_turn();
+        for mut s in databases("claim") {
+            s.insert_batch(&[&entry("C1", &["u@example.test", "v@example.test"], 1_000)]).unwrap();
+            let copies = s.search(&Search::within(Scope::All, 10)).unwrap();
+            let (u, v) = (copies.iter().find(|h| h.rcpt.starts_with('u')).unwrap().id, copies.iter().find(|h| h.rcpt.starts_with('v')).unwrap().id);
+            let now = super::now_ms();
+            assert!(s.claim_release(u, "ann", now).unwrap());
+            assert!(!s.claim_release(u, "bob", now + 1).unwrap(), "the second release at once gets nothing");
+            assert!(!s.set_state(u, "deleted", "bob", now + 1).unwrap(), "nor can it be deleted mid-release");
+            assert_eq!(s.held(u).unwrap().unwrap().state, "releasing");
+            assert!(s.end_release(u, true, "ann", now + 2).unwrap());
+            assert_eq!(s.held(u).unwrap().unwrap().state, "released");
+            assert!(!s.claim_release(u, "bob", now + 3).unwrap());
+            // A release whose spooling failed gives the copy back.
+            assert!(s.claim_release(v, "ann", now).unwrap());
+            assert!(s.end_release(v, false, "ann", now + 1).unwrap());
+            assert_eq!(s.held(v).unwrap().unwrap().state, "held");
+            // A claim left by a crash long ago: held again, and claimable.
+            let long_ago = now - RELEASE_CLAIM_MS - 1_000;
+            assert!(s.claim_release(v, "ann", long_ago).unwrap());
+            assert_eq!(s.held(v).unwrap().unwrap().state, "held");
+            assert!(s.claim_release(v, "bob", now).unwrap());
+            assert_eq!(s.held(v).unwrap().unwrap().state, "releasing");
+        }
     }
 
     #[test]
