@@ -84,6 +84,10 @@ impl Lists {
                 List::empty(file)
             })
         });
+        // The IP list is matched against client addresses only: a name there is a typo.
+        if let Err(e) = lists.ip_blacklist.addresses_only() {
+            errors.push(e);
+        }
         match DomainPolicies::load(&dir.join(DOMAIN_POLICY_FILE)) {
             Ok(d) => lists.domains = d,
             Err(e) => errors.push(e),
@@ -281,7 +285,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mxg-tables-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (i, (_, f)) in FILES.iter().enumerate() {
-            std::fs::write(dir.join(f), format!("entry{i}.example\n")).unwrap();
+            // (The IP list takes no plain names: a pattern there.)
+            let entry = if i == 0 { format!("(^entry{i}\\.example$)\n") } else { format!("entry{i}.example\n") };
+            std::fs::write(dir.join(f), entry).unwrap();
         }
         let l = Lists::load(&dir).unwrap();
         for (i, list) in l.all().iter().enumerate() {

@@ -68,6 +68,11 @@ pub fn parse(text: &str, number: usize) -> Result<Option<Line>, String> {
         if body.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("'{body}': spaces inside an entry"));
         }
+        // No domain is all digits (top-level domains are not numeric): a mistyped address
+        // (`10.0.0.300`, `10.0.0`) would otherwise be a name that never matches.
+        if body.contains('.') && body.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(format!("'{body}': not an IPv4 address"));
+        }
         Kind::Name(body.trim_end_matches('.').to_ascii_lowercase())
     };
     Ok(Some(Line { kind, opts, number }))

@@ -135,6 +135,17 @@ impl List {
         self.entries.len()
     }
 
+    /// For a list of client addresses: refuses exact names, which no address ever matches
+    /// (wildcards and regexes stay: they match the address's text form). `file:line: reason`.
+    pub fn addresses_only(&self) -> Result<(), String> {
+        let mut names: Vec<&Entry> = self.names.values().map(|i| &self.entries[*i as usize]).collect();
+        names.sort_by_key(|e| e.line);
+        match names.first() {
+            Some(e) => Err(format!("{}:{}: '{}': not an address, address block or pattern", self.source, e.line, e.text)),
+            None => Ok(()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

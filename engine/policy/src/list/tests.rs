@@ -101,3 +101,15 @@ fn domain_wildcards_by_suffix_keep_glob_meaning_and_line_order() {
     assert_eq!(l.match_address("user@host.x.example").unwrap().line, 2, "glob * spans the @");
     assert!(l.match_address("user@x.example").is_none());
 }
+
+#[test]
+fn mistyped_addresses_are_refused() {
+    for bad in ["10.0.0.300", "10.0.0", "192.168.1.1.1"] {
+        let e = List::parse("ip.txt", &format!("# x\n{bad}\n")).err().unwrap_or_else(|| panic!("{bad} was taken"));
+        assert!(e.starts_with("ip.txt:2:") && e.contains("not an IPv4 address"), "{e}");
+    }
+    // In an address list a name is a mistake; in a name list it is the point.
+    let l = List::parse("ip.txt", "192.0.2.1\n203.0.113.*\nspam.example\n").unwrap();
+    assert_eq!(l.addresses_only().unwrap_err(), "ip.txt:3: 'spam.example': not an address, address block or pattern");
+    assert!(List::parse("ip.txt", "192.0.2.1\n(^10\\.)\n2001:db8::/32\n").unwrap().addresses_only().is_ok());
+}
