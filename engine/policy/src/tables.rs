@@ -191,10 +191,11 @@ pub fn start(dir: PathBuf) -> Result<usize, String> {
         .name("lists".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_secs(mxguard_tuning::LISTS_CHECK_S.get_u64().max(1)));
-            let changed = *STAMP.lock().unwrap_or_else(|e| e.into_inner()) != stamps(&dir);
-            if changed {
-                report(reload(&dir));
+            let seen = stamps(&dir);
+            if *STAMP.lock().unwrap_or_else(|e| e.into_inner()) == seen || still_being_written(&dir, &seen) {
+                continue;
             }
+            report(reload(&dir));
         })
         .map_err(|e| format!("lists thread: {e}"))?;
     Ok(n)
@@ -256,6 +257,22 @@ pub fn check_replacement_in(dir: &Path, file: &str, text: &str) -> Result<usize,
     result.map_err(|errors| errors.into_iter().map(|e| e.replace(&staged, &real)).collect())
 }
 
+/// How long a changed file must have been left alone before the watcher reads it.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Whether a file of `dir` was modified within [`SETTLE`] (an editor or a copy may still be
+/// writing it in place): then waits out the rest of it and says whether anything moved since
+/// `seen`. A half-written file is never loaded: at worst its change is taken at the next look.
+fn still_being_written(dir: &Path, seen: &[Option<(SystemTime, u64)>]) -> bool {
+    let newest = seen.iter().flatten().map(|(m, _)| *m).max();
+    let age = newest.and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or(SETTLE);
+    if age >= SETTLE {
+        return false;
+    }
+    std::thread::sleep(SETTLE - age);
+    stamps(dir) != seen
+}
+
 /// `mxguard reload`: re-reads the directory given to [`start`].
 pub fn reload_now() -> Result<usize, Vec<String>> {
     let dir = DIR.get().ok_or_else(|| vec!["lists are not loaded".to_string()])?;
@@ -302,6 +319,29 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(e[0].contains("to-blacklist.txt:1:"), "{e:?}");
         assert!(e[1].contains("domain-policy.txt:1:"), "{e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_still_being_written_is_left_for_the_next_look() {
+        let dir = std::env::temp_dir().join(format!("mxg-tables-settle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILES[1].1);
+        std::fs::write(&path, "a.example\n").unwrap();
+        let seen = stamps(&dir);
+        // Written again while the watcher waits: not read this time.
+        let writer = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(&path, "a.example\nb.example\n").unwrap();
+            }
+        });
+        assert!(still_being_written(&dir, &seen));
+        writer.join().unwrap();
+        // Left alone for the settling time: read.
+        std::thread::sleep(SETTLE);
+        assert!(!still_being_written(&dir, &stamps(&dir)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
