@@ -199,6 +199,26 @@ fn check_name_only(path: &str, entry: &str, policy: &Policy<'_>, r: &mut Report)
 }
 
 /// The blocked-extension set from a comma list plus list-file lines (`exe`, `.exe`, `*.exe`).
+/// Runs `f` with the blocked set of the knob's value (`generation` is the knob's, `knob` reads
+/// it) and the file's lines. The set is built once per thread and kept until the knob or the
+/// lines change: building it allocates a string per extension, checking costs a comparison of
+/// the lines.
+pub fn with_blocked<R>(generation: u64, knob: impl FnOnce() -> String, file_lines: &str, f: impl FnOnce(&HashSet<String>) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<Option<(u64, String, HashSet<String>)>> = const { RefCell::new(None) };
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let fresh = c.as_ref().is_some_and(|(g, lines, _)| *g == generation && lines == file_lines);
+        if !fresh {
+            *c = Some((generation, file_lines.to_string(), blocked_set(&knob(), file_lines)));
+        }
+        let (_, _, set) = c.as_ref().expect("just filled");
+        f(set)
+    })
+}
+
 pub fn blocked_set(knob: &str, file_lines: &str) -> HashSet<String> {
     knob.split(',')
         .chain(file_lines.lines().filter(|l| !l.trim_start().starts_with('#')))
@@ -211,6 +231,16 @@ pub fn blocked_set(knob: &str, file_lines: &str) -> HashSet<String> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn the_blocked_set_is_rebuilt_when_the_knob_or_the_file_changes() {
+        let has = |g: u64, knob: &str, lines: &str, ext: &str| with_blocked(g, || knob.to_string(), lines, |b| b.contains(ext));
+        assert!(has(1, "exe,scr", "", "exe"));
+        assert!(has(1, "ignored: generation 1 is cached", "", "scr"), "the same generation and lines: the kept set");
+        assert!(!has(2, "scr", "", "exe"), "a new knob generation");
+        assert!(has(2, "scr", "# list\n*.iso\n", "iso"), "new file lines");
+        assert!(!has(2, "scr", "", "iso"));
+    }
 
     fn zip_of(entries: &[(&str, &[u8])], password: bool) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

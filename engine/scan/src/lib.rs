@@ -380,18 +380,23 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
 
     // Attachments.
     let atts = p.attachments();
-    let blocked = attachments::blocked_set(&k::SCAN_BLOCKED_EXTENSIONS.get_str(), &tables.attachment_lines);
-    let policy = attachments::Policy {
-        blocked: &blocked,
-        limits: attachments::Limits {
-            depth_max: k::SCAN_ARCHIVE_DEPTH_MAX.get_usize(),
-            entries_max: k::SCAN_ARCHIVE_ENTRIES_MAX.get_usize(),
-            ratio_max: k::SCAN_ARCHIVE_RATIO_MAX.get_u64(),
-            total_bytes_max: k::SCAN_ARCHIVE_BYTES_MAX.get_u64(),
-        },
-    };
-    for (sym, reason) in attachments::check(atts.iter().map(|a| (a.name, a.data)), &policy).findings {
-        r.add("attachments", sym, score_of(sym), reason);
+    if !atts.is_empty() {
+        let knob = &k::SCAN_BLOCKED_EXTENSIONS;
+        let findings = attachments::with_blocked(knob.generation(), || knob.get_str().to_string(), &tables.attachment_lines, |blocked| {
+            let policy = attachments::Policy {
+                blocked,
+                limits: attachments::Limits {
+                    depth_max: k::SCAN_ARCHIVE_DEPTH_MAX.get_usize(),
+                    entries_max: k::SCAN_ARCHIVE_ENTRIES_MAX.get_usize(),
+                    ratio_max: k::SCAN_ARCHIVE_RATIO_MAX.get_u64(),
+                    total_bytes_max: k::SCAN_ARCHIVE_BYTES_MAX.get_u64(),
+                },
+            };
+            attachments::check(atts.iter().map(|a| (a.name, a.data)), &policy).findings
+        });
+        for (sym, reason) in findings {
+            r.add("attachments", sym, score_of(sym), reason);
+        }
     }
 
     // Pictures: off with the reference's threshold 0, unless known spam pictures are listed.
