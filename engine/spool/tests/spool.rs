@@ -226,7 +226,8 @@ fn segments_rotate_recycle_and_never_resurrect_old_records() {
             let (loc, _) = spool.store(m, MessageData { head: vec![], body: vec![b'z'; 100_000] }).await.unwrap();
             spool.finish(&loc).unwrap();
         }
-        // "Crash" now.
+        // "Crash" now (the marks written first, as in the test above).
+        spool.stop_marks();
         let _ = kept;
     });
     let r3 = root.clone();
