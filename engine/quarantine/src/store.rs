@@ -203,7 +203,8 @@ macro_rules! held_select {
 /// claim older than this was left by a crash, and the copy counts as held again.
 pub const RELEASE_CLAIM_MS: u64 = 10 * 60 * 1000;
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch (the crate's one clock reading).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

@@ -9,7 +9,7 @@
 //! on this thread only.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mxguard_telemetry::Event;
@@ -17,7 +17,7 @@ use mxguard_tuning as k;
 use tokio::sync::oneshot;
 
 use crate::db::Location;
-use crate::store::{Entry, Store};
+use crate::store::{now_ms, Entry, Store};
 
 type Answer = oneshot::Sender<Result<usize, String>>;
 
@@ -30,10 +30,6 @@ static GLOBAL: OnceLock<Writer> = OnceLock::new();
 
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const BATCH_MAX: usize = 256;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 impl Writer {
     /// Opens the database at `loc` (so a bad path or an unreachable server fails at start-up)
