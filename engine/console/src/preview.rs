@@ -50,7 +50,7 @@ pub struct Preview {
 pub fn of(parsed: &Parsed, max_bytes: usize) -> Preview {
     let Some(html) = parsed.html().into_iter().next() else { return Preview::default() };
     let cut = html.len() > max_bytes;
-    let html = if cut { &html[..floor_char_boundary(html, max_bytes)] } else { html };
+    let html = &html[..mxguard_scan::mime::floor_char_boundary(html, max_bytes)];
     let images: HashMap<String, String> = parsed
         .attachments()
         .into_iter()
@@ -121,13 +121,6 @@ fn clean(html: &str, images: &HashMap<String, String>) -> (String, usize) {
         });
     let body = b.clean(html).to_string();
     (body, remote.load(Ordering::Relaxed))
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

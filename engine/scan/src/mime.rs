@@ -228,6 +228,16 @@ impl<'a> Parsed<'a> {
     }
 }
 
+/// The largest char boundary of `s` at or below `i` (`str::floor_char_boundary`, which needs
+/// a newer Rust than the workspace's minimum): where to cut text at a byte limit.
+pub fn floor_char_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 /// A header's decoded text, or its raw value unfolded when mail-parser parsed it into a structure.
 fn header_value<'m>(m: &'m Message<'_>, h: &'m mail_parser::Header<'_>) -> Cow<'m, str> {
     match h.value.as_text() {
@@ -252,11 +262,7 @@ fn push_text(out: &mut String, truncated: &mut bool, s: &str, max: usize) {
     if s.len() <= room {
         out.push_str(s);
     } else {
-        let mut cut = room;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.push_str(&s[..cut]);
+        out.push_str(&s[..floor_char_boundary(s, room)]);
         *truncated = true;
     }
 }

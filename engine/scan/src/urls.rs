@@ -142,20 +142,14 @@ fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
             if let Some(v) = attribute(&tag[name_end..], attr) {
                 let text = if name == "form" {
                     // Whether the form asks for secrets: its inputs up to </form> (bounded).
-                    let mut cap = html.len().min(i + 16384);
-                    while !html.is_char_boundary(cap) {
-                        cap -= 1;
-                    }
+                    let cap = crate::mime::floor_char_boundary(html, i + 16384);
                     let rest = &html[i..cap];
                     let body = &rest[..find_ci(rest, "</form").unwrap_or(rest.len())];
                     asks_credentials(body).then(|| CREDENTIALS.to_string())
                 } else if name == "a" {
                     // The anchor's text, up to </a>, tags stripped.
                     // Bounded: a page of unclosed anchors must not cost a scan to the end each.
-                    let mut cap = html.len().min(i + 4096);
-                    while !html.is_char_boundary(cap) {
-                        cap -= 1;
-                    }
+                    let cap = crate::mime::floor_char_boundary(html, i + 4096);
                     let rest = &html[i..cap];
                     let end = find_ci(rest, "</a").unwrap_or(rest.len());
                     Some(strip_tags(&rest[..end]))
