@@ -124,10 +124,13 @@ static CURRENT: OnceLock<RwLock<Arc<Lists>>> = OnceLock::new();
 /// scanner's rules): its files, and a loader that puts them in force or leaves the old set.
 pub struct Companion {
     pub files: Vec<&'static str>,
-    pub reload: fn(&Path) -> Result<usize, Vec<String>>,
+    pub reload: Loader,
     /// Loads the set of a directory as `reload` does, without putting it in force.
-    pub check: fn(&Path) -> Result<usize, Vec<String>>,
+    pub check: Loader,
 }
+
+/// Loads a file set from a directory: how many entries, or every error as `file:line: reason`.
+pub type Loader = fn(&Path) -> Result<usize, Vec<String>>;
 
 static COMPANIONS: Mutex<Vec<Companion>> = Mutex::new(Vec::new());
 
@@ -158,23 +161,33 @@ fn stamps(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
 /// with an error keeps its old version (and the errors of all sets are returned).
 pub fn reload(dir: &Path) -> Result<usize, Vec<String>> {
     let before = stamps(dir);
+    let r = load_all(dir, true);
+    *STAMP.lock().unwrap_or_else(|e| e.into_inner()) = before;
+    r
+}
+
+/// Loads the lists of `dir` and each companion's set, and with `in_force` puts each set that
+/// loads in force (the companions' `reload`; else their `check`). All entries, or all errors.
+fn load_all(dir: &Path, in_force: bool) -> Result<usize, Vec<String>> {
     let mut errors = Vec::new();
     let mut n = 0;
     match Lists::load(dir) {
         Ok(lists) => {
             n += lists.entries();
-            *cell().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(lists);
+            if in_force {
+                *cell().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(lists);
+            }
         }
         Err(e) => errors.extend(e),
     }
-    let loaders: Vec<fn(&Path) -> Result<usize, Vec<String>>> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| c.reload).collect();
+    let loaders: Vec<Loader> =
+        COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| if in_force { c.reload } else { c.check }).collect();
     for load in loaders {
         match load(dir) {
             Ok(m) => n += m,
             Err(e) => errors.extend(e),
         }
     }
-    *STAMP.lock().unwrap_or_else(|e| e.into_inner()) = before;
     if errors.is_empty() {
         Ok(n)
     } else {
@@ -233,24 +246,7 @@ pub fn check_replacement_in(dir: &Path, file: &str, text: &str) -> Result<usize,
                 _ => {}
             }
         }
-        let mut errors = Vec::new();
-        let mut entries = 0;
-        match Lists::load(&stage) {
-            Ok(l) => entries += l.entries(),
-            Err(e) => errors.extend(e),
-        }
-        let checks: Vec<fn(&Path) -> Result<usize, Vec<String>>> = COMPANIONS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|c| c.check).collect();
-        for check in checks {
-            match check(&stage) {
-                Ok(m) => entries += m,
-                Err(e) => errors.extend(e),
-            }
-        }
-        if errors.is_empty() {
-            Ok(entries)
-        } else {
-            Err(errors)
-        }
+        load_all(&stage, false)
     })();
     let _ = std::fs::remove_dir_all(&stage);
     let (staged, real) = (stage.display().to_string(), dir.display().to_string());
