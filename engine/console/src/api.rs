@@ -114,7 +114,7 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                 let mut v = held_json(&h);
                 let parsed = mxguard_scan::parse(&raw);
                 // The HTML part as the console shows it: cleaned, nothing remote (crate::preview).
-                let preview = crate::preview::of(&parsed, mxguard_tuning::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024);
+                let preview = crate::preview::of(&parsed, crate::preview::max_bytes());
                 v["text"] = json!(parsed.text);
                 v["html"] = json!(preview.html);
                 v["remote_images_removed"] = json!(preview.remote_images);

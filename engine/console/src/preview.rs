@@ -46,6 +46,11 @@ pub struct Preview {
     pub cut: bool,
 }
 
+/// `console.preview_max_kb` in bytes: where [`of`] cuts an HTML part in the console and API.
+pub fn max_bytes() -> usize {
+    mxguard_tuning::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024
+}
+
 /// Cleans the first HTML part of the parsed message, cutting it at `max_bytes`.
 pub fn of(parsed: &Parsed, max_bytes: usize) -> Preview {
     let Some(html) = parsed.html().into_iter().next() else { return Preview::default() };
@@ -66,7 +71,7 @@ pub fn of(parsed: &Parsed, max_bytes: usize) -> Preview {
                 .then(|| (cid, format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(a.data))))
         })
         .collect();
-    let (body, remote_images) = clean(html, &images);
+    let (body, remote_images) = clean(html, images);
     Preview {
         html: Some(format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><style>body{{font-family:sans-serif;margin:8px;overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}a{{color:#06c;text-decoration:underline;cursor:not-allowed}}</style></head><body>{body}</body></html>"
@@ -89,10 +94,9 @@ const STYLE_PROPERTIES: &[&str] = &[
 ];
 
 /// The sanitised body, and how many remote images were dropped.
-fn clean(html: &str, images: &HashMap<String, String>) -> (String, usize) {
+fn clean(html: &str, images: HashMap<String, String>) -> (String, usize) {
     let remote = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&remote);
-    let images = images.clone();
     let mut b = ammonia::Builder::default();
     b.add_tags(["font", "center", "big"])
         .add_generic_attributes(["style", "align", "valign", "bgcolor", "width", "height", "dir"])

@@ -10,8 +10,6 @@ use std::net::IpAddr;
 use hyper::{Method, StatusCode};
 use mxguard_telemetry::Event;
 
-use mxguard_tuning as k;
-
 use crate::http::{field, framed, html, redirect, session_cookie, Resp, COOKIE_NAME};
 use crate::ops::{self, now_ms, Action, Refused};
 use crate::pages;
@@ -63,7 +61,7 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                         .collect();
                     let links: Vec<(String, Option<String>)> =
                         mxguard_scan::urls::extract(&p.text, &p.html(), 100).into_iter().filter(|l| !l.src).map(|l| (shown_url(&l), link_text(&l))).collect();
-                    let preview = preview::of(&p, k::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024);
+                    let preview = preview::of(&p, preview::max_bytes());
                     let shown = pages::Shown { text: &p.text, headers: &headers, has_html: preview.html.is_some(), remote_images: preview.remote_images, links: &links };
                     html(StatusCode::OK, pages::message(a, &s.csrf, &h, &shown))
                 }
@@ -74,7 +72,7 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
         // The cleaned HTML, framed by the message page under a policy of its own.
         (&Method::GET, ["message", id, "preview"]) => match id.parse() {
             Ok(id) => match ops::message(ctx, a, id).await {
-                Ok((_, raw)) => match preview::of(&mxguard_scan::parse(&raw), k::CONSOLE_PREVIEW_MAX_KB.get_u64() as usize * 1024).html {
+                Ok((_, raw)) => match preview::of(&mxguard_scan::parse(&raw), preview::max_bytes()).html {
                     Some(doc) => framed(doc, preview::CSP),
                     None => framed(String::from("<!doctype html><p>This message has no HTML part.</p>"), preview::CSP),
                 },
