@@ -660,7 +660,7 @@ pub fn list_file_set(ctx: &Ctx, a: &Account, name: &str, text: &str) -> Done<usi
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    mxguard_policy::tables::check_replacement_in(&dir, name, &text).map_err(|e| Refused::Invalid(e.join("\n")))?;
+    mxguard_policy::tables::check_replacement(&dir, name, &text).map_err(|e| Refused::Invalid(e.join("\n")))?;
     crate::settings::replace_file(&dir.join(name), &text).map_err(Refused::Failed)?;
     let entries = mxguard_policy::tables::reload_now().map_err(|e| Refused::Failed(e.join("\n")))?;
     Event::new("list_file_set").str("file", name).num("bytes", text.len() as u64).str("by", &a.email).emit();

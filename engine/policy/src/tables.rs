@@ -220,17 +220,11 @@ pub fn files() -> Vec<&'static str> {
     FILES.iter().map(|(_, f)| *f).chain([DOMAIN_POLICY_FILE]).chain(extra).collect()
 }
 
-/// Whether the directory given to [`start`] would load with `file` replaced by `text`: the
+/// Whether the lists directory `dir` would load with `file` replaced by `text`: the
 /// lists and every companion are loaded, as the watcher would, from a staged copy of the
 /// directory (a sub-directory of it, removed afterwards), and nothing is put in force. Errors
 /// name the real directory. Cost: a copy of the directory's files and a full load.
-pub fn check_replacement(file: &str, text: &str) -> Result<usize, Vec<String>> {
-    let dir = DIR.get().ok_or_else(|| vec!["lists are not loaded".to_string()])?;
-    check_replacement_in(dir, file, text)
-}
-
-/// [`check_replacement`] for the lists of `dir`.
-pub fn check_replacement_in(dir: &Path, file: &str, text: &str) -> Result<usize, Vec<String>> {
+pub fn check_replacement(dir: &Path, file: &str, text: &str) -> Result<usize, Vec<String>> {
     if !files().contains(&file) {
         return Err(vec![format!("{file}: not a file of the lists directory")]);
     }
@@ -346,15 +340,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mxg-tables-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(FILES[0].1), "10.0.0.1\n").unwrap();
-        assert_eq!(check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/24\n"), Ok(2));
-        let e = check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/99\n").unwrap_err();
+        assert_eq!(check_replacement(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/24\n"), Ok(2));
+        let e = check_replacement(&dir, FILES[0].1, "10.0.0.1\n10.0.0.0/99\n").unwrap_err();
         assert_eq!(e.len(), 1);
         assert!(e[0].contains(&format!("{}/ip-blacklist.txt:2:", dir.display())), "errors name the real directory: {e:?}");
         // The other files are read as they are: a bad one fails any replacement.
         std::fs::write(dir.join(DOMAIN_POLICY_FILE), "example.test dnsbl = maybe\n").unwrap();
-        assert!(check_replacement_in(&dir, FILES[0].1, "10.0.0.1\n").is_err());
-        assert!(check_replacement_in(&dir, DOMAIN_POLICY_FILE, "example.test dnsbl = off\n").is_ok());
-        assert!(check_replacement_in(&dir, "../passwd", "x").is_err(), "only the directory's own files");
+        assert!(check_replacement(&dir, FILES[0].1, "10.0.0.1\n").is_err());
+        assert!(check_replacement(&dir, DOMAIN_POLICY_FILE, "example.test dnsbl = off\n").is_ok());
+        assert!(check_replacement(&dir, "../passwd", "x").is_err(), "only the directory's own files");
         assert_eq!(std::fs::read_to_string(dir.join(FILES[0].1)).unwrap(), "10.0.0.1\n", "nothing written");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "the staged copy is gone");
         std::fs::remove_dir_all(dir).unwrap();
