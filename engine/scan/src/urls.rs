@@ -55,7 +55,7 @@ impl Link {
 pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
     let push = |l: Link, out: &mut Vec<Link>| {
-        if out.len() < max && !out.iter().any(|o| o.url == l.url && o.text == l.text && o.form == l.form) {
+        if out.len() < max && !out.iter().any(|o| o.url == l.url && o.text == l.text && o.form == l.form && o.credentials == l.credentials) {
             out.push(l);
         }
     };
@@ -441,6 +441,17 @@ mod tests {
         assert!(hidden[0].obfuscated && !links[0].obfuscated);
         let wrapped = extract("", &["<a href='http://www.cnet.example/a?b=1&#10;&amp;c=2'>x</a>"], 10);
         assert!(!wrapped[0].obfuscated, "a line break in the query is a mailer's wrap");
+    }
+
+    #[test]
+    fn forms_to_one_target_are_kept_apart_by_what_they_ask() {
+        // A search box and a login form posting to the same script: the second is the harvest.
+        let html = "<form action='http://h.example/p.php'><input name=q></form>\
+                    <form action='http://h.example/p.php'><input type=password name=pw></form>";
+        let forms = extract("", &[html], 10);
+        assert_eq!(forms.len(), 2, "{forms:?}");
+        assert!(!forms[0].credentials && forms[1].credentials);
+        assert!(forms.iter().all(|f| f.form && f.text.is_none()), "a form's link has no anchor text");
     }
 
     #[test]
