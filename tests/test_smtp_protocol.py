@@ -289,6 +289,40 @@ def test_slow_body_is_timed_out(make_gateway, sink):
     assert code == 421 and time.time() - t0 < 8
 
 
+def test_stalled_bodies_do_not_hold_the_admission_gate_shut(make_gateway, sink):
+    # Each core admits 4 bodies at first (smtpd/admission.rs). Twelve senders that stop after
+    # DATA's 354 would hold the gate shut for the whole data timeout, were it not for
+    # smtp.body_pass_ms: their passes expire, the queued ones get their 354, and a normal
+    # sender gets through at once.
+    g = make_gateway(sink.port, {"smtp.ack_target_ms": "3", "smtp.body_pass_ms": "200", "smtp.data_timeout_s": "60",
+                                 "smtp.min_data_rate_bps": "0"}, name="gate")
+    stalled = []
+    for _ in range(12):
+        s, f = raw(g.port, timeout=10)
+        reply(f)
+        s.sendall(b"EHLO c\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n")
+        stalled.append((s, f))
+    t0 = time.time()
+    for s, f in stalled:
+        assert [reply(f)[0] for _ in range(4)] == [250, 250, 250, 354]
+        s.sendall(b"Subject: stalled\r\n")
+    assert time.time() - t0 < 5, "queued senders are admitted as the stalled passes expire"
+    t0 = time.time()
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.sendmail("a@sender.example", ["fast@example.test"], b"Subject: fast\r\n\r\nx\r\n")
+    assert time.time() - t0 < 2, "stalled bodies must not delay others"
+    m = g.metrics()
+    assert m["mxguard_smtp_body_passes_expired_total"] >= 8
+    assert m["mxguard_smtp_body_waits_total"] >= 4
+    assert m["mxguard_smtp_body_limit"] > 0
+    # The stalled ones still finish normally.
+    for s, f in stalled:
+        s.sendall(b"\r\nbody\r\n.\r\n")
+        assert reply(f)[0] == 250
+        s.close()
+    wait_for(lambda: sink.stats()["messages"] == 13, what="all 13 messages")
+
+
 def test_swaks_end_to_end(gateway, sink):
     r = subprocess.run(["swaks", "--server", f"127.0.0.1:{gateway.port}", "--to", "swaks@example.test",
                         "--from", "a@sender.example", "--h-Subject", "from swaks", "--pipeline"],

@@ -17,6 +17,7 @@ use mxguard_telemetry::{Event, METRICS};
 use mxguard_tls::Stream;
 use mxguard_tuning as k;
 
+use crate::admission;
 use crate::limits::{self, Refused};
 use crate::{ConnInfo, ConnSummary, Handler, Shutdown};
 
@@ -45,6 +46,8 @@ fn session_config(starttls: bool, implicit_tls: bool) -> Config {
 
 enum ReadOutcome {
     Data(usize),
+    /// The body pass ran out before more arrived; the read may be retried.
+    PassExpired,
     Eof,
     Timeout,
     Shutdown,
@@ -66,6 +69,8 @@ struct Conn<H: Handler> {
     session_deadline: Instant,
     mail: Option<MailFrom>,
     draining: bool,
+    /// Held from DATA's 354 (or the first BDAT chunk) to the message's reply: admission.rs.
+    pass: Option<admission::Pass>,
 }
 
 /// Initial input buffer: enough for any command and a TCP segment or two of body. It grows
@@ -130,6 +135,7 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
         session_deadline: Instant::now() + Duration::from_secs(k::SMTP_SESSION_TIMEOUT_S.get_u64()),
         mail: None,
         draining: false,
+        pass: None,
     };
     let end = conn.drive().await;
     let summary = ConnSummary { messages: conn.session.messages(), errors: conn.session.errors(), end };
@@ -196,6 +202,12 @@ impl<H: Handler> Conn<H> {
         if limit.is_zero() {
             return ReadOutcome::Timeout;
         }
+        // A slow body stops holding its pass once the pass expires (admission.rs).
+        let pass_left = self.pass.as_ref().and_then(|p| p.expires()).map(|e| e.saturating_duration_since(now));
+        let pass_binds = pass_left.is_some_and(|left| left < limit);
+        if let Some(left) = pass_left.filter(|_| pass_binds) {
+            limit = left;
+        }
         let shutdown = self.ctx.shutdown.clone();
         let listen_for_shutdown = !self.draining;
         let (stream, buf, end) = (&mut self.stream, &mut self.buf, self.end);
@@ -220,6 +232,15 @@ impl<H: Handler> Conn<H> {
         } else {
             read.await
         };
+        if pass_binds && matches!(outcome, ReadOutcome::Timeout) {
+            if let Some(p) = self.pass.as_mut() {
+                p.release();
+            }
+            if phase == Phase::Body {
+                self.body_budget = self.body_budget.saturating_sub(now.elapsed());
+            }
+            return ReadOutcome::PassExpired;
+        }
         if let ReadOutcome::Data(n) = outcome {
             self.end += n;
             if phase == Phase::Body {
@@ -262,7 +283,7 @@ impl<H: Handler> Conn<H> {
                             self.flush().await;
                             return "shutdown";
                         }
-                        ReadOutcome::Error => return "error",
+                        ReadOutcome::Error | ReadOutcome::PassExpired => return "error",
                     }
                 }
                 self.session.greet()
@@ -284,6 +305,14 @@ impl<H: Handler> Conn<H> {
                 self.mail = None;
             }
             let new_phase = self.session.phase();
+            if new_phase == Phase::Body && self.pass.is_none() {
+                // Before the 354 goes out (or the BDAT chunk is read): wait while this core is
+                // saturated, so the messages already streaming get their replies soon.
+                self.pass = Some(admission::enter().await);
+            } else if new_phase != Phase::Body && !matches!(step, Step::Ask(Ask::Message)) {
+                // Refused, reset or between BDAT chunks: no body in flight.
+                self.pass = None;
+            }
             if new_phase != phase {
                 if new_phase == Phase::Body {
                     self.body_budget = Duration::from_secs(k::SMTP_DATA_TIMEOUT_S.get_u64());
@@ -305,7 +334,7 @@ impl<H: Handler> Conn<H> {
                         return "error";
                     }
                     match self.read().await {
-                        ReadOutcome::Data(_) => {}
+                        ReadOutcome::Data(_) | ReadOutcome::PassExpired => {}
                         ReadOutcome::Eof => return "eof",
                         ReadOutcome::Error => return "error",
                         ReadOutcome::Timeout => {
@@ -453,7 +482,11 @@ impl<H: Handler> Conn<H> {
                 }
                 self.mail = None;
                 self.session.answer_message(reply);
-                METRICS.eod_to_reply.record(t0.elapsed());
+                let took = t0.elapsed();
+                if let Some(p) = self.pass.take() {
+                    p.done(took);
+                }
+                METRICS.eod_to_reply.record(took);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! It must never block the executor, never buffer more of a client's input than the session's
 //! line limits allow, and never leave a client without a reply or a close.
 
+pub mod admission;
 mod conn;
 pub mod limits;
 pub mod shutdown;

@@ -136,6 +136,11 @@ pub struct Metrics {
     pub greylist_full: Counter,
     pub pregreet_refused: Counter,
     pub conn_rate_refused: Counter,
+    /// Body admission (smtpd/admission.rs): the sum of the cores' limits on bodies in flight,
+    /// transactions that waited for a pass, and passes dropped because their sender was slow.
+    pub smtp_body_limit: Gauge,
+    pub smtp_body_waits: Counter,
+    pub smtp_body_passes_expired: Counter,
     pub av_viruses: Counter,
     /// Messages ClamAV could not answer for (error, timeout, queue full, no signatures).
     pub av_unchecked: Counter,
@@ -152,6 +157,8 @@ pub struct Metrics {
     pub bayes_ham: Counter,
     /// End of data received → final reply sent (includes the spool fsync).
     pub eod_to_reply: Latency,
+    /// DATA/BDAT → body admitted, for the transactions that had to wait.
+    pub smtp_body_wait: Latency,
     /// Content scan of one message (parse and every scanner).
     pub scan_time: Latency,
     /// ClamAV scan of one message, queueing included.
@@ -192,10 +199,14 @@ pub static METRICS: Metrics = Metrics {
     greylist_deferred: Counter::new(),
     greylist_full: Counter::new(),
     pregreet_refused: Counter::new(),
+    smtp_body_limit: Gauge::new(),
+    smtp_body_waits: Counter::new(),
+    smtp_body_passes_expired: Counter::new(),
     conn_rate_refused: Counter::new(),
     av_viruses: Counter::new(),
     av_unchecked: Counter::new(),
     eod_to_reply: Latency::new(),
+    smtp_body_wait: Latency::new(),
     scan_time: Latency::new(),
     av_time: Latency::new(),
     bayes_tokens: Gauge::new(),
@@ -274,6 +285,10 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"pregreet_refused\"}} {}", m.pregreet_refused.get());
     let _ = writeln!(o, "mxguard_policy_events_total{{kind=\"conn_rate_refused\"}} {}", m.conn_rate_refused.get());
     summary(&mut o, "mxguard_eod_to_reply_seconds", "End of data to final reply (spool fsync included).", &m.eod_to_reply);
+    g(&mut o, "mxguard_smtp_body_limit", "Message bodies the cores take in at once, summed over cores (0: gate off).", m.smtp_body_limit.get());
+    c(&mut o, "mxguard_smtp_body_waits_total", "Transactions held before 354 or their first BDAT chunk by a saturated core.", m.smtp_body_waits.get());
+    c(&mut o, "mxguard_smtp_body_passes_expired_total", "Bodies that stopped counting against the limit because their sender was slow.", m.smtp_body_passes_expired.get());
+    summary(&mut o, "mxguard_smtp_body_wait_seconds", "How long held transactions waited to be admitted.", &m.smtp_body_wait);
     summary(&mut o, "mxguard_scan_seconds", "Content scan of one message (MIME parse and every scanner).", &m.scan_time);
     c(&mut o, "mxguard_av_viruses_total", "Messages in which ClamAV found a virus.", m.av_viruses.get());
     c(&mut o, "mxguard_av_unchecked_total", "Messages ClamAV could not scan (error, timeout, queue full, no signatures).", m.av_unchecked.get());
