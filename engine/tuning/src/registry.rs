@@ -70,7 +70,7 @@ registry! {
         "Time without body progress after which a DATA/BDAT transfer is abandoned with 421." }
     SMTP_MIN_DATA_RATE_BPS { int "smtp.min_data_rate_bps", 500, 0..=1_000_000_000, live,
         "Body bytes per second a client must keep up; slower transfers time out (0 disables)." }
-    SMTP_ACK_TARGET_MS { int "smtp.ack_target_ms", 3, 0..=60_000, live,
+    SMTP_ACK_TARGET_MS { int "smtp.ack_target_ms", 2, 0..=60_000, live,
         "Keep end of data → reply under this: a saturated core holds new DATA/BDAT until bodies in flight finish (0 never holds)." }
     SMTP_BODY_PASS_MS { int "smtp.body_pass_ms", 200, 1..=600_000, live,
         "A body still arriving after this long stops counting against smtp.ack_target_ms's limit (slow senders cannot hold others)." }
