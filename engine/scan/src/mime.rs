@@ -73,6 +73,9 @@ pub struct Parsed<'a> {
     pub text_parts: usize,
     pub html_parts: usize,
     pub defects: Vec<Defect>,
+    /// HTML parts whose quoted-printable mail-parser could not decode, decoded leniently here
+    /// (a mail client shows them, so the scanners must read them decoded too).
+    repaired_html: Vec<String>,
     parts_max: usize,
 }
 
@@ -90,6 +93,7 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
                 text_parts: 0,
                 html_parts: 0,
                 defects: vec![Defect::Unparseable],
+                repaired_html: Vec::new(),
                 parts_max,
             }
         }
@@ -101,9 +105,23 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
     if header_has_raw_8bit(raw) {
         defects.push(Defect::RawEightBitHeader);
     }
+    let mut repaired_html = Vec::new();
     let complete = walk(&msg, parts_max, &mut |part, kind| {
         if part.is_encoding_problem && !defects.contains(&Defect::BadEncoding) {
             defects.push(Defect::BadEncoding);
+        }
+        if let Some((decoded, html)) = repair(part, kind) {
+            if html {
+                html_parts += 1;
+                if text.len() < text_max {
+                    push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(&decoded), text_max);
+                }
+                repaired_html.push(decoded);
+            } else {
+                text_parts += 1;
+                push_text(&mut text, &mut truncated, &decoded, text_max);
+            }
+            return;
         }
         let multipart = part.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
         if multipart && part.content_type().and_then(|c| c.attribute("boundary")).is_none() && !defects.contains(&Defect::MissingBoundary) {
@@ -126,7 +144,70 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
     if !complete {
         defects.push(Defect::TooManyParts);
     }
-    Parsed { message: Some(msg), subject, text, truncated, text_parts, html_parts, defects, parts_max }
+    Parsed { message: Some(msg), subject, text, truncated, text_parts, html_parts, defects, repaired_html, parts_max }
+}
+
+/// A body part mail-parser gave up decoding, as the raw quoted-printable text: decoded leniently
+/// (what mail clients do), and whether it is HTML. `None` for every other part.
+fn repair(part: &MessagePart<'_>, kind: Kind) -> Option<(String, bool)> {
+    if !repairable(part, kind) {
+        return None;
+    }
+    let raw = match &part.body {
+        PartType::Text(t) | PartType::Html(t) => t.as_ref(),
+        _ => return None,
+    };
+    let html = part.content_type().is_some_and(|c| c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("html")))
+        || matches!(part.body, PartType::Html(_));
+    Some((String::from_utf8_lossy(&lenient_qp(raw.as_bytes())).into_owned(), html))
+}
+
+/// Whether [`repair`] applies: a body part flagged as badly encoded, declared quoted-printable.
+fn repairable(part: &MessagePart<'_>, kind: Kind) -> bool {
+    // mail-parser files a body it could not decode under the attachments; one without a file
+    // name or an `attachment` disposition is still the body the reader sees.
+    let body = kind == Kind::Body
+        || (kind == Kind::Attachment
+            && part.attachment_name().is_none()
+            && !part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment")));
+    part.is_encoding_problem
+        && body
+        && matches!(part.body, PartType::Text(_) | PartType::Html(_))
+        && part.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case("quoted-printable"))
+}
+
+/// Quoted-printable decoding that never fails: `=XY` with two hex digits is the byte, `=` at a
+/// line's end (spaces allowed before the break) joins lines, anything else is kept as written.
+/// Linear, one output buffer.
+pub fn lenient_qp(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b != b'=' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        if let (Some(h), Some(l)) = (input.get(i + 1).and_then(|&c| hex(c)), input.get(i + 2).and_then(|&c| hex(c))) {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        // A soft line break: `=`, optional blanks, then LF or CRLF (or the end).
+        let mut j = i + 1;
+        while j < input.len() && (input[j] == b' ' || input[j] == b'\t') {
+            j += 1;
+        }
+        if j == input.len() || input[j] == b'\n' || (input[j] == b'\r' && input.get(j + 1) == Some(&b'\n')) {
+            i = if j == input.len() { j } else if input[j] == b'\n' { j + 1 } else { j + 2 };
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
 }
 
 /// How a part is used.
@@ -177,10 +258,13 @@ impl<'a> Parsed<'a> {
         if let Some(m) = &self.message {
             walk(m, self.parts_max, &mut |part, kind| {
                 if let (Kind::Body, PartType::Html(h)) = (kind, &part.body) {
-                    out.push(h.as_ref());
+                    if !repairable(part, kind) {
+                        out.push(h.as_ref());
+                    }
                 }
             });
         }
+        out.extend(self.repaired_html.iter().map(String::as_str));
         out
     }
 
@@ -189,7 +273,7 @@ impl<'a> Parsed<'a> {
         let mut out = Vec::new();
         if let Some(m) = &self.message {
             walk(m, self.parts_max, &mut |part, kind| {
-                if kind != Kind::Attachment {
+                if kind != Kind::Attachment || repairable(part, kind) {
                     return;
                 }
                 let data: &[u8] = match &part.body {
@@ -275,6 +359,38 @@ fn header_has_raw_8bit(raw: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lenient_qp_decodes_what_it_can_and_keeps_the_rest() {
+        for (input, want) in [
+            ("a=3Db", "a=b"),
+            ("soft=\r\nbreak", "softbreak"),
+            ("soft= \nbreak", "softbreak"),
+            ("x==3Dy", "x==y"),
+            ("=ZZ and =4", "=ZZ and =4"),
+            ("end=", "end"),
+            ("caf=C3=A9", "café"),
+        ] {
+            assert_eq!(String::from_utf8_lossy(&super::lenient_qp(input.as_bytes())), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn html_whose_quoted_printable_mail_parser_refuses_is_read_decoded() {
+        // `==` makes mail-parser give up and hand back the raw text; a mail client still shows
+        // the link, so the scanners must see it.
+        let raw = b"From: a@b.example\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"--b1\"\r\n\r\n\
+            ----b1\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+            <p>Update now ==&gt; <a href=3D\"http://10.1.2.3/upd=\r\nate/\">here</a></p>\r\n----b1--\r\n";
+        let p = super::parse(raw, 1 << 20, 100);
+        assert!(p.defects.contains(&super::Defect::BadEncoding));
+        let html = p.html();
+        assert_eq!(html.len(), 1, "{html:?}");
+        assert!(html[0].contains(r#"href="http://10.1.2.3/update/""#), "{}", html[0]);
+        assert!(p.text.contains("Update now") && !p.text.contains("=3D"), "{}", p.text);
+        assert_eq!(p.html_parts, 1);
+        assert!(p.attachments().is_empty(), "the repaired body is no attachment");
+    }
+
     use super::*;
 
     #[test]
