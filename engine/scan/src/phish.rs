@@ -115,6 +115,15 @@ fn asks_to_log_in(path: &str) -> bool {
     contains_any(path, LOGIN_WORDS)
 }
 
+/// Anchor texts that ask the reader to act on an account ("Click here to prove your identity",
+/// "Log in now", "Verify your account"); a few verbs and nouns, matched as substrings.
+fn asks_to_act_on_account(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    const ACTS: &[&str] = &["verify", "confirm", "prove", "validate", "log in", "login", "log on", "sign in", "signin", "unlock", "restore", "reactivate"];
+    const OBJECTS: &[&str] = &["identity", "account", "information", "details", "access", "password", "log in", "login", "sign in", "here"];
+    t.len() <= 80 && ACTS.iter().any(|a| t.contains(a)) && OBJECTS.iter().any(|o| t.contains(o))
+}
+
 /// Letters and digits of `s`, lower case: how names are compared (`Pay.Pal` is `paypal`).
 fn squash(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
@@ -212,16 +221,28 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             once("PHISH_BRAND_NAME", format!("the sender calls itself {:?} but writes from {from_domain}, not {brand}", cx.from_name), &mut out);
         }
     }
-    // The sender names itself (its domain's label, letters only) in the subject or display name.
+    // The sender names itself (its domain's label, letters only) in the subject or display name;
+    // a short label ("KEY Support Team" from key.com) only as a whole word. A sender whose own
+    // domain dresses up in a protected brand's name (postbankde.com for postbank.de) claims to be
+    // that brand whatever its subject says.
     let claims_sender = !cx.mailing_list
-        && from_label.is_some_and(|f| f.len() >= 5 && (squash(cx.subject).contains(f) || squash(cx.from_name).contains(f)));
+        && from_label.is_some_and(|f| {
+            (f.len() >= 5 && (squash(cx.subject).contains(f) || squash(cx.from_name).contains(f)))
+                || (f.len() >= 3 && (names(cx.subject, f) || names(cx.from_name, f)))
+                || (!from_is_brand && brand_labels.iter().any(|(label, _)| label.len() >= 5 && f.contains(label)))
+        });
+    // The message dresses as the sender: it links to the sender's own site too (footers, logos).
+    let links_home = !from_domain.is_empty() && links.iter().any(|l| l.domain == from_domain && !l.src);
     // The organisation the display name gives, squashed: its first two and three words
     // ("Washington Mutual Support" -> washingtonmutual, washingtonmutualsupport), 8 letters or more.
     let display_orgs: Vec<String> = if cx.mailing_list {
         Vec::new()
     } else {
         let words: Vec<String> = cx.from_name.split_whitespace().map(squash).collect();
-        (2..=3.min(words.len())).map(|n| words[..n].concat()).filter(|o| o.len() >= 8).collect()
+        (2..=3.min(words.len()))
+            .flat_map(|n| words.windows(n).map(|w| w.concat()).collect::<Vec<_>>())
+            .filter(|o| o.len() >= 8)
+            .collect()
     };
     for l in links {
         if l.src {
@@ -311,6 +332,19 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             && !is_picture(l.path())
         {
             once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} asks to log in or verify at {}", l.host), &mut out);
+        } else if claims_sender
+            && links_home
+            && l.html
+            && !l.src
+            && !l.form
+            && l.domain != from_domain
+            && !from_label.is_some_and(|f| same_org(f, link_label))
+            && !sets.brands.contains(&l.domain)
+            && l.text.as_deref().is_some_and(asks_to_act_on_account)
+        {
+            // Dressed as the sender (it links home for the rest), but the button that asks for
+            // the login goes elsewhere.
+            once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} links home, but its login button leads to {}", l.host), &mut out);
         }
         if !l.form && !l.ip && l.domain != from_domain {
             // A clickable link whose host spells a protected brand's name as a word (between
@@ -364,6 +398,14 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         if !l.src && !l.ip && l.domain != from_domain && !sets.brands.contains(&l.domain) {
             let reg_label = l.domain.split('.').next().unwrap_or("");
             let candidates = std::iter::once(reg_label.replace('-', "")).chain(reg_label.split('-').filter(|w| w.len() >= 6).map(str::to_string));
+            // The sender's own name respelled with dashes under another domain, on a login page
+            // (update.comfed-bank.net for comfedbank.com).
+            let respelled = reg_label.contains('-')
+                && from_label.is_some_and(|f| f.len() >= 5 && reg_label.replace('-', "") == f)
+                && (asks_to_log_in(l.path()) || login_host(&l.host));
+            if respelled {
+                once("PHISH_LOOKALIKE", format!("{} respells the sender's {from_domain}", l.domain), &mut out);
+            }
             for cand in candidates {
                 let brand = brand_labels.iter().find(|(b, _)| b.len() >= 6 && one_slip(&cand, b)).map(|(_, d)| d.to_string());
                 let org = brand.or_else(|| display_orgs.iter().find(|o| one_slip(&cand, o)).cloned());
@@ -599,5 +641,33 @@ mod tests {
         // A brand's employee posting to a list links wherever they like.
         let post = Context { from_domain: "adobe.com", mailing_list: true, ..Context::default() };
         assert!(syms_in(r#"<a href="http://www.xent.example/">x</a>"#, &post).is_empty());
+    }
+
+    #[test]
+    fn senders_that_dress_up_and_send_the_login_elsewhere() {
+        // The display name's organisation anywhere in the name ("Support Deutsche Bank").
+        let db = Context { from_domain: "deutsche-bank.de", from_name: "Support Deutsche Bank", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://meine-deutschebnk.example/">auszufullen</a>"#, &db), vec!["PHISH_LOOKALIKE"]);
+        // A short sender label named as a word; the page links home, the login button does not.
+        let key = Context { from_domain: "key.com", from_name: "KEY Support Team", subject: "KEY - Security Alert", ..Context::default() };
+        let html = r#"<a href="http://keynetbank.example/updating/">Click here to prove your identity</a>
+            <a href="http://www.key.com/useragreement">User Agreement</a>"#;
+        assert_eq!(syms_in(html, &key), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        let no_home = r#"<a href="http://keynetbank.example/updating/">Click here to prove your identity</a>"#;
+        assert!(syms_in(no_home, &key).is_empty(), "not dressed as the sender");
+        let newsletter = r#"<a href="http://click.esp.example/r/1">Read the story</a> <a href="http://www.key.com/">home</a>"#;
+        assert!(syms_in(newsletter, &key).is_empty(), "a tracker link that asks for nothing");
+        let hobby = Context { from_domain: "key.com", from_name: "Monkey Club", subject: "donkey rides", ..Context::default() };
+        assert!(syms_in(html, &hobby).is_empty(), "key only inside other words");
+        // A sender domain wearing a brand's name (postbankde for postbank.de) asks to log in elsewhere.
+        let pb = Context { from_domain: "postbankde.example", from_name: "kelton baird", subject: "Online Kunden", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://post-auth.example/">Kunden</a>"#, &pb), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        assert!(syms_in(r#"<a href="http://news.example/">Kunden</a>"#, &pb).is_empty(), "no login page");
+        // The sender's own name respelled with a dash, on a login page.
+        let cf = Context { from_domain: "comfedbank.com", from_name: "Commercial Federal Bank", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://update.comfed-bank.example/images/login/SITE/index.htm">x</a>"#, &cf), vec!["PHISH_LOOKALIKE"]);
+        assert!(syms_in(r#"<a href="http://www.comfed-bank.example/about.html">x</a>"#, &cf).is_empty(), "no login page");
+        assert!(asks_to_act_on_account("Verify your account") && asks_to_act_on_account("Log in here"));
+        assert!(!asks_to_act_on_account("Confirm your subscription") && !asks_to_act_on_account("Read more"));
     }
 }
