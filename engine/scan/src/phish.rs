@@ -124,6 +124,32 @@ fn asks_to_act_on_account(text: &str) -> bool {
     t.len() <= 80 && ACTS.iter().any(|a| t.contains(a)) && OBJECTS.iter().any(|o| t.contains(o))
 }
 
+/// Whether the link carries, after its own host, a whole URL (`http://…`, or URL-encoded
+/// `http%3A%2F%2F…`) to a host of `domain`: a click tracker that says where it sends the reader
+/// (`tracker.example/click/123/*http://www.shop.example/offer`). A path that merely names the
+/// host, without the scheme, is the phishing kit's disguise and does not count.
+fn redirects_to(l: &Link, domain: &str) -> bool {
+    if domain.is_empty() {
+        return false;
+    }
+    let url = l.url.to_ascii_lowercase();
+    let after_host = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_host..];
+    ["http://", "https://", "http%3a%2f%2f", "https%3a%2f%2f"].iter().any(|scheme| {
+        rest.match_indices(scheme).any(|(i, m)| {
+            // A tracker's own part asks for nothing; a kit that copies a brand's return URL into
+            // its login link (`…?MfcISAPICommand=…&ru=http://www.ebay.com`) does.
+            if asks_for_account(&rest[..i]) {
+                return false;
+            }
+            let tail = &rest[i + m.len()..];
+            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(tail.len());
+            let host = &tail[..end];
+            crate::urls::registrable(host) == domain
+        })
+    })
+}
+
 /// Letters and digits of `s`, lower case: how names are compared (`Pay.Pal` is `paypal`).
 fn squash(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
@@ -259,7 +285,12 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                     || shown == from_domain
                     || l.ip
                     || (shown_label.len() >= 3 && (names(cx.from_name, shown_label) || mentions(cx.subject, shown_label)));
-                if claimed && shown != l.domain && !l.domain.ends_with(&format!(".{shown}")) && l.domain != from_domain {
+                if claimed
+                    && shown != l.domain
+                    && !l.domain.ends_with(&format!(".{shown}"))
+                    && l.domain != from_domain
+                    && !redirects_to(l, &shown)
+                {
                     once("PHISH_TEXT_MISMATCH", format!("a link shows {shown} but leads to {}", l.domain), &mut out);
                 }
             }
@@ -280,7 +311,8 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             if let Some(named) = host_in_path(l.path(), &l.domain, &from_domain, sets.brands) {
                 let d = crate::urls::registrable(&named);
                 let label = d.split('.').next().unwrap_or("");
-                if l.ip || sets.brands.contains(&d) || d == from_domain || (label.len() >= 4 && names(cx.from_name, label)) {
+                let named_site = l.ip || sets.brands.contains(&d) || d == from_domain || (label.len() >= 4 && names(cx.from_name, label));
+                if named_site && !redirects_to(l, &d) {
                     once("PHISH_DOMAIN_IN_PATH", format!("a link to {} names {named} in its path", l.host), &mut out);
                 }
             }
@@ -298,7 +330,13 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
         } else if l.form && from_domain.is_empty() {
             once("PHISH_FORM", format!("a form posts to {}", l.domain), &mut out);
         }
-        if from_is_brand && !cx.mailing_list && !l.form && l.domain != from_domain && (l.html || l.ip || asks_for_account(l.path())) {
+        if from_is_brand
+            && !cx.mailing_list
+            && !l.form
+            && l.domain != from_domain
+            && (l.html || l.ip || asks_for_account(l.path()))
+            && !redirects_to(l, &from_domain)
+        {
             once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
         }
         if !l.src && l.domain != from_domain && !sets.brands.contains(&l.domain) {
@@ -366,7 +404,10 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                     // host of a login page there (creditunion1.cyber-branch.example/cgi-bin/update).
                     from_label
                         .filter(|f| {
-                            f.len() >= 4 && *f != reg_label && (has_word(reg_label, f) || (has_word(&l.host, f) && asks_for_account(l.path())))
+                            f.len() >= 4
+                                && *f != reg_label
+                                && ((has_word(reg_label, f) && f.len() >= 6)
+                                    || ((has_word(reg_label, f) || has_word(&l.host, f)) && (asks_for_account(l.path()) || login_host(&l.host))))
                         })
                         .map(|f| (f, from_domain.as_str()))
                 })
@@ -669,5 +710,28 @@ mod tests {
         assert!(syms_in(r#"<a href="http://www.comfed-bank.example/about.html">x</a>"#, &cf).is_empty(), "no login page");
         assert!(asks_to_act_on_account("Verify your account") && asks_to_act_on_account("Log in here"));
         assert!(!asks_to_act_on_account("Confirm your subscription") && !asks_to_act_on_account("Read more"));
+    }
+
+    #[test]
+    fn click_trackers_that_name_their_target_are_not_disguises() {
+        // A shop's newsletter through its mailing company's tracker, which carries the shop's URL.
+        let shop = Context { from_domain: "mailer.example", from_name: "Tesco .ie", subject: "Offers at tesco.ie", ..Context::default() };
+        let tracked = r#"<a href="http://www.tracker.example/Clickthrough/1/2/*http://www.tesco.ie/offers">www.tesco.ie</a>"#;
+        assert!(syms_in(tracked, &shop).is_empty(), "{:?}", syms_in(tracked, &shop));
+        // The same shown site with the target only named, no scheme: the phishing kit's way.
+        let kit = r#"<a href="http://evil.example/www.tesco.ie/login/">www.tesco.ie</a>"#;
+        assert_eq!(syms_in(kit, &shop), vec!["PHISH_TEXT_MISMATCH", "PHISH_DOMAIN_IN_PATH"]);
+        // A brand's newsletter whose tracker sends the reader back to the brand (URL-encoded).
+        let apple = r#"<a href="http://www.tracker.example/routage?F=x&D=http%3A%2F%2Fstore.apple.com%2FApple">Click here</a>"#;
+        assert!(syms(apple, "lists.apple.com").is_empty());
+        assert_eq!(syms(r#"<a href="http://www.tracker.example/r?D=http%3A%2F%2Fevil.example%2F">Click here</a>"#, "lists.apple.com"), vec!["PHISH_BRAND_SENDER"]);
+        let copied = r#"<a href="http://www.kit.example/index.php?MfcISAPICommand=ChangeFPP&ru=http://www.ebay.com">Click here</a>"#;
+        assert_eq!(syms(copied, "ebay.com"), vec!["PHISH_BRAND_SENDER"], "a login link that copies the brand's return URL");
+        // Long sender names as a word of another domain count without a login sign; short
+        // ones (perl) have honest neighbours.
+        assert_eq!(syms(r#"<a href="http://confirm-bankone.example/">x</a>"#, "bankone.com"), vec!["PHISH_BRAND_IN_HOST"]);
+        // The sender's name inside another organisation's domain needs a login sign.
+        assert!(syms(r#"<a href="http://www.perl-foundation.example/donate.html">x</a>"#, "perl.org").is_empty());
+        assert_eq!(syms(r#"<a href="http://www.perl-foundation.example/login/">x</a>"#, "perl.org"), vec!["PHISH_BRAND_IN_HOST"]);
     }
 }
