@@ -105,10 +105,10 @@ fn is_picture(path: &str) -> bool {
 }
 
 /// A host named for a login (`site-secur.example`, `psis-account-verification.example`,
-/// `post-auth.example`): the words of [`LOGIN_WORDS`] plus `secur` and `auth`, in the labels
-/// before the public suffix.
+/// `post-auth.example`, `cuna-updatecenter.example`): the words of [`LOGIN_WORDS`] plus `secur`,
+/// `auth` and `updat`, in the labels before the public suffix.
 fn login_host(host: &str) -> bool {
-    contains_any(host, LOGIN_WORDS) || contains_any(host, &["secur", "auth"])
+    contains_any(host, LOGIN_WORDS) || contains_any(host, &["secur", "auth", "updat"])
 }
 
 fn asks_to_log_in(path: &str) -> bool {
@@ -129,25 +129,46 @@ fn asks_to_act_on_account(text: &str) -> bool {
 /// (`tracker.example/click/123/*http://www.shop.example/offer`). A path that merely names the
 /// host, without the scheme, is the phishing kit's disguise and does not count.
 fn redirects_to(l: &Link, domain: &str) -> bool {
-    if domain.is_empty() {
-        return false;
-    }
-    let url = l.url.to_ascii_lowercase();
-    let after_host = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[after_host..];
-    ["http://", "https://", "http%3a%2f%2f", "https%3a%2f%2f"].iter().any(|scheme| {
-        rest.match_indices(scheme).any(|(i, m)| {
-            // A tracker's own part asks for nothing; a kit that copies a brand's return URL into
-            // its login link (`…?MfcISAPICommand=…&ru=http://www.ebay.com`) does.
-            if asks_for_account(&rest[..i]) {
-                return false;
-            }
-            let tail = &rest[i + m.len()..];
-            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(tail.len());
-            let host = &tail[..end];
-            crate::urls::registrable(host) == domain
+    // A tracker's own part asks for nothing; a kit that copies a brand's return URL into its
+    // login link (`…?MfcISAPICommand=…&ru=http://www.ebay.com`) does.
+    !domain.is_empty() && embedded_urls(l).any(|(before, d, _)| d == domain && !asks_for_account(before))
+}
+
+/// The whole URLs a link carries after its own host (`http://…` or URL-encoded): for each, the
+/// link's text before it, the registrable domain it names (or the address, for an IP), and the
+/// text after that host.
+fn embedded_urls(l: &Link) -> impl Iterator<Item = (&str, String, &str)> + '_ {
+    let after_host = l.url.find("://").map_or(0, |i| i + 3);
+    let rest = &l.url[after_host..];
+    // ASCII case folding keeps byte offsets, so they index `rest` too.
+    let lower = rest.to_ascii_lowercase();
+    ["http://", "https://", "http%3a%2f%2f", "https%3a%2f%2f"].into_iter().flat_map(move |scheme| {
+        let hits: Vec<(usize, usize)> = lower.match_indices(scheme).map(|(i, m)| (i, m.len())).collect();
+        hits.into_iter().map(move |(i, n)| {
+            let (host, used) = embedded_host(&rest[i + n..]);
+            (&rest[..i], crate::urls::registrable(&host), &rest[i + n + used..])
         })
     })
+}
+
+/// The host at the start of `tail`, lower case, with percent-escapes decoded (redirectors hide
+/// `%32%31%31%2E…` for 211.…), and how many bytes of `tail` it took.
+fn embedded_host(tail: &str) -> (String, usize) {
+    let b = tail.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let (mut host, mut i) = (String::new(), 0);
+    while i < b.len() && host.len() < 253 {
+        let (c, step) = match (b[i], b.get(i + 1).and_then(|&x| hex(x)), b.get(i + 2).and_then(|&x| hex(x))) {
+            (b'%', Some(h), Some(l)) => ((h * 16 + l) as u8, 3),
+            (c, _, _) => (c, 1),
+        };
+        if !(c.is_ascii_alphanumeric() || c == b'.' || c == b'-') {
+            break;
+        }
+        host.push(c.to_ascii_lowercase() as char);
+        i += step;
+    }
+    (host, i)
 }
 
 /// Letters and digits of `s`, lower case: how names are compared (`Pay.Pal` is `paypal`).
@@ -170,7 +191,12 @@ fn names(s: &str, word: &str) -> bool {
 /// Whether `word` is the whole display name, or its first or last word ("PayPal Security",
 /// "Accounts PayPal"; not "Lockergnome Apple Core").
 fn leads_with(name: &str, word: &str) -> bool {
-    let w = words(name);
+    // A legal form is no part of the name: "Deutsche Postbank AG" ends with postbank.
+    const LEGAL_FORMS: &[&str] = &["ag", "gmbh", "inc", "ltd", "llc", "plc", "corp", "co", "sa", "nv", "bv", "kg", "spa"];
+    let mut w = words(name);
+    while w.len() > 1 && w.last().is_some_and(|x| LEGAL_FORMS.contains(&x.as_str())) {
+        w.pop();
+    }
     w.first().is_some_and(|x| x == word) || w.last().is_some_and(|x| x == word) || w.concat() == word
 }
 
@@ -257,8 +283,40 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 || (f.len() >= 3 && (names(cx.subject, f) || names(cx.from_name, f)))
                 || (!from_is_brand && brand_labels.iter().any(|(label, _)| label.len() >= 5 && f.contains(label)))
         });
+    // A word of the display name (5 letters or more) that begins the sender's domain label:
+    // "frost" of "My Frost E-mail Alerts" from frostbank.com.
+    let display_prefix: Option<String> = if cx.mailing_list {
+        None
+    } else {
+        from_label.and_then(|f| words(cx.from_name).into_iter().find(|w| w.len() >= 5 && f.len() > w.len() && f.starts_with(w.as_str())))
+    };
+    let display_prefix = display_prefix.as_deref();
     // The message dresses as the sender: it links to the sender's own site too (footers, logos).
     let links_home = !from_domain.is_empty() && links.iter().any(|l| l.domain == from_domain && !l.src);
+    // The subject asks the reader to act on an account ("Verify Your Details With SouthTrust
+    // Bank", "Please Restore Your Account Access").
+    let subject_asks = asks_to_act_on_account(cx.subject)
+        || (contains_any(cx.subject, &["account", "access", "details"]) && contains_any(cx.subject, &["restor", "verif", "updat", "suspend", "unlock", "confirm"]));
+    // The subject speaks as a brand — its first word the brand's name, its second a notice
+    // ("eBay Bid Confirmed", not "Microsoft Buys ..." or "Google News Alert") — in mail that is
+    // not from the brand and links to a third site.
+    if !cx.mailing_list {
+        let sw = words(cx.subject);
+        const NOTICES: &[&str] = &["bid", "confirm", "payment", "account", "verif", "invoice", "receipt", "order", "billing", "suspend", "secur", "password", "restor", "unlock", "limit"];
+        let speaks_as = brand_labels.iter().find(|(label, brand)| {
+            label.len() >= 4
+                && *brand != from_domain
+                && from_label != Some(*label)
+                && sw.first().is_some_and(|w| w == label)
+                && sw.get(1).is_some_and(|w| NOTICES.iter().any(|n| w.starts_with(n)))
+        });
+        if let Some((label, brand)) = speaks_as {
+            let third = links.iter().any(|l| !l.src && l.domain != from_domain && l.domain != *brand && !sets.brands.contains(&l.domain));
+            if third {
+                once("PHISH_BRAND_NAME", format!("the subject speaks as {label} but the mail is from {from_domain}, not {brand}"), &mut out);
+            }
+        }
+    }
     // The organisation the display name gives, squashed: its first two and three words
     // ("Washington Mutual Support" -> washingtonmutual, washingtonmutualsupport), 8 letters or more.
     let display_orgs: Vec<String> = if cx.mailing_list {
@@ -338,6 +396,17 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             && !redirects_to(l, &from_domain)
         {
             once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links to {}", l.domain), &mut out);
+        } else if from_is_brand && !cx.mailing_list && l.html && !l.src && l.domain == from_domain {
+            // The brand's own redirector, pointed at a bare address or a login page of a third
+            // site (eBay's RedirectToDomain to 211.…/UpdateCenter/Login/); its newsletters'
+            // redirects to shops and ad servers are no sign.
+            let elsewhere = embedded_urls(l).find_map(|(_, d, after)| {
+                let ip = d.parse::<std::net::IpAddr>().is_ok();
+                (d.contains('.') && d != from_domain && !sets.brands.contains(&d) && (ip || asks_to_log_in(after))).then_some(d)
+            });
+            if let Some(d) = elsewhere {
+                once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links through its own redirector to {d}"), &mut out);
+            }
         }
         if !l.src && l.domain != from_domain && !sets.brands.contains(&l.domain) {
             // A hidden folder (`/.eBay/`) or a login page in it makes the folder a disguise; a
@@ -349,7 +418,8 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
                 let seg = seg.trim_start_matches('.');
                 seg.len() >= 4
                     && (brand_labels.iter().any(|(label, brand)| {
-                        seg.eq_ignore_ascii_case(label) && (hidden || login || names(cx.from_name, label) || from_domain == *brand)
+                        seg.eq_ignore_ascii_case(label)
+                            && (hidden || login || names(cx.from_name, label) || from_domain == *brand || (subject_asks && mentions(cx.text, label)))
                     }) || from_label.is_some_and(|f| f.len() >= 4 && seg.eq_ignore_ascii_case(f) && (hidden || login))
                         || (hidden && seg.len() >= 6 && seg.to_ascii_lowercase().ends_with("bank")))
             });
@@ -378,11 +448,17 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             && l.domain != from_domain
             && !from_label.is_some_and(|f| same_org(f, link_label))
             && !sets.brands.contains(&l.domain)
-            && l.text.as_deref().is_some_and(asks_to_act_on_account)
+            && (l.text.as_deref().is_some_and(asks_to_act_on_account) || (subject_asks && l.text.as_deref().is_none_or(|t| t.trim().is_empty())))
         {
             // Dressed as the sender (it links home for the rest), but the button that asks for
             // the login goes elsewhere.
             once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} links home, but its login button leads to {}", l.host), &mut out);
+        } else if let Some(w) = display_prefix.filter(|w| {
+            l.domain != from_domain && !l.src && login_host(&l.host) && l.host.split('.').next().is_some_and(|first| first.starts_with(w) && first.len() > w.len())
+        }) {
+            // The name the display name gives the sender, glued to a login word on another
+            // site's host ("My Frost E-mail Alerts" from frostbank.com -> frostlogin.example).
+            once("PHISH_ACCOUNT_ELSEWHERE", format!("mail from {from_domain} signed {w} sends the login to {}", l.host), &mut out);
         }
         if !l.form && !l.ip && l.domain != from_domain {
             // A clickable link whose host spells a protected brand's name as a word (between
@@ -730,6 +806,46 @@ mod tests {
         // Long sender names as a word of another domain count without a login sign; short
         // ones (perl) have honest neighbours.
         assert_eq!(syms(r#"<a href="http://confirm-bankone.example/">x</a>"#, "bankone.com"), vec!["PHISH_BRAND_IN_HOST"]);
+    }
+
+    #[test]
+    fn names_subjects_and_redirectors_that_speak_for_someone_else() {
+        // A legal form does not hide the brand at the end of a display name.
+        let pb = Context { from_domain: "deutschepbag.example", from_name: "Deutsche Postbank AG", subject: "Online Konto", text: "Ihre Postbank", ..Context::default() };
+        assert_eq!(syms_in("", &pb), vec!["PHISH_BRAND_NAME"]);
+        // The subject speaks as the brand, the mail is from someone else and links to a third site.
+        let bid = Context { from_domain: "triggroup.example", from_name: "Shana Bishop", subject: "eBay Bid Confirmed: Item Number 0449332867", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://calmer.zv5000.example/?wid=1">x</a>"#, &bid), vec!["PHISH_BRAND_NAME"]);
+        assert!(syms_in(r#"<a href="http://www.ebay.com/itm/1">x</a>"#, &bid).is_empty(), "links only to the brand");
+        for subject in ["Microsoft Buys XDegrees - Secure Access Company", "Google News Alert - spamassassin", "Fwd: eBay Bid Confirmed"] {
+            let news = Context { subject, ..bid };
+            assert!(syms_in(r#"<a href="http://news.example/a">x</a>"#, &news).is_empty(), "{subject}");
+        }
+        // A login host named for an update, in mail from the organisation it names.
+        let cu = Context { from_domain: "creditunion.com", from_name: "Credit Union Security Department", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://www.cuna-updatecenter.example">x</a>"#, &cu), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        // A brand's folder on another site, in mail whose subject asks to restore an account.
+        let fwd = Context { from_domain: "angelar.example", subject: "[Fwd: Please Restore Your Account Access]", text: "Dear PayPal member", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://fox.netfield.example/manual/paypal/error.html">x</a>"#, &fwd), vec!["PHISH_BRAND_IN_PATH"]);
+        let talk = Context { subject: "paypal fees again", ..fwd };
+        assert!(syms_in(r#"<a href="http://fox.netfield.example/manual/paypal/error.html">x</a>"#, &talk).is_empty());
+        // A picture button elsewhere, in mail dressed as the sender whose subject asks to verify.
+        let st = Context { from_domain: "southtrust.com", from_name: "SOUTHTRUST", subject: "Verify Your Details With SouthTrust Bank", ..Context::default() };
+        let map = r#"<a href="https://www.southtrust.com/st/x">x</a><map name="m"><area shape="rect" href="http://smode11.example"></map>"#;
+        assert_eq!(syms_in(map, &st), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        let monthly = Context { subject: "Your SouthTrust statement", ..st };
+        assert!(syms_in(map, &monthly).is_empty());
+        // The display name's word glued to a login word on another site's host.
+        let frost = Context { from_domain: "frostbank.com", from_name: "My Frost E-mail Alerts", subject: "Online Access notice", ..Context::default() };
+        assert_eq!(syms_in(r#"<a href="http://frostlogin.fr.funpic.example/login.htm">x</a>"#, &frost), vec!["PHISH_ACCOUNT_ELSEWHERE"]);
+        assert!(syms_in(r#"<a href="http://www.frostfair.example/tickets.htm">x</a>"#, &frost).is_empty());
+        // A brand's own redirector sent to a bare address (percent-encoded) or a login page;
+        // not its newsletter's redirects to ad servers.
+        let ebay = r#"<a href="http://cgi4.ebay.com/ws/eBayISAPI.dll?MfcISAPICommand=RedirectToDomain&DomainUrl=http%3A%2F%2F%32%31%31%2E%31%37%32%2E%39%36%2E%37%2FUpdateCenter%2FLogin%2F">x</a>"#;
+        assert_eq!(syms(ebay, "ebay.com"), vec!["PHISH_BRAND_SENDER"]);
+        let ad = r#"<a href="http://click3.ebay.com/1.2.0.http%3A%2F%2Fad.doubleclick.net%2Fclk%3B1">x</a>"#;
+        assert!(syms(ad, "reply3.ebay.com").is_empty());
+        assert_eq!(embedded_host("%32%31%31%2E%31%37%32%2E%39%36%2E%37%2FUp"), ("211.172.96.7".to_string(), 36));
         // The sender's name inside another organisation's domain needs a login sign.
         assert!(syms(r#"<a href="http://www.perl-foundation.example/donate.html">x</a>"#, "perl.org").is_empty());
         assert_eq!(syms(r#"<a href="http://www.perl-foundation.example/login/">x</a>"#, "perl.org"), vec!["PHISH_BRAND_IN_HOST"]);
