@@ -79,10 +79,46 @@ pub struct Parsed<'a> {
     parts_max: usize,
 }
 
+/// mail-parser's default parser, except that Received fields are kept raw: no scanner reads their
+/// parsed form (they are read as text, [`header_value`]), and parsing them was a tenth of the cost
+/// of parsing a message with a long relay path. Built once.
+fn parser() -> &'static MessageParser {
+    static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
+    PARSER.get_or_init(|| {
+        use mail_parser::HeaderName as H;
+        // mail-parser's built-in choice of parser per field (parsers/header.rs), which applies
+        // only while no field is configured; so all of it is spelt out here.
+        let mut p = MessageParser::new();
+        for h in [H::Subject, H::Comments, H::ContentDescription, H::ContentLocation, H::ContentTransferEncoding] {
+            p = p.header_text(h);
+        }
+        for h in [
+            H::From, H::To, H::Cc, H::Bcc, H::ReplyTo, H::Sender, H::ResentTo, H::ResentFrom, H::ResentBcc, H::ResentCc,
+            H::ResentSender, H::ListArchive, H::ListHelp, H::ListId, H::ListOwner, H::ListPost, H::ListSubscribe,
+            H::ListUnsubscribe,
+        ] {
+            p = p.header_address(h);
+        }
+        for h in [H::Date, H::ResentDate] {
+            p = p.header_date(h);
+        }
+        for h in [H::MessageId, H::References, H::InReplyTo, H::ReturnPath, H::ContentId, H::ResentMessageId] {
+            p = p.header_id(h);
+        }
+        for h in [H::Keywords, H::ContentLanguage] {
+            p = p.header_comma_separated(h);
+        }
+        for h in [H::ContentType, H::ContentDisposition] {
+            p = p.header_content_type(h);
+        }
+        p.header_raw(H::MimeVersion).header_raw(H::Received)
+    })
+}
+
 /// Parses `raw` (the message as received, CRLF lines). `text_max` bounds [`Parsed::text`];
 /// `parts_max` bounds the parts looked at (nested messages included).
 pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
-    let msg = match MessageParser::default().parse(raw) {
+    let msg = match parser().parse(raw) {
         Some(m) if !m.headers().is_empty() => m,
         _ => {
             return Parsed {
@@ -324,7 +360,10 @@ pub fn floor_char_boundary(s: &str, i: usize) -> usize {
 
 /// A header's decoded text, or its raw value unfolded when mail-parser parsed it into a structure.
 fn header_value<'m>(m: &'m Message<'_>, h: &'m mail_parser::Header<'_>) -> Cow<'m, str> {
-    match h.value.as_text() {
+    // Received is kept raw by [`parser`]; read it from the message, unfolded, like other
+    // structured fields.
+    let text = if h.name == mail_parser::HeaderName::Received { None } else { h.value.as_text() };
+    match text {
         Some(t) => Cow::Borrowed(t),
         None => {
             let raw = m.raw_message.as_ref();
