@@ -15,6 +15,7 @@
 //! lesson and counts it) and never decides an action.
 
 pub mod classify;
+mod huge;
 pub mod journal;
 pub mod store;
 pub mod table;

@@ -24,11 +24,14 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::classify::Counts;
+use crate::huge::HugeArray;
 
 /// Slots probed at most before a token is given up.
 pub const MAX_PROBE: usize = 64;
 
 const EMPTY: u64 = 0;
+// A zeroed slot is an empty one (Table::new relies on it).
+const _: () = assert!(EMPTY == 0);
 
 struct Slot {
     key: AtomicU64,
@@ -36,9 +39,10 @@ struct Slot {
 }
 
 pub struct Table {
-    slots: Box<[Slot]>,
+    /// In huge pages where the kernel allows (huge.rs): every lookup is a random slot.
+    slots: HugeArray<Slot>,
     /// Day ([`today`]) each slot's token was last learnt.
-    touched: Box<[AtomicU16]>,
+    touched: HugeArray<AtomicU16>,
     mask: usize,
     spam_learned: AtomicU64,
     ham_learned: AtomicU64,
@@ -74,8 +78,9 @@ impl Table {
     pub fn new(tokens: usize) -> Table {
         let slots = Table::slots_for(tokens);
         Table {
-            slots: (0..slots).map(|_| Slot { key: AtomicU64::new(EMPTY), counts: AtomicU64::new(0) }).collect(),
-            touched: (0..slots).map(|_| AtomicU16::new(0)).collect(),
+            // SAFETY: all-zero is a valid Slot (EMPTY key, no counts) and a valid AtomicU16.
+            slots: unsafe { HugeArray::zeroed(slots) },
+            touched: unsafe { HugeArray::zeroed(slots) },
             mask: slots - 1,
             spam_learned: AtomicU64::new(0),
             ham_learned: AtomicU64::new(0),

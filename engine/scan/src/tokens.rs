@@ -47,10 +47,11 @@ mod ns {
 
 /// 64-bit FNV-1a over a namespace byte and the token.
 pub fn hash(namespace: u8, token: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in std::iter::once(&namespace).chain(token) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h: u64 = (0xcbf2_9ce4_8422_2325 ^ u64::from(namespace)).wrapping_mul(PRIME);
+    for &b in token {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(PRIME);
     }
     // FNV's low bits are weak for short keys; a final mix spreads them (tables index by them).
     h ^= h >> 33;
@@ -77,7 +78,14 @@ impl<'o> Words<'o> {
 
     fn text(&mut self, text: &str) {
         for c in text.chars() {
-            if c.is_alphanumeric() || c == '$' || c == '\'' {
+            if c.is_ascii() {
+                // Most text: no Unicode tables, no case-mapping iterator.
+                if c.is_ascii_alphanumeric() || c == '$' || c == '\'' {
+                    self.word.push(c.to_ascii_lowercase());
+                } else {
+                    self.end_word(c);
+                }
+            } else if c.is_alphanumeric() {
                 for l in c.to_lowercase() {
                     self.word.push(l);
                 }
@@ -93,7 +101,7 @@ impl<'o> Words<'o> {
     fn end_word(&mut self, sep: char) {
         let word = std::mem::take(&mut self.word);
         let w = word.trim_matches('\'');
-        let n = w.chars().count();
+        let n = if w.is_ascii() { w.len() } else { w.chars().count() };
         if n == 1 && w.chars().all(char::is_alphabetic) {
             self.spelt.push_str(w);
             // A run of single letters survives one separator between them, not a line break.
