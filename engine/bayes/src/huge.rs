@@ -2,13 +2,14 @@
 //!
 //! The token table is far larger than the caches, and every lookup lands on a random slot: with
 //! 4 KiB pages each lookup also misses the TLB, and the page walk misses the cache in turn. With
-//! 2 MiB pages the walks mostly hit. The memory comes straight from the allocator with 2 MiB
-//! alignment and zeroed (fresh anonymous pages, not yet touched), `madvise(MADV_HUGEPAGE)` is
-//! applied before anything writes to it, and the pages fault in as huge ones where the kernel
-//! allows (transparent huge pages in `madvise` or `always` mode); elsewhere it is ordinary memory.
+//! 2 MiB pages the walks mostly hit. Large arrays are mapped straight from the kernel (fresh
+//! anonymous pages, zero and not yet touched — the allocator could hand back pages it had already
+//! faulted in as small ones), `madvise(MADV_HUGEPAGE)` is applied before anything writes to them,
+//! and they fault in as huge pages where the kernel allows (transparent huge pages in `madvise`
+//! or `always` mode); elsewhere they are ordinary memory. Small arrays come from the allocator.
 //!
 //! Must never: hand out memory for a type whose all-zero bit pattern is not a valid value (the
-//! constructor is `unsafe` for that reason), or free with a layout other than the one allocated.
+//! constructor is `unsafe` for that reason), or free memory other than the way it was obtained.
 
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ops::Deref;
@@ -19,7 +20,9 @@ const HUGE_PAGE: usize = 2 << 20;
 pub struct HugeArray<T> {
     ptr: NonNull<T>,
     len: usize,
-    layout: Layout,
+    /// `Some` when it came from the allocator; `None` when mapped (its length is `mapped`).
+    layout: Option<Layout>,
+    mapped: usize,
 }
 
 // SAFETY: a HugeArray owns its elements like a Box<[T]> does.
@@ -34,18 +37,31 @@ impl<T> HugeArray<T> {
     /// The all-zero bit pattern must be a valid `T` (atomics and integers are).
     pub unsafe fn zeroed(len: usize) -> HugeArray<T> {
         let size = std::mem::size_of::<T>().checked_mul(len.max(1)).expect("array size overflows");
-        // Small arrays gain nothing from huge pages; keep their alignment ordinary.
-        let align = if size >= HUGE_PAGE { HUGE_PAGE } else { std::mem::align_of::<T>() };
-        let layout = Layout::from_size_align(size, align.max(std::mem::align_of::<T>())).expect("valid layout");
+        if size >= HUGE_PAGE && std::mem::align_of::<T>() <= 4096 {
+            let mapped = size.div_ceil(HUGE_PAGE) * HUGE_PAGE;
+            // SAFETY: an anonymous private mapping of fresh zero pages; no file, no fixed address.
+            let raw = unsafe {
+                libc::mmap(std::ptr::null_mut(), mapped, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            };
+            if raw != libc::MAP_FAILED {
+                // SAFETY: the range is the mapping just made; advice never changes its contents
+                // and a failure only means ordinary pages.
+                unsafe { libc::madvise(raw, mapped, libc::MADV_HUGEPAGE) };
+                // Fault every page in now (Linux 5.14+; older kernels fault on first touch),
+                // so the owner pays for zeroing and any compaction at creation — at start or on
+                // the learner thread's rebuild — and not on the first lessons learnt.
+                // SAFETY: as above; populating writes nothing but the zeros already there.
+                unsafe { libc::madvise(raw, mapped, libc::MADV_POPULATE_WRITE) };
+                if let Some(ptr) = NonNull::new(raw.cast::<T>()) {
+                    return HugeArray { ptr, len, layout: None, mapped };
+                }
+            }
+        }
+        let layout = Layout::from_size_align(size, std::mem::align_of::<T>()).expect("valid layout");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else { handle_alloc_error(layout) };
-        if size >= HUGE_PAGE {
-            // SAFETY: the range is the allocation just made; advice never changes its contents
-            // (the memory is zero either way) and a failure only means ordinary pages.
-            unsafe { libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE) };
-        }
-        HugeArray { ptr, len, layout }
+        HugeArray { ptr, len, layout: Some(layout), mapped: 0 }
     }
 }
 
@@ -64,7 +80,12 @@ impl<T> Drop for HugeArray<T> {
         // was allocated with.
         unsafe {
             std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len));
-            dealloc(self.ptr.as_ptr().cast(), self.layout);
+            match self.layout {
+                Some(layout) => dealloc(self.ptr.as_ptr().cast(), layout),
+                None => {
+                    libc::munmap(self.ptr.as_ptr().cast(), self.mapped);
+                }
+            }
         }
     }
 }
@@ -83,7 +104,7 @@ mod tests {
         let n = (8 << 20) / 8;
         // SAFETY: as above.
         let large: HugeArray<AtomicU64> = unsafe { HugeArray::zeroed(n) };
-        assert_eq!(large.as_ptr() as usize % HUGE_PAGE, 0, "2 MiB aligned");
+        assert_eq!(large.layout, None, "mapped from the kernel");
         large[n - 1].store(7, Ordering::Relaxed);
         assert_eq!(large[n - 1].load(Ordering::Relaxed), 7);
         assert_eq!(large[0].load(Ordering::Relaxed), 0);
