@@ -71,7 +71,13 @@ pub fn spam_probability(counts: impl Iterator<Item = Counts>, spam_learned: u64,
         return None;
     }
     if telling.len() > p.max_tokens {
-        telling.select_nth_unstable_by(p.max_tokens, |a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+        // Equally telling values (f and 1 - f) are ordered by a fixed scramble of their bits:
+        // which of them make the cut then depends neither on the order the tokens came in nor
+        // on which side they lean to.
+        let scramble = |f: &f64| f.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        telling.select_nth_unstable_by(p.max_tokens, |a, b| {
+            (b - 0.5).abs().total_cmp(&(a - 0.5).abs()).then_with(|| scramble(a).cmp(&scramble(b)))
+        });
         telling.truncate(p.max_tokens);
     }
     let n = telling.len();

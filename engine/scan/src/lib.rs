@@ -196,7 +196,7 @@ pub struct Report {
     pub honeypot: bool,
     /// Registrable domains of the links (for URI blacklist lookups).
     pub link_domains: Vec<String>,
-    /// The message's Bayes tokens (sorted, unique), when [`scan`] was asked for them.
+    /// The message's Bayes tokens (unique, in no particular order), when [`scan`] was asked for them.
     pub tokens: Vec<u64>,
     /// The fingerprint of its text (`None` under `bulk.min_words` words), for bulk counting.
     pub fingerprint: Option<fingerprint::Bands>,
