@@ -337,8 +337,21 @@ impl<'a> Parsed<'a> {
 
     /// Header fields in order, name and decoded (or raw) value.
     pub fn headers(&self) -> Vec<(&str, Cow<'_, str>)> {
+        self.headers_where(|_| true)
+    }
+
+    /// [`Parsed::headers`], with the value worked out only for the fields `wanted` names (the
+    /// others come with an empty one): decoding and unfolding every Received field for a caller
+    /// that only counts them is most of the cost.
+    pub fn headers_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<(&str, Cow<'_, str>)> {
         let Some(m) = &self.message else { return Vec::new() };
-        m.headers().iter().map(|h| (h.name.as_str(), header_value(m, h))).collect()
+        m.headers()
+            .iter()
+            .map(|h| {
+                let name = h.name.as_str();
+                (name, if wanted(name) { header_value(m, h) } else { Cow::Borrowed("") })
+            })
+            .collect()
     }
 
     /// The first value of a header (case-insensitive name).

@@ -99,6 +99,10 @@ impl<'o> Words<'o> {
 
     /// A word ended at `sep`.
     fn end_word(&mut self, sep: char) {
+        if self.word.is_empty() {
+            // A second separator in a row: nothing ended (most calls, in spaced-out text).
+            return;
+        }
         let word = std::mem::take(&mut self.word);
         let w = word.trim_matches('\'');
         let n = if w.is_ascii() { w.len() } else { w.chars().count() };
@@ -179,9 +183,21 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
     let (mut received, mut recipients) = (0usize, 0usize);
-    for (name, value) in p.headers() {
+    // The fields whose value makes tokens (the match below); every other field is only named.
+    const VALUED: &[&str] = &[
+        "from", "reply-to", "message-id", "x-mailer", "user-agent", "content-type", "precedence", "x-priority", "importance",
+        "x-msmail-priority", "to", "cc", "content-transfer-encoding",
+    ];
+    for (name, value) in p.headers_where(|n| VALUED.iter().any(|v| n.eq_ignore_ascii_case(v))) {
         let lname = name.to_ascii_lowercase();
         out.push(hash(ns::HEADER, lname.as_bytes()));
+        if lname == "received" {
+            received += 1;
+            continue;
+        }
+        if value.is_empty() {
+            continue;
+        }
         let v = value.trim().to_ascii_lowercase();
         match lname.as_str() {
             "from" => {
@@ -204,7 +220,6 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
             "precedence" | "x-priority" | "importance" | "x-msmail-priority" => {
                 out.push(hash(ns::HEADER, format!("{lname}={}", v.chars().take(20).collect::<String>()).as_bytes()));
             }
-            "received" => received += 1,
             "to" | "cc" => recipients += v.matches('@').count(),
             "content-transfer-encoding" => out.push(hash(ns::CONTENT, v.as_bytes())),
             _ => {}
