@@ -72,11 +72,15 @@ def login(b, base, email, password):
 
 
 def by_id(b, element_id):
-    """The element once the page that has it is loaded (a click's navigation is not awaited)."""
+    """The element once the page that has it is loaded (a click's navigation is not awaited).
+    Asked mid-navigation, chromedriver may answer "aborted by navigation" instead of "no such
+    element"; both mean "not yet" here, and a page that never comes still times out."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(b, 10).until(ec.presence_of_element_located((By.ID, element_id)))
+    wait = WebDriverWait(b, 10, ignored_exceptions=(WebDriverException,))
+    return wait.until(ec.presence_of_element_located((By.ID, element_id)))
 
 
 def submit(b, element_id):
