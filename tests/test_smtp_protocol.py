@@ -294,7 +294,7 @@ def test_stalled_bodies_do_not_hold_the_admission_gate_shut(make_gateway, sink):
     # DATA's 354 would hold the gate shut for the whole data timeout, were it not for
     # smtp.body_pass_ms: their passes expire, the queued ones get their 354, and a normal
     # sender gets through at once.
-    g = make_gateway(sink.port, {"smtp.ack_target_ms": "3", "smtp.body_pass_ms": "200", "smtp.data_timeout_s": "60",
+    g = make_gateway(sink.port, {"smtp.busy_lag_us": "500", "smtp.body_pass_ms": "200", "smtp.data_timeout_s": "60",
                                  "smtp.min_data_rate_bps": "0"}, name="gate")
     stalled = []
     for _ in range(12):

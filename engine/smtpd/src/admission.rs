@@ -1,5 +1,5 @@
-//! Body admission: how many message bodies one core takes in at once, adapted so that the time
-//! from a message's final dot to its reply stays short.
+//! Body admission: how many message bodies one core takes in at once, adapted so that the core
+//! is never so busy that the messages it is receiving all finish late.
 //!
 //! Why: the window between the sender's final `.` and our `250` is the one where a dropped
 //! connection makes the sender resend a message we already accepted (RFC 1047), and the one its
@@ -8,18 +8,19 @@
 //! `354` (or their first BDAT chunk) instead moves the wait to a point where it costs the sender
 //! nothing but time, and lets the messages already streaming finish.
 //!
-//! How: a per-core limit on bodies in flight, adjusted per window of `WINDOW` completed messages
-//! (additive increase, multiplicative decrease, like TCP). A window in which more than one
-//! message took longer than the target from final dot to reply shrinks the limit by a quarter; a
-//! window with none grows it by one. The target is `smtp.ack_target_ms`, but never below
-//! `FLOOR_FACTOR` times the fastest acknowledgement seen lately — on a disk whose flush alone
-//! takes longer than the target, shrinking the limit would only cut the group commit's batches
-//! and throughput without making any reply faster. `smtp.ack_target_ms = 0` turns the gate off.
+//! The signal is the core's own lag: a probe task asks to wake every millisecond and measures how
+//! late it runs. A core with work queued runs it late; a core whose messages wait on the network
+//! (DNS for DKIM, a slow sender, the disk) does not — so waits that are not CPU never shrink the
+//! limit, and a busy core is told apart from a slow world. The limit is adjusted per window of
+//! `WINDOW` probes: more than `WINDOW_SLACK` (a quarter) late wake-ups (later than `smtp.busy_lag_us`) shrink
+//! it by a quarter at once; a window with none grows it by one (doubling until the first late window, like TCP's slow
+//! start), but only while it is what bounds the core. `smtp.busy_lag_us = 0` turns the gate off.
 //!
-//! Guarantees: waiters are served first come, first served; a pass that has been held for
-//! `smtp.body_pass_ms` (a slow or stalled sender) stops counting, so slow clients can delay
+//! Guarantees: waiters are served first come, first served; a pass whose body is still arriving
+//! after `smtp.body_pass_ms` (a slow or stalled sender) stops counting, so slow clients can delay
 //! others by at most that long per pass and can never hold the gate shut. The gate is per core
-//! (thread-local): no locks, no atomics, no cross-core traffic.
+//! (thread-local): no locks, no atomics, no cross-core traffic. The probe sleeps 50 ms at a time
+//! while the core receives no body.
 //!
 //! Must never: refuse or drop a transaction (it only delays it), or hold a reply that is ready.
 
@@ -33,10 +34,11 @@ use std::time::{Duration, Instant};
 use mxguard_telemetry::METRICS;
 use mxguard_tuning as k;
 
-/// Completed messages per adjustment of the limit.
-const WINDOW: u32 = 64;
-/// Messages over the target a window may have before the limit shrinks.
-const WINDOW_SLACK: u32 = 1;
+/// Probe wake-ups per adjustment of the limit.
+const WINDOW: u32 = 32;
+/// Late wake-ups a window may have before the limit shrinks: a core that is late a quarter of the
+/// time is saturated; one that is late now and then shares its CPU with something else for a moment.
+const WINDOW_SLACK: u32 = 8;
 /// The limit never goes below this, so the group commit always has company for a batch.
 const MIN_LIMIT: f64 = 2.0;
 /// Nor above this; at this value the gate effectively never holds anyone.
@@ -44,10 +46,9 @@ const MAX_LIMIT: f64 = 1024.0;
 /// Start here, and double per good window until the first late one (TCP's slow start), so a
 /// core that starts saturated does not first spend a burst of late replies shrinking from above.
 const START_LIMIT: f64 = 4.0;
-/// The effective target is at least this many times the fastest recent acknowledgement.
-const FLOOR_FACTOR: u32 = 3;
-/// The fastest acknowledgement is remembered over this many windows.
-const FLOOR_WINDOWS: u32 = 16;
+/// How often the probe asks to wake while bodies are in flight, and while none are.
+const TICK: Duration = Duration::from_millis(1);
+const IDLE_TICK: Duration = Duration::from_millis(50);
 
 struct Gate {
     limit: f64,
@@ -55,11 +56,8 @@ struct Gate {
     next_ticket: u64,
     /// Waiting transactions, oldest first: ticket and waker.
     queue: VecDeque<(u64, Waker)>,
-    window_done: u32,
+    window_ticks: u32,
     window_late: u32,
-    window_fastest: Duration,
-    floor: Duration,
-    floor_age: u32,
     /// What this core last added to the cross-core limit gauge.
     published: i64,
     /// Still doubling: no window has been late yet.
@@ -72,11 +70,8 @@ thread_local! {
         in_flight: 0,
         next_ticket: 0,
         queue: VecDeque::new(),
-        window_done: 0,
+        window_ticks: 0,
         window_late: 0,
-        window_fastest: Duration::MAX,
-        floor: Duration::MAX,
-        floor_age: 0,
         published: 0,
         slow_start: true,
     }) };
@@ -103,28 +98,18 @@ impl Gate {
         }
     }
 
-    /// Feeds one acknowledgement time into the controller.
-    fn record(&mut self, took: Duration) {
-        let target = Duration::from_millis(target_ms());
-        let effective = if self.floor == Duration::MAX {
-            target
-        } else {
-            target.max(self.floor * FLOOR_FACTOR)
-        };
-        self.window_done += 1;
-        if took > effective {
+    /// Feeds one probe wake-up, `lag` late, into the controller.
+    fn tick(&mut self, lag: Duration) {
+        let threshold = Duration::from_micros(lag_target_us());
+        self.window_ticks += 1;
+        if lag > threshold {
             self.window_late += 1;
         }
-        self.window_fastest = self.window_fastest.min(took);
-        if self.window_done < WINDOW {
+        // A saturated core wakes the probe rarely (glommio polls its timers when the run queue
+        // drains or its preemption timer fires), so a window of late wake-ups ends as soon as it
+        // is over the slack rather than after WINDOW of them.
+        if self.window_ticks < WINDOW && self.window_late <= WINDOW_SLACK {
             return;
-        }
-        // The floor is the fastest of the recent windows; an old floor ages out so that a disk
-        // that got slower (or faster) is followed.
-        self.floor_age += 1;
-        if self.window_fastest < self.floor || self.floor_age >= FLOOR_WINDOWS {
-            self.floor = self.window_fastest;
-            self.floor_age = 0;
         }
         if self.window_late > WINDOW_SLACK {
             self.limit = (self.limit * 0.75).max(MIN_LIMIT);
@@ -132,31 +117,52 @@ impl Gate {
         } else if self.window_late == 0 && (self.in_flight as f64 + 1.0) >= self.limit.floor() {
             // Grow only while the limit is what bounds the core: an idle core's limit stays put
             // instead of drifting to the maximum and losing what it learnt.
-            let grown = if self.slow_start {
-                self.limit * 2.0
-            } else {
-                self.limit + 1.0
-            };
+            let grown = if self.slow_start { self.limit * 2.0 } else { self.limit + 1.0 };
             self.limit = grown.min(MAX_LIMIT);
             self.wake_front();
         }
-        self.window_done = 0;
+        self.window_ticks = 0;
         self.window_late = 0;
-        self.window_fastest = Duration::MAX;
         self.publish();
+    }
+
+    /// Between windows of bodies: a window half filled before the core went idle says nothing.
+    fn idle(&mut self) {
+        self.window_ticks = 0;
+        self.window_late = 0;
     }
 }
 
-fn target_ms() -> u64 {
+/// Measures this core's lag for the gate, for the life of the executor (spawned once per core
+/// by [`crate::serve`]).
+pub async fn probe() {
+    loop {
+        let busy = GATE.with(|g| {
+            let g = g.borrow();
+            g.in_flight > 0 || !g.queue.is_empty()
+        });
+        if !busy || !enabled() {
+            GATE.with(|g| g.borrow_mut().idle());
+            glommio::timer::sleep(IDLE_TICK).await;
+            continue;
+        }
+        let asked = Instant::now();
+        glommio::timer::sleep(TICK).await;
+        let lag = asked.elapsed().saturating_sub(TICK);
+        GATE.with(|g| g.borrow_mut().tick(lag));
+    }
+}
+
+fn lag_target_us() -> u64 {
     #[cfg(test)]
     if let Some(t) = tests::TARGET.with(|c| c.get()) {
         return t;
     }
-    k::SMTP_ACK_TARGET_MS.get_u64()
+    k::SMTP_BUSY_LAG_US.get_u64()
 }
 
 fn enabled() -> bool {
-    target_ms() > 0
+    lag_target_us() > 0
 }
 
 /// The right to receive one message body on this core. Dropping it lets the next one in.
@@ -184,12 +190,8 @@ impl Pass {
         }
     }
 
-    /// The message was answered after `took` from its final dot: feeds the controller and
-    /// gives the pass back.
-    pub fn done(mut self, took: Duration) {
-        if enabled() {
-            GATE.with(|g| g.borrow_mut().record(took));
-        }
+    /// The message was answered: the pass goes back.
+    pub fn done(mut self) {
         self.release_quietly();
     }
 
@@ -299,7 +301,7 @@ mod tests {
     use std::rc::Rc;
 
     thread_local! {
-        /// The target for this test's executor thread (tests run in parallel; the knob is global).
+        /// The lag target for this test's executor thread (tests run in parallel; the knob is global).
         pub(super) static TARGET: Cell<Option<u64>> = const { Cell::new(None) };
     }
 
@@ -323,7 +325,7 @@ mod tests {
     #[test]
     fn waiters_are_served_in_order_once_passes_come_back() {
         on_executor(|| async {
-            TARGET.with(|c| c.set(Some(5)));
+            TARGET.with(|c| c.set(Some(500)));
             set_limit(2.0);
             let a = enter().await;
             let b = enter().await;
@@ -359,7 +361,7 @@ mod tests {
     #[test]
     fn a_waiter_that_gives_up_does_not_block_the_queue() {
         on_executor(|| async {
-            TARGET.with(|c| c.set(Some(5)));
+            TARGET.with(|c| c.set(Some(500)));
             set_limit(2.0);
             let a = enter().await;
             let _b = enter().await;
@@ -384,7 +386,7 @@ mod tests {
     #[test]
     fn an_expired_pass_stops_counting() {
         on_executor(|| async {
-            TARGET.with(|c| c.set(Some(5)));
+            TARGET.with(|c| c.set(Some(500)));
             set_limit(2.0);
             let mut slow = enter().await;
             let _other = enter().await;
@@ -403,46 +405,85 @@ mod tests {
         });
     }
 
-    #[test]
-    fn the_limit_shrinks_on_late_windows_and_grows_on_good_ones() {
-        on_executor(|| async {
-            TARGET.with(|c| c.set(Some(5)));
-            set_limit(40.0);
-            // A first window at 1 ms sets the floor (so the effective target stays 5 ms).
+    fn tick_window(lag: Duration) {
+        GATE.with(|g| {
             for _ in 0..WINDOW {
-                enter().await.done(Duration::from_millis(1));
+                g.borrow_mut().tick(lag);
             }
-            let before = limit();
-            for _ in 0..WINDOW {
-                enter().await.done(Duration::from_millis(9));
+        });
+    }
+
+    /// Just enough late wake-ups to end a window late.
+    fn late_window() {
+        GATE.with(|g| {
+            for _ in 0..=WINDOW_SLACK {
+                g.borrow_mut().tick(Duration::from_millis(3));
             }
-            assert_eq!(limit(), before * 0.75);
-            // Good windows grow it only while it binds: with one message at a time it stays.
-            let shrunk = limit();
-            for _ in 0..WINDOW {
-                enter().await.done(Duration::from_millis(1));
-            }
-            assert_eq!(limit(), shrunk);
-            set_limit(3.0);
-            let _held = (enter().await, enter().await);
-            for _ in 0..WINDOW {
-                enter().await.done(Duration::from_millis(1));
-            }
-            assert_eq!(limit(), 4.0);
         });
     }
 
     #[test]
-    fn a_slow_disk_raises_the_target_instead_of_starving_the_batches() {
+    fn the_limit_shrinks_on_late_windows_and_grows_while_it_binds() {
         on_executor(|| async {
-            TARGET.with(|c| c.set(Some(5)));
-            set_limit(20.0);
-            // Every acknowledgement takes 12 ms, the disk's floor: after the first window sets
-            // the floor, later windows are not late against 3 × 12 ms.
-            for _ in 0..WINDOW * 4 {
-                enter().await.done(Duration::from_millis(12));
+            TARGET.with(|c| c.set(Some(500)));
+            set_limit(40.0);
+            // Slow start: a good window doubles a limit that binds; one that does not bind stays.
+            tick_window(Duration::from_micros(100));
+            assert_eq!(limit(), 40.0, "nothing in flight: the limit does not bind");
+            let mut held = Vec::new();
+            for _ in 0..39 {
+                held.push(enter().await);
             }
-            assert_eq!(limit(), 20.0 * 0.75);
+            tick_window(Duration::from_micros(100));
+            assert_eq!(limit(), 80.0, "binding and on time: doubled");
+            held.clear();
+            // A late core shrinks by a quarter at once and leaves slow start.
+            late_window();
+            assert_eq!(limit(), 60.0);
+            for _ in 0..59 {
+                held.push(enter().await);
+            }
+            tick_window(Duration::from_micros(100));
+            assert_eq!(limit(), 61.0, "after a late window: one at a time");
+            held.clear();
+            // One late wake-up in a window is noise.
+            GATE.with(|g| {
+                g.borrow_mut().tick(Duration::from_millis(5));
+                for _ in 1..WINDOW {
+                    g.borrow_mut().tick(Duration::ZERO);
+                }
+            });
+            assert_eq!(limit(), 61.0);
+            for _ in 0..30 {
+                late_window();
+            }
+            assert_eq!(limit(), MIN_LIMIT, "never below the floor");
+        });
+    }
+
+    #[test]
+    fn the_probe_reads_a_busy_core_as_late_and_a_waiting_one_as_not() {
+        on_executor(|| async {
+            // Well above an idle VM's timer jitter (p99 ~0.3 ms here, rare spikes beyond).
+            TARGET.with(|c| c.set(Some(2000)));
+            set_limit(8.0);
+            let _p = enter().await;
+            let probe = glommio::spawn_local(probe()).detach();
+            // Waiting on the world (a sleep stands for DNS or the disk): the core is idle.
+            glommio::timer::sleep(Duration::from_millis(80)).await;
+            assert_eq!(limit(), 8.0, "no lag, and one body does not bind a limit of 8");
+            // Busy: the executor is held for 3 ms at a time, so the probe wakes late (and seldom:
+            // glommio looks at its timers when the run queue drains or it preempts).
+            let until = Instant::now() + Duration::from_secs(5);
+            while limit() >= 8.0 && Instant::now() < until {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_millis(3) {
+                    std::hint::spin_loop();
+                }
+                futures_lite::future::yield_now().await;
+            }
+            assert!(limit() < 8.0, "a busy core shrinks its limit: {}", limit());
+            drop(probe);
         });
     }
 

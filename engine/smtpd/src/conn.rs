@@ -482,11 +482,10 @@ impl<H: Handler> Conn<H> {
                 }
                 self.mail = None;
                 self.session.answer_message(reply);
-                let took = t0.elapsed();
                 if let Some(p) = self.pass.take() {
-                    p.done(took);
+                    p.done();
                 }
-                METRICS.eod_to_reply.record(took);
+                METRICS.eod_to_reply.record(t0.elapsed());
             }
         }
     }

@@ -104,6 +104,8 @@ pub async fn serve<H: Handler>(
     shutdown: Rc<Shutdown>,
 ) {
     let acceptor = tls.map(futures_rustls::TlsAcceptor::from);
+    // The body admission gate's lag probe (admission.rs), for the life of this executor.
+    glommio::spawn_local(admission::probe()).detach();
     let live = Rc::new(glommio::sync::Gate::new());
     let mut accept_tasks = Vec::new();
     for l in listeners {

@@ -70,10 +70,10 @@ registry! {
         "Time without body progress after which a DATA/BDAT transfer is abandoned with 421." }
     SMTP_MIN_DATA_RATE_BPS { int "smtp.min_data_rate_bps", 500, 0..=1_000_000_000, live,
         "Body bytes per second a client must keep up; slower transfers time out (0 disables)." }
-    SMTP_ACK_TARGET_MS { int "smtp.ack_target_ms", 2, 0..=60_000, live,
-        "Keep end of data → reply under this: a saturated core holds new DATA/BDAT until bodies in flight finish (0 never holds)." }
+    SMTP_BUSY_LAG_US { int "smtp.busy_lag_us", 500, 0..=1_000_000, live,
+        "A core whose 1 ms timer fires this much late is saturated: it holds new DATA/BDAT before the 354 until bodies in flight are answered (0 never holds)." }
     SMTP_BODY_PASS_MS { int "smtp.body_pass_ms", 200, 1..=600_000, live,
-        "A body still arriving after this long stops counting against smtp.ack_target_ms's limit (slow senders cannot hold others)." }
+        "A body still arriving after this long stops counting against the smtp.busy_lag_us gate's limit (slow senders cannot hold others)." }
     SMTP_SESSION_TIMEOUT_S { int "smtp.session_timeout_s", 900, 10..=86_400, live,
         "Longest session from connect to close (IdleDisconnectMinutesTimeout)." }
     SMTP_REQUIRE_HELO { bool "smtp.require_helo", true, live,
