@@ -14,6 +14,7 @@ Usage: benches/smtp_throughput.py [--quick] [--no-record]
 Results are appended to benches/RESULTS.md with the command line (unless --no-record).
 """
 
+import atexit
 import json
 import os
 import platform
@@ -48,6 +49,19 @@ def wait_port(port, timeout=15):
     raise TimeoutError(port)
 
 
+# Every process this script starts, stopped at exit whatever path the script takes (a failed start
+# used to leave a sink running, and the next run could not clear target/bench).
+STARTED = []
+
+
+def stop_all():
+    for p in STARTED:
+        stop(p)
+
+
+atexit.register(stop_all)
+
+
 def stop(p):
     if p and p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -70,6 +84,7 @@ def start_sink(tag):
     stats = BENCH / f"sink-{tag}.json"
     p = subprocess.Popen([str(REL / "mxblast"), "sink", "--listen", f"127.0.0.1:{port}", "--stats", str(stats),
                           "--cores", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(p)
     wait_port(port)
     return p, port, stats
 
@@ -135,7 +150,11 @@ def start_gateway(downstream, extra=None):
     args = [str(REL / "mxguard"), "run"]
     for k, v in knobs.items():
         args += ["--set", f"{k}={v}"]
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its stderr is kept (log.stderr=0 leaves only start-up errors there): a gateway that does not
+    # open its port says why.
+    with open(BENCH / "mxguard-stderr.log", "ab") as err:
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+    STARTED.append(p)
     p.args = args
     wait_port(port)
     return p, port
