@@ -180,18 +180,9 @@ impl Pass {
 
     /// Stops counting this pass (its sender is slow); the transaction goes on.
     pub fn release(&mut self) {
-        if std::mem::take(&mut self.counted) {
+        if self.counted {
             METRICS.smtp_body_passes_expired.inc();
-            GATE.with(|g| {
-                let mut g = g.borrow_mut();
-                g.in_flight -= 1;
-                g.wake_front();
-            });
         }
-    }
-
-    /// The message was answered: the pass goes back.
-    pub fn done(mut self) {
         self.release_quietly();
     }
 

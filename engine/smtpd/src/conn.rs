@@ -204,10 +204,13 @@ impl<H: Handler> Conn<H> {
         }
         // A slow body stops holding its pass once the pass expires (admission.rs).
         let pass_left = self.pass.as_ref().and_then(|p| p.expires()).map(|e| e.saturating_duration_since(now));
-        let pass_binds = pass_left.is_some_and(|left| left < limit);
-        if let Some(left) = pass_left.filter(|_| pass_binds) {
-            limit = left;
-        }
+        let pass_binds = match pass_left {
+            Some(left) if left < limit => {
+                limit = left;
+                true
+            }
+            _ => false,
+        };
         let shutdown = self.ctx.shutdown.clone();
         let listen_for_shutdown = !self.draining;
         let (stream, buf, end) = (&mut self.stream, &mut self.buf, self.end);
@@ -482,9 +485,8 @@ impl<H: Handler> Conn<H> {
                 }
                 self.mail = None;
                 self.session.answer_message(reply);
-                if let Some(p) = self.pass.take() {
-                    p.done();
-                }
+                // Answered: the pass goes back (dropping it releases it).
+                self.pass = None;
                 METRICS.eod_to_reply.record(t0.elapsed());
             }
         }
