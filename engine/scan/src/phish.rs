@@ -135,9 +135,9 @@ fn redirects_to(l: &Link, domain: &str) -> bool {
 }
 
 /// The whole URLs a link carries after its own host (`http://…` or URL-encoded): for each, the
-/// link's text before it, the registrable domain it names (or the address, for an IP), and the
-/// text after that host.
-fn embedded_urls(l: &Link) -> impl Iterator<Item = (&str, String, &str)> + '_ {
+/// link's text before it, the registrable domain it names (or the address, for an IP; redirectors
+/// hide `%32%31%31%2E…` for 211.…), and the rest after that host, percent-decoded.
+fn embedded_urls(l: &Link) -> impl Iterator<Item = (&str, String, String)> + '_ {
     let after_host = l.url.find("://").map_or(0, |i| i + 3);
     let rest = &l.url[after_host..];
     // ASCII case folding keeps byte offsets, so they index `rest` too.
@@ -145,30 +145,14 @@ fn embedded_urls(l: &Link) -> impl Iterator<Item = (&str, String, &str)> + '_ {
     ["http://", "https://", "http%3a%2f%2f", "https%3a%2f%2f"].into_iter().flat_map(move |scheme| {
         let hits: Vec<(usize, usize)> = lower.match_indices(scheme).map(|(i, m)| (i, m.len())).collect();
         hits.into_iter().map(move |(i, n)| {
-            let (host, used) = embedded_host(&rest[i + n..]);
-            (&rest[..i], crate::urls::registrable(&host), &rest[i + n + used..])
+            let tail = crate::urls::percent_decode(&rest[i + n..]).to_ascii_lowercase();
+            let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(tail.len());
+            let host = &tail[..end];
+            // An address is its own domain (registrable() would cut 211.172.96.7 to 96.7).
+            let domain = if host.parse::<std::net::IpAddr>().is_ok() { host.to_string() } else { crate::urls::registrable(host) };
+            (&rest[..i], domain, tail[end..].to_string())
         })
     })
-}
-
-/// The host at the start of `tail`, lower case, with percent-escapes decoded (redirectors hide
-/// `%32%31%31%2E…` for 211.…), and how many bytes of `tail` it took.
-fn embedded_host(tail: &str) -> (String, usize) {
-    let b = tail.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let (mut host, mut i) = (String::new(), 0);
-    while i < b.len() && host.len() < 253 {
-        let (c, step) = match (b[i], b.get(i + 1).and_then(|&x| hex(x)), b.get(i + 2).and_then(|&x| hex(x))) {
-            (b'%', Some(h), Some(l)) => ((h * 16 + l) as u8, 3),
-            (c, _, _) => (c, 1),
-        };
-        if !(c.is_ascii_alphanumeric() || c == b'.' || c == b'-') {
-            break;
-        }
-        host.push(c.to_ascii_lowercase() as char);
-        i += step;
-    }
-    (host, i)
 }
 
 /// Letters and digits of `s`, lower case: how names are compared (`Pay.Pal` is `paypal`).
@@ -402,7 +386,7 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
             // redirects to shops and ad servers are no sign.
             let elsewhere = embedded_urls(l).find_map(|(_, d, after)| {
                 let ip = d.parse::<std::net::IpAddr>().is_ok();
-                (d.contains('.') && d != from_domain && !sets.brands.contains(&d) && (ip || asks_to_log_in(after))).then_some(d)
+                (d.contains('.') && d != from_domain && !sets.brands.contains(&d) && (ip || asks_to_log_in(&after))).then_some(d)
             });
             if let Some(d) = elsewhere {
                 once("PHISH_BRAND_SENDER", format!("mail from the protected {from_domain} links through its own redirector to {d}"), &mut out);
@@ -845,7 +829,11 @@ mod tests {
         assert_eq!(syms(ebay, "ebay.com"), vec!["PHISH_BRAND_SENDER"]);
         let ad = r#"<a href="http://click3.ebay.com/1.2.0.http%3A%2F%2Fad.doubleclick.net%2Fclk%3B1">x</a>"#;
         assert!(syms(ad, "reply3.ebay.com").is_empty());
-        assert_eq!(embedded_host("%32%31%31%2E%31%37%32%2E%39%36%2E%37%2FUp"), ("211.172.96.7".to_string(), 36));
+        let hidden = crate::urls::extract("", &[r#"<a href="http://r.example/?u=http%3A%2F%2F%32%31%31%2E%31%37%32%2E%39%36%2E%37%2FUp">x</a>"#], 10);
+        assert_eq!(
+            embedded_urls(&hidden[0]).map(|(_, d, after)| (d, after)).collect::<Vec<_>>(),
+            vec![("211.172.96.7".to_string(), "/up".to_string())]
+        );
         // The sender's name inside another organisation's domain needs a login sign.
         assert!(syms(r#"<a href="http://www.perl-foundation.example/donate.html">x</a>"#, "perl.org").is_empty());
         assert_eq!(syms(r#"<a href="http://www.perl-foundation.example/login/">x</a>"#, "perl.org"), vec!["PHISH_BRAND_IN_HOST"]);

@@ -322,7 +322,7 @@ pub fn parse(raw: &str) -> Option<Link> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }
