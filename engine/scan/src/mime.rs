@@ -146,35 +146,33 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
         if part.is_encoding_problem && !defects.contains(&Defect::BadEncoding) {
             defects.push(Defect::BadEncoding);
         }
-        if let Some((decoded, html)) = repair(part, kind) {
-            if html {
-                html_parts += 1;
-                if text.len() < text_max {
-                    push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(&decoded), text_max);
-                }
-                repaired_html.push(decoded);
-            } else {
-                text_parts += 1;
-                push_text(&mut text, &mut truncated, &decoded, text_max);
-            }
-            return;
-        }
         let multipart = part.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
         if multipart && part.content_type().and_then(|c| c.attribute("boundary")).is_none() && !defects.contains(&Defect::MissingBoundary) {
             defects.push(Defect::MissingBoundary);
         }
-        match (kind, &part.body) {
-            (Kind::Body, PartType::Text(t)) => {
+        // A body's text, as mail-parser decoded it or as repaired here, and whether it is HTML.
+        let repaired = repair(part, kind);
+        let body: Option<(&str, bool)> = match (&repaired, kind, &part.body) {
+            (Some((decoded, html)), _, _) => Some((decoded.as_str(), *html)),
+            (None, Kind::Body, PartType::Text(t)) => Some((t.as_ref(), false)),
+            (None, Kind::Body, PartType::Html(h)) => Some((h.as_ref(), true)),
+            _ => None,
+        };
+        match body {
+            Some((t, false)) => {
                 text_parts += 1;
                 push_text(&mut text, &mut truncated, t, text_max);
             }
-            (Kind::Body, PartType::Html(h)) => {
+            Some((h, true)) => {
                 html_parts += 1;
                 if text.len() < text_max {
                     push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(h), text_max);
                 }
             }
-            _ => {}
+            None => {}
+        }
+        if let Some((decoded, true)) = repaired {
+            repaired_html.push(decoded);
         }
     });
     if !complete {
