@@ -191,13 +191,6 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     for (name, value) in p.headers_where(|n| VALUED.iter().any(|v| n.eq_ignore_ascii_case(v))) {
         let lname = name.to_ascii_lowercase();
         out.push(hash(ns::HEADER, lname.as_bytes()));
-        if lname == "received" {
-            received += 1;
-            continue;
-        }
-        if value.is_empty() {
-            continue;
-        }
         let v = value.trim().to_ascii_lowercase();
         match lname.as_str() {
             "from" => {
@@ -220,6 +213,7 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
             "precedence" | "x-priority" | "importance" | "x-msmail-priority" => {
                 out.push(hash(ns::HEADER, format!("{lname}={}", v.chars().take(20).collect::<String>()).as_bytes()));
             }
+            "received" => received += 1,
             "to" | "cc" => recipients += v.matches('@').count(),
             "content-transfer-encoding" => out.push(hash(ns::CONTENT, v.as_bytes())),
             _ => {}
