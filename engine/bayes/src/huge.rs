@@ -20,9 +20,15 @@ const HUGE_PAGE: usize = 2 << 20;
 pub struct HugeArray<T> {
     ptr: NonNull<T>,
     len: usize,
-    /// `Some` when it came from the allocator; `None` when mapped (its length is `mapped`).
-    layout: Option<Layout>,
-    mapped: usize,
+    backing: Backing,
+}
+
+/// Where the memory came from, and so how it goes back.
+#[derive(Debug, PartialEq)]
+enum Backing {
+    Allocator(Layout),
+    /// An anonymous mapping of this many bytes.
+    Mapped(usize),
 }
 
 // SAFETY: a HugeArray owns its elements like a Box<[T]> does.
@@ -53,7 +59,7 @@ impl<T> HugeArray<T> {
                 // SAFETY: as above; populating writes nothing but the zeros already there.
                 unsafe { libc::madvise(raw, mapped, libc::MADV_POPULATE_WRITE) };
                 if let Some(ptr) = NonNull::new(raw.cast::<T>()) {
-                    return HugeArray { ptr, len, layout: None, mapped };
+                    return HugeArray { ptr, len, backing: Backing::Mapped(mapped) };
                 }
             }
         }
@@ -61,7 +67,7 @@ impl<T> HugeArray<T> {
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else { handle_alloc_error(layout) };
-        HugeArray { ptr, len, layout: Some(layout), mapped: 0 }
+        HugeArray { ptr, len, backing: Backing::Allocator(layout) }
     }
 }
 
@@ -80,10 +86,10 @@ impl<T> Drop for HugeArray<T> {
         // was allocated with.
         unsafe {
             std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len));
-            match self.layout {
-                Some(layout) => dealloc(self.ptr.as_ptr().cast(), layout),
-                None => {
-                    libc::munmap(self.ptr.as_ptr().cast(), self.mapped);
+            match self.backing {
+                Backing::Allocator(layout) => dealloc(self.ptr.as_ptr().cast(), layout),
+                Backing::Mapped(bytes) => {
+                    libc::munmap(self.ptr.as_ptr().cast(), bytes);
                 }
             }
         }
@@ -100,11 +106,12 @@ mod tests {
         // SAFETY: zero is a valid AtomicU64.
         let small: HugeArray<AtomicU64> = unsafe { HugeArray::zeroed(10) };
         assert_eq!(small.len(), 10);
+        assert!(matches!(small.backing, Backing::Allocator(_)), "small arrays from the allocator");
         assert!(small.iter().all(|a| a.load(Ordering::Relaxed) == 0));
         let n = (8 << 20) / 8;
         // SAFETY: as above.
         let large: HugeArray<AtomicU64> = unsafe { HugeArray::zeroed(n) };
-        assert_eq!(large.layout, None, "mapped from the kernel");
+        assert!(matches!(large.backing, Backing::Mapped(_)), "mapped from the kernel");
         large[n - 1].store(7, Ordering::Relaxed);
         assert_eq!(large[n - 1].load(Ordering::Relaxed), 7);
         assert_eq!(large[0].load(Ordering::Relaxed), 0);

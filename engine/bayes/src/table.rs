@@ -73,6 +73,19 @@ fn unpack(v: u64) -> Counts {
     Counts { spam: (v >> 32) as u32, ham: v as u32 }
 }
 
+/// Hints the CPU to fetch the cache line holding `item` (no effect on any result).
+#[inline]
+fn prefetch_line<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing the program sees; the pointer is to a
+    // live item anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((item as *const T).cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
+}
+
 impl Table {
     /// A table for up to `tokens` tokens (at least 1,024 slots).
     pub fn new(tokens: usize) -> Table {
@@ -155,15 +168,7 @@ impl Table {
     /// Hints the CPU to fetch `token`'s first slot into the cache (no effect on the result).
     #[inline]
     fn prefetch(&self, token: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let slot: *const Slot = &self.slots[key_of(token) as usize & self.mask];
-            // SAFETY: a prefetch never faults and reads nothing the program sees; the pointer
-            // is to a live slot of this table anyway.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(slot.cast()) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = token;
+        prefetch_line(&self.slots[key_of(token) as usize & self.mask]);
     }
 
     /// [`Table::prefetch`], and the token's learnt-day entry too: learning writes both, and the
@@ -171,12 +176,7 @@ impl Table {
     #[inline]
     fn prefetch_for_learning(&self, token: u64) {
         self.prefetch(token);
-        #[cfg(target_arch = "x86_64")]
-        {
-            let day: *const AtomicU16 = &self.touched[key_of(token) as usize & self.mask];
-            // SAFETY: as in `prefetch`.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(day.cast()) };
-        }
+        prefetch_line(&self.touched[key_of(token) as usize & self.mask]);
     }
 
     /// The index of `token`'s slot, claimed if new; `None` when the probe bound is reached.
