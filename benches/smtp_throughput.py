@@ -160,6 +160,20 @@ def start_gateway(downstream, extra=None):
     return p, port
 
 
+def run_b(size, conns, n, run, extra=None):
+    """(b): mxblast -> a fresh mxguard (knobs `extra` on top of the bench's) -> a fresh sink, with
+    the gateway's own latency figures."""
+    sink, sport, stats = start_sink(run)
+    gw, gport = start_gateway(sport, extra)
+    try:
+        b = blast_end_to_end(gport, stats, size, conns, n, run)
+        b.update(gateway_p99_ms(gw))
+    finally:
+        stop(gw)
+        stop(sink)
+    return b
+
+
 def start_postfix(downstream):
     d = BENCH / "postfix"
     if d.exists():
@@ -273,14 +287,7 @@ def main():
         for conns in conns_list:
             n = n_for[size]
             a = run_a(size, conns, n)
-            sink, sport, stats = start_sink(f"b{size}{conns}")
-            gw, gport = start_gateway(sport)
-            try:
-                b = blast_end_to_end(gport, stats, size, conns, n, f"b{size}x{conns}")
-                b.update(gateway_p99_ms(gw))
-            finally:
-                stop(gw)
-                stop(sink)
+            b = run_b(size, conns, n, f"b{size}x{conns}")
             sink, sport, stats = start_sink(f"c{size}{conns}")
             pf, pport, pdir = start_postfix(sport)
             try:
@@ -302,14 +309,7 @@ def main():
     for target in ("0", "1000"):
         for size in sizes:
             n = n_for[size]
-            sink, sport, stats = start_sink(f"d{target}{size}")
-            gw, gport = start_gateway(sport, {"smtp.busy_lag_us": target})
-            try:
-                b = blast_end_to_end(gport, stats, size, 100, n, f"d{target}x{size}")
-                b.update(gateway_p99_ms(gw))
-            finally:
-                stop(gw)
-                stop(sink)
+            b = run_b(size, 100, n, f"d{target}x{size}", {"smtp.busy_lag_us": target})
             dial.append({"target": target, "size": size, "b": b})
             print(f"smtp.busy_lag_us={target}: {size:>6} B 100 conns (b) {b['msgs_per_s']:8.0f} msg/s, eod->250 p50 "
                   f"{b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms (gateway's own p99 {b['server_eod_p99_ms']:.2f})", flush=True)
