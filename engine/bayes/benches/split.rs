@@ -9,6 +9,10 @@
 
 use std::time::Instant;
 
+// The gateway's allocator (engine/gateway/src/main.rs), so learning is timed as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use mxguard_bayes::classify::{spam_probability, Params};
 use mxguard_bayes::table::Table;
 use mxguard_scan::tokens::tokens;
