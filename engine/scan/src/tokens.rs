@@ -134,7 +134,8 @@ impl<'o> Words<'o> {
 
     /// The word `raw` (as written) ended at `sep`.
     fn end_word(&mut self, raw: &str, ascii: bool, sep: char) {
-        let w = raw.trim_matches('\'');
+        let b = raw.as_bytes();
+        let w = if b.first() == Some(&b'\'') || b.last() == Some(&b'\'') { raw.trim_matches('\'') } else { raw };
         if w.is_empty() {
             return;
         }
@@ -159,6 +160,10 @@ impl<'o> Words<'o> {
     }
 
     fn end_spelt(&mut self) {
+        if self.spelt.is_empty() {
+            // After most words: no run of single letters before them.
+            return;
+        }
         if self.spelt.chars().count() >= 4 {
             let joined = std::mem::take(&mut self.spelt);
             self.out.push(hash(ns::SPELT, b"spelt-out letters"));
