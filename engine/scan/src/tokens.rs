@@ -215,6 +215,41 @@ fn html_tags(html: &str, out: &mut Vec<u64>) {
     }
 }
 
+/// What the value of a header field makes tokens of.
+#[derive(Debug, Clone, Copy)]
+enum Valued {
+    From,
+    ReplyTo,
+    MessageId,
+    Mailer,
+    ContentType,
+    Priority,
+    Recipients,
+    Encoding,
+}
+
+/// The header fields whose value makes tokens (lower case), and how; one list, so the fields
+/// whose value is worked out and the fields that use it cannot drift apart.
+const VALUED: &[(&str, Valued)] = &[
+    ("from", Valued::From),
+    ("reply-to", Valued::ReplyTo),
+    ("message-id", Valued::MessageId),
+    ("x-mailer", Valued::Mailer),
+    ("user-agent", Valued::Mailer),
+    ("content-type", Valued::ContentType),
+    ("precedence", Valued::Priority),
+    ("x-priority", Valued::Priority),
+    ("importance", Valued::Priority),
+    ("x-msmail-priority", Valued::Priority),
+    ("to", Valued::Recipients),
+    ("cc", Valued::Recipients),
+    ("content-transfer-encoding", Valued::Encoding),
+];
+
+fn valued(name: &str) -> Option<Valued> {
+    VALUED.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map(|&(_, v)| v)
+}
+
 /// The tokens of a parsed message, without duplicates (in no particular order).
 pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
     let html = p.html();
@@ -229,40 +264,38 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
     let (mut received, mut recipients) = (0usize, 0usize);
-    // The fields whose value makes tokens (the match below); every other field is only named.
-    const VALUED: &[&str] = &[
-        "from", "reply-to", "message-id", "x-mailer", "user-agent", "content-type", "precedence", "x-priority", "importance",
-        "x-msmail-priority", "to", "cc", "content-transfer-encoding",
-    ];
-    for (name, value) in p.headers_where(|n| VALUED.iter().any(|v| n.eq_ignore_ascii_case(v))) {
+    // Every field is named; the fields of [`VALUED`] also make tokens of their value.
+    for (name, value) in p.headers_where(|n| valued(n).is_some()) {
         let lname = name.to_ascii_lowercase();
         out.push(hash(ns::HEADER, lname.as_bytes()));
+        if lname == "received" {
+            received += 1;
+        }
+        let Some(field) = valued(name) else { continue };
         let v = value.trim().to_ascii_lowercase();
-        match lname.as_str() {
-            "from" => {
+        match field {
+            Valued::From => {
                 let address = v.rsplit(['<', ' ']).next().unwrap_or("");
                 out.push(hash(ns::FROM, domain_of(address).as_bytes()));
                 Words::new(&mut out, ns::FROM_NAME).text(v.split('<').next().unwrap_or(""));
             }
-            "reply-to" => out.push(hash(ns::REPLY_TO, domain_of(&v).as_bytes())),
-            "message-id" => out.push(hash(ns::MESSAGE_ID, domain_of(&v).as_bytes())),
-            "x-mailer" | "user-agent" => {
+            Valued::ReplyTo => out.push(hash(ns::REPLY_TO, domain_of(&v).as_bytes())),
+            Valued::MessageId => out.push(hash(ns::MESSAGE_ID, domain_of(&v).as_bytes())),
+            Valued::Mailer => {
                 let first = v.split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("");
                 out.push(hash(ns::MAILER, first.as_bytes()));
             }
-            "content-type" => {
+            Valued::ContentType => {
                 out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes()));
                 if let Some(cs) = v.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
                     out.push(hash(ns::CONTENT, format!("charset={}", cs.trim_matches('"')).as_bytes()));
                 }
             }
-            "precedence" | "x-priority" | "importance" | "x-msmail-priority" => {
+            Valued::Priority => {
                 out.push(hash(ns::HEADER, format!("{lname}={}", v.chars().take(20).collect::<String>()).as_bytes()));
             }
-            "received" => received += 1,
-            "to" | "cc" => recipients += v.matches('@').count(),
-            "content-transfer-encoding" => out.push(hash(ns::CONTENT, v.as_bytes())),
-            _ => {}
+            Valued::Recipients => recipients += v.matches('@').count(),
+            Valued::Encoding => out.push(hash(ns::CONTENT, v.as_bytes())),
         }
     }
     // How far the message travelled and to how many: buckets, not exact numbers.
