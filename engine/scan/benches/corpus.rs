@@ -129,7 +129,7 @@ fn main() {
     // Two more sets, to show what the figure depends on (the target is read on the first): half as
     // many random words, and an administrator's kind of list — words and word pairs seen in at least
     // three non-ham messages of this corpus and in no ham, most frequent first.
-    let (_, hs_half_rate, _) = hyperscan_rate(&words[..keywords / 2], &decoded);
+    let (_, hs_half_rate, _) = hyperscan_rate(&words[..(keywords / 2).max(1).min(words.len())], &decoded);
     let phrases = spam_phrases(&texts, keywords);
     let (_, hs_phrase_rate, _) = hyperscan_rate(&phrases, &decoded);
     if let Some(dir) = std::env::var_os("MXGUARD_BENCH_DUMP") {
