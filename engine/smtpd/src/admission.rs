@@ -396,21 +396,22 @@ mod tests {
         });
     }
 
-    fn tick_window(lag: Duration) {
+    /// `n` probe wake-ups, each `lag` late.
+    fn ticks(n: u32, lag: Duration) {
         GATE.with(|g| {
-            for _ in 0..WINDOW {
+            for _ in 0..n {
                 g.borrow_mut().tick(lag);
             }
         });
     }
 
+    fn tick_window(lag: Duration) {
+        ticks(WINDOW, lag);
+    }
+
     /// Just enough late wake-ups to end a window late.
     fn late_window() {
-        GATE.with(|g| {
-            for _ in 0..=WINDOW_SLACK {
-                g.borrow_mut().tick(Duration::from_millis(3));
-            }
-        });
+        ticks(WINDOW_SLACK + 1, Duration::from_millis(3));
     }
 
     #[test]
@@ -438,12 +439,8 @@ mod tests {
             assert_eq!(limit(), 61.0, "after a late window: one at a time");
             held.clear();
             // One late wake-up in a window is noise.
-            GATE.with(|g| {
-                g.borrow_mut().tick(Duration::from_millis(5));
-                for _ in 1..WINDOW {
-                    g.borrow_mut().tick(Duration::ZERO);
-                }
-            });
+            ticks(1, Duration::from_millis(5));
+            ticks(WINDOW - 1, Duration::ZERO);
             assert_eq!(limit(), 61.0);
             for _ in 0..30 {
                 late_window();
