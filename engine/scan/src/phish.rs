@@ -308,7 +308,7 @@ pub fn check(links: &[Link], cx: &Context<'_>, sets: &Sets<'_>) -> Vec<Finding> 
     } else {
         let words: Vec<String> = cx.from_name.split_whitespace().map(squash).collect();
         (2..=3.min(words.len()))
-            .flat_map(|n| words.windows(n).map(|w| w.concat()).collect::<Vec<_>>())
+            .flat_map(|n| words.windows(n).map(|w| w.concat()))
             .filter(|o| o.len() >= 8)
             .collect()
     };
