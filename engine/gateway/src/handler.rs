@@ -31,7 +31,8 @@ pub fn received_header(conn: &ConnInfo, env: &Envelope, id: &str, hostname: &str
     if let Some(tls) = &conn.tls {
         h.push_str(&format!("\t(using {tls})\r\n"));
     }
-    h.push_str(&format!("\tby {hostname} (mxguard) with {} id {id}", env.protocol()));
+    // The mark tells the tokenizer which fields came after the message arrived.
+    h.push_str(&format!("\tby {hostname} {} with {} id {id}", mxguard_scan::tokens::OWN_RECEIVED_MARK, env.protocol()));
     if env.rcpts.len() == 1 {
         h.push_str(&format!("\r\n\tfor <{}>", env.rcpts[0]));
     }

@@ -335,27 +335,42 @@ impl<'a> Parsed<'a> {
 
     /// Header fields in order, name and decoded (or raw) value.
     pub fn headers(&self) -> Vec<(&str, Cow<'_, str>)> {
-        self.headers_where(|_| true)
+        self.fields().map(|f| (f.name(), f.value())).collect()
     }
 
-    /// [`Parsed::headers`], with the value worked out only for the fields `wanted` names (the
-    /// others come with an empty one): decoding and unfolding every Received field for a caller
-    /// that only counts them is most of the cost.
-    pub fn headers_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<(&str, Cow<'_, str>)> {
-        let Some(m) = &self.message else { return Vec::new() };
-        m.headers()
-            .iter()
-            .map(|h| {
-                let name = h.name.as_str();
-                (name, if wanted(name) { header_value(m, h) } else { Cow::Borrowed("") })
-            })
-            .collect()
+    /// Header fields in order, each worked out only as far as its reader asks (decoding and
+    /// unfolding every Received field for a reader that only counts them is most of the cost).
+    pub fn fields(&self) -> impl Iterator<Item = Field<'_>> {
+        self.message.iter().flat_map(|m| m.headers().iter().map(move |h| Field { m, h }))
     }
 
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         let m = self.message.as_ref()?;
         m.headers().iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name)).map(|h| header_value(m, h))
+    }
+}
+
+/// One header field of a parsed message.
+pub struct Field<'p> {
+    m: &'p Message<'p>,
+    h: &'p mail_parser::Header<'p>,
+}
+
+impl<'p> Field<'p> {
+    pub fn name(&self) -> &'p str {
+        self.h.name.as_str()
+    }
+
+    /// The value as written (folded, not decoded).
+    pub fn raw(&self) -> &'p [u8] {
+        let raw = self.m.raw_message.as_ref();
+        raw.get(self.h.offset_start as usize..(self.h.offset_end as usize).min(raw.len())).unwrap_or(&[])
+    }
+
+    /// The value decoded where mail-parser decodes it, else as written, unfolded and trimmed.
+    pub fn value(&self) -> Cow<'p, str> {
+        header_value(self.m, self.h)
     }
 }
 
@@ -379,7 +394,13 @@ fn header_value<'m>(m: &'m Message<'_>, h: &'m mail_parser::Header<'_>) -> Cow<'
         None => {
             let raw = m.raw_message.as_ref();
             let (s, e) = (h.offset_start as usize, (h.offset_end as usize).min(raw.len()));
-            Cow::Owned(String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[])).trim().replace("\r\n", " "))
+            let unfold = |t: &str| t.trim().replace("\r\n", " ");
+            match std::str::from_utf8(raw.get(s..e).unwrap_or(&[])) {
+                // Most values are one line of UTF-8: borrowed as they are.
+                Ok(t) if !t.contains('\r') => Cow::Borrowed(t.trim()),
+                Ok(t) => Cow::Owned(unfold(t)),
+                Err(_) => Cow::Owned(unfold(&String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[])))),
+            }
         }
     }
 }

@@ -13,6 +13,11 @@
 //! - the names of the header fields present, the From domain and display-name words, the
 //!   Reply-To and Message-ID domains, the mailer, the top content type, charset and transfer
 //!   encoding, priority and precedence values, the number of hops and of recipients (bucketed);
+//! - the relays of the Received fields: the hosts after `from` and `by` with their registrable
+//!   domains, every IP address by its network prefixes (and an IPv4 address whole), the protocol
+//!   after `with` (where mail came from is what a reputation list knows; here the table learns
+//!   it) — only the fields the message had when it reached this gateway, so learning a delivered
+//!   copy and scanning the arriving one see the same (the hop count too);
 //! - every link's host, registrable domain and first path segment;
 //! - every attachment's true type (magic bytes) and extension;
 //! - the names of the HTML elements used.
@@ -43,6 +48,7 @@ mod ns {
     pub const URL: u8 = b'u';
     pub const ATTACHMENT: u8 = b'a';
     pub const HTML_TAG: u8 = b't';
+    pub const RELAY: u8 = b'R';
 }
 
 /// 64-bit FNV-1a over a namespace byte and the token.
@@ -200,6 +206,81 @@ impl<'o> Words<'o> {
     }
 }
 
+/// What this gateway writes in its own Received field (`by HOST (mxguard) with ...`).
+pub const OWN_RECEIVED_MARK: &str = "(mxguard)";
+
+/// At most this many Received fields below this gateway's own make relay tokens, the nearest
+/// first (the farther ones are the easiest to forge, and a message of thousands of fields must
+/// not make thousands of tokens).
+const RELAYS_MAX: usize = 16;
+
+/// The bytes that separate the words of a Received field: white space and `()[];<>`.
+const RELAY_SEPARATOR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_whitespace() || matches!(i as u8, b'(' | b')' | b'[' | b']' | b';' | b'<' | b'>');
+        i += 1;
+    }
+    t
+};
+
+/// The relay tokens of one Received field's raw value: the host named after `from` and after `by`
+/// and its registrable domain; every address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`, or a bare
+/// address after `from`/`by`), an IPv4 address by its /8, /16 and /24 and whole, an IPv6 address by
+/// its /32, /48 and /64; the protocol after `with`. All lower case. Dates, queue ids and recipients
+/// are left out: they name one message, not a sender. `host` is a reused buffer.
+fn relay_tokens(v: &[u8], host: &mut Vec<u8>, out: &mut Vec<u64>) {
+    // Address literals: between brackets.
+    for open in memchr::memchr_iter(b'[', v) {
+        let rest = &v[open + 1..v.len().min(open + 52)];
+        if let Some(close) = memchr::memchr(b']', rest) {
+            relay_address(&rest[..close], out);
+        }
+    }
+    let mut after: &[u8] = b"";
+    for word in v.split(|c| RELAY_SEPARATOR[usize::from(*c)]).filter(|w| !w.is_empty()) {
+        let keyword = match word.len() {
+            2 | 4 => [&b"from"[..], b"by", b"with"].into_iter().find(|k| word.eq_ignore_ascii_case(k)),
+            _ => None,
+        };
+        match std::mem::replace(&mut after, keyword.unwrap_or(b"")) {
+            role @ (b"from" | b"by") if word.contains(&b'.') => {
+                if !word.iter().any(u8::is_ascii_alphabetic) {
+                    relay_address(word, out);
+                    continue;
+                }
+                out.push(relay(&[role, b":", word]));
+                host.clear();
+                host.extend(word.iter().map(u8::to_ascii_lowercase));
+                if let Some(d) = psl::domain(host) {
+                    out.push(relay(&[b"domain:", d.as_bytes()]));
+                }
+            }
+            b"with" => out.push(relay(&[b"with:", word])),
+            _ => {}
+        }
+    }
+}
+
+/// A relay token: the parts, lower case, hashed as one.
+fn relay(parts: &[&[u8]]) -> u64 {
+    fnv(ns::RELAY, parts.iter().flat_map(|p| p.iter().map(u8::to_ascii_lowercase)))
+}
+
+/// The tokens of an IP address literal (`192.0.2.1`, `IPv6:2001:db8::1`); nothing if it is none.
+fn relay_address(literal: &[u8], out: &mut Vec<u64>) {
+    let bare = match literal.split_at_checked(5) {
+        Some((head, rest)) if head.eq_ignore_ascii_case(b"ipv6:") => rest,
+        _ => literal,
+    };
+    match std::str::from_utf8(bare).ok().and_then(|w| w.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V4(a)) => (1..=4).for_each(|n| out.push(relay(&[b"ip4/", &a.octets()[..n]]))),
+        Some(std::net::IpAddr::V6(a)) => [4, 6, 8].into_iter().for_each(|n| out.push(relay(&[b"ip6/", &a.octets()[..n]]))),
+        None => {}
+    }
+}
+
 fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|x| x.1).unwrap_or("").trim_end_matches('>')
 }
@@ -265,16 +346,18 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     let mut out = Vec::with_capacity(p.text.len() / 3 + 64);
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
-    let (mut received, mut recipients) = (0usize, 0usize);
+    let mut recipients = 0usize;
+    let mut relays: Vec<&[u8]> = Vec::new();
     // Every field is named; the fields of [`VALUED`] also make tokens of their value.
-    for (name, value) in p.headers_where(|n| valued(n).is_some()) {
-        let lname = name.to_ascii_lowercase();
-        out.push(hash(ns::HEADER, lname.as_bytes()));
-        if lname == "received" {
-            received += 1;
+    for f in p.fields() {
+        let name = f.name();
+        out.push(hash_lower(ns::HEADER, name.as_bytes()));
+        if name.eq_ignore_ascii_case("received") {
+            relays.push(f.raw());
+            continue;
         }
         let Some(field) = valued(name) else { continue };
-        let v = value.trim().to_ascii_lowercase();
+        let v = f.value().trim().to_ascii_lowercase();
         match field {
             Valued::From => {
                 let address = v.rsplit(['<', ' ']).next().unwrap_or("");
@@ -294,14 +377,22 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
                 }
             }
             Valued::Priority => {
-                out.push(hash(ns::HEADER, format!("{lname}={}", v.chars().take(20).collect::<String>()).as_bytes()));
+                out.push(hash(ns::HEADER, format!("{}={}", name.to_ascii_lowercase(), v.chars().take(20).collect::<String>()).as_bytes()));
             }
             Valued::Recipients => recipients += v.matches('@').count(),
             Valued::Encoding => out.push(hash(ns::CONTENT, v.as_bytes())),
         }
     }
+    // The fields down to this gateway's own (and those added after it, by the mail store a copy
+    // was learnt from) were not there when the message was scanned.
+    let ours = relays.iter().position(|r| memchr::memmem::find(r, OWN_RECEIVED_MARK.as_bytes()).is_some()).map_or(0, |i| i + 1);
+    let relays = &relays[ours..];
+    let mut host = Vec::new();
+    for r in relays.iter().take(RELAYS_MAX) {
+        relay_tokens(r, &mut host, &mut out);
+    }
     // How far the message travelled and to how many: buckets, not exact numbers.
-    out.push(hash(ns::HEADER, format!("received:{}", received.min(6)).as_bytes()));
+    out.push(hash(ns::HEADER, format!("received:{}", relays.len().min(6)).as_bytes()));
     out.push(hash(ns::HEADER, format!("recipients:{}", [0, 1, 2, 5, 10, 50].iter().rev().find(|b| recipients >= **b).unwrap_or(&0)).as_bytes()));
     for part in html {
         html_tags(part, &mut out);
@@ -456,6 +547,37 @@ mod tests {
         assert!(t.contains(&hash(ns::HEADER, b"precedence=bulk")));
         assert!(t.contains(&hash(ns::HEADER, b"received:2")));
         assert!(t.contains(&hash(ns::HEADER, b"recipients:2")), "one To and two Cc");
+    }
+
+    #[test]
+    fn relays_of_the_received_fields() {
+        let raw = format!(
+            "Received: from mail.store.example by imap.store.example with LMTP id 1; Thu, 1 Jan 2026 00:00:00 +0000\nReceived: from relay.example.net ([198.51.100.7])\n\tby mx.example.org (mxguard) with ESMTPS id Q; Thu, 1 Jan 2026 00:00:00 +0000\nReceived: from Client.Dsl.Example.CO.UK (host7.dsl.example.co.uk [203.0.113.9])\n\tby relay.example.net (Postfix) with ESMTP id 4B2; Thu, 1 Jan 2026 00:00:00 +0000\nReceived: from [IPv6:2001:db8:1:2:3::4] by relay.example.net with SMTP\nReceived: from 192.0.2.77 by relay.example.net; Thu, 1 Jan 2026 00:00:00 +0000\n{HEAD}\nhello\n"
+        );
+        let t = toks(&raw);
+        assert!(t.contains(&relay(&[b"from:", b"client.dsl.example.co.uk"])), "host after from, lower case");
+        assert!(t.contains(&relay(&[b"by:", b"relay.example.net"])));
+        assert!(t.contains(&relay(&[b"domain:", b"example.co.uk"])), "registrable domain by the public suffix list");
+        assert!(t.contains(&relay(&[b"with:", b"esmtp"])));
+        for n in 1..=4 {
+            assert!(t.contains(&relay(&[b"ip4/", &[203, 0, 113, 9][..n]])), "/{}", 8 * n);
+        }
+        assert!(t.contains(&relay(&[b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1]])), "IPv6 /48");
+        assert!(t.contains(&relay(&[b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]])), "IPv6 /64");
+        assert!(t.contains(&relay(&[b"ip4/", &[192, 0, 2, 77]])), "a bare address after from");
+        // This gateway's own field and those above it were not there when the message arrived.
+        assert!(!t.contains(&relay(&[b"ip4/", &[198, 51, 100, 7]])));
+        assert!(!t.contains(&relay(&[b"from:", b"mail.store.example"])));
+        assert!(!t.contains(&relay(&[b"with:", b"lmtp"])) && !t.contains(&relay(&[b"with:", b"esmtps"])));
+        assert!(t.contains(&hash(ns::HEADER, b"received:3")), "hops before this gateway");
+        // Without a field of ours, every field is the sender's side.
+        let t = toks(&raw.replace(OWN_RECEIVED_MARK, "(Postfix)"));
+        assert!(t.contains(&relay(&[b"ip4/", &[198, 51, 100, 7]])) && t.contains(&relay(&[b"with:", b"lmtp"])));
+        assert!(t.contains(&hash(ns::HEADER, b"received:5")));
+        // Thousands of fields make the tokens of the nearest few.
+        let many = format!("{}{HEAD}\nhello\n", (0..5000).map(|i| format!("Received: from h{i}.example.net by x.example.net\n")).collect::<String>());
+        let t = toks(&many);
+        assert!(t.contains(&relay(&[b"from:", b"h15.example.net"])) && !t.contains(&relay(&[b"from:", b"h16.example.net"])));
     }
 
     #[test]
