@@ -373,11 +373,12 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
             Valued::ContentType => {
                 out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes()));
                 if let Some(cs) = v.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
-                    out.push(hash(ns::CONTENT, format!("charset={}", cs.trim_matches('"')).as_bytes()));
+                    out.push(fnv(ns::CONTENT, b"charset=".iter().chain(cs.trim_matches('"').as_bytes()).copied()));
                 }
             }
             Valued::Priority => {
-                out.push(hash(ns::HEADER, format!("{}={}", name.to_ascii_lowercase(), v.chars().take(20).collect::<String>()).as_bytes()));
+                let first20 = &v[..v.char_indices().nth(20).map_or(v.len(), |(i, _)| i)];
+                out.push(fnv(ns::HEADER, name.bytes().map(|b| b.to_ascii_lowercase()).chain([b'=']).chain(first20.bytes())));
             }
             Valued::Recipients => recipients += v.matches('@').count(),
             Valued::Encoding => out.push(hash(ns::CONTENT, v.as_bytes())),
@@ -401,7 +402,8 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
         out.push(hash(ns::URL, l.host.as_bytes()));
         out.push(hash(ns::URL, l.domain.as_bytes()));
         let first = l.path().split('/').find(|s| !s.is_empty()).unwrap_or("");
-        out.push(hash(ns::URL, format!("{}/{}", l.domain, first.to_ascii_lowercase()).as_bytes()));
+        // `domain/segment`, the segment lower-cased, hashed without building the string.
+        out.push(fnv(ns::URL, l.domain.bytes().chain([b'/']).chain(first.bytes().map(|b| b.to_ascii_lowercase()))));
     }
     for a in atts {
         out.push(hash(ns::ATTACHMENT, magic::detect(a.data).name().as_bytes()));

@@ -131,12 +131,13 @@ fn html_links(html: &str) -> Vec<(&'static str, &str, Option<String>)> {
         let tag = &html[start..start + close];
         i = start + close + 1;
         let name_end = tag.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(tag.len());
-        let name = tag[..name_end].to_ascii_lowercase();
-        let wanted: &[&'static str] = match name.as_str() {
+        // The element's name, lower case, for the few that link (most tags name none: no copy).
+        const LINKING: [&str; 7] = ["a", "area", "img", "iframe", "script", "embed", "form"];
+        let Some(name) = LINKING.into_iter().find(|n| tag[..name_end].eq_ignore_ascii_case(n)) else { continue };
+        let wanted: &[&'static str] = match name {
             "a" | "area" => &["href"],
-            "img" | "iframe" | "script" | "embed" => &["src"],
             "form" => &["action"],
-            _ => continue,
+            _ => &["src"],
         };
         for attr in wanted {
             if let Some(v) = attribute(&tag[name_end..], attr) {
