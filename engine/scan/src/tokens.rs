@@ -17,7 +17,8 @@
 //!   domains, every IP address by its network prefixes (and an IPv4 address whole), the protocol
 //!   after `with` (where mail came from is what a reputation list knows; here the table learns
 //!   it) — only the fields the message had when it reached this gateway, so learning a delivered
-//!   copy and scanning the arriving one see the same (the hop count too);
+//!   copy and scanning the arriving one see the same (the hop count too; and the gateway's own
+//!   `X-mxguard-*` fields are left out altogether);
 //! - every link's host, registrable domain and first path segment;
 //! - every attachment's true type (magic bytes) and extension;
 //! - the names of the HTML elements used.
@@ -351,6 +352,11 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     // Every field is named; the fields of [`VALUED`] also make tokens of their value.
     for f in p.fields() {
         let name = f.name();
+        // The gateway's own verdict fields were not there when the message arrived.
+        let prefix = mxguard_verdict::HEADER_PREFIX;
+        if name.get(..prefix.len()).is_some_and(|n| n.eq_ignore_ascii_case(prefix)) {
+            continue;
+        }
         out.push(hash_lower(ns::HEADER, name.as_bytes()));
         if name.eq_ignore_ascii_case("received") {
             relays.push(f.raw());
@@ -576,6 +582,19 @@ mod tests {
         let t = toks(&raw.replace(OWN_RECEIVED_MARK, "(Postfix)"));
         assert!(t.contains(&relay(&[b"ip4/", &[198, 51, 100, 7]])) && t.contains(&relay(&[b"with:", b"lmtp"])));
         assert!(t.contains(&hash(ns::HEADER, b"received:5")));
+        // A copy as the gateway delivered or quarantined it: its own fields make no token.
+        let mut v = mxguard_verdict::Verdict::new();
+        v.add("BAYES_SPAM", 8.0, "p 0.99");
+        v.add("URIBL_BLACK", 4.0, "listed");
+        let verdict = v.headers(mxguard_verdict::Action::Quarantine);
+        assert!(verdict.contains("X-mxguard-Symbols"));
+        let received = "Received: from relay.example.net ([198.51.100.7])\n\tby mx.example.org (mxguard) with ESMTPS id Q; Thu, 1 Jan 2026 00:00:00 +0000\n";
+        let arrived = raw.split_once("(mxguard)").map_or("", |(_, after)| after.split_once('\n').map_or("", |x| x.1)).to_string();
+        let mut a = toks(&arrived);
+        let mut b = toks(&format!("{}{received}{arrived}", verdict.replace("\r\n", "\n")));
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "the delivered copy learns what the arriving message was scanned by");
         // Thousands of fields make the tokens of the nearest few.
         let many = format!("{}{HEAD}\nhello\n", (0..5000).map(|i| format!("Received: from h{i}.example.net by x.example.net\n")).collect::<String>());
         let t = toks(&many);
