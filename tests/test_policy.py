@@ -243,7 +243,11 @@ def test_quarantine_score_holds_the_message_in_the_sqlite_table(make_gateway, si
     assert state == "held" and mail_from == "promo@sender.example" and client == "127.0.0.60"
     assert subject == "cheap offer" and score == 14 and "DNSBL_ZEN_TEST(10)" in symbols and "zen.test" in reason
     assert rows[1][2] == qid, "one copy of the message for both recipients"
-    assert message.startswith(b"Received: from ") and b"X-mxguard-Action: quarantine" in message
+    # The gateway's fields: the verdict, then its Received field, then the message as it came.
+    head = message.split(b"\r\n\r\n")[0].split(b"\r\n")
+    ours = next(i for i, h in enumerate(head) if h.startswith(b"Received: from "))
+    assert b"X-mxguard-Score: 14" in head[:ours] and b"X-mxguard-Action: quarantine" in head[:ours], head
+    assert all(h.startswith((b"X-mxguard-", b"Authentication-Results", b"\t", b" ")) for h in head[:ours]), head
     assert qid in data[1].decode(), "the queue id the client was given"
     # The unfiltered recipient gets it tagged; nobody gets the quarantined copy.
     wait_for(lambda: sink.stats()["messages"] == 1, what="tagged delivery")

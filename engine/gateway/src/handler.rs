@@ -31,7 +31,7 @@ pub fn received_header(conn: &ConnInfo, env: &Envelope, id: &str, hostname: &str
     if let Some(tls) = &conn.tls {
         h.push_str(&format!("\t(using {tls})\r\n"));
     }
-    // The mark tells the tokenizer which fields came after the message arrived.
+    // The mark tells the tokenizer which fields came on or after the message's arrival.
     h.push_str(&format!("\tby {hostname} {} with {} id {id}", mxguard_scan::tokens::OWN_RECEIVED_MARK, env.protocol()));
     if env.rcpts.len() == 1 {
         h.push_str(&format!("\r\n\tfor <{}>", env.rcpts[0]));
@@ -333,8 +333,10 @@ impl Handler for Gateway {
             let mut id_env = env.clone();
             id_env.rcpts = rcpts.clone();
             let id = self.spool.next_id();
-            let mut head = received_header(conn, &id_env, &id, &hostname, SystemTime::now());
-            head.extend_from_slice(auth_header.as_bytes());
+            // The fields this gateway adds, its Received field last (as RFC 8601's examples place
+            // Authentication-Results above the Received field of the same host): the tokenizer
+            // knows a learnt copy's arrival fields as the ones below it.
+            let mut head = auth_header.as_bytes().to_vec();
             head.extend_from_slice(verdict.headers(action).as_bytes());
             match action {
                 Action::TagHeader => {
@@ -349,6 +351,7 @@ impl Handler for Gateway {
                 }
                 _ => {}
             }
+            head.extend_from_slice(&received_header(conn, &id_env, &id, &hostname, SystemTime::now()));
             match self.spool_copy(id, conn, &env, rcpts, head, msg, &verdict, action).await {
                 Ok(id) => ids.push(id),
                 Err(reply) if ids.is_empty() => return reply,

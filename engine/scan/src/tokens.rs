@@ -16,9 +16,11 @@
 //! - the relays of the Received fields: the hosts after `from` and `by` with their registrable
 //!   domains, every IP address by its network prefixes (and an IPv4 address whole), the protocol
 //!   after `with` (where mail came from is what a reputation list knows; here the table learns
-//!   it) — only the fields the message had when it reached this gateway, so learning a delivered
-//!   copy and scanning the arriving one see the same (the hop count too; and the gateway's own
-//!   `X-mxguard-*` fields are left out altogether);
+//!   it);
+//! - of a copy this gateway delivered or quarantined (learnt from a mailbox, a report or a
+//!   release), only the fields the message had when it arrived: the gateway's own Received field
+//!   comes below the fields it adds, and it and everything above it make no token, so the copy
+//!   gives the tokens the message was scanned by;
 //! - every link's host, registrable domain and first path segment;
 //! - every attachment's true type (magic bytes) and extension;
 //! - the names of the HTML elements used.
@@ -207,7 +209,8 @@ impl<'o> Words<'o> {
     }
 }
 
-/// What this gateway writes in its own Received field (`by HOST (mxguard) with ...`).
+/// What this gateway writes in its own Received field (`by HOST (mxguard) with ...`), the last of
+/// the fields it adds to a message.
 pub const OWN_RECEIVED_MARK: &str = "(mxguard)";
 
 /// At most this many Received fields below this gateway's own make relay tokens, the nearest
@@ -348,15 +351,17 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
     let mut recipients = 0usize;
+    let fields: Vec<_> = p.fields().collect();
+    // This gateway's own Received field is the last of the fields it adds (verdict, the
+    // authentication results): it and every field above it came on or after arrival.
+    let arrived = fields
+        .iter()
+        .position(|f| f.name().eq_ignore_ascii_case("received") && memchr::memmem::find(f.raw(), OWN_RECEIVED_MARK.as_bytes()).is_some())
+        .map_or(0, |i| i + 1);
     let mut relays: Vec<&[u8]> = Vec::new();
     // Every field is named; the fields of [`VALUED`] also make tokens of their value.
-    for f in p.fields() {
+    for f in &fields[arrived..] {
         let name = f.name();
-        // The gateway's own verdict fields were not there when the message arrived.
-        let prefix = mxguard_verdict::HEADER_PREFIX;
-        if name.get(..prefix.len()).is_some_and(|n| n.eq_ignore_ascii_case(prefix)) {
-            continue;
-        }
         out.push(hash_lower(ns::HEADER, name.as_bytes()));
         if name.eq_ignore_ascii_case("received") {
             relays.push(f.raw());
@@ -390,10 +395,6 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
             Valued::Encoding => out.push(hash(ns::CONTENT, v.as_bytes())),
         }
     }
-    // The fields down to this gateway's own (and those added after it, by the mail store a copy
-    // was learnt from) were not there when the message was scanned.
-    let ours = relays.iter().position(|r| memchr::memmem::find(r, OWN_RECEIVED_MARK.as_bytes()).is_some()).map_or(0, |i| i + 1);
-    let relays = &relays[ours..];
     let mut host = Vec::new();
     for r in relays.iter().take(RELAYS_MAX) {
         relay_tokens(r, &mut host, &mut out);
@@ -591,7 +592,8 @@ mod tests {
         let received = "Received: from relay.example.net ([198.51.100.7])\n\tby mx.example.org (mxguard) with ESMTPS id Q; Thu, 1 Jan 2026 00:00:00 +0000\n";
         let arrived = raw.split_once("(mxguard)").map_or("", |(_, after)| after.split_once('\n').map_or("", |x| x.1)).to_string();
         let mut a = toks(&arrived);
-        let mut b = toks(&format!("{}{received}{arrived}", verdict.replace("\r\n", "\n")));
+        let results = "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=sender.example\n";
+        let mut b = toks(&format!("Delivered-To: bob@example.test\n{}{results}{received}{arrived}", verdict.replace("\r\n", "\n")));
         a.sort_unstable();
         b.sort_unstable();
         assert_eq!(a, b, "the delivered copy learns what the arriving message was scanned by");

@@ -256,19 +256,14 @@ impl Verdict {
     /// Header lines (CRLF-terminated) carrying the result, folded to stay under 78 columns
     /// where the breakdown allows: `X-mxguard-Score`, `X-mxguard-Action`, `X-mxguard-Symbols`.
     pub fn headers(&self, action: Action) -> String {
-        let p = HEADER_PREFIX;
-        let mut h = format!("{p}Score: {}\r\n{p}Action: {}\r\n", fmt_score(self.score()), action.as_str());
+        let mut h = format!("X-mxguard-Score: {}\r\nX-mxguard-Action: {}\r\n", fmt_score(self.score()), action.as_str());
         let b = self.breakdown();
         if !b.is_empty() {
-            h.push_str(&fold(&format!("{p}Symbols:"), &b));
+            h.push_str(&fold("X-mxguard-Symbols:", &b));
         }
         h
     }
 }
-
-/// What the names of the header fields this gateway adds begin with (the tokenizer leaves them
-/// out: they were not on the message when it arrived).
-pub const HEADER_PREFIX: &str = "X-mxguard-";
 
 /// A score as shown to people: at most two decimals, no trailing zeros.
 pub fn fmt_score(s: f64) -> String {
