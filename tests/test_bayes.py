@@ -58,14 +58,16 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     said = learn(g.state, "spam", corpus[("train", "spam")][:300])
     assert "learnt 300 messages as spam" in said, said
     said = learn(g.state, "ham", corpus[("train", "ham")][:300])
-    assert "it holds 300 spam and 300 ham" in said, said
+    # Two of the 300 ham are one feed digest delivered twice (easy_ham 02082 and 02163: the same
+    # text, relays, sender): the same tokens, learnt once.
+    assert "learnt 300 messages as ham" in said and "it holds 300 spam and 299 ham" in said, said
     # explain reads the same table (and never writes it).
     out = subprocess.run([str(MXGUARD), "explain", str(corpus[("test", "spam")][0]), "--set", f"state.dir={g.state}"],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "Bayes: spam probability" in out.stdout and "(300 spam, 300 ham learnt)" in out.stdout, out.stdout
+    assert out.returncode == 0 and "Bayes: spam probability" in out.stdout and "(300 spam, 299 ham learnt)" in out.stdout, out.stdout
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
-    assert (ev["spam"], ev["ham"]) == (300, 300) and ev["tokens"] > 10000, ev
+    assert (ev["spam"], ev["ham"]) == (300, 299) and ev["tokens"] > 10000, ev
     spams, hams = corpus[("test", "spam")][:20], corpus[("test", "ham")][:20]
     for p in spams + hams:
         assert send_message(g.port, crlf(p), "sender@client.example", src="127.0.0.90")[0] == 250
@@ -78,7 +80,7 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     assert sum("BAYES_SPAM" in s for s in syms[20:]) <= 1, syms[20:]
     # Live learning through the admin socket, then a clean stop saves it.
     said = learn(g.state, "spam", corpus[("train", "spam")][300:310])
-    assert "learnt 10 messages as spam; the table holds 310 spam and 300 ham" in said, said
+    assert "learnt 10 messages as spam; the table holds 310 spam and 299 ham" in said, said
     g.stop()
     assert "bayes_saved" in [e["event"] for e in g.events()]
     g.start()
@@ -98,12 +100,12 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
         j.write(b"\x01\x00\x00\xff\xff")
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
-    assert (ev["spam"], ev["ham"]) == (311, 305) and ev["replayed"] == 6 and ev["torn_bytes"] == 5, ev
+    assert (ev["spam"], ev["ham"]) == (311, 304) and ev["replayed"] == 6 and ev["torn_bytes"] == 5, ev
     # A clean stop writes a snapshot and an empty journal.
     g.stop()
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
-    assert (ev["spam"], ev["ham"], ev["replayed"]) == (311, 305, 0), ev
+    assert (ev["spam"], ev["ham"], ev["replayed"]) == (311, 304, 0), ev
 
 
 def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gateway, sink, corpus):
@@ -192,3 +194,35 @@ def test_report_addresses_learn_forwarded_mail_from_the_providers_network_only(m
     assert code == 550 and b"provider's network" in text, (code, text)
     assert len(g.events("bayes_report")) == 2
     assert sink.stats()["messages"] == 1, "reports are never delivered"
+
+
+def test_a_message_learnt_twice_counts_once_and_reported_back_changes_sides(make_gateway, sink):
+    from test_content import message, send
+    g = make_gateway(sink.port, knobs(policy__trusted_networks="127.0.0.90/32", bayes__report_spam_address="spam@example.test",
+                                      bayes__report_ham_address="ham@example.test", bayes__journal_sync_ms="50"))
+    one = message(subject="cheap meds", body="Buy cheap meds online now.\r\n").decode()
+
+    def report(to):
+        forward = ("From: User <u@example.test>\r\nTo: " + to + "\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: multipart/mixed; boundary=\"f\"\r\n\r\n--f\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+                   f"--f\r\nContent-Type: message/rfc822\r\n\r\n{one}\r\n--f--\r\n").encode()
+        code, text = send(g.port, forward, rcpts=(to,))
+        assert code == 250 and b"report learnt" in text, (code, text)
+
+    learnt = lambda: (g.metrics()['mxguard_bayes_learned_messages{kind="spam"}'], g.metrics()['mxguard_bayes_learned_messages{kind="ham"}'])
+    report("spam@example.test")
+    report("spam@example.test")
+    g.wait_events("bayes_report", n=2)
+    wait_for(lambda: learnt() == (1, 0), what="one spam lesson from two reports of one message")
+    # The same message reported as ham (a user's mistake undone): ham now, spam no longer.
+    report("ham@example.test")
+    g.wait_events("bayes_report", n=3)
+    wait_for(lambda: learnt() == (0, 1), what="the message moved from spam to ham")
+    # Remembered across a restart (in the snapshot written at shutdown).
+    g.stop()
+    g.start()
+    report("ham@example.test")
+    g.wait_events("bayes_report", n=4)
+    import time
+    time.sleep(0.5)
+    assert learnt() == (0, 1), learnt()

@@ -150,6 +150,12 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
         # Another user's message by its address: not there.
         b.get(f"{base}/message/{ids['bob@example.test']}")
         assert "There is no such page, message or account" in b.page_source
+        # Auto-learn took the held messages as spam (a keyword line scores 100).
+        learnt = lambda: (g.metrics()['mxguard_bayes_learned_messages{kind="spam"}'], g.metrics()['mxguard_bayes_learned_messages{kind="ham"}'])
+        autolearnt = len([e for e in g.events("bayes_autolearn") if e["as"] == "spam"])
+        assert autolearnt == 3, g.events("bayes_autolearn")
+        wait_for(lambda: learnt()[0] == autolearnt, what="the auto-learnt spam applied")
+        ham_before = learnt()[1]
         b.get(base + "/")
         b.find_element(By.ID, f"release-{ids['ann@example.test']}").click()
         note = by_id(b, "note").text
@@ -159,8 +165,10 @@ def test_a_user_releases_their_mail_and_roles_stay_apart(make_gateway, sink):
         assert [s for _, r, s in held(g) if r == "ann@example.test"] == ["released"]
         ev = g.wait_events("quarantine_released")[-1]
         assert (ev["rcpt"], ev["by"], ev["bayes"]) == ("ann@example.test", "ann@example.test", "ham"), ev
-        # Bayes learnt it as ham (the learner thread publishes within bayes.journal_sync_ms).
-        wait_for(lambda: g.metrics()['mxguard_bayes_learned_messages{kind="ham"}'] >= 1, what="the ham lesson")
+        # Bayes learnt it as ham (the learner thread publishes within bayes.journal_sync_ms), and
+        # took back the spam lesson auto-learn had made of it: the released copy has the tokens
+        # the message was scanned by on arrival.
+        wait_for(lambda: learnt() == (autolearnt - 1, ham_before + 1), what="the ham lesson in place of the spam one")
         # The sender is on ann's allow list, and the next mail from it passes the keyword.
         b.get(base + "/lists")
         assert "ann@sender.example" in by_id(b, "lists").text

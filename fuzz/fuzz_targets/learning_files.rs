@@ -5,18 +5,23 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mxguard_bayes::journal::{self, Lesson};
+use mxguard_bayes::seen::Seen;
 use mxguard_bayes::store;
 use mxguard_bayes::table::Table;
 
 fuzz_target!(|data: &[u8]| {
-    // A snapshot: the input with its CRC made right.
-    let mut snap = b"MXGBAYES2\n".to_vec();
-    snap.extend_from_slice(data);
-    let crc = crc32fast::hash(&snap);
-    snap.extend_from_slice(&crc.to_le_bytes());
-    let table = Table::new(1024);
-    if let Ok(l) = store::load_bytes(&table, &snap, "fuzz") {
-        assert!(l.tokens <= table.capacity());
+    // A snapshot of either version: the input with its CRC made right.
+    for magic in [&b"MXGBAYES3\n"[..], b"MXGBAYES2\n"] {
+        let mut snap = magic.to_vec();
+        snap.extend_from_slice(data);
+        let crc = crc32fast::hash(&snap);
+        snap.extend_from_slice(&crc.to_le_bytes());
+        let table = Table::new(1024);
+        let mut seen = Seen::default();
+        if let Ok(l) = store::load_bytes(&table, &mut seen, &snap, "fuzz") {
+            assert!(l.tokens <= table.capacity());
+            assert!(seen.len() <= data.len() / 12);
+        }
     }
 
     // A journal: lessons built from the input (valid records), then the raw input as a torn or

@@ -2,8 +2,9 @@
 //!
 //! `mxguard_scan::tokens` turns a parsed message into 64-bit token hashes (beside the other
 //! scanners, so the message is parsed once); [`table`] holds their spam/ham counts for every
-//! core; [`classify`] combines them into a probability (Robinson-Fisher); [`store`] keeps the
-//! table on disk as a snapshot and [`journal`] every lesson since.
+//! core; [`classify`] combines them into a probability (Robinson-Fisher); [`seen`] remembers
+//! what each message was learnt as, so none counts twice; [`store`] keeps the table on disk as
+//! a snapshot and [`journal`] every lesson since.
 //!
 //! In the gateway ([`start`]) one learner thread owns every change: lessons reach it through a
 //! bounded queue, it applies them to the table, appends them to the journal (fsync'd every
@@ -17,12 +18,13 @@
 pub mod classify;
 mod huge;
 pub mod journal;
+pub mod seen;
 pub mod store;
 pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -30,6 +32,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use mxguard_tuning as k;
 
 use journal::{Journal, Lesson};
+use seen::Seen;
 use table::Table;
 
 /// The snapshot is written early once the journal is larger than this many bytes and twice the
@@ -73,6 +76,9 @@ pub struct Hooks {
 /// The live table with its files.
 pub struct Bayes {
     table: ArcSwap<Table>,
+    /// What each learnt message was learnt as: locked by whoever applies a lesson (the learner
+    /// thread, or `teach` without one) and by the snapshot, never by a reader.
+    seen: Mutex<Seen>,
     path: PathBuf,
     /// Generation of the snapshot on disk (its journal carries the same).
     generation: AtomicU64,
@@ -89,9 +95,10 @@ pub struct Bayes {
 
 impl Bayes {
     /// A table with its file's state (not started: no learner yet).
-    fn with(table: Table, path: &Path, generation: u64, journal_good: u64, dirty: bool, budget: usize) -> Bayes {
+    fn with(table: Table, seen: Seen, path: &Path, generation: u64, journal_good: u64, dirty: bool, budget: usize) -> Bayes {
         Bayes {
             table: ArcSwap::from_pointee(table),
+            seen: Mutex::new(seen),
             path: path.to_path_buf(),
             generation: AtomicU64::new(generation),
             journal_good: AtomicU64::new(journal_good),
@@ -107,10 +114,11 @@ impl Bayes {
     /// snapshot is an error (the caller decides: [`Bayes::open`] moves it aside).
     fn load(path: &Path, max_tokens: usize) -> Result<(Bayes, Opened), String> {
         let table = Table::new(max_tokens);
-        let snap = store::load(&table, path).map_err(|e| e.to_string())?;
-        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| apply(&table, &l))
+        let mut seen = Seen::default();
+        let snap = store::load(&table, &mut seen, path).map_err(|e| e.to_string())?;
+        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| apply(&table, &mut seen, &l))
             .map_err(|e| format!("{}: {e}", journal::path_for(path).display()))?;
-        let b = Bayes::with(table, path, snap.generation, replay.good_len, replay.lessons > 0, max_tokens);
+        let b = Bayes::with(table, seen, path, snap.generation, replay.good_len, replay.lessons > 0, max_tokens);
         Ok((b, Opened { tokens: snap.tokens, replayed: replay.lessons, torn: replay.torn }))
     }
 
@@ -123,7 +131,7 @@ impl Bayes {
                 let _ = std::fs::rename(path, path.with_extension("bad"));
                 let _ = std::fs::remove_file(journal::path_for(path));
                 // Snapshot and journal are gone: what loading them now gives, an empty table.
-                (Bayes::with(Table::new(max_tokens), path, 0, 0, false, max_tokens), Err(e))
+                (Bayes::with(Table::new(max_tokens), Seen::default(), path, 0, 0, false, max_tokens), Err(e))
             }
         }
     }
@@ -176,10 +184,20 @@ impl Bayes {
                 }
             },
             None => {
-                apply(&self.table(), &lesson);
+                apply(&self.table(), &mut self.seen(), &lesson);
                 self.dirty.store(true, Ordering::Release);
             }
         }
+    }
+
+    /// The remembered messages (a poisoned lock is taken over: the map holds plain values).
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Messages remembered as learnt (see [`seen`]).
+    pub fn seen_len(&self) -> usize {
+        self.seen().len()
     }
 
     /// Learns one message's tokens (see [`Bayes::teach`]; never blocks).
@@ -216,7 +234,10 @@ impl Bayes {
             return Ok(None);
         }
         let next = self.generation.load(Ordering::Acquire) + 1;
-        let written = store::save(&self.table(), &self.path, next).and_then(|n| {
+        // Under the lock every lesson is applied under: the table and the remembered messages
+        // are written as of the same lesson.
+        let seen = self.seen();
+        let written = store::save(&self.table(), &seen, &self.path, next).and_then(|n| {
             self.generation.store(next, Ordering::Release);
             *journal = Some(Journal::create(&journal::path_for(&self.path), next)?);
             Ok(n)
@@ -297,7 +318,7 @@ impl Bayes {
             let wake = sync_due.map_or(snapshot_due, |s| s.min(snapshot_due));
             match rx.recv_deadline(wake) {
                 Ok(Job::Lesson(l)) => {
-                    apply(&self.table(), &l);
+                    apply(&self.table(), &mut self.seen(), &l);
                     self.dirty.store(true, Ordering::Release);
                     if let Some(j) = journal.as_mut() {
                         if let Err(e) = j.append(&l) {
@@ -361,13 +382,42 @@ impl Bayes {
     }
 }
 
-/// Applies one lesson to a table.
-fn apply(t: &Table, l: &Lesson) {
-    if l.unlearn {
-        t.unlearn(&l.tokens, l.spam);
-    } else {
-        t.learn_on(&l.tokens, l.spam, l.day);
+/// Applies one lesson to a table as the remembered messages allow ([`seen`]): a message learnt
+/// the same way before is not learnt again, one learnt the other way is taken back first, and
+/// only what was learnt is taken back. With `bayes.seen_max` 0, every lesson as given.
+fn apply(t: &Table, seen: &mut Seen, l: &Lesson) {
+    apply_within(t, seen, l, k::BAYES_SEEN_MAX.get_usize());
+}
+
+/// [`apply`], remembering at most `max` messages.
+fn apply_within(t: &Table, seen: &mut Seen, l: &Lesson, max: usize) {
+    if max == 0 {
+        if l.unlearn {
+            t.unlearn(&l.tokens, l.spam);
+        } else {
+            t.learn_on(&l.tokens, l.spam, l.day);
+        }
+        return;
     }
+    let digest = seen::digest(&l.tokens);
+    let was = seen.get(digest).map(|e| e.spam);
+    if l.unlearn {
+        if was == Some(l.spam) {
+            t.unlearn(&l.tokens, l.spam);
+            seen.remove(digest);
+        }
+        return;
+    }
+    match was {
+        Some(spam) if spam == l.spam => {}
+        Some(_) => {
+            t.unlearn(&l.tokens, !l.spam);
+            t.learn_on(&l.tokens, l.spam, l.day);
+        }
+        None => t.learn_on(&l.tokens, l.spam, l.day),
+    }
+    // Learnt (again) today: among the last to be forgotten.
+    seen.set(digest, seen::Entry { spam: l.spam, day: l.day }, max);
 }
 
 /// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
@@ -466,6 +516,57 @@ mod tests {
     }
 
     #[test]
+    fn a_message_counts_once_and_learnt_the_other_way_switches_sides() {
+        let (t, mut seen) = (Table::new(1000), Seen::default());
+        let lesson = |tokens: &[u64], spam: bool, unlearn: bool| Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 9 };
+        let counts = |t: &Table| (t.learned(), t.get(1));
+        let c = |spam, ham| classify::Counts { spam, ham };
+        apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10);
+        apply_within(&t, &mut seen, &lesson(&[2, 1], true, false), 10);
+        assert_eq!(counts(&t), ((1, 0), c(1, 0)), "the same message (in any token order) learnt once");
+        // Released as a false positive: ham, and no longer spam.
+        apply_within(&t, &mut seen, &lesson(&[1, 2], false, false), 10);
+        assert_eq!(counts(&t), ((0, 1), c(0, 1)));
+        // Taking back what it is not learnt as does nothing; what it is, does.
+        apply_within(&t, &mut seen, &lesson(&[1, 2], true, true), 10);
+        assert_eq!(counts(&t), ((0, 1), c(0, 1)));
+        apply_within(&t, &mut seen, &lesson(&[1, 2], false, true), 10);
+        assert_eq!((counts(&t), seen.len()), (((0, 0), c(0, 0)), 0));
+        // Another message sharing tokens is its own.
+        apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10);
+        apply_within(&t, &mut seen, &lesson(&[1, 3], true, false), 10);
+        assert_eq!(counts(&t), ((2, 0), c(2, 0)));
+        // Off (bayes.seen_max 0): every lesson as given.
+        let (t, mut none) = (Table::new(1000), Seen::default());
+        apply_within(&t, &mut none, &lesson(&[1, 2], true, false), 0);
+        apply_within(&t, &mut none, &lesson(&[1, 2], true, false), 0);
+        apply_within(&t, &mut none, &lesson(&[1, 2], false, false), 0);
+        assert_eq!((counts(&t), none.len()), (((2, 1), c(2, 1)), 0));
+    }
+
+    #[test]
+    fn what_a_message_was_learnt_as_survives_snapshots_journals_and_crashes() {
+        let d = dir("seen");
+        let path = d.join("bayes.db");
+        // Learnt as spam, then a snapshot.
+        let b = Arc::new(Bayes::open(&path, 1000).0);
+        b.start_learner(QUIET).unwrap();
+        b.teach(&[7, 8, 9], true, false, true);
+        b.stop_learner().unwrap();
+        // After a restart: learnt as ham (a release), journalled, then a crash (no snapshot).
+        let b = Arc::new(Bayes::open(&path, 1000).0);
+        assert_eq!(b.seen_len(), 1, "remembered from the snapshot");
+        b.start_learner(QUIET).unwrap();
+        b.teach(&[9, 8, 7], false, false, true);
+        b.teach(&[9, 8, 7], false, false, true);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.table().get(8)), ((0, 1), classify::Counts { spam: 0, ham: 1 }));
+        let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
+        assert_eq!(o.replayed, 2, "both lessons are in the journal; the second changed nothing");
+        assert_eq!((again.learned(), again.table().get(8), again.seen_len()), ((0, 1), classify::Counts { spam: 0, ham: 1 }, 1));
+    }
+
+    #[test]
     fn a_crash_between_snapshot_and_new_journal_applies_nothing_twice() {
         let d = dir("between");
         let path = d.join("bayes.db");
@@ -477,7 +578,7 @@ mod tests {
         b.learn(&[6], true);
         b.flush().unwrap(); // journal of 1 holds [6]
         // The snapshot of generation 2 lands, the crash comes before its fresh journal.
-        store::save(&b.table(), &path, 2).unwrap();
+        store::save(&b.table(), &b.seen(), &path, 2).unwrap();
         let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
         assert_eq!(o.replayed, 0, "the generation-1 journal is already in the snapshot");
         assert_eq!(again.learned(), (2, 0));

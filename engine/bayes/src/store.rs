@@ -1,30 +1,40 @@
 //! The token table on disk: one snapshot file, replaced atomically.
 //!
-//! Format (little endian): `MXGBAYES2\n`, the generation (u64: the journal that continues this
+//! Format (little endian): `MXGBAYES3\n`, the generation (u64: the journal that continues this
 //! snapshot carries the same number, see [`crate::journal`]), spam and ham messages learnt (u64
 //! each), the number of tokens (u64), then per token the token (u64), its spam and ham counts
-//! (u32 each) and the day it was last learnt (u32), then a CRC-32 of everything before it. Written to `NAME.tmp`, fsync'd, renamed over `NAME`, directory fsync'd:
-//! a crash leaves the old snapshot or the new one, never half of one. A file that fails its
-//! magic, length or checksum is refused whole (and kept aside as `NAME.bad` by the caller).
+//! (u32 each) and the day it was last learnt (u32); the number of learnt messages remembered
+//! ([`crate::seen`], u64), then per message its digest (u64), the day (u16), spam or ham (u8: 1
+//! or 0) and a zero byte; then a CRC-32 of everything before it. `MXGBAYES2\n` files (before the
+//! remembered messages) load as they are, remembering none. Written to `NAME.tmp`, fsync'd,
+//! renamed over `NAME`, directory fsync'd: a crash leaves the old snapshot or the new one, never
+//! half of one. A file that fails its magic, length or checksum is refused whole (and kept aside
+//! as `NAME.bad` by the caller).
 //!
-//! Cost: 20 bytes a token, written sequentially (2 M tokens: 40 MB, well under a second).
+//! Cost: 20 bytes a token and 12 a remembered message, written sequentially (2 M tokens: 40 MB,
+//! well under a second).
 //! Never: called on a scan path (it runs on the learner's thread and at start-up).
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::classify::Counts;
+use crate::seen::{Entry, Seen};
 use crate::table::Table;
 
-const MAGIC: &[u8] = b"MXGBAYES2\n";
+const MAGIC: &[u8] = b"MXGBAYES3\n";
+/// The format before the remembered messages.
+const MAGIC_2: &[u8] = b"MXGBAYES2\n";
 const ENTRY: usize = 20;
+const SEEN_ENTRY: usize = 12;
 
-/// Writes the table's snapshot of `generation` to `path` atomically; returns the tokens written.
-pub fn save(table: &Table, path: &Path, generation: u64) -> io::Result<usize> {
+/// Writes the snapshot of `generation` (the table and the remembered messages) to `path`
+/// atomically; returns the tokens written.
+pub fn save(table: &Table, seen: &Seen, path: &Path, generation: u64) -> io::Result<usize> {
     let tmp = path.with_extension("tmp");
     let (spam, ham) = table.learned();
     let entries: Vec<(u64, Counts, u16)> = table.entries().collect();
-    let mut buf = Vec::with_capacity(MAGIC.len() + 32 + entries.len() * ENTRY + 4);
+    let mut buf = Vec::with_capacity(MAGIC.len() + 40 + entries.len() * ENTRY + seen.len() * SEEN_ENTRY + 4);
     buf.extend_from_slice(MAGIC);
     for v in [generation, spam, ham, entries.len() as u64] {
         buf.extend_from_slice(&v.to_le_bytes());
@@ -34,6 +44,12 @@ pub fn save(table: &Table, path: &Path, generation: u64) -> io::Result<usize> {
         buf.extend_from_slice(&c.spam.to_le_bytes());
         buf.extend_from_slice(&c.ham.to_le_bytes());
         buf.extend_from_slice(&u32::from(*day).to_le_bytes());
+    }
+    buf.extend_from_slice(&(seen.len() as u64).to_le_bytes());
+    for (digest, e) in seen.entries() {
+        buf.extend_from_slice(&digest.to_le_bytes());
+        buf.extend_from_slice(&e.day.to_le_bytes());
+        buf.extend_from_slice(&[u8::from(e.spam), 0]);
     }
     let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
@@ -56,22 +72,24 @@ pub struct Loaded {
     pub generation: u64,
 }
 
-/// Loads a snapshot into `table` (which should be empty). A missing file is an empty table of
-/// generation 0; a damaged one an error (the table may then hold part of it: throw it away).
-pub fn load(table: &Table, path: &Path) -> io::Result<Loaded> {
+/// Loads a snapshot into `table` and `seen` (which should be empty). A missing file is an empty
+/// table of generation 0; a damaged one an error (the table may then hold part of it: throw it
+/// away).
+pub fn load(table: &Table, seen: &mut Seen, path: &Path) -> io::Result<Loaded> {
     let mut buf = Vec::new();
     match std::fs::File::open(path) {
         Ok(mut f) => f.read_to_end(&mut buf)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
     };
-    load_bytes(table, &buf, &path.display().to_string())
+    load_bytes(table, seen, &buf, &path.display().to_string())
 }
 
 /// [`load`] of a snapshot already read (`name` for the errors).
-pub fn load_bytes(table: &Table, buf: &[u8], name: &str) -> io::Result<Loaded> {
+pub fn load_bytes(table: &Table, seen: &mut Seen, buf: &[u8], name: &str) -> io::Result<Loaded> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {why}"));
-    if buf.len() < MAGIC.len() + 36 || !buf.starts_with(MAGIC) {
+    let v3 = buf.starts_with(MAGIC);
+    if buf.len() < MAGIC.len() + 36 || !(v3 || buf.starts_with(MAGIC_2)) {
         return Err(bad("not a Bayes snapshot"));
     }
     let (body, crc) = buf.split_at(buf.len() - 4);
@@ -82,7 +100,18 @@ pub fn load_bytes(table: &Table, buf: &[u8], name: &str) -> io::Result<Loaded> {
     let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap_or_default());
     let h = MAGIC.len();
     let (generation, spam, ham, n) = (u64_at(h), u64_at(h + 8), u64_at(h + 16), u64_at(h + 24) as usize);
-    if n.checked_mul(ENTRY).and_then(|b| b.checked_add(h + 32)) != Some(body.len()) {
+    let tokens_end = n.checked_mul(ENTRY).and_then(|b| b.checked_add(h + 32));
+    // Version 3: the remembered messages after the tokens, their count first.
+    let seen_n = match tokens_end {
+        Some(end) if v3 && end.checked_add(8).is_some_and(|e| e <= body.len()) => Some(u64_at(end) as usize),
+        _ => None,
+    };
+    let whole = match (v3, tokens_end, seen_n) {
+        (false, Some(end), _) => Some(end),
+        (true, Some(end), Some(m)) => m.checked_mul(SEEN_ENTRY).and_then(|b| b.checked_add(end + 8)),
+        _ => None,
+    };
+    if whole != Some(body.len()) {
         return Err(bad("length does not match its token count"));
     }
     let mut tokens = 0;
@@ -94,6 +123,13 @@ pub fn load_bytes(table: &Table, buf: &[u8], name: &str) -> io::Result<Loaded> {
         }
     }
     table.restore_learned(spam, ham);
+    if let (Some(end), Some(m)) = (tokens_end, seen_n) {
+        for i in 0..m {
+            let at = end + 8 + i * SEEN_ENTRY;
+            let day = u16::from_le_bytes([body[at + 8], body[at + 9]]);
+            seen.restore(u64_at(at), Entry { spam: body[at + 10] == 1, day });
+        }
+    }
     Ok(Loaded { tokens, generation })
 }
 
@@ -115,9 +151,14 @@ mod tests {
         let t = Table::new(1000);
         t.learn_on(&[10, 20, 30], true, 100);
         t.learn_on(&[20, 40], false, 200);
-        assert_eq!(save(&t, &path, 7).unwrap(), 4);
+        let mut seen = Seen::default();
+        seen.set(0xfeed, Entry { spam: true, day: 100 }, 10);
+        seen.set(0xbeef, Entry { spam: false, day: 200 }, 10);
+        assert_eq!(save(&t, &seen, &path, 7).unwrap(), 4);
         let u = Table::new(1000);
-        assert_eq!(load(&u, &path).unwrap(), Loaded { tokens: 4, generation: 7 });
+        let mut useen = Seen::default();
+        assert_eq!(load(&u, &mut useen, &path).unwrap(), Loaded { tokens: 4, generation: 7 });
+        assert_eq!((useen.len(), useen.get(0xfeed), useen.get(0xbeef)), (2, seen.get(0xfeed), seen.get(0xbeef)));
         assert_eq!(u.learned(), (1, 1));
         for tok in [10, 20, 30, 40, 50] {
             assert_eq!(u.get(tok), t.get(tok));
@@ -126,17 +167,17 @@ mod tests {
         days.sort();
         assert_eq!(days, [(10, 100), (20, 200), (30, 100), (40, 200)], "the day last learnt survives");
         // Missing: empty. Damaged anywhere: refused whole.
-        assert_eq!(load(&Table::new(10), &d.join("none.db")).unwrap(), Loaded::default());
+        assert_eq!(load(&Table::new(10), &mut Seen::default(), &d.join("none.db")).unwrap(), Loaded::default());
         let good = std::fs::read(&path).unwrap();
         for cut in [5, good.len() / 2, good.len() - 1] {
             std::fs::write(&path, &good[..cut]).unwrap();
-            assert!(load(&Table::new(1000), &path).is_err(), "cut at {cut}");
+            assert!(load(&Table::new(1000), &mut Seen::default(), &path).is_err(), "cut at {cut}");
         }
         let mut flipped = good.clone();
         flipped[MAGIC.len() + 30] ^= 1;
         std::fs::write(&path, &flipped).unwrap();
         let v = Table::new(1000);
-        assert!(load(&v, &path).is_err());
+        assert!(load(&v, &mut Seen::default(), &path).is_err());
         assert_eq!(v.learned(), (0, 0));
         assert!(!d.join("bayes.tmp").exists(), "no temporary file left behind");
         // A token count whose byte length overflows (found by fuzz/learning_files), CRC right.
@@ -147,6 +188,32 @@ mod tests {
         huge.extend_from_slice(&[0; 9]);
         let crc = crc32fast::hash(&huge);
         huge.extend_from_slice(&crc.to_le_bytes());
-        assert!(load_bytes(&Table::new(10), &huge, "huge").is_err());
+        assert!(load_bytes(&Table::new(10), &mut Seen::default(), &huge, "huge").is_err());
+        // A remembered-message count whose byte length overflows, CRC right.
+        let mut huge = MAGIC.to_vec();
+        for v in [1u64, 0, 0, 0, u64::MAX / 8] {
+            huge.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&huge);
+        huge.extend_from_slice(&crc.to_le_bytes());
+        assert!(load_bytes(&Table::new(10), &mut Seen::default(), &huge, "huge").is_err());
+    }
+
+    #[test]
+    fn a_version_2_snapshot_loads_remembering_no_message() {
+        // Written as version 2 did: the tokens, no remembered messages.
+        let mut v2 = MAGIC_2.to_vec();
+        for v in [3u64, 1, 0, 1] {
+            v2.extend_from_slice(&v.to_le_bytes());
+        }
+        v2.extend_from_slice(&42u64.to_le_bytes());
+        for v in [1u32, 0, 17] {
+            v2.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&v2);
+        v2.extend_from_slice(&crc.to_le_bytes());
+        let (t, mut seen) = (Table::new(100), Seen::default());
+        assert_eq!(load_bytes(&t, &mut seen, &v2, "v2").unwrap(), Loaded { tokens: 1, generation: 3 });
+        assert_eq!((t.get(42), t.learned(), seen.len()), (Counts { spam: 1, ham: 0 }, (1, 0), 0));
     }
 }

@@ -497,6 +497,8 @@ registry! {
         "Lessons are appended to the journal beside bayes.file and fsync'd this often (0: after every lesson); a crash, even kill -9, loses at most this much learning." }
     BAYES_EXPIRE_DAYS { int "bayes.expire_days", 180, 0..=36500, live,
         "Tokens not learnt for this many days are dropped (checked once a day; 0: never by age). Independently, when the table holds 90 % of bayes.max_tokens the least recently learnt are dropped down to 75 %." }
+    BAYES_SEEN_MAX { int "bayes.seen_max", 1_000_000, 0..=100_000_000, live,
+        "Learnt messages remembered (a 64-bit digest of their tokens, about 30 bytes each): one learnt again the same way is not counted twice, one learnt the other way (a released false positive that auto-learn took as spam) is first taken back. The oldest are forgotten past this; 0: off, every lesson counts." }
     BAYES_QUEUE { int "bayes.queue", 10000, 16..=1_000_000, restart,
         "Lessons (messages to learn) waiting for the learner thread at most; auto-learning past it is skipped and counted (mxguard_bayes_lessons_lost); learning from files and reports waits." }
 
