@@ -351,16 +351,15 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
     Words::new(&mut out, ns::BODY).text(&p.text);
     Words::new(&mut out, ns::SUBJECT).text(&p.subject);
     let mut recipients = 0usize;
-    let fields: Vec<_> = p.fields().collect();
     // This gateway's own Received field is the last of the fields it adds (verdict, the
     // authentication results): it and every field above it came on or after arrival.
-    let arrived = fields
-        .iter()
+    let arrived = p
+        .fields()
         .position(|f| f.name().eq_ignore_ascii_case("received") && memchr::memmem::find(f.raw(), OWN_RECEIVED_MARK.as_bytes()).is_some())
         .map_or(0, |i| i + 1);
     let mut relays: Vec<&[u8]> = Vec::new();
     // Every field is named; the fields of [`VALUED`] also make tokens of their value.
-    for f in &fields[arrived..] {
+    for f in p.fields().skip(arrived) {
         let name = f.name();
         out.push(hash_lower(ns::HEADER, name.as_bytes()));
         if name.eq_ignore_ascii_case("received") {
