@@ -60,7 +60,7 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     said = learn(g.state, "ham", corpus[("train", "ham")][:300])
     # Two of the 300 ham are one feed digest delivered twice (easy_ham 02082 and 02163: the same
     # text, relays, sender): the same tokens, learnt once.
-    assert "learnt 300 messages as ham" in said and "it holds 300 spam and 299 ham" in said, said
+    assert "learnt 300 messages as ham (1 learnt so already) into" in said and "it holds 300 spam and 299 ham" in said, said
     # explain reads the same table (and never writes it).
     out = subprocess.run([str(MXGUARD), "explain", str(corpus[("test", "spam")][0]), "--set", f"state.dir={g.state}"],
                          capture_output=True, text=True, timeout=60)
@@ -218,6 +218,8 @@ def test_a_message_learnt_twice_counts_once_and_reported_back_changes_sides(make
     report("ham@example.test")
     g.wait_events("bayes_report", n=3)
     wait_for(lambda: learnt() == (0, 1), what="the message moved from spam to ham")
+    m = g.metrics()
+    assert (m["mxguard_bayes_lessons_repeated"], m["mxguard_bayes_lessons_switched"]) == (1, 1), m
     # Remembered across a restart (in the snapshot written at shutdown).
     g.stop()
     g.start()

@@ -87,6 +87,10 @@ pub struct Bayes {
     dirty: AtomicBool,
     queue: OnceLock<Sender<Job>>,
     lost: AtomicU64,
+    /// Lessons of messages learnt that way already (not applied), and of messages learnt the
+    /// other way before (taken back first), since start ([`seen`]).
+    repeated: AtomicU64,
+    switched: AtomicU64,
     /// Tokens held at most: the size opened with, or `bayes.max_tokens` as it is now once
     /// [`start`] ran (the gateway follows the knob live).
     budget: usize,
@@ -105,6 +109,8 @@ impl Bayes {
             dirty: AtomicBool::new(dirty),
             queue: OnceLock::new(),
             lost: AtomicU64::new(0),
+            repeated: AtomicU64::new(0),
+            switched: AtomicU64::new(0),
             budget,
             follow_knob: AtomicBool::new(false),
         }
@@ -116,7 +122,9 @@ impl Bayes {
         let table = Table::new(max_tokens);
         let mut seen = Seen::default();
         let snap = store::load(&table, &mut seen, path).map_err(|e| e.to_string())?;
-        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| apply(&table, &mut seen, &l))
+        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| {
+            apply(&table, &mut seen, &l);
+        })
             .map_err(|e| format!("{}: {e}", journal::path_for(path).display()))?;
         let b = Bayes::with(table, seen, path, snap.generation, replay.good_len, replay.lessons > 0, max_tokens);
         Ok((b, Opened { tokens: snap.tokens, replayed: replay.lessons, torn: replay.torn }))
@@ -184,7 +192,7 @@ impl Bayes {
                 }
             },
             None => {
-                apply(&self.table(), &mut self.seen(), &lesson);
+                self.apply_counted(&lesson);
                 self.dirty.store(true, Ordering::Release);
             }
         }
@@ -198,6 +206,21 @@ impl Bayes {
     /// Messages remembered as learnt (see [`seen`]).
     pub fn seen_len(&self) -> usize {
         self.seen().len()
+    }
+
+    /// Lessons since start of messages learnt that way already (not applied again), and of
+    /// messages learnt the other way before (taken back first).
+    pub fn remembered(&self) -> (u64, u64) {
+        (self.repeated.load(Ordering::Relaxed), self.switched.load(Ordering::Relaxed))
+    }
+
+    /// [`apply`], counting what the remembered messages changed.
+    fn apply_counted(&self, l: &Lesson) {
+        match apply(&self.table(), &mut self.seen(), l) {
+            Applied::Repeated => self.repeated.fetch_add(1, Ordering::Relaxed),
+            Applied::Switched => self.switched.fetch_add(1, Ordering::Relaxed),
+            Applied::AsGiven | Applied::Nothing => 0,
+        };
     }
 
     /// Learns one message's tokens (see [`Bayes::teach`]; never blocks).
@@ -318,7 +341,7 @@ impl Bayes {
             let wake = sync_due.map_or(snapshot_due, |s| s.min(snapshot_due));
             match rx.recv_deadline(wake) {
                 Ok(Job::Lesson(l)) => {
-                    apply(&self.table(), &mut self.seen(), &l);
+                    self.apply_counted(&l);
                     self.dirty.store(true, Ordering::Release);
                     if let Some(j) = journal.as_mut() {
                         if let Err(e) = j.append(&l) {
@@ -382,42 +405,61 @@ impl Bayes {
     }
 }
 
+/// What applying a lesson did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Learnt or taken back as given.
+    AsGiven,
+    /// Learnt that way already: nothing changed.
+    Repeated,
+    /// Learnt the other way before: that was taken back, this learnt.
+    Switched,
+    /// Taking back what was not learnt that way: nothing changed.
+    Nothing,
+}
+
 /// Applies one lesson to a table as the remembered messages allow ([`seen`]): a message learnt
 /// the same way before is not learnt again, one learnt the other way is taken back first, and
 /// only what was learnt is taken back. With `bayes.seen_max` 0, every lesson as given.
-fn apply(t: &Table, seen: &mut Seen, l: &Lesson) {
-    apply_within(t, seen, l, k::BAYES_SEEN_MAX.get_usize());
+fn apply(t: &Table, seen: &mut Seen, l: &Lesson) -> Applied {
+    apply_within(t, seen, l, k::BAYES_SEEN_MAX.get_usize())
 }
 
 /// [`apply`], remembering at most `max` messages.
-fn apply_within(t: &Table, seen: &mut Seen, l: &Lesson, max: usize) {
+fn apply_within(t: &Table, seen: &mut Seen, l: &Lesson, max: usize) -> Applied {
     if max == 0 {
         if l.unlearn {
             t.unlearn(&l.tokens, l.spam);
         } else {
             t.learn_on(&l.tokens, l.spam, l.day);
         }
-        return;
+        return Applied::AsGiven;
     }
     let digest = seen::digest(&l.tokens);
     let was = seen.get(digest).map(|e| e.spam);
     if l.unlearn {
-        if was == Some(l.spam) {
-            t.unlearn(&l.tokens, l.spam);
-            seen.remove(digest);
+        if was != Some(l.spam) {
+            return Applied::Nothing;
         }
-        return;
+        t.unlearn(&l.tokens, l.spam);
+        seen.remove(digest);
+        return Applied::AsGiven;
     }
-    match was {
-        Some(spam) if spam == l.spam => {}
+    let applied = match was {
+        Some(spam) if spam == l.spam => Applied::Repeated,
         Some(_) => {
             t.unlearn(&l.tokens, !l.spam);
             t.learn_on(&l.tokens, l.spam, l.day);
+            Applied::Switched
         }
-        None => t.learn_on(&l.tokens, l.spam, l.day),
-    }
+        None => {
+            t.learn_on(&l.tokens, l.spam, l.day);
+            Applied::AsGiven
+        }
+    };
     // Learnt (again) today: among the last to be forgotten.
     seen.set(digest, seen::Entry { spam: l.spam, day: l.day }, max);
+    applied
 }
 
 /// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
@@ -521,14 +563,14 @@ mod tests {
         let lesson = |tokens: &[u64], spam: bool, unlearn: bool| Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 9 };
         let counts = |t: &Table| (t.learned(), t.get(1));
         let c = |spam, ham| classify::Counts { spam, ham };
-        apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10);
-        apply_within(&t, &mut seen, &lesson(&[2, 1], true, false), 10);
+        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10), Applied::AsGiven);
+        assert_eq!(apply_within(&t, &mut seen, &lesson(&[2, 1], true, false), 10), Applied::Repeated);
         assert_eq!(counts(&t), ((1, 0), c(1, 0)), "the same message (in any token order) learnt once");
         // Released as a false positive: ham, and no longer spam.
-        apply_within(&t, &mut seen, &lesson(&[1, 2], false, false), 10);
+        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], false, false), 10), Applied::Switched);
         assert_eq!(counts(&t), ((0, 1), c(0, 1)));
         // Taking back what it is not learnt as does nothing; what it is, does.
-        apply_within(&t, &mut seen, &lesson(&[1, 2], true, true), 10);
+        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], true, true), 10), Applied::Nothing);
         assert_eq!(counts(&t), ((0, 1), c(0, 1)));
         apply_within(&t, &mut seen, &lesson(&[1, 2], false, true), 10);
         assert_eq!((counts(&t), seen.len()), (((0, 0), c(0, 0)), 0));
@@ -560,6 +602,7 @@ mod tests {
         b.teach(&[9, 8, 7], false, false, true);
         b.teach(&[9, 8, 7], false, false, true);
         b.flush().unwrap();
+        assert_eq!(b.remembered(), (1, 1), "one moved from spam to ham, one repeated");
         assert_eq!((b.learned(), b.table().get(8)), ((0, 1), classify::Counts { spam: 0, ham: 1 }));
         let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
         assert_eq!(o.replayed, 2, "both lessons are in the journal; the second changed nothing");

@@ -59,6 +59,9 @@ fn publish(t: &mxguard_bayes::table::Table) {
     m.bayes_dropped.set(t.dropped() as i64);
     if let Some(b) = mxguard_bayes::current() {
         m.bayes_lessons_lost.set(b.lost() as i64);
+        let (repeated, switched) = b.remembered();
+        m.bayes_lessons_repeated.set(repeated as i64);
+        m.bayes_lessons_switched.set(switched as i64);
     }
 }
 
@@ -227,12 +230,32 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     // Reading and parsing a corpus is bulk work: it runs at the lowest CPU priority so that the
     // cores carrying mail keep their time (measured in benches/learning_load.py).
     let _low = LowPriority::enter();
+    let before = b.remembered();
     let n = learn_paths(b, &paths, spam, |_, _| {})?;
     // Answer once it is all learnt and in the journal.
     b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
     let (s, h) = b.learned();
+    let note = remembered_note(before, b.remembered());
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
-    Ok(format!("learnt {n} messages as {kind}; the table holds {s} spam and {h} ham"))
+    Ok(format!("learnt {n} messages as {kind}{note}; the table holds {s} spam and {h} ham"))
+}
+
+/// What the remembered messages changed while learning (counted over the whole table: lessons
+/// auto-learnt meanwhile count too), for the learn commands' answer; empty when nothing.
+fn remembered_note(before: (u64, u64), after: (u64, u64)) -> String {
+    let (repeated, switched) = (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1));
+    let mut parts = Vec::new();
+    if repeated > 0 {
+        parts.push(format!("{repeated} learnt so already"));
+    }
+    if switched > 0 {
+        parts.push(format!("{switched} moved from the other side"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 /// The calling thread at nice 19 until dropped (Linux: a thread's own priority).
@@ -289,6 +312,7 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     let (b, loaded) = Bayes::open(&file, k::BAYES_MAX_TOKENS.get_usize());
     loaded.map_err(|e| format!("{e} (moved aside; not learning into an empty table by surprise: run again to start afresh)"))?;
     let mut err = std::io::stderr();
+    let before = b.remembered();
     let n = learn_paths(&b, &paths, spam, |done, total| {
         if done % 100 == 0 || done == total {
             let width = 30;
@@ -301,6 +325,7 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     })?;
     b.save().map_err(|e| format!("{}: {e}", file.display()))?;
     let (s, h) = b.learned();
-    println!("learnt {n} messages as {kind} into {}; it holds {s} spam and {h} ham", file.display());
+    let note = remembered_note(before, b.remembered());
+    println!("learnt {n} messages as {kind}{note} into {}; it holds {s} spam and {h} ham", file.display());
     Ok(())
 }

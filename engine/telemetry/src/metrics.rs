@@ -150,6 +150,9 @@ pub struct Metrics {
     pub bayes_ham_learned: Gauge,
     pub bayes_dropped: Gauge,
     pub bayes_lessons_lost: Gauge,
+    /// Lessons of messages learnt that way already, and of messages learnt the other way before.
+    pub bayes_lessons_repeated: Gauge,
+    pub bayes_lessons_switched: Gauge,
     pub bulk_keys: Gauge,
     pub reputation_keys: Gauge,
     /// Bayes verdicts given.
@@ -214,6 +217,8 @@ pub static METRICS: Metrics = Metrics {
     bayes_ham_learned: Gauge::new(),
     bayes_dropped: Gauge::new(),
     bayes_lessons_lost: Gauge::new(),
+    bayes_lessons_repeated: Gauge::new(),
+    bayes_lessons_switched: Gauge::new(),
     bulk_keys: Gauge::new(),
     reputation_keys: Gauge::new(),
     bayes_spam: Counter::new(),
@@ -301,6 +306,8 @@ pub fn render() -> String {
     g(&mut o, "mxguard_bulk_fingerprint_bands", "Text fingerprint bands counted over bulk.window_s.", m.bulk_keys.get());
     g(&mut o, "mxguard_reputation_senders", "Client addresses, networks and domains with history within reputation.window_s.", m.reputation_keys.get());
     g(&mut o, "mxguard_bayes_lessons_lost", "Messages not learnt because the learner's queue was full (bayes.queue), since start.", m.bayes_lessons_lost.get());
+    g(&mut o, "mxguard_bayes_lessons_repeated", "Messages not learnt again because they were learnt that way already (bayes.seen_max), since start.", m.bayes_lessons_repeated.get());
+    g(&mut o, "mxguard_bayes_lessons_switched", "Messages learnt the other way than before: the earlier lesson was taken back first (a released false positive), since start.", m.bayes_lessons_switched.get());
     family(&mut o, "mxguard_bayes_verdicts_total", "counter", "Bayes verdicts given, by symbol.");
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_SPAM\"}} {}", m.bayes_spam.get());
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_HAM\"}} {}", m.bayes_ham.get());
