@@ -6,6 +6,7 @@
 //! JSON object: 1-AUC (%), spam caught at ≤ 0.1 % and ≤ 1 % ham false positives, spam caught and
 //! ham false positives at probability 0.9, learning messages/s, classification time, what
 //! tokenizing and classifying add to the content scan, and table reads from one and two threads.
+//! `MXGUARD_BENCH_SET="score.bayes_spam=4.5"` runs with knobs other than their defaults.
 //! `MXGUARD_BENCH_CV=5` first prints the same ranking figures from a 5-fold cross-validation over
 //! the train rows only (what to choose by; the test rows then say how it carries).
 
@@ -37,6 +38,13 @@ fn main() {
             Some((f[0].to_string(), f[1] == "spam", mxguard_smtp::stuff::to_crlf(&raw)))
         })
         .collect();
+    // MXGUARD_BENCH_SET="knob=value,knob=value": knobs other than their defaults (the scores and
+    // thresholds of the full pipeline's rows), to see a trade-off without editing the registry.
+    for pair in std::env::var("MXGUARD_BENCH_SET").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let knob = mxguard_tuning::find(name.trim()).unwrap_or_else(|| panic!("MXGUARD_BENCH_SET: no knob {name}"));
+        knob.set(value.trim()).unwrap_or_else(|e| panic!("MXGUARD_BENCH_SET: {name}: {e}"));
+    }
     let toks = |raw: &[u8]| {
         let p = mxguard_scan::mime::parse(raw, 262_144, 1000);
         tokens(&p, 500)
