@@ -8,6 +8,7 @@ import signal
 import smtplib
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,12 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     out = subprocess.run([str(MXGUARD), "explain", str(corpus[("test", "spam")][0]), "--set", f"state.dir={g.state}"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Bayes: spam probability" in out.stdout and "(300 spam, 299 ham learnt)" in out.stdout, out.stdout
+    assert "was learnt as" not in out.stdout, out.stdout
+    # A message it learnt: explain says so (what was learnt of it counts in the probability).
+    out = subprocess.run([str(MXGUARD), "explain", str(corpus[("train", "spam")][0]), "--set", f"state.dir={g.state}"],
+                         capture_output=True, text=True, timeout=60)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert f"Bayes: this message was learnt as spam on {today}" in out.stdout, out.stdout
     g.start()
     ev = g.wait_events("bayes_loaded")[-1]
     assert (ev["spam"], ev["ham"]) == (300, 299) and ev["tokens"] > 10000, ev
@@ -92,7 +99,6 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     assert send(g.port, message(body="This is certain spam: XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"))[0] == 550
     g.wait_events("bayes_autolearn")
     wait_for(lambda: g.metrics()['mxguard_bayes_learned_messages{kind="spam"}'] == 311, what="the auto-learnt lesson applied")
-    import time
     time.sleep(0.5)
     g.kill9()
     # A torn record at the journal's end (a crash mid-append) is left out, nothing else.
@@ -225,6 +231,5 @@ def test_a_message_learnt_twice_counts_once_and_reported_back_changes_sides(make
     g.start()
     report("ham@example.test")
     g.wait_events("bayes_report", n=4)
-    import time
     time.sleep(0.5)
     assert learnt() == (0, 1), learnt()

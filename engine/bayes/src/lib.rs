@@ -208,6 +208,11 @@ impl Bayes {
         self.seen().len()
     }
 
+    /// How the message of these tokens was learnt, if it is remembered (for `mxguard explain`).
+    pub fn learnt_as(&self, tokens: &[u64]) -> Option<seen::Entry> {
+        self.seen().get(seen::digest(tokens))
+    }
+
     /// Lessons since start of messages learnt that way already (not applied again), and of
     /// messages learnt the other way before (taken back first).
     pub fn remembered(&self) -> (u64, u64) {

@@ -21,6 +21,12 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     }
     let file = file.ok_or("usage: mxguard explain FILE.eml [--rcpt ADDRESS]")?;
     let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
+    // A file saved from an mbox starts with its "From " envelope line, which is not part of the
+    // message (as `mxguard learn` reads it).
+    let raw = match raw.strip_prefix(b"From ") {
+        Some(rest) => memchr::memchr(b'\n', rest).map_or(Vec::new(), |n| rest[n + 1..].to_vec()),
+        None => raw,
+    };
     // Lines as SMTP delivers them (CRLF), whatever the file uses.
     let raw = mxguard_smtp::stuff::to_crlf(&raw);
     let lists = crate::in_state_dir(&k::LISTS_DIR.get_str());
@@ -44,6 +50,12 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
                         report.found.extend(crate::learning::finding(p, report.tokens.len()));
                     }
                     None => bayes_note = format!("  Bayes: no verdict ({spam} spam, {ham} ham learnt; bayes.min_learned = {})", k::BAYES_MIN_LEARNED.get_u64()),
+                }
+                if let Some(e) = b.learnt_as(&report.tokens) {
+                    // Days since 2020-01-01 (table::today).
+                    let (y, m, d) = mxguard_smtp::date::civil_from_days(18_262 + i64::from(e.day));
+                    let kind = if e.spam { "spam" } else { "ham" };
+                    bayes_note.push_str(&format!("\n  Bayes: this message was learnt as {kind} on {y:04}-{m:02}-{d:02}"));
                 }
             }
             Err(e) => bayes_note = format!("  Bayes: {e}"),
