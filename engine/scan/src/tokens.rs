@@ -19,8 +19,9 @@
 //!   it);
 //! - of a copy this gateway delivered or quarantined (learnt from a mailbox, a report or a
 //!   release), only the fields the message had when it arrived: the gateway's own Received field
-//!   comes below the fields it adds, and it and everything above it make no token, so the copy
-//!   gives the tokens the message was scanned by;
+//!   comes below the fields it adds, and it and everything above it make no token, and the
+//!   subject tag it may have put before the subject (`verdict.subject_tag`) is left out, so the
+//!   copy gives the tokens the message was scanned by;
 //! - every link's host, registrable domain and first path segment;
 //! - every attachment's true type (magic bytes) and extension;
 //! - the names of the HTML elements used.
@@ -267,6 +268,20 @@ fn relay_tokens(v: &[u8], host: &mut Vec<u8>, out: &mut Vec<u64>) {
     }
 }
 
+/// The subject and the text (which begins with the subject) without `tag` and the space after
+/// it before the subject: a copy this gateway tagged (`verdict.subject_tag`) then gives the words
+/// of the message as it arrived. Nothing is cut when `tag` is empty or the subject does not begin
+/// with it.
+fn untagged<'p>(p: &'p Parsed<'_>, tag: &str) -> (&'p str, &'p str) {
+    let rest = match p.subject.strip_prefix(tag) {
+        Some(rest) if !tag.is_empty() => rest.strip_prefix(' ').unwrap_or(rest),
+        _ => return (&p.subject, &p.text),
+    };
+    let cut = p.subject.len() - rest.len();
+    let text = if p.text.starts_with(&p.subject[..cut]) { &p.text[cut..] } else { &p.text[..] };
+    (rest, text)
+}
+
 /// A relay token: the parts, lower case, hashed as one.
 fn relay(parts: &[&[u8]]) -> u64 {
     fnv(ns::RELAY, parts.iter().flat_map(|p| p.iter().map(u8::to_ascii_lowercase)))
@@ -348,15 +363,17 @@ pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
 /// [`tokens`] with the HTML parts, links and attachments the caller already has (the scan).
 pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[crate::mime::Attachment<'_>]) -> Vec<u64> {
     let mut out = Vec::with_capacity(p.text.len() / 3 + 64);
-    Words::new(&mut out, ns::BODY).text(&p.text);
-    Words::new(&mut out, ns::SUBJECT).text(&p.subject);
-    let mut recipients = 0usize;
     // This gateway's own Received field is the last of the fields it adds (verdict, the
     // authentication results): it and every field above it came on or after arrival.
     let arrived = p
         .fields()
         .position(|f| f.name().eq_ignore_ascii_case("received") && memchr::memmem::find(f.raw(), OWN_RECEIVED_MARK.as_bytes()).is_some())
         .map_or(0, |i| i + 1);
+    let tag = if arrived > 0 { mxguard_tuning::VERDICT_SUBJECT_TAG.get_str() } else { "".into() };
+    let (subject, text) = untagged(p, &tag);
+    Words::new(&mut out, ns::BODY).text(text);
+    Words::new(&mut out, ns::SUBJECT).text(subject);
+    let mut recipients = 0usize;
     let mut relays: Vec<&[u8]> = Vec::new();
     // Every field is named; the fields of [`VALUED`] also make tokens of their value.
     for f in p.fields().skip(arrived) {
@@ -596,6 +613,14 @@ mod tests {
         a.sort_unstable();
         b.sort_unstable();
         assert_eq!(a, b, "the delivered copy learns what the arriving message was scanned by");
+        // A copy delivered with the subject tagged (verdict.subject_tag, "SPAM:" by default).
+        let tagged = String::from_utf8(mxguard_verdict::tag_subject(arrived.replace('\n', "\r\n").as_bytes(), "SPAM:")).unwrap().replace("\r\n", "\n");
+        assert!(tagged.contains("Subject: SPAM: Cheap meds"), "{tagged}");
+        let mut c = toks(&format!("{}{results}{received}{tagged}", verdict.replace("\r\n", "\n")));
+        c.sort_unstable();
+        assert_eq!(a, c, "the tag is not the sender's word");
+        // Without this gateway's Received field the subject is the sender's, tag or not.
+        assert_ne!(toks(&tagged).len(), a.len());
         // Thousands of fields make the tokens of the nearest few.
         let many = format!("{}{HEAD}\nhello\n", (0..5000).map(|i| format!("Received: from h{i}.example.net by x.example.net\n")).collect::<String>());
         let t = toks(&many);
