@@ -364,8 +364,7 @@ impl<'p> Field<'p> {
 
     /// The value as written (folded, not decoded).
     pub fn raw(&self) -> &'p [u8] {
-        let raw = self.m.raw_message.as_ref();
-        raw.get(self.h.offset_start as usize..(self.h.offset_end as usize).min(raw.len())).unwrap_or(&[])
+        raw_value(self.m, self.h)
     }
 
     /// The value decoded where mail-parser decodes it, else as written, unfolded and trimmed.
@@ -392,17 +391,22 @@ fn header_value<'m>(m: &'m Message<'_>, h: &'m mail_parser::Header<'_>) -> Cow<'
     match text {
         Some(t) => Cow::Borrowed(t),
         None => {
-            let raw = m.raw_message.as_ref();
-            let (s, e) = (h.offset_start as usize, (h.offset_end as usize).min(raw.len()));
+            let raw = raw_value(m, h);
             let unfold = |t: &str| t.trim().replace("\r\n", " ");
-            match std::str::from_utf8(raw.get(s..e).unwrap_or(&[])) {
+            match std::str::from_utf8(raw) {
                 // Most values are one line of UTF-8: borrowed as they are.
                 Ok(t) if !t.contains('\r') => Cow::Borrowed(t.trim()),
                 Ok(t) => Cow::Owned(unfold(t)),
-                Err(_) => Cow::Owned(unfold(&String::from_utf8_lossy(raw.get(s..e).unwrap_or(&[])))),
+                Err(_) => Cow::Owned(unfold(&String::from_utf8_lossy(raw))),
             }
         }
     }
+}
+
+/// A header field's value as written in the message (folded, not decoded).
+fn raw_value<'m>(m: &'m Message<'_>, h: &mail_parser::Header<'_>) -> &'m [u8] {
+    let raw = m.raw_message.as_ref();
+    raw.get(h.offset_start as usize..(h.offset_end as usize).min(raw.len())).unwrap_or(&[])
 }
 
 fn push_text(out: &mut String, truncated: &mut bool, s: &str, max: usize) {
