@@ -20,13 +20,11 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
         }
     }
     let file = file.ok_or("usage: mxguard explain FILE.eml [--rcpt ADDRESS]")?;
-    let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
-    // A file saved from an mbox starts with its "From " envelope line, which is not part of the
-    // message (as `mxguard learn` reads it).
-    let raw = match raw.strip_prefix(b"From ") {
-        Some(rest) => memchr::memchr(b'\n', rest).map_or(Vec::new(), |n| rest[n + 1..].to_vec()),
-        None => raw,
-    };
+    // Read as `mxguard learn` reads it: a file saved from an mbox loses its "From " envelope
+    // line (not part of the message); of an mbox of several, the first message.
+    let mut messages = Vec::new();
+    crate::learning::messages_of(std::path::Path::new(&file), &mut messages)?;
+    let raw = messages.into_iter().next().ok_or_else(|| format!("{file}: no message in it"))?;
     // Lines as SMTP delivers them (CRLF), whatever the file uses.
     let raw = mxguard_smtp::stuff::to_crlf(&raw);
     let lists = crate::in_state_dir(&k::LISTS_DIR.get_str());
