@@ -287,6 +287,12 @@ fn relay(parts: &[&[u8]]) -> u64 {
     fnv(ns::RELAY, parts.iter().flat_map(|p| p.iter().map(u8::to_ascii_lowercase)))
 }
 
+/// An address-prefix token: the octets hashed as they are (lower-casing them as text would make
+/// 65.x and 97.x one network).
+fn relay_prefix(family: &[u8], octets: &[u8]) -> u64 {
+    fnv(ns::RELAY, family.iter().chain(octets).copied())
+}
+
 /// The tokens of an IP address literal (`192.0.2.1`, `IPv6:2001:db8::1`); nothing if it is none.
 fn relay_address(literal: &[u8], out: &mut Vec<u64>) {
     let bare = match literal.split_at_checked(5) {
@@ -294,8 +300,8 @@ fn relay_address(literal: &[u8], out: &mut Vec<u64>) {
         _ => literal,
     };
     match std::str::from_utf8(bare).ok().and_then(|w| w.parse::<std::net::IpAddr>().ok()) {
-        Some(std::net::IpAddr::V4(a)) => (1..=4).for_each(|n| out.push(relay(&[b"ip4/", &a.octets()[..n]]))),
-        Some(std::net::IpAddr::V6(a)) => [4, 6, 8].into_iter().for_each(|n| out.push(relay(&[b"ip6/", &a.octets()[..n]]))),
+        Some(std::net::IpAddr::V4(a)) => (1..=4).for_each(|n| out.push(relay_prefix(b"ip4/", &a.octets()[..n]))),
+        Some(std::net::IpAddr::V6(a)) => [4, 6, 8].into_iter().for_each(|n| out.push(relay_prefix(b"ip6/", &a.octets()[..n]))),
         None => {}
     }
 }
@@ -585,19 +591,19 @@ mod tests {
         assert!(t.contains(&relay(&[b"domain:", b"example.co.uk"])), "registrable domain by the public suffix list");
         assert!(t.contains(&relay(&[b"with:", b"esmtp"])));
         for n in 1..=4 {
-            assert!(t.contains(&relay(&[b"ip4/", &[203, 0, 113, 9][..n]])), "/{}", 8 * n);
+            assert!(t.contains(&relay_prefix(b"ip4/", &[203, 0, 113, 9][..n])), "/{}", 8 * n);
         }
-        assert!(t.contains(&relay(&[b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1]])), "IPv6 /48");
-        assert!(t.contains(&relay(&[b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]])), "IPv6 /64");
-        assert!(t.contains(&relay(&[b"ip4/", &[192, 0, 2, 77]])), "a bare address after from");
+        assert!(t.contains(&relay_prefix(b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1])), "IPv6 /48");
+        assert!(t.contains(&relay_prefix(b"ip6/", &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2])), "IPv6 /64");
+        assert!(t.contains(&relay_prefix(b"ip4/", &[192, 0, 2, 77])), "a bare address after from");
         // This gateway's own field and those above it were not there when the message arrived.
-        assert!(!t.contains(&relay(&[b"ip4/", &[198, 51, 100, 7]])));
+        assert!(!t.contains(&relay_prefix(b"ip4/", &[198, 51, 100, 7])));
         assert!(!t.contains(&relay(&[b"from:", b"mail.store.example"])));
         assert!(!t.contains(&relay(&[b"with:", b"lmtp"])) && !t.contains(&relay(&[b"with:", b"esmtps"])));
         assert!(t.contains(&hash(ns::HEADER, b"received:3")), "hops before this gateway");
         // Without a field of ours, every field is the sender's side.
         let t = toks(&raw.replace(OWN_RECEIVED_MARK, "(Postfix)"));
-        assert!(t.contains(&relay(&[b"ip4/", &[198, 51, 100, 7]])) && t.contains(&relay(&[b"with:", b"lmtp"])));
+        assert!(t.contains(&relay_prefix(b"ip4/", &[198, 51, 100, 7])) && t.contains(&relay(&[b"with:", b"lmtp"])));
         assert!(t.contains(&hash(ns::HEADER, b"received:5")));
         // A copy as the gateway delivered or quarantined it: its own fields make no token.
         let mut v = mxguard_verdict::Verdict::new();
@@ -621,6 +627,9 @@ mod tests {
         assert_eq!(a, c, "the tag is not the sender's word");
         // Without this gateway's Received field the subject is the sender's, tag or not.
         assert_ne!(toks(&tagged).len(), a.len());
+        // Networks whose octets are letters' codes stay apart (65 is 'A', 97 is 'a').
+        let net = |ip: &str| toks(&format!("Received: from [{ip}] by mx.example.org\n{HEAD}\nhello\n"));
+        assert!(net("65.1.2.3").contains(&relay_prefix(b"ip4/", &[65])) && !net("97.1.2.3").contains(&relay_prefix(b"ip4/", &[65])));
         // Thousands of fields make the tokens of the nearest few.
         let many = format!("{}{HEAD}\nhello\n", (0..5000).map(|i| format!("Received: from h{i}.example.net by x.example.net\n")).collect::<String>());
         let t = toks(&many);
