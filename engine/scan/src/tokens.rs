@@ -65,6 +65,11 @@ fn hash_lower(namespace: u8, token: &[u8]) -> u64 {
     fnv(namespace, token.iter().map(u8::to_ascii_lowercase))
 }
 
+/// [`hash_lower`] of the parts one after the other, without joining them into one string.
+fn hash_lower_parts(namespace: u8, parts: &[&[u8]]) -> u64 {
+    fnv(namespace, parts.iter().flat_map(|p| p.iter().map(u8::to_ascii_lowercase)))
+}
+
 fn fnv(namespace: u8, bytes: impl Iterator<Item = u8>) -> u64 {
     const PRIME: u64 = 0x0100_0000_01b3;
     let mut h: u64 = (0xcbf2_9ce4_8422_2325 ^ u64::from(namespace)).wrapping_mul(PRIME);
@@ -284,7 +289,7 @@ fn untagged<'p>(p: &'p Parsed<'_>, tag: &str) -> (&'p str, &'p str) {
 
 /// A relay token: the parts, lower case, hashed as one.
 fn relay(parts: &[&[u8]]) -> u64 {
-    fnv(ns::RELAY, parts.iter().flat_map(|p| p.iter().map(u8::to_ascii_lowercase)))
+    hash_lower_parts(ns::RELAY, parts)
 }
 
 /// An address-prefix token: the octets hashed as they are (lower-casing them as text would make
@@ -406,12 +411,12 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
             Valued::ContentType => {
                 out.push(hash(ns::CONTENT, v.split(';').next().unwrap_or("").trim().as_bytes()));
                 if let Some(cs) = v.split(';').find_map(|p| p.trim().strip_prefix("charset=")) {
-                    out.push(fnv(ns::CONTENT, b"charset=".iter().chain(cs.trim_matches('"').as_bytes()).copied()));
+                    out.push(hash_lower_parts(ns::CONTENT, &[b"charset=", cs.trim_matches('"').as_bytes()]));
                 }
             }
             Valued::Priority => {
                 let first20 = &v[..v.char_indices().nth(20).map_or(v.len(), |(i, _)| i)];
-                out.push(fnv(ns::HEADER, name.bytes().map(|b| b.to_ascii_lowercase()).chain([b'=']).chain(first20.bytes())));
+                out.push(hash_lower_parts(ns::HEADER, &[name.as_bytes(), b"=", first20.as_bytes()]));
             }
             Valued::Recipients => recipients += v.matches('@').count(),
             Valued::Encoding => out.push(hash(ns::CONTENT, v.as_bytes())),
@@ -431,8 +436,7 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
         out.push(hash(ns::URL, l.host.as_bytes()));
         out.push(hash(ns::URL, l.domain.as_bytes()));
         let first = l.path().split('/').find(|s| !s.is_empty()).unwrap_or("");
-        // `domain/segment`, the segment lower-cased, hashed without building the string.
-        out.push(fnv(ns::URL, l.domain.bytes().chain([b'/']).chain(first.bytes().map(|b| b.to_ascii_lowercase()))));
+        out.push(hash_lower_parts(ns::URL, &[l.domain.as_bytes(), b"/", first.as_bytes()]));
     }
     for a in atts {
         out.push(hash(ns::ATTACHMENT, magic::detect(a.data).name().as_bytes()));
