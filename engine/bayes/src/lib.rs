@@ -203,11 +203,6 @@ impl Bayes {
         self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Messages remembered as learnt (see [`seen`]).
-    pub fn seen_len(&self) -> usize {
-        self.seen().len()
-    }
-
     /// How the message of these tokens was learnt, if it is remembered (for `mxguard explain`).
     pub fn learnt_as(&self, tokens: &[u64]) -> Option<seen::Entry> {
         self.seen().get(seen::digest(tokens))
@@ -602,7 +597,7 @@ mod tests {
         b.stop_learner().unwrap();
         // After a restart: learnt as ham (a release), journalled, then a crash (no snapshot).
         let b = Arc::new(Bayes::open(&path, 1000).0);
-        assert_eq!(b.seen_len(), 1, "remembered from the snapshot");
+        assert_eq!(b.seen().len(), 1, "remembered from the snapshot");
         b.start_learner(QUIET).unwrap();
         b.teach(&[9, 8, 7], false, false, true);
         b.teach(&[9, 8, 7], false, false, true);
@@ -611,7 +606,7 @@ mod tests {
         assert_eq!((b.learned(), b.table().get(8)), ((0, 1), classify::Counts { spam: 0, ham: 1 }));
         let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
         assert_eq!(o.replayed, 2, "both lessons are in the journal; the second changed nothing");
-        assert_eq!((again.learned(), again.table().get(8), again.seen_len()), ((0, 1), classify::Counts { spam: 0, ham: 1 }, 1));
+        assert_eq!((again.learned(), again.table().get(8), again.seen().len()), ((0, 1), classify::Counts { spam: 0, ham: 1 }, 1));
     }
 
     #[test]
