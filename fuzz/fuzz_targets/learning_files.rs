@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
             spam: c.first().is_some_and(|b| b & 1 == 1),
             unlearn: c.first().is_some_and(|b| b & 2 == 2),
             day: c.len() as u16,
+            extra: Some(c.first().map_or(0, |b| (b >> 2) & 3)),
         })
         .collect();
     let mut j = journal::header(5);

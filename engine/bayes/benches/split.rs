@@ -17,6 +17,7 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use mxguard_bayes::classify::{spam_probability, Params};
+use mxguard_bayes::learn_reinforced;
 use mxguard_bayes::table::Table;
 use mxguard_scan::tokens::tokens;
 
@@ -60,8 +61,11 @@ fn main() {
         tokenize_s = tokenize_s.min(t0.elapsed().as_secs_f64());
     }
     let t0 = Instant::now();
+    // Learnt as the gateway learns: a message the table misjudged just before is learnt again
+    // (bayes.reinforce_margin, bayes.reinforce_max; MXGUARD_BENCH_SET can turn it off).
+    let day = mxguard_bayes::table::today();
     for (spam, t) in &train {
-        table.learn(t, *spam);
+        learn_reinforced(&table, t, *spam, day);
     }
     let table_s = t0.elapsed().as_secs_f64();
     let learned = train.len();
@@ -80,7 +84,9 @@ fn main() {
         let mut held: Vec<(f64, bool)> = Vec::new();
         for fold in 0..k {
             let t = Table::new(4_000_000);
-            train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| t.learn(toks, *spam));
+            train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
+                learn_reinforced(&t, toks, *spam, day);
+            });
             let (s, h) = t.learned();
             for (_, (spam, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
                 held.push((spam_probability(t.get_many(toks).into_iter(), s, h, &params).unwrap_or(0.5), *spam));

@@ -3,9 +3,9 @@
 //! learning instead of everything since the last snapshot.
 //!
 //! Format (little endian): a header `MXGBJRN1\n` and the generation (u64) of the snapshot it
-//! continues; then one record per lesson: kind (u8: 0 learn ham, 1 learn spam, 2 unlearn ham,
-//! 3 unlearn spam), the day (u16), the number of tokens (u32), the tokens (u64 each), and a
-//! CRC-32 of the record. Replaying stops at the first short or damaged record (the tail a crash
+//! continues; then one record per lesson: kind (u8: bit 0 spam, bit 1 unlearn, bits 2-3 the
+//! extra times a lesson was learnt, [`crate::reinforce`]; older journals have 0 there), the day
+//! (u16), the number of tokens (u32), the tokens (u64 each), and a CRC-32 of the record. Replaying stops at the first short or damaged record (the tail a crash
 //! tore); appending resumes right after the last good one.
 //!
 //! Pairing with snapshots: a snapshot of generation G+1 is written first, then a fresh journal of
@@ -30,7 +30,14 @@ pub struct Lesson {
     /// Taken back instead of learnt (train on error).
     pub unlearn: bool,
     pub day: u16,
+    /// Times learnt beyond once ([`crate::reinforce`]): `None` for a fresh lesson (whoever
+    /// applies it judges), `Some` once decided; a replayed record carries the decision, so
+    /// replaying never judges again.
+    pub extra: Option<u8>,
 }
+
+/// The most extra times a record can carry (two bits of its kind).
+pub const EXTRA_MAX: u8 = 3;
 
 /// The journal file beside a table file (`bayes.db` → `bayes.journal`).
 pub fn path_for(table: &Path) -> PathBuf {
@@ -85,7 +92,7 @@ pub fn header(generation: u64) -> Vec<u8> {
 
 /// One lesson's record as the journal stores it.
 pub fn record(l: &Lesson) -> Vec<u8> {
-    let kind = u8::from(l.spam) | (u8::from(l.unlearn) << 1);
+    let kind = u8::from(l.spam) | (u8::from(l.unlearn) << 1) | (l.extra.unwrap_or(0).min(EXTRA_MAX) << 2);
     let mut rec = Vec::with_capacity(11 + l.tokens.len() * 8);
     rec.push(kind);
     rec.extend_from_slice(&l.day.to_le_bytes());
@@ -105,11 +112,11 @@ fn record_at(b: &[u8]) -> Option<(Lesson, usize)> {
     let n = u32::from_le_bytes(b.get(3..7)?.try_into().ok()?) as usize;
     let end = 7usize.checked_add(n.checked_mul(8)?)?;
     let crc = u32::from_le_bytes(b.get(end..end + 4)?.try_into().ok()?);
-    if kind > 3 || crc32fast::hash(&b[..end]) != crc {
+    if kind > 15 || crc32fast::hash(&b[..end]) != crc {
         return None;
     }
     let tokens = b[7..end].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
-    Some((Lesson { tokens, spam: kind & 1 == 1, unlearn: kind & 2 == 2, day }, end + 4))
+    Some((Lesson { tokens, spam: kind & 1 == 1, unlearn: kind & 2 == 2, day, extra: Some(kind >> 2) }, end + 4))
 }
 
 /// The journal being appended to.
@@ -183,7 +190,7 @@ mod tests {
     use super::*;
 
     fn lesson(tokens: &[u64], spam: bool, unlearn: bool) -> Lesson {
-        Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 42 }
+        Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 42, extra: Some(0) }
     }
 
     #[test]
@@ -230,5 +237,25 @@ mod tests {
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(replay(&path, 3, |_| {}).unwrap(), Replayed { torn: 7, ..Replayed::default() });
         assert!(!path.with_extension("journal.tmp").exists());
+    }
+
+    #[test]
+    fn records_carry_the_extra_times() {
+        let mut buf = header(1);
+        let reinforced = Lesson { extra: Some(2), ..lesson(&[5, 6], true, false) };
+        buf.extend(record(&reinforced));
+        // A record written before the extra times existed: kind 0 (learn ham) as it was.
+        buf.extend(record(&lesson(&[8], false, false)));
+        assert_eq!(buf[HEADER] >> 2, 2);
+        let mut got = Vec::new();
+        replay_bytes(&buf, 1, |l| got.push(l));
+        assert_eq!(got, [reinforced, lesson(&[8], false, false)]);
+        // A fresh lesson not judged yet is recorded as learnt once.
+        let fresh = Lesson { extra: None, ..lesson(&[5], true, false) };
+        let mut buf = header(1);
+        buf.extend(record(&fresh));
+        let mut got = Vec::new();
+        replay_bytes(&buf, 1, |l| got.push(l));
+        assert_eq!(got[0].extra, Some(0));
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! `mxguard_scan::tokens` turns a parsed message into 64-bit token hashes (beside the other
 //! scanners, so the message is parsed once); [`table`] holds their spam/ham counts for every
-//! core; [`classify`] combines them into a probability (Robinson-Fisher); [`seen`] remembers
-//! what each message was learnt as, so none counts twice; [`store`] keeps the table on disk as
-//! a snapshot and [`journal`] every lesson since.
+//! core; [`classify`] combines them into a probability (Robinson-Fisher); [`reinforce`] learns
+//! a message the table misjudged more than once; [`seen`] remembers what each message was
+//! learnt as, so none counts twice; [`store`] keeps the table on disk as a snapshot and
+//! [`journal`] every lesson since.
 //!
 //! In the gateway ([`start`]) one learner thread owns every change: lessons reach it through a
 //! bounded queue, it applies them to the table, appends them to the journal (fsync'd every
@@ -18,6 +19,7 @@
 pub mod classify;
 mod huge;
 pub mod journal;
+pub mod reinforce;
 pub mod seen;
 pub mod store;
 pub mod table;
@@ -91,6 +93,8 @@ pub struct Bayes {
     /// other way before (taken back first), since start ([`seen`]).
     repeated: AtomicU64,
     switched: AtomicU64,
+    /// Lessons learnt more than once since start ([`reinforce`]).
+    reinforced: AtomicU64,
     /// Tokens held at most: the size opened with, or `bayes.max_tokens` as it is now once
     /// [`start`] ran (the gateway follows the knob live).
     budget: usize,
@@ -111,6 +115,7 @@ impl Bayes {
             lost: AtomicU64::new(0),
             repeated: AtomicU64::new(0),
             switched: AtomicU64::new(0),
+            reinforced: AtomicU64::new(0),
             budget,
             follow_knob: AtomicBool::new(false),
         }
@@ -122,8 +127,8 @@ impl Bayes {
         let table = Table::new(max_tokens);
         let mut seen = Seen::default();
         let snap = store::load(&table, &mut seen, path).map_err(|e| e.to_string())?;
-        let replay = journal::replay(&journal::path_for(path), snap.generation, |l| {
-            apply(&table, &mut seen, &l);
+        let replay = journal::replay(&journal::path_for(path), snap.generation, |mut l| {
+            apply(&table, &mut seen, &mut l);
         })
             .map_err(|e| format!("{}: {e}", journal::path_for(path).display()))?;
         let b = Bayes::with(table, seen, path, snap.generation, replay.good_len, replay.lessons > 0, max_tokens);
@@ -178,7 +183,7 @@ impl Bayes {
     /// counted, unless `wait`, which blocks until there is room (never from a core). Without
     /// the learner (`mxguard learn` offline) it is applied at once.
     pub fn teach(&self, tokens: &[u64], spam: bool, unlearn: bool, wait: bool) {
-        let lesson = Lesson { tokens: tokens.to_vec(), spam, unlearn, day: table::today() };
+        let mut lesson = Lesson { tokens: tokens.to_vec(), spam, unlearn, day: table::today(), extra: None };
         match self.queue.get() {
             Some(q) if wait => {
                 if q.send(Job::Lesson(lesson)).is_err() {
@@ -192,7 +197,7 @@ impl Bayes {
                 }
             },
             None => {
-                self.apply_counted(&lesson);
+                self.apply_counted(&mut lesson);
                 self.dirty.store(true, Ordering::Release);
             }
         }
@@ -214,13 +219,21 @@ impl Bayes {
         (self.repeated.load(Ordering::Relaxed), self.switched.load(Ordering::Relaxed))
     }
 
-    /// [`apply`], counting what the remembered messages changed.
-    fn apply_counted(&self, l: &Lesson) {
+    /// Lessons since start the table had misjudged, learnt more than once ([`reinforce`]).
+    pub fn reinforced(&self) -> u64 {
+        self.reinforced.load(Ordering::Relaxed)
+    }
+
+    /// [`apply`], counting what the remembered messages changed and the lessons reinforced.
+    fn apply_counted(&self, l: &mut Lesson) {
         match apply(&self.table(), &mut self.seen(), l) {
             Applied::Repeated => self.repeated.fetch_add(1, Ordering::Relaxed),
             Applied::Switched => self.switched.fetch_add(1, Ordering::Relaxed),
             Applied::AsGiven | Applied::Nothing => 0,
         };
+        if !l.unlearn && l.extra.is_some_and(|n| n > 0) {
+            self.reinforced.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Learns one message's tokens (see [`Bayes::teach`]; never blocks).
@@ -340,8 +353,9 @@ impl Bayes {
         loop {
             let wake = sync_due.map_or(snapshot_due, |s| s.min(snapshot_due));
             match rx.recv_deadline(wake) {
-                Ok(Job::Lesson(l)) => {
-                    self.apply_counted(&l);
+                Ok(Job::Lesson(mut l)) => {
+                    // Applied first: the journal records what it decided (the times learnt).
+                    self.apply_counted(&mut l);
                     self.dirty.store(true, Ordering::Release);
                     if let Some(j) = journal.as_mut() {
                         if let Err(e) = j.append(&l) {
@@ -419,47 +433,93 @@ enum Applied {
 }
 
 /// Applies one lesson to a table as the remembered messages allow ([`seen`]): a message learnt
-/// the same way before is not learnt again, one learnt the other way is taken back first, and
-/// only what was learnt is taken back. With `bayes.seen_max` 0, every lesson as given.
-fn apply(t: &Table, seen: &mut Seen, l: &Lesson) -> Applied {
+/// the same way before is not learnt again, one learnt the other way is taken back first (every
+/// time it was learnt), and only what was learnt is taken back. A lesson learnt is reinforced
+/// when the table misjudged its message ([`learn_reinforced`]); `l.extra` then holds what was
+/// decided, for the journal. With `bayes.seen_max` 0, every lesson as given (a take-back takes
+/// back one lesson: how many times the message was learnt is not remembered).
+fn apply(t: &Table, seen: &mut Seen, l: &mut Lesson) -> Applied {
     apply_within(t, seen, l, k::BAYES_SEEN_MAX.get_usize())
 }
 
 /// [`apply`], remembering at most `max` messages.
-fn apply_within(t: &Table, seen: &mut Seen, l: &Lesson, max: usize) -> Applied {
+fn apply_within(t: &Table, seen: &mut Seen, l: &mut Lesson, max: usize) -> Applied {
     if max == 0 {
         if l.unlearn {
             t.unlearn(&l.tokens, l.spam);
         } else {
-            t.learn_on(&l.tokens, l.spam, l.day);
+            learn_lesson(t, l);
         }
         return Applied::AsGiven;
     }
     let digest = seen::digest(&l.tokens);
-    let was = seen.get(digest).map(|e| e.spam);
+    let was = seen.get(digest);
     if l.unlearn {
-        if was != Some(l.spam) {
-            return Applied::Nothing;
+        match was {
+            Some(e) if e.spam == l.spam => t.unlearn_times(&l.tokens, l.spam, 1 + u32::from(e.extra)),
+            _ => return Applied::Nothing,
         }
-        t.unlearn(&l.tokens, l.spam);
         seen.remove(digest);
         return Applied::AsGiven;
     }
     let applied = match was {
-        Some(spam) if spam == l.spam => Applied::Repeated,
-        Some(_) => {
-            t.unlearn(&l.tokens, !l.spam);
-            t.learn_on(&l.tokens, l.spam, l.day);
+        Some(e) if e.spam == l.spam => {
+            // Nothing learnt now; the times it was learnt stay as they were.
+            l.extra = Some(e.extra);
+            Applied::Repeated
+        }
+        Some(e) => {
+            t.unlearn_times(&l.tokens, !l.spam, 1 + u32::from(e.extra));
+            learn_lesson(t, l);
             Applied::Switched
         }
         None => {
-            t.learn_on(&l.tokens, l.spam, l.day);
+            learn_lesson(t, l);
             Applied::AsGiven
         }
     };
     // Learnt (again) today: among the last to be forgotten.
-    seen.set(digest, seen::Entry { spam: l.spam, day: l.day }, max);
+    seen.set(digest, seen::Entry { spam: l.spam, day: l.day, extra: l.extra.unwrap_or(0) }, max);
     applied
+}
+
+/// Learns a lesson: as many times as it says if decided (a replay), else judged now.
+fn learn_lesson(t: &Table, l: &mut Lesson) {
+    match l.extra {
+        Some(n) => t.learn_times(&l.tokens, l.spam, 1 + u32::from(n), l.day, None),
+        None => l.extra = Some(learn_reinforced(t, &l.tokens, l.spam, l.day)),
+    }
+}
+
+/// Learns one message into `table` on `day` and, when the table misjudged it just before,
+/// again while it still would (`bayes.reinforce_margin`, at most `bayes.reinforce_max` more
+/// times; [`reinforce`]). Returns the times learnt beyond once. The judging reads nothing the
+/// lesson did not read already; a misjudged message costs one more pass over its tokens.
+pub fn learn_reinforced(table: &Table, tokens: &[u64], spam: bool, day: u16) -> u8 {
+    let max = k::BAYES_REINFORCE_MAX.get_u64().min(u64::from(journal::EXTRA_MAX)) as u32;
+    let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
+    let learned = table.learned();
+    // Before the kick-in nothing is judged, so nothing is reinforced.
+    if max == 0 || learned.0 < params.min_learned || learned.1 < params.min_learned {
+        table.learn_times(tokens, spam, 1, day, None);
+        return 0;
+    }
+    BEFORE.with(|cell| {
+        let mut own = Vec::new();
+        let mut kept = cell.try_borrow_mut();
+        let before = kept.as_deref_mut().unwrap_or(&mut own);
+        before.clear();
+        table.learn_times(tokens, spam, 1, day, Some(before));
+        let unseen = tokens.len() - before.len();
+        let extra = reinforce::extra_lessons(before, unseen, spam, learned, &params, k::BAYES_REINFORCE_MARGIN.get_f64(), max);
+        table.learn_times(tokens, spam, extra, day, None);
+        extra as u8
+    })
+}
+
+thread_local! {
+    /// [`learn_reinforced`]'s buffer for the counts a lesson read (the learner thread's, reused).
+    static BEFORE: std::cell::RefCell<Vec<classify::Counts>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
@@ -560,29 +620,29 @@ mod tests {
     #[test]
     fn a_message_counts_once_and_learnt_the_other_way_switches_sides() {
         let (t, mut seen) = (Table::new(1000), Seen::default());
-        let lesson = |tokens: &[u64], spam: bool, unlearn: bool| Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 9 };
+        let lesson = |tokens: &[u64], spam: bool, unlearn: bool| Lesson { tokens: tokens.to_vec(), spam, unlearn, day: 9, extra: None };
         let counts = |t: &Table| (t.learned(), t.get(1));
         let c = |spam, ham| classify::Counts { spam, ham };
-        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10), Applied::AsGiven);
-        assert_eq!(apply_within(&t, &mut seen, &lesson(&[2, 1], true, false), 10), Applied::Repeated);
+        assert_eq!(apply_within(&t, &mut seen, &mut lesson(&[1, 2], true, false), 10), Applied::AsGiven);
+        assert_eq!(apply_within(&t, &mut seen, &mut lesson(&[2, 1], true, false), 10), Applied::Repeated);
         assert_eq!(counts(&t), ((1, 0), c(1, 0)), "the same message (in any token order) learnt once");
         // Released as a false positive: ham, and no longer spam.
-        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], false, false), 10), Applied::Switched);
+        assert_eq!(apply_within(&t, &mut seen, &mut lesson(&[1, 2], false, false), 10), Applied::Switched);
         assert_eq!(counts(&t), ((0, 1), c(0, 1)));
         // Taking back what it is not learnt as does nothing; what it is, does.
-        assert_eq!(apply_within(&t, &mut seen, &lesson(&[1, 2], true, true), 10), Applied::Nothing);
+        assert_eq!(apply_within(&t, &mut seen, &mut lesson(&[1, 2], true, true), 10), Applied::Nothing);
         assert_eq!(counts(&t), ((0, 1), c(0, 1)));
-        apply_within(&t, &mut seen, &lesson(&[1, 2], false, true), 10);
+        apply_within(&t, &mut seen, &mut lesson(&[1, 2], false, true), 10);
         assert_eq!((counts(&t), seen.len()), (((0, 0), c(0, 0)), 0));
         // Another message sharing tokens is its own.
-        apply_within(&t, &mut seen, &lesson(&[1, 2], true, false), 10);
-        apply_within(&t, &mut seen, &lesson(&[1, 3], true, false), 10);
+        apply_within(&t, &mut seen, &mut lesson(&[1, 2], true, false), 10);
+        apply_within(&t, &mut seen, &mut lesson(&[1, 3], true, false), 10);
         assert_eq!(counts(&t), ((2, 0), c(2, 0)));
         // Off (bayes.seen_max 0): every lesson as given.
         let (t, mut none) = (Table::new(1000), Seen::default());
-        apply_within(&t, &mut none, &lesson(&[1, 2], true, false), 0);
-        apply_within(&t, &mut none, &lesson(&[1, 2], true, false), 0);
-        apply_within(&t, &mut none, &lesson(&[1, 2], false, false), 0);
+        apply_within(&t, &mut none, &mut lesson(&[1, 2], true, false), 0);
+        apply_within(&t, &mut none, &mut lesson(&[1, 2], true, false), 0);
+        apply_within(&t, &mut none, &mut lesson(&[1, 2], false, false), 0);
         assert_eq!((counts(&t), none.len()), (((2, 1), c(2, 1)), 0));
     }
 
@@ -607,6 +667,51 @@ mod tests {
         let (again, o) = Bayes::open_read_only(&path, 1000).unwrap();
         assert_eq!(o.replayed, 2, "both lessons are in the journal; the second changed nothing");
         assert_eq!((again.learned(), again.table().get(8), again.seen().len()), ((0, 1), classify::Counts { spam: 0, ham: 1 }, 1));
+    }
+
+    /// 200 spam with token 5000 and 200 ham with token 6000 (each also with a token of its
+    /// own): past the kick-in, 5000 says spam and 6000 says ham.
+    fn kicked_in(b: &Bayes) {
+        for i in 0..200u64 {
+            b.teach(&[1000 + i, 5000], true, false, true);
+            b.teach(&[2000 + i, 6000], false, false, true);
+        }
+    }
+
+    #[test]
+    fn a_misjudged_lesson_is_learnt_again_and_replayed_the_same() {
+        let d = dir("reinforce");
+        let path = d.join("bayes.db");
+        let b = Arc::new(Bayes::open(&path, 10_000).0);
+        b.start_learner(QUIET).unwrap();
+        kicked_in(&b);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.reinforced()), ((200, 200), 0), "before the kick-in nothing is judged");
+        // Judged right: learnt once.
+        b.teach(&[5000, 7000], true, false, true);
+        // Ham-looking, learnt as spam (a missed spam reported): misjudged, and still after one
+        // more lesson, so learnt three times (bayes.reinforce_max 2).
+        b.teach(&[6000, 6001], true, false, true);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.reinforced()), ((204, 200), 1));
+        assert_eq!((b.table().get(7000), b.table().get(6001)), (classify::Counts { spam: 1, ham: 0 }, classify::Counts { spam: 3, ham: 0 }));
+        assert_eq!(b.learnt_as(&[6000, 6001]).map(|e| e.extra), Some(2));
+        // The journal carries the decision: a replay learns the same without judging again.
+        let (again, o) = Bayes::open_read_only(&path, 10_000).unwrap();
+        assert_eq!(o.replayed, 402);
+        assert_eq!((again.learned(), again.table().get(6001), again.reinforced()), ((204, 200), classify::Counts { spam: 3, ham: 0 }, 0));
+        // Reported back as ham: every time it was learnt as spam is taken back, and as ham the
+        // table (token 6000) judges it right, so it is learnt once.
+        b.teach(&[6001, 6000], false, false, true);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.table().get(6001)), ((201, 201), classify::Counts { spam: 0, ham: 1 }));
+        // And the snapshot keeps how many times.
+        b.teach(&[6000, 6002], true, false, true);
+        b.stop_learner().unwrap();
+        let (again, _) = Bayes::open_read_only(&path, 10_000).unwrap();
+        assert_eq!(again.learnt_as(&[6000, 6002]).map(|e| (e.spam, e.extra)), Some((true, 2)));
+        again.teach(&[6000, 6002], true, true, true);
+        assert_eq!((again.learned(), again.table().get(6002)), ((201, 201), classify::Counts { spam: 0, ham: 0 }), "taken back three times");
     }
 
     #[test]

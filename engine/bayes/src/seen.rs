@@ -18,11 +18,13 @@
 
 use std::collections::HashMap;
 
-/// How a message was learnt, and on which day (the oldest are forgotten first).
+/// How a message was learnt, on which day (the oldest are forgotten first), and how many times
+/// beyond once ([`crate::reinforce`]: taking it back takes back every time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub spam: bool,
     pub day: u16,
+    pub extra: u8,
 }
 
 /// The learnt messages' digests.
@@ -119,25 +121,25 @@ mod tests {
     fn bounded_by_forgetting_the_oldest_days() {
         let mut s = Seen::default();
         for i in 0..100u64 {
-            s.set(i, Entry { spam: i % 2 == 0, day: i as u16 / 10 }, 100);
+            s.set(i, Entry { spam: i % 2 == 0, day: i as u16 / 10, extra: 0 }, 100);
         }
         assert_eq!(s.len(), 100);
-        s.set(100, Entry { spam: true, day: 10 }, 100);
+        s.set(100, Entry { spam: true, day: 10, extra: 0 }, 100);
         // 101 > 100: down to 75, the newest: day 10, days 9 to 3, and four of day 2.
         assert_eq!(s.len(), 75);
         assert_eq!((20..30).filter(|i| s.get(*i).is_some()).count(), 4);
         assert_eq!(s.get(5), None);
-        assert_eq!(s.get(99), Some(Entry { spam: false, day: 9 }));
-        assert_eq!(s.get(100), Some(Entry { spam: true, day: 10 }));
+        assert_eq!(s.get(99), Some(Entry { spam: false, day: 9, extra: 0 }));
+        assert_eq!(s.get(100), Some(Entry { spam: true, day: 10, extra: 0 }));
         // All on one day: still bounded.
         let mut s = Seen::default();
         for i in 0..1000u64 {
-            s.set(i, Entry { spam: true, day: 7 }, 100);
+            s.set(i, Entry { spam: true, day: 7, extra: 0 }, 100);
         }
         assert!(s.len() <= 100 && s.len() >= 75, "{}", s.len());
         // Off: nothing kept.
         let mut s = Seen::default();
-        s.set(1, Entry { spam: true, day: 1 }, 0);
+        s.set(1, Entry { spam: true, day: 1, extra: 0 }, 0);
         assert!(s.is_empty());
     }
 }

@@ -5,7 +5,8 @@
 //! each), the number of tokens (u64), then per token the token (u64), its spam and ham counts
 //! (u32 each) and the day it was last learnt (u32); the number of learnt messages remembered
 //! ([`crate::seen`], u64), then per message its digest (u64), the day (u16), spam or ham (u8: 1
-//! or 0) and a zero byte; then a CRC-32 of everything before it. `MXGBAYES2\n` files (before the
+//! or 0) and the times it was learnt beyond once (u8, [`crate::reinforce`]; 0 in the files
+//! written before); then a CRC-32 of everything before it. `MXGBAYES2\n` files (before the
 //! remembered messages) load as they are, remembering none. Written to `NAME.tmp`, fsync'd,
 //! renamed over `NAME`, directory fsync'd: a crash leaves the old snapshot or the new one, never
 //! half of one. A file that fails its magic, length or checksum is refused whole (and kept aside
@@ -49,7 +50,7 @@ pub fn save(table: &Table, seen: &Seen, path: &Path, generation: u64) -> io::Res
     for (digest, e) in seen.entries() {
         buf.extend_from_slice(&digest.to_le_bytes());
         buf.extend_from_slice(&e.day.to_le_bytes());
-        buf.extend_from_slice(&[u8::from(e.spam), 0]);
+        buf.extend_from_slice(&[u8::from(e.spam), e.extra]);
     }
     let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
@@ -127,7 +128,7 @@ pub fn load_bytes(table: &Table, seen: &mut Seen, buf: &[u8], name: &str) -> io:
         for i in 0..m {
             let at = end + 8 + i * SEEN_ENTRY;
             let day = u16::from_le_bytes([body[at + 8], body[at + 9]]);
-            seen.restore(u64_at(at), Entry { spam: body[at + 10] == 1, day });
+            seen.restore(u64_at(at), Entry { spam: body[at + 10] == 1, day, extra: body[at + 11] });
         }
     }
     Ok(Loaded { tokens, generation })
@@ -152,8 +153,8 @@ mod tests {
         t.learn_on(&[10, 20, 30], true, 100);
         t.learn_on(&[20, 40], false, 200);
         let mut seen = Seen::default();
-        seen.set(0xfeed, Entry { spam: true, day: 100 }, 10);
-        seen.set(0xbeef, Entry { spam: false, day: 200 }, 10);
+        seen.set(0xfeed, Entry { spam: true, day: 100, extra: 2 }, 10);
+        seen.set(0xbeef, Entry { spam: false, day: 200, extra: 0 }, 10);
         assert_eq!(save(&t, &seen, &path, 7).unwrap(), 4);
         let u = Table::new(1000);
         let mut useen = Seen::default();

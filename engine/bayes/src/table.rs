@@ -204,8 +204,11 @@ impl Table {
         None
     }
 
-    /// Adds `by` to each token's counts (saturating at u32::MAX) and marks it learnt on `day`.
-    fn add(&self, tokens: &[u64], by: Counts, day: u16) {
+    /// Adds `by` to each token's counts (saturating at u32::MAX) and marks it learnt on `day`;
+    /// with `before`, pushes the counts as they were of each token the table held (the others
+    /// were unseen): what a classification just before the lesson would have read, at no extra
+    /// read.
+    fn add(&self, tokens: &[u64], by: Counts, day: u16, mut before: Option<&mut Vec<Counts>>) {
         const AHEAD: usize = 12;
         for t in tokens.iter().take(AHEAD) {
             self.prefetch_for_learning(*t);
@@ -214,15 +217,21 @@ impl Table {
             if let Some(next) = tokens.get(n + AHEAD) {
                 self.prefetch_for_learning(*next);
             }
-            if let Some(i) = self.slot(*t) {
+            let was = self.slot(*t).map(|i| {
                 // Most tokens were learnt today already: a read, not a locked write.
                 if self.touched[i].load(Ordering::Relaxed) < day {
                     self.touched[i].fetch_max(day, Ordering::Relaxed);
                 }
-                let _ = self.slots[i].counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                let was = self.slots[i].counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     let c = unpack(v);
                     Some(pack(Counts { spam: c.spam.saturating_add(by.spam), ham: c.ham.saturating_add(by.ham) }))
                 });
+                unpack(was.unwrap_or_else(|v| v))
+            });
+            if let (Some(b), Some(c)) = (before.as_deref_mut(), was) {
+                if c != Counts::default() {
+                    b.push(c);
+                }
             }
         }
     }
@@ -234,12 +243,22 @@ impl Table {
 
     /// Learns one message's tokens as spam or ham on `day` (a journal replayed).
     pub fn learn_on(&self, tokens: &[u64], spam: bool, day: u16) {
-        self.add(tokens, if spam { Counts { spam: 1, ham: 0 } } else { Counts { spam: 0, ham: 1 } }, day);
+        self.learn_times(tokens, spam, 1, day, None);
+    }
+
+    /// Learns one message's tokens `times` times at once on `day` (a lesson reinforced, see
+    /// [`crate::reinforce`]); with `before`, also hands back the counts as they were of the
+    /// tokens the table held ([`Table::add`]).
+    pub fn learn_times(&self, tokens: &[u64], spam: bool, times: u32, day: u16, before: Option<&mut Vec<Counts>>) {
+        if times == 0 {
+            return;
+        }
+        self.add(tokens, if spam { Counts { spam: times, ham: 0 } } else { Counts { spam: 0, ham: times } }, day, before);
         // The message count last: a reader never sees more messages than token counts say.
         if spam {
-            self.spam_learned.fetch_add(1, Ordering::AcqRel);
+            self.spam_learned.fetch_add(u64::from(times), Ordering::AcqRel);
         } else {
-            self.ham_learned.fetch_add(1, Ordering::AcqRel);
+            self.ham_learned.fetch_add(u64::from(times), Ordering::AcqRel);
         }
     }
 
@@ -298,10 +317,17 @@ impl Table {
     /// Takes back a message learnt as `spam` (train on error: a released false positive is
     /// unlearnt as spam, then learnt as ham). Counts never go below zero.
     pub fn unlearn(&self, tokens: &[u64], spam: bool) {
+        self.unlearn_times(tokens, spam, 1);
+    }
+
+    /// Takes back a message learnt `times` times (a reinforced lesson), or as many times as
+    /// messages of that kind are counted if fewer.
+    pub fn unlearn_times(&self, tokens: &[u64], spam: bool, times: u32) {
         let counter = if spam { &self.spam_learned } else { &self.ham_learned };
-        if counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_err() {
+        let Ok(had) = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n > 0 && times > 0).then(|| n.saturating_sub(u64::from(times)))) else {
             return;
-        }
+        };
+        let times = times.min(u32::try_from(had).unwrap_or(u32::MAX));
         for t in tokens {
             let key = key_of(*t);
             let mut i = key as usize & self.mask;
@@ -311,7 +337,7 @@ impl Table {
                     k if k == key => {
                         let _ = s.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                             let c = unpack(v);
-                            Some(pack(if spam { Counts { spam: c.spam.saturating_sub(1), ..c } } else { Counts { ham: c.ham.saturating_sub(1), ..c } }))
+                            Some(pack(if spam { Counts { spam: c.spam.saturating_sub(times), ..c } } else { Counts { ham: c.ham.saturating_sub(times), ..c } }))
                         });
                         break;
                     }

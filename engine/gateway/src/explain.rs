@@ -54,6 +54,9 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
                     let (y, m, d) = mxguard_smtp::date::civil_from_days(18_262 + i64::from(e.day));
                     let kind = if e.spam { "spam" } else { "ham" };
                     bayes_note.push_str(&format!("\n  Bayes: this message was learnt as {kind} on {y:04}-{m:02}-{d:02}"));
+                    if e.extra > 0 {
+                        bayes_note.push_str(&format!(", {} times (it was misjudged then)", 1 + e.extra));
+                    }
                 }
             }
             Err(e) => bayes_note = format!("  Bayes: {e}"),

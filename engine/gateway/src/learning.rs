@@ -62,6 +62,7 @@ fn publish(t: &mxguard_bayes::table::Table) {
         let (repeated, switched) = b.remembered();
         m.bayes_lessons_repeated.set(repeated as i64);
         m.bayes_lessons_switched.set(switched as i64);
+        m.bayes_lessons_reinforced.set(b.reinforced() as i64);
     }
 }
 
@@ -230,26 +231,36 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     // Reading and parsing a corpus is bulk work: it runs at the lowest CPU priority so that the
     // cores carrying mail keep their time (measured in benches/learning_load.py).
     let _low = LowPriority::enter();
-    let before = b.remembered();
+    let before = lesson_counters(b);
     let n = learn_paths(b, &paths, spam, |_, _| {})?;
     // Answer once it is all learnt and in the journal.
     b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
     let (s, h) = b.learned();
-    let note = remembered_note(before, b.remembered());
+    let note = remembered_note(before, lesson_counters(b));
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
     Ok(format!("learnt {n} messages as {kind}{note}; the table holds {s} spam and {h} ham"))
 }
 
-/// What the remembered messages changed while learning (counted over the whole table: lessons
-/// auto-learnt meanwhile count too), for the learn commands' answer; empty when nothing.
-fn remembered_note(before: (u64, u64), after: (u64, u64)) -> String {
-    let (repeated, switched) = (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1));
+/// The lessons since start that were repeats, switches and reinforced ([`remembered_note`]).
+fn lesson_counters(b: &Bayes) -> (u64, u64, u64) {
+    let (repeated, switched) = b.remembered();
+    (repeated, switched, b.reinforced())
+}
+
+/// What the remembered messages and the reinforcement changed while learning (counted over the
+/// whole table: lessons auto-learnt meanwhile count too), for the learn commands' answer; empty
+/// when nothing.
+fn remembered_note(before: (u64, u64, u64), after: (u64, u64, u64)) -> String {
+    let (repeated, switched, reinforced) = (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1), after.2.saturating_sub(before.2));
     let mut parts = Vec::new();
     if repeated > 0 {
         parts.push(format!("{repeated} learnt so already"));
     }
     if switched > 0 {
         parts.push(format!("{switched} moved from the other side"));
+    }
+    if reinforced > 0 {
+        parts.push(format!("{reinforced} misjudged, learnt more than once"));
     }
     if parts.is_empty() {
         String::new()
@@ -312,7 +323,7 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     let (b, loaded) = Bayes::open(&file, k::BAYES_MAX_TOKENS.get_usize());
     loaded.map_err(|e| format!("{e} (moved aside; not learning into an empty table by surprise: run again to start afresh)"))?;
     let mut err = std::io::stderr();
-    let before = b.remembered();
+    let before = lesson_counters(&b);
     let n = learn_paths(&b, &paths, spam, |done, total| {
         if done % 100 == 0 || done == total {
             let width = 30;
@@ -325,7 +336,7 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     })?;
     b.save().map_err(|e| format!("{}: {e}", file.display()))?;
     let (s, h) = b.learned();
-    let note = remembered_note(before, b.remembered());
+    let note = remembered_note(before, lesson_counters(&b));
     println!("learnt {n} messages as {kind}{note} into {}; it holds {s} spam and {h} ham", file.display());
     Ok(())
 }

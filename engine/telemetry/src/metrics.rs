@@ -153,6 +153,7 @@ pub struct Metrics {
     /// Lessons of messages learnt that way already, and of messages learnt the other way before.
     pub bayes_lessons_repeated: Gauge,
     pub bayes_lessons_switched: Gauge,
+    pub bayes_lessons_reinforced: Gauge,
     pub bulk_keys: Gauge,
     pub reputation_keys: Gauge,
     /// Bayes verdicts given.
@@ -219,6 +220,7 @@ pub static METRICS: Metrics = Metrics {
     bayes_lessons_lost: Gauge::new(),
     bayes_lessons_repeated: Gauge::new(),
     bayes_lessons_switched: Gauge::new(),
+    bayes_lessons_reinforced: Gauge::new(),
     bulk_keys: Gauge::new(),
     reputation_keys: Gauge::new(),
     bayes_spam: Counter::new(),
@@ -308,6 +310,7 @@ pub fn render() -> String {
     g(&mut o, "mxguard_bayes_lessons_lost", "Messages not learnt because the learner's queue was full (bayes.queue), since start.", m.bayes_lessons_lost.get());
     g(&mut o, "mxguard_bayes_lessons_repeated", "Messages not learnt again because they were learnt that way already (bayes.seen_max), since start.", m.bayes_lessons_repeated.get());
     g(&mut o, "mxguard_bayes_lessons_switched", "Messages learnt the other way than before: the earlier lesson was taken back first (a released false positive), since start.", m.bayes_lessons_switched.get());
+    g(&mut o, "mxguard_bayes_lessons_reinforced", "Messages Bayes misjudged just before they were learnt, so learnt more than once (bayes.reinforce_margin, bayes.reinforce_max), since start.", m.bayes_lessons_reinforced.get());
     family(&mut o, "mxguard_bayes_verdicts_total", "counter", "Bayes verdicts given, by symbol.");
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_SPAM\"}} {}", m.bayes_spam.get());
     let _ = writeln!(o, "mxguard_bayes_verdicts_total{{symbol=\"BAYES_HAM\"}} {}", m.bayes_ham.get());

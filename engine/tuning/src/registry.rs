@@ -499,6 +499,10 @@ registry! {
         "Tokens not learnt for this many days are dropped (checked once a day; 0: never by age). Independently, when the table holds 90 % of bayes.max_tokens the least recently learnt are dropped down to 75 %." }
     BAYES_SEEN_MAX { int "bayes.seen_max", 1_000_000, 0..=100_000_000, live,
         "Learnt messages remembered (a 64-bit digest of their tokens, about 30 bytes each): one learnt again the same way is not counted twice, one learnt the other way (a released false positive that auto-learn took as spam) is first taken back. The oldest are forgotten past this; 0: off, every lesson counts." }
+    BAYES_REINFORCE_MARGIN { float "bayes.reinforce_margin", 0.2, [0.0, 0.5], live,
+        "A message being learnt that Bayes, just before, judged on the wrong side of this margin (spam under 1 - margin, ham over it) was misjudged and is learnt again (train on error with a thick threshold); 0: off." }
+    BAYES_REINFORCE_MAX { int "bayes.reinforce_max", 2, 0..=3, live,
+        "A misjudged message (bayes.reinforce_margin) is learnt at most this many more times, each only while Bayes would still misjudge it; 0: off, every message learnt once." }
     BAYES_QUEUE { int "bayes.queue", 10000, 16..=1_000_000, restart,
         "Lessons (messages to learn) waiting for the learner thread at most; auto-learning past it is skipped and counted (mxguard_bayes_lessons_lost); learning from files and reports waits." }
 
