@@ -226,12 +226,14 @@ impl Bayes {
 
     /// [`apply`], counting what the remembered messages changed and the lessons reinforced.
     fn apply_counted(&self, l: &mut Lesson) {
-        match apply(&self.table(), &mut self.seen(), l) {
+        let applied = apply(&self.table(), &mut self.seen(), l);
+        match applied {
             Applied::Repeated => self.repeated.fetch_add(1, Ordering::Relaxed),
             Applied::Switched => self.switched.fetch_add(1, Ordering::Relaxed),
             Applied::AsGiven | Applied::Nothing => 0,
         };
-        if !l.unlearn && l.extra.is_some_and(|n| n > 0) {
+        // Learnt now (a repeat learns nothing, whatever it was learnt as before).
+        if matches!(applied, Applied::AsGiven | Applied::Switched) && !l.unlearn && l.extra.is_some_and(|n| n > 0) {
             self.reinforced.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -694,11 +696,15 @@ mod tests {
         b.teach(&[6000, 6001], true, false, true);
         b.flush().unwrap();
         assert_eq!((b.learned(), b.reinforced()), ((204, 200), 1));
+        // Reported again: a repeat, nothing learnt and nothing reinforced.
+        b.teach(&[6001, 6000], true, false, true);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.reinforced(), b.remembered()), ((204, 200), 1, (1, 0)));
         assert_eq!((b.table().get(7000), b.table().get(6001)), (classify::Counts { spam: 1, ham: 0 }, classify::Counts { spam: 3, ham: 0 }));
         assert_eq!(b.learnt_as(&[6000, 6001]).map(|e| e.extra), Some(2));
         // The journal carries the decision: a replay learns the same without judging again.
         let (again, o) = Bayes::open_read_only(&path, 10_000).unwrap();
-        assert_eq!(o.replayed, 402);
+        assert_eq!(o.replayed, 403);
         assert_eq!((again.learned(), again.table().get(6001), again.reinforced()), ((204, 200), classify::Counts { spam: 3, ham: 0 }, 0));
         // Reported back as ham: every time it was learnt as spam is taken back, and as ham the
         // table (token 6000) judges it right, so it is learnt once.
