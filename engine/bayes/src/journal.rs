@@ -5,8 +5,9 @@
 //! Format (little endian): a header `MXGBJRN1\n` and the generation (u64) of the snapshot it
 //! continues; then one record per lesson: kind (u8: bit 0 spam, bit 1 unlearn, bits 2-3 the
 //! extra times a lesson was learnt, [`crate::reinforce`]; older journals have 0 there), the day
-//! (u16), the number of tokens (u32), the tokens (u64 each), and a CRC-32 of the record. Replaying stops at the first short or damaged record (the tail a crash
-//! tore); appending resumes right after the last good one.
+//! (u16), the number of tokens (u32), the tokens (u64 each), and a CRC-32 of the record.
+//! Replaying stops at the first short or damaged record (the tail a crash tore); appending
+//! resumes right after the last good one.
 //!
 //! Pairing with snapshots: a snapshot of generation G+1 is written first, then a fresh journal of
 //! generation G+1 replaces the old one. A journal is replayed only onto the snapshot of its own

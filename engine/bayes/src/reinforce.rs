@@ -6,12 +6,12 @@
 //! is learnt again, and again while the table still misjudges it, up to a bound. The lessons
 //! the table already gets right teach little; the ones it gets wrong or barely right are where
 //! its counts are short (CRM114's "thick threshold training", SpamBayes' train-to-exhaustion,
-//! online). Measured on the fixed split's train rows alone (5-fold cross-validation), it halves
-//! 1-AUC (benches/RESULTS.md, session 13).
+//! online). Measured on the fixed split's train rows alone (5-fold cross-validation), it nearly
+//! halves 1-AUC (benches/RESULTS.md, session 13).
 //!
 //! Pure arithmetic over the counts the lesson itself read ([`crate::table::Table::learn_times`]
-//! hands back each token's counts as they were): no second pass over the table unless the
-//! message is misjudged. Never called on a scan path; the learner thread (or an offline
+//! hands back the counts as they were of the tokens the table held): no second pass over the
+//! table unless the message is misjudged. Never called on a scan path; the learner thread (or an offline
 //! `mxguard learn`) decides, and the journal records the decision, so a replay learns the same
 //! number of times without judging again.
 
