@@ -178,12 +178,26 @@ impl Bayes {
         self.lost.load(Ordering::Relaxed)
     }
 
-    /// Learns (or with `unlearn`, takes back) one message's tokens. With the learner running the
-    /// lesson is queued and applied within moments; when the queue is full it is dropped and
-    /// counted, unless `wait`, which blocks until there is room (never from a core). Without
-    /// the learner (`mxguard learn` offline) it is applied at once.
+    /// Learns (or with `unlearn`, takes back) one message's tokens as a person labelled it (a
+    /// file, a report, a quarantine decision): a message the table misjudged is learnt more than
+    /// once ([`reinforce`]). With the learner running the lesson is queued and applied within
+    /// moments; when the queue is full it is dropped and counted, unless `wait`, which blocks
+    /// until there is room (never from a core). Without the learner (`mxguard learn` offline) it
+    /// is applied at once.
     pub fn teach(&self, tokens: &[u64], spam: bool, unlearn: bool, wait: bool) {
-        let mut lesson = Lesson { tokens: tokens.to_vec(), spam, unlearn, day: table::today(), extra: None };
+        self.enqueue(Lesson { tokens: tokens.to_vec(), spam, unlearn, day: table::today(), extra: None }, wait);
+    }
+
+    /// Learns one message's tokens from the gateway's own verdict (auto-learn): once, never
+    /// reinforced — where Bayes disagrees with the other checks, the other checks are the likelier
+    /// to be wrong, and learning their verdict several times would spread the mistake. Never
+    /// blocks.
+    pub fn learn(&self, tokens: &[u64], spam: bool) {
+        self.enqueue(Lesson { tokens: tokens.to_vec(), spam, unlearn: false, day: table::today(), extra: Some(0) }, false);
+    }
+
+    /// Hands a lesson to the learner thread, or applies it at once without one ([`Bayes::teach`]).
+    fn enqueue(&self, mut lesson: Lesson, wait: bool) {
         match self.queue.get() {
             Some(q) if wait => {
                 if q.send(Job::Lesson(lesson)).is_err() {
@@ -236,11 +250,6 @@ impl Bayes {
         if matches!(applied, Applied::AsGiven | Applied::Switched) && !l.unlearn && l.extra.is_some_and(|n| n > 0) {
             self.reinforced.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Learns one message's tokens (see [`Bayes::teach`]; never blocks).
-    pub fn learn(&self, tokens: &[u64], spam: bool) {
-        self.teach(tokens, spam, false, false);
     }
 
     /// Asks the learner thread to do `job` and waits for its answer.
@@ -696,28 +705,32 @@ mod tests {
         b.teach(&[6000, 6001], true, false, true);
         b.flush().unwrap();
         assert_eq!((b.learned(), b.reinforced()), ((204, 200), 1));
+        // The same kind of message from the gateway's own verdict (auto-learn): learnt once.
+        b.learn(&[6000, 6003], true);
+        b.flush().unwrap();
+        assert_eq!((b.learned(), b.reinforced(), b.table().get(6003)), ((205, 200), 1, classify::Counts { spam: 1, ham: 0 }));
         // Reported again: a repeat, nothing learnt and nothing reinforced.
         b.teach(&[6001, 6000], true, false, true);
         b.flush().unwrap();
-        assert_eq!((b.learned(), b.reinforced(), b.remembered()), ((204, 200), 1, (1, 0)));
+        assert_eq!((b.learned(), b.reinforced(), b.remembered()), ((205, 200), 1, (1, 0)));
         assert_eq!((b.table().get(7000), b.table().get(6001)), (classify::Counts { spam: 1, ham: 0 }, classify::Counts { spam: 3, ham: 0 }));
         assert_eq!(b.learnt_as(&[6000, 6001]).map(|e| e.extra), Some(2));
         // The journal carries the decision: a replay learns the same without judging again.
         let (again, o) = Bayes::open_read_only(&path, 10_000).unwrap();
-        assert_eq!(o.replayed, 403);
-        assert_eq!((again.learned(), again.table().get(6001), again.reinforced()), ((204, 200), classify::Counts { spam: 3, ham: 0 }, 0));
+        assert_eq!(o.replayed, 404);
+        assert_eq!((again.learned(), again.table().get(6001), again.reinforced()), ((205, 200), classify::Counts { spam: 3, ham: 0 }, 0));
         // Reported back as ham: every time it was learnt as spam is taken back, and as ham the
         // table (token 6000) judges it right, so it is learnt once.
         b.teach(&[6001, 6000], false, false, true);
         b.flush().unwrap();
-        assert_eq!((b.learned(), b.table().get(6001)), ((201, 201), classify::Counts { spam: 0, ham: 1 }));
+        assert_eq!((b.learned(), b.table().get(6001)), ((202, 201), classify::Counts { spam: 0, ham: 1 }));
         // And the snapshot keeps how many times.
         b.teach(&[6000, 6002], true, false, true);
         b.stop_learner().unwrap();
         let (again, _) = Bayes::open_read_only(&path, 10_000).unwrap();
         assert_eq!(again.learnt_as(&[6000, 6002]).map(|e| (e.spam, e.extra)), Some((true, 2)));
         again.teach(&[6000, 6002], true, true, true);
-        assert_eq!((again.learned(), again.table().get(6002)), ((201, 201), classify::Counts { spam: 0, ham: 0 }), "taken back three times");
+        assert_eq!((again.learned(), again.table().get(6002)), ((202, 201), classify::Counts { spam: 0, ham: 0 }), "taken back three times");
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! online). Measured on the fixed split's train rows alone (5-fold cross-validation), it nearly
 //! halves 1-AUC (benches/RESULTS.md, session 13).
 //!
+//! Only lessons a person gave (a file, a report, a quarantine decision) are judged: the
+//! gateway's own verdicts (auto-learn) are learnt once ([`crate::Bayes::learn`]), since where
+//! Bayes disagrees with the other checks the other checks are the likelier to be wrong.
+//!
 //! Pure arithmetic over the counts the lesson itself read ([`crate::table::Table::learn_times`]
 //! hands back the counts as they were of the tokens the table held): no second pass over the
 //! table unless the message is misjudged. Never called on a scan path; the learner thread (or an offline

@@ -500,7 +500,7 @@ registry! {
     BAYES_SEEN_MAX { int "bayes.seen_max", 1_000_000, 0..=100_000_000, live,
         "Learnt messages remembered (a 64-bit digest of their tokens, about 30 bytes each): one learnt again the same way is not counted twice, one learnt the other way (a released false positive that auto-learn took as spam) is first taken back. The oldest are forgotten past this; 0: off, every lesson counts." }
     BAYES_REINFORCE_MARGIN { float "bayes.reinforce_margin", 0.2, [0.0, 0.5], live,
-        "A message being learnt that Bayes, just before, judged on the wrong side of this margin (spam under 1 - margin, ham over it) was misjudged and is learnt again (train on error with a thick threshold); 0: off." }
+        "A message a person labelled (mxguard learn, a report address, a quarantine decision) that Bayes, just before the lesson, judged on the wrong side of this margin (spam under 1 - margin, ham over it) was misjudged and is learnt again (train on error with a thick threshold); auto-learnt mail is learnt once; 0: off." }
     BAYES_REINFORCE_MAX { int "bayes.reinforce_max", 2, 0..=3, live,
         "A misjudged message (bayes.reinforce_margin) is learnt at most this many more times, each only while Bayes would still misjudge it; 0: off, every message learnt once." }
     BAYES_QUEUE { int "bayes.queue", 10000, 16..=1_000_000, restart,
