@@ -21,6 +21,7 @@ pub mod mime;
 pub mod phish;
 pub mod rules;
 pub mod tokens;
+pub mod unicode;
 pub mod urls;
 
 use std::collections::HashSet;

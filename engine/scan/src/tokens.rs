@@ -9,7 +9,9 @@
 //! - word pairs in a window of five (orthogonal sparse bigrams: the pair and its distance), which
 //!   catch phrases without a phrase list;
 //! - letters spelt apart to dodge filters (`v.i.a.g.r.a`, `v i a g r a`) joined back, plus a
-//!   token saying the message does that;
+//!   token saying the message does that; words beyond ASCII folded as [`crate::unicode::fold`]
+//!   says (invisible characters inside them left out, full-width forms made ASCII, Cyrillic and
+//!   Greek look-alikes in a Latin word made Latin), with a token for each trick found;
 //! - the names of the header fields present, the From domain and display-name words, the
 //!   Reply-To and Message-ID domains, the mailer, the top content type, charset and transfer
 //!   encoding, priority and precedence values, the number of hops and of recipients (bucketed);
@@ -32,7 +34,7 @@
 //! over-long words and long numbers format a token).
 
 use crate::mime::Parsed;
-use crate::{magic, urls};
+use crate::{magic, unicode, urls};
 
 /// Namespaces: a byte hashed before the token's text.
 mod ns {
@@ -131,7 +133,9 @@ impl<'o> Words<'o> {
                     i += 1;
                 } else {
                     let ch = text[i..].chars().next().unwrap_or(' ');
-                    if !ch.is_alphanumeric() {
+                    // Invisible characters inside a word (a soft hyphen, a zero-width space) do
+                    // not end it: they are left out of it later.
+                    if !ch.is_alphanumeric() && !unicode::invisible(ch) {
                         break ch;
                     }
                     ascii = false;
@@ -158,7 +162,14 @@ impl<'o> Words<'o> {
         let (w, n) = if ascii {
             (w, w.len())
         } else {
-            lowered = w.chars().flat_map(char::to_lowercase).collect::<String>();
+            let folded = unicode::fold(w);
+            for trick in folded.tricks.names() {
+                self.out.push(hash(ns::SPELT, trick.as_bytes()));
+            }
+            lowered = folded.word;
+            if lowered.is_empty() {
+                return;
+            }
             (lowered.as_str(), lowered.chars().count())
         };
         if n == 1 && w.chars().all(char::is_alphabetic) {
@@ -529,6 +540,33 @@ mod tests {
         }
         let t = toks(&format!("{HEAD}\nbuy é-t-é-s now\n"));
         assert!(t.contains(&hash(ns::BODY, "étés".as_bytes())), "single letters beyond ASCII are spelt out too");
+    }
+
+    #[test]
+    fn unicode_tricks_are_undone_and_named() {
+        // A soft hyphen and a zero-width space inside, full-width letters, a Cyrillic а and о in
+        // a Latin word: each gives the plain word, and a token naming the trick.
+        for (text, trick) in [
+            ("buy via\u{00ad}gra now", "invisible characters in words"),
+            ("buy vi\u{200b}agra now", "invisible characters in words"),
+            ("buy \u{ff56}\u{ff49}\u{ff41}\u{ff47}\u{ff52}\u{ff41} now", "full-width letters"),
+            ("buy vi\u{0430}gra now", "look-alike letters in a word"),
+            ("your p\u{0430}yp\u{0430}l account", "look-alike letters in a word"),
+        ] {
+            let t = toks(&format!("{HEAD}\n{text}\n"));
+            let word = if text.starts_with("your") { "paypal" } else { "viagra" };
+            assert!(t.contains(&hash(ns::BODY, word.as_bytes())), "{text}");
+            assert!(t.contains(&hash(ns::SPELT, trick.as_bytes())), "{text}");
+        }
+        // Plain text beyond ASCII names no trick, and a Russian word stays Russian.
+        let t = toks(&format!("{HEAD}\nнаш сайт caf\u{00e9}\n"));
+        assert!(t.contains(&hash(ns::BODY, "сайт".as_bytes())) && t.contains(&hash(ns::BODY, "café".as_bytes())));
+        for trick in ["invisible characters in words", "full-width letters", "look-alike letters in a word"] {
+            assert!(!t.contains(&hash(ns::SPELT, trick.as_bytes())), "{trick}");
+        }
+        // A word of nothing but invisible characters is no word.
+        let t = toks(&format!("{HEAD}\nhello \u{200b}\u{200b} world\n"));
+        assert!(t.contains(&hash(ns::BODY, b"hello")) && t.contains(&hash(ns::BODY, b"world")));
     }
 
     #[test]
