@@ -116,14 +116,6 @@ thread_local! {
 
 /// [`spam_probability`] past the kick-in, in the buffers given.
 fn select_and_combine(counts: impl Iterator<Item = Counts>, spam_learned: u64, ham_learned: u64, p: &Params, probabilities: &mut Vec<f64>, keys: &mut Vec<u128>) -> Option<f64> {
-    // Each telling token with its selection key: the most telling first (the distance from 0.5,
-    // whose bits order like the number), equally telling ones (f and 1 - f) by a fixed scramble
-    // of f's bits, so which make the cut depends neither on the order the tokens came in nor on
-    // which side they lean to.
-    let key = |f: f64, distance: f64| {
-        let scramble = f.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        (u128::from(u64::MAX - distance.to_bits()) << 64) | u128::from(scramble)
-    };
     // Two passes: the probabilities without a branch (the compiler computes several at once),
     // then the telling ones' keys (the probability is recovered from its key at the end).
     let r = Reciprocals::of(spam_learned, ham_learned);
@@ -138,7 +130,7 @@ fn select_and_combine(counts: impl Iterator<Item = Counts>, spam_learned: u64, h
     for &f in probabilities.iter() {
         let distance = (f - 0.5).abs();
         if let Some(slot) = keys.get_mut(kept) {
-            *slot = key(f, distance);
+            *slot = selection_key(f, distance);
         }
         kept += usize::from(distance >= p.min_distance);
     }
@@ -174,13 +166,25 @@ fn combine(telling: &[u128]) -> f64 {
     ((1.0 + h - s) / 2.0).clamp(0.0, 1.0)
 }
 
+/// The odd multiplier of the scramble in a selection key's low half.
+const SCRAMBLE: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A telling token's selection key, from its probability `f` and `distance` from 0.5: the most
+/// telling first (the distance, whose bits order like the number, in the high half), equally
+/// telling ones (f and 1 - f) by a fixed scramble of f's bits in the low half, so which make the
+/// cut depends neither on the order the tokens came in nor on which side they lean to.
+fn selection_key(f: f64, distance: f64) -> u128 {
+    let scramble = f.to_bits().wrapping_mul(SCRAMBLE).rotate_left(29);
+    (u128::from(u64::MAX - distance.to_bits()) << 64) | u128::from(scramble)
+}
+
 /// The token probability a selection key was made from: the scramble of its low half is a
 /// bijection (a multiplication by an odd number modulo 2^64, then a rotation), undone here.
 fn token_probability_of_key(key: u128) -> f64 {
-    /// The inverse of the scramble's multiplier modulo 2^64 (Newton's iteration: each step
-    /// doubles the correct low bits, from 3 for any odd number).
+    /// The inverse of [`SCRAMBLE`] modulo 2^64 (Newton's iteration: each step doubles the
+    /// correct low bits, from 3 for any odd number).
     const INVERSE: u64 = {
-        let m: u64 = 0x9e37_79b9_7f4a_7c15;
+        let m: u64 = SCRAMBLE;
         let mut x = m;
         let mut i = 0;
         while i < 5 {
@@ -219,8 +223,7 @@ mod tests {
         let p = p();
         for c in [Counts { spam: 0, ham: 1 }, Counts { spam: 1, ham: 0 }, Counts { spam: 3000, ham: 7 }, Counts { spam: 17, ham: 16 }] {
             let f = token_probability(c, 1000, 900, &p);
-            let scramble = f.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-            assert_eq!(token_probability_of_key((7u128 << 64) | u128::from(scramble)).to_bits(), f.to_bits());
+            assert_eq!(token_probability_of_key(selection_key(f, (f - 0.5).abs())).to_bits(), f.to_bits());
         }
     }
 
@@ -248,10 +251,9 @@ mod tests {
         assert_eq!(spam_probability(std::iter::once(Counts { spam: 40, ham: 0 }), 9, 100, &p), None);
         // Many tokens: only the most telling count, and the answer stays finite.
         let many = (0..5000).map(|i| Counts { spam: 30 + i % 7, ham: i % 2 });
-        let v = spam_probability(many.clone(), 100, 100, &p).unwrap();
+        let v = spam_probability(many, 100, 100, &p).unwrap();
         assert!(v.is_finite() && v > 0.99);
-        // The order the counts come in changes nothing but rounding (small counts are looked
-        // up, large ones computed: both kinds here).
+        // The order the counts come in changes nothing but rounding.
         let mixed: Vec<Counts> = (0..3000u32).map(|i| Counts { spam: (i * 7919) % 40, ham: (i * 104_729) % 23 }).collect();
         let forward = spam_probability(mixed.iter().copied(), 500, 700, &p).unwrap();
         let backward = spam_probability(mixed.iter().rev().copied(), 500, 700, &p).unwrap();

@@ -508,7 +508,7 @@ fn learn_lesson(t: &Table, l: &mut Lesson) {
 /// lesson did not read already; a misjudged message costs one more pass over its tokens.
 pub fn learn_reinforced(table: &Table, tokens: &[u64], spam: bool, day: u16) -> u8 {
     let max = k::BAYES_REINFORCE_MAX.get_u64().min(u64::from(journal::EXTRA_MAX)) as u32;
-    let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
+    let params = params();
     let learned = table.learned();
     // Before the kick-in nothing is judged, so nothing is reinforced.
     if max == 0 || learned.0 < params.min_learned || learned.1 < params.min_learned {
@@ -537,8 +537,12 @@ thread_local! {
 /// before the kick-in, `bayes.min_learned`, or when nothing tells).
 pub fn probability(table: &Table, tokens: &[u64]) -> Option<f64> {
     let (spam, ham) = table.learned();
-    let params = classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() };
-    classify::spam_probability(table.get_many(tokens).into_iter(), spam, ham, &params)
+    classify::spam_probability(table.get_many(tokens).into_iter(), spam, ham, &params())
+}
+
+/// The classifier's parameters with the knobs in force (the kick-in, `bayes.min_learned`).
+fn params() -> classify::Params {
+    classify::Params { min_learned: k::BAYES_MIN_LEARNED.get_u64(), ..classify::Params::default() }
 }
 
 /// The symbol and score of a probability with the knobs in force: BAYES_SPAM at or above
