@@ -179,8 +179,10 @@ impl Table {
         prefetch_line(&self.touched[key_of(token) as usize & self.mask]);
     }
 
-    /// The index of `token`'s slot, claimed if new; `None` when the probe bound is reached.
-    fn slot(&self, token: u64) -> Option<usize> {
+    /// The index of `token`'s slot and whether this call claimed it (the token was new); `None`
+    /// when the probe bound is reached. The caller adds the claims to `used` (once per message:
+    /// a locked add per new token was a tenth of learning's cost).
+    fn slot(&self, token: u64) -> Option<(usize, bool)> {
         let key = key_of(token);
         let mut i = key as usize & self.mask;
         for _ in 0..MAX_PROBE {
@@ -188,15 +190,12 @@ impl Table {
             let mut k = s.key.load(Ordering::Acquire);
             if k == EMPTY {
                 match s.key.compare_exchange(EMPTY, key, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        self.used.fetch_add(1, Ordering::Relaxed);
-                        return Some(i);
-                    }
+                    Ok(_) => return Some((i, true)),
                     Err(now) => k = now,
                 }
             }
             if k == key {
-                return Some(i);
+                return Some((i, false));
             }
             i = (i + 1) & self.mask;
         }
@@ -213,11 +212,13 @@ impl Table {
         for t in tokens.iter().take(AHEAD) {
             self.prefetch_for_learning(*t);
         }
+        let mut claimed = 0u64;
         for (n, t) in tokens.iter().enumerate() {
             if let Some(next) = tokens.get(n + AHEAD) {
                 self.prefetch_for_learning(*next);
             }
-            let was = self.slot(*t).map(|i| {
+            let was = self.slot(*t).map(|(i, new)| {
+                claimed += u64::from(new);
                 // Most tokens were learnt today already: a read, not a locked write.
                 if self.touched[i].load(Ordering::Relaxed) < day {
                     self.touched[i].fetch_max(day, Ordering::Relaxed);
@@ -234,6 +235,7 @@ impl Table {
                 }
             }
         }
+        self.used.fetch_add(claimed, Ordering::Relaxed);
     }
 
     /// Learns one message's (de-duplicated) tokens as spam or ham, today.
@@ -274,7 +276,8 @@ impl Table {
     /// Puts back a saved token with its counts and day (loading a snapshot); false when full.
     pub fn restore(&self, token: u64, counts: Counts, day: u16) -> bool {
         match self.slot(token) {
-            Some(i) => {
+            Some((i, new)) => {
+                self.used.fetch_add(u64::from(new), Ordering::Relaxed);
                 self.slots[i].counts.store(pack(counts), Ordering::Release);
                 self.touched[i].store(day, Ordering::Relaxed);
                 true
