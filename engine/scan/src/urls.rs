@@ -9,6 +9,8 @@
 //! The registrable domain comes from the public suffix list (compiled in, `psl` crate).
 //! Never does this module resolve or fetch anything: lookups (SURBL) belong to the DNS layer.
 
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 
 /// One link as found.
@@ -54,13 +56,21 @@ impl Link {
 /// Links of the text and the HTML parts, at most `max`, de-duplicated by URL.
 pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
     let mut out: Vec<Link> = Vec::new();
-    let push = |l: Link, out: &mut Vec<Link>| {
-        if out.len() < max && !out.iter().any(|o| o.url == l.url && o.text == l.text && o.form == l.form && o.credentials == l.credentials) {
+    // What makes two links one, hashed: only links whose hash was seen are compared with the
+    // others (a page of hundreds of links each compared with every other was quadratic).
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut push = |l: Link, out: &mut Vec<Link>| {
+        let mut h = std::hash::DefaultHasher::new();
+        (&l.url, &l.text, l.form, l.credentials).hash(&mut h);
+        if seen.insert(h.finish()) || !out.iter().any(|o| o.url == l.url && o.text == l.text && o.form == l.form && o.credentials == l.credentials) {
             out.push(l);
         }
     };
     for h in html {
         for (attr, value, anchor_text) in html_links(h) {
+            if out.len() >= max {
+                return out;
+            }
             let decoded = decode_entities(value);
             // As browsers do: tabs and line breaks inside a URL are dropped. Inside the host they
             // are a trick (a long query wrapped by a mailer is not).
@@ -79,6 +89,9 @@ pub fn extract(text: &str, html: &[&str], max: usize) -> Vec<Link> {
         }
     }
     for raw in text_links(text) {
+        if out.len() >= max {
+            break;
+        }
         if let Some(l) = parse(raw) {
             push(l, &mut out);
         }
@@ -126,7 +139,7 @@ fn text_links(text: &str) -> Vec<&str> {
             continue;
         }
         let rest = &text[start..];
-        let end = rest.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`' | '{' | '}' | '|' | '\\' | '^')).unwrap_or(rest.len());
+        let end = url_end(rest);
         let url = rest[..end].trim_end_matches(['.', ',', ';', ':', ')', ']', '!', '?']);
         last_end = start + end;
         if url.len() > starts_end - start {
@@ -134,6 +147,37 @@ fn text_links(text: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// Where a link written in text ends: at the first white space (any Unicode space) or character
+/// a URL cannot hold, or the end. A byte at a time through ASCII, a character at a time beyond.
+fn url_end(rest: &str) -> usize {
+    const ENDS: [bool; 128] = {
+        let mut t = [false; 128];
+        let mut i = 0;
+        while i < 128 {
+            t[i] = (i as u8).is_ascii_whitespace() || i == 0x0b || matches!(i as u8, b'<' | b'>' | b'"' | b'\'' | b'`' | b'{' | b'}' | b'|' | b'\\' | b'^');
+            i += 1;
+        }
+        t
+    };
+    let b = rest.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c < 0x80 {
+            if ENDS[usize::from(c)] {
+                return i;
+            }
+            i += 1;
+        } else {
+            let ch = rest[i..].chars().next().unwrap_or(' ');
+            if ch.is_whitespace() {
+                return i;
+            }
+            i += ch.len_utf8();
+        }
+    }
+    b.len()
 }
 
 /// (`href`|`src`|`action`, value, text of the `<a>` for href) for every link attribute.
@@ -193,34 +237,50 @@ fn asks_credentials(form: &str) -> bool {
     })
 }
 
+/// Where `needle` first occurs in `hay`, ASCII letters in any case: compared only where its
+/// first byte is (found a block at a time; for a closing tag, the `<`s).
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    let n = needle.as_bytes();
-    hay.as_bytes().windows(n.len()).position(|w| w.eq_ignore_ascii_case(n))
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), h).find(|&p| h[p..].get(..n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
 }
 
+/// The text of HTML, tags left out and runs of white space made one space, trimmed.
 fn strip_tags(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
+    let mut out = String::with_capacity(s.len().min(256));
+    let (mut in_tag, mut space) = (false, false);
     for c in s.chars() {
         match c {
             '<' => in_tag = true,
             '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
+            _ if in_tag => {}
+            c if c.is_whitespace() => space = !out.is_empty(),
+            c => {
+                if std::mem::take(&mut space) {
+                    out.push(' ');
+                }
+                out.push(c);
+            }
         }
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out
 }
 
-/// The value of `name=` in a tag's attribute text (quoted or not).
+/// The value of `name=` (`name` lower case) in a tag's attribute text (quoted or not), the
+/// attribute's name in any case.
 fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
-    let lower = attrs.to_ascii_lowercase();
+    let (a, n) = (attrs.as_bytes(), name.as_bytes());
+    let first = *n.first()?;
     let mut from = 0;
-    while let Some(p) = lower[from..].find(name) {
+    while let Some(p) = memchr::memchr2(first, first.to_ascii_uppercase(), &a[from..]) {
         let at = from + p;
-        from = at + name.len();
-        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
-        let rest = lower[from..].trim_start();
+        from = at + 1;
+        if !a[at..].get(..n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)) {
+            continue;
+        }
+        from = at + n.len();
+        let before_ok = at == 0 || a[at - 1].is_ascii_whitespace();
+        let rest = attrs[from..].trim_start();
         if !before_ok || !rest.starts_with('=') {
             continue;
         }
@@ -279,16 +339,18 @@ fn decode_entities(s: &str) -> String {
 }
 
 /// Parses and normalises one link; `None` for what is not an http(s) link with a host.
+/// Allocates the link's three strings and, only when the host has `%` escapes, non-ASCII
+/// letters, an IP form or a trailing dot, one more.
 pub fn parse(raw: &str) -> Option<Link> {
     let raw = raw.trim();
-    let lower = raw.to_ascii_lowercase();
-    let (scheme, rest) = if lower.starts_with("http://") {
+    let starts = |prefix: &str| raw.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()));
+    let (scheme, rest) = if starts("http://") {
         ("http", &raw[7..])
-    } else if lower.starts_with("https://") {
+    } else if starts("https://") {
         ("https", &raw[8..])
-    } else if lower.starts_with("www.") {
+    } else if starts("www.") {
         ("http", raw)
-    } else if lower.starts_with("//") {
+    } else if starts("//") {
         ("http", &raw[2..])
     } else {
         return None;
@@ -300,31 +362,33 @@ pub fn parse(raw: &str) -> Option<Link> {
         Some(p) => (true, &authority[p + 1..]),
         None => (false, authority),
     };
-    let (host, port) = if hostport.starts_with('[') {
+    let (host, port): (Cow<'_, str>, Option<u16>) = if hostport.starts_with('[') {
         let h = hostport.split(']').next().map(|h| format!("{h}]")).unwrap_or_default();
         let port = hostport.rsplit_once("]:").and_then(|(_, p)| p.parse().ok());
-        (h, port)
+        (Cow::Owned(h), port)
     } else {
         let mut it = hostport.splitn(2, ':');
-        (it.next().unwrap_or("").to_string(), it.next().and_then(|p| p.parse().ok()))
+        (Cow::Borrowed(it.next().unwrap_or("")), it.next().and_then(|p| p.parse().ok()))
     };
-    let host = percent_decode(&host).to_lowercase();
-    let host = host.trim_end_matches('.').to_string();
+    let host = if host.contains('%') { Cow::Owned(percent_decode(&host)) } else { host };
+    let host = if host.bytes().any(|c| c.is_ascii_uppercase() || !c.is_ascii()) { Cow::Owned(host.to_lowercase()) } else { host };
+    let host = host.trim_end_matches('.');
     if host.is_empty() || host.len() > 253 || host.contains(|c: char| c.is_whitespace() || c == '<' || c == '"') {
         return None;
     }
-    let (host, ip) = match ip_host(&host) {
+    let (host, ip) = match ip_host(host) {
         Some(a) => (a, true),
-        None if host.starts_with('[') => (host.clone(), true),
-        None => (host.clone(), false),
+        None => (host.to_string(), host.starts_with('[')),
     };
     if !ip && !host.contains('.') {
         return None;
     }
     let domain = if ip { host.clone() } else { registrable(&host) };
-    let path = path.replace('\\', "/");
+    let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+    url.extend([scheme, "://", &host]);
+    url.extend(path.split('\\').enumerate().flat_map(|(i, piece)| [if i > 0 { "/" } else { "" }, piece]));
     Some(Link {
-        url: format!("{scheme}://{host}{path}"),
+        url,
         host,
         domain,
         ip,
@@ -363,6 +427,11 @@ pub(crate) fn percent_decode(s: &str) -> String {
 /// A host that is an IPv4 address in any notation browsers accept (dotted, decimal `3232235777`,
 /// hex `0xc0a80101`, octal parts), as dotted quad.
 fn ip_host(host: &str) -> Option<String> {
+    // Every form's parts are numbers: a host whose last label begins with no digit (a name's
+    // top-level domain) is none of them, and most hosts end so.
+    if !host.rsplit('.').next().is_some_and(|last| last.starts_with(|c: char| c.is_ascii_digit())) {
+        return None;
+    }
     if let Ok(a) = host.parse::<Ipv4Addr>() {
         return Some(a.to_string());
     }
@@ -469,6 +538,17 @@ mod tests {
             vec!["HTTPS://A.example/x", "Www.b.example", "https://d.example/p?q=www.e.example", "http://f.example:80/", "www.g.example"]
         );
         assert!(text_links("").is_empty() && text_links(":.//").is_empty() && text_links("www").is_empty());
+        // Any Unicode space ends a link (here a no-break space and a vertical tab); other letters
+        // beyond ASCII are part of it.
+        assert_eq!(text_links("http://a.example/caf\u{e9}\u{a0}x http://b.example/\u{b}y"), vec!["http://a.example/caf\u{e9}", "http://b.example/"]);
+        assert_eq!(url_end("abc\u{2003}d"), 3);
+        assert_eq!(url_end("ab"), 2);
+        assert_eq!(find_ci("x</A> </a>", "</a"), Some(1));
+        assert_eq!(find_ci("Form FORM", "form"), Some(0));
+        assert_eq!(find_ci("</", "</a"), None);
+        assert_eq!(strip_tags("  <b>Click</b>\n <i>here</i>\u{a0} now<br> "), "Click here now");
+        assert_eq!(attribute(" ID=x HREF = 'a b' href=c", "href"), Some("a b"));
+        assert_eq!(attribute(" xhref=a data-src=b", "href"), None);
     }
 
     #[test]
