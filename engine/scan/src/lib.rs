@@ -15,6 +15,7 @@
 pub mod attachments;
 pub mod fingerprint;
 pub mod heuristics;
+pub mod html_text;
 pub mod images;
 pub mod magic;
 pub mod mime;

@@ -166,7 +166,7 @@ pub fn parse(raw: &[u8], text_max: usize, parts_max: usize) -> Parsed<'_> {
             Some((h, true)) => {
                 html_parts += 1;
                 if text.len() < text_max {
-                    push_text(&mut text, &mut truncated, &mail_parser::decoders::html::html_to_text(h), text_max);
+                    push_text(&mut text, &mut truncated, &crate::html_text::html_to_text(h), text_max);
                 }
             }
             None => {}

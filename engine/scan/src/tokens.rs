@@ -824,12 +824,16 @@ mod tests {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..3000 {
             let mut text = String::new();
-            let pieces = (seed % 40) as usize;
-            for _ in 0..pieces {
+            // xorshift64: never 0, so never stuck.
+            let mut next = || {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                text.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+                seed
+            };
+            let pieces = (next() % 40) as usize;
+            for _ in 0..pieces {
+                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
             }
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             Words::new(&mut fast, ns::BODY).text(&text);
