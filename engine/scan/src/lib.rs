@@ -25,6 +25,9 @@ pub mod tokens;
 pub mod unicode;
 pub mod urls;
 
+#[cfg(test)]
+mod test_texts;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, RwLock};

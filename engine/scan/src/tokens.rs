@@ -821,20 +821,7 @@ mod tests {
             "\u{a0}", "na\u{ef}ve", "\u{441}\u{430}\u{439}\u{442}", "vi\u{ad}agra", "\u{200b}", "\u{ff56}\u{ff49}", "\u{2026}",
             "x1234567890123456789012345678901234567890", "0123456789", "A B C D", "\t", "\u{1f600}",
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..3000 {
-            let mut text = String::new();
-            // xorshift64: never 0, so never stuck.
-            let mut next = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed
-            };
-            let pieces = (next() % 40) as usize;
-            for _ in 0..pieces {
-                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
-            }
+        for text in crate::test_texts::texts(PIECES, 40, 3000, 0x9e37_79b9_7f4a_7c15) {
             let (mut fast, mut slow) = (Vec::new(), Vec::new());
             Words::new(&mut fast, ns::BODY).text(&text);
             let mut w = Words::new(&mut slow, ns::BODY);
