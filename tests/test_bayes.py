@@ -116,6 +116,28 @@ def test_learnt_offline_then_classified_and_kept_across_restarts(make_gateway, s
     assert (ev["spam"], ev["ham"], ev["replayed"]) == (311, 304, 0), ev
 
 
+def test_an_mbox_is_learnt_a_message_at_a_time(corpus, tmp_path):
+    # A spam trap's mbox: each message after its "From " envelope line (body lines that begin
+    # so are quoted ">From ", as mbox writers do). The progress bar on stderr ends at 100 %.
+    state = tmp_path / "state"
+    state.mkdir()
+    mbox = tmp_path / "trap.mbox"
+    with mbox.open("wb") as f:
+        for p in corpus[("train", "spam")][:20]:
+            lines = p.read_bytes().split(b"\n")
+            f.write(b"From trap@example.net Thu Jan  1 00:00:00 2026\n" + b"\n".join(b">" + l if l.startswith(b"From ") else l for l in lines) + b"\n")
+    out = subprocess.run([str(MXGUARD), "learn", "--spam", str(mbox), "--set", f"state.dir={state}"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "learnt 20 messages as spam" in out.stdout, out.stdout
+    assert out.stderr.rstrip().endswith("] 20 spam, 100 %"), out.stderr
+    # What it learnt is what the same messages as files teach.
+    files_state = tmp_path / "files"
+    files_state.mkdir()
+    said = learn(files_state, "spam", corpus[("train", "spam")][:20])
+    held = lambda text: text.split("it holds ")[1]
+    assert held(said) == held(out.stdout), (said, out.stdout)
+
+
 def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gateway, sink, corpus):
     g = make_gateway(sink.port, knobs(bayes__min_learned="50"), start=False)
     g.state.mkdir(parents=True)

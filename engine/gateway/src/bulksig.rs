@@ -21,8 +21,7 @@ pub fn bulk_signature(args: Vec<String>) -> Result<(), String> {
     let mut known = Known::parse(&list.text, &list.name()).map_err(|e| e.join("\n"))?;
     let mut new_lines = Vec::new();
     for path in &paths {
-        let mut messages = Vec::new();
-        crate::learning::messages_of(path, &mut messages)?;
+        let messages = crate::mailfiles::messages(path)?;
         let many = messages.len() > 1;
         for (i, raw) in messages.iter().enumerate() {
             let source = if many { format!("{}#{}", path.display(), i + 1) } else { path.display().to_string() };

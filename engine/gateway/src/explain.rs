@@ -22,9 +22,12 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let file = file.ok_or("usage: mxguard explain FILE.eml [--rcpt ADDRESS]")?;
     // Read as `mxguard learn` reads it: a file saved from an mbox loses its "From " envelope
     // line (not part of the message); of an mbox of several, the first message.
-    let mut messages = Vec::new();
-    crate::learning::messages_of(std::path::Path::new(&file), &mut messages)?;
-    let raw = messages.into_iter().next().ok_or_else(|| format!("{file}: no message in it"))?;
+    let mut first = None;
+    crate::mailfiles::each_message(std::path::Path::new(&file), &mut |m, _| {
+        first = Some(m.to_vec());
+        false
+    })?;
+    let raw = first.ok_or_else(|| format!("{file}: no message in it"))?;
     // Lines as SMTP delivers them (CRLF), whatever the file uses.
     let raw = mxguard_smtp::stuff::to_crlf(&raw);
     let lists = crate::in_state_dir(&k::LISTS_DIR.get_str());

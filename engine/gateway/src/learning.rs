@@ -8,7 +8,7 @@
 //! core.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mxguard_bayes::Bayes;
 use mxguard_scan::{Found, Report};
@@ -171,51 +171,26 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
         .emit();
 }
 
-/// The messages of a path: a file (one message, or an mbox whose first line starts with
-/// `From `), or every file below a directory (sorted, recursively).
-pub fn messages_of(path: &Path, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.flatten().map(|e| e.path()).collect();
-        entries.sort();
-        for e in entries {
-            messages_of(&e, out)?;
-        }
-        return Ok(());
-    }
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if data.starts_with(b"From ") {
-        // mbox: messages start at lines beginning with "From " (">From " is quoted text); the
-        // "From " envelope line itself is not part of the message.
-        let mut starts = vec![0];
-        starts.extend(memchr::memmem::find_iter(&data, b"\nFrom ").map(|p| p + 1));
-        starts.push(data.len());
-        for w in starts.windows(2) {
-            let m = &data[w[0]..w[1]];
-            let body = memchr::memchr(b'\n', m).map_or(&m[m.len()..], |n| &m[n + 1..]);
-            if !body.is_empty() {
-                out.push(body.to_vec());
-            }
-        }
-    } else {
-        out.push(data);
-    }
-    Ok(())
-}
-
 /// Learns every message under `paths` into `b` (waiting for room in the learner's queue, so
-/// never on a core); `progress(done, total)` after each one.
-pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl FnMut(usize, usize)) -> Result<usize, String> {
-    let mut msgs = Vec::new();
+/// never on a core), a message in memory at a time ([`crate::mailfiles`]);
+/// `progress(messages, bytes read, bytes in all)` after each one.
+pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl FnMut(usize, u64, u64)) -> Result<usize, String> {
+    let mut files = Vec::new();
     for p in paths {
-        messages_of(p, &mut msgs)?;
+        crate::mailfiles::files(p, &mut files)?;
     }
-    let total = msgs.len();
-    for (i, raw) in msgs.into_iter().enumerate() {
-        b.teach(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(&raw)), spam, false, true);
-        progress(i + 1, total);
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    let (mut n, mut before) = (0usize, 0u64);
+    for (f, size) in files {
+        crate::mailfiles::each_message(&f, &mut |raw, read| {
+            b.teach(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(raw)), spam, false, true);
+            n += 1;
+            progress(n, (before + read).min(total), total);
+            true
+        })?;
+        before += size;
     }
-    Ok(total)
+    Ok(n)
 }
 
 /// The admin socket's `learn spam|ham PATH<TAB>PATH...`: learns into the running gateway.
@@ -232,7 +207,7 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     // cores carrying mail keep their time (measured in benches/learning_load.py).
     let _low = LowPriority::enter();
     let before = lesson_counters(b);
-    let n = learn_paths(b, &paths, spam, |_, _| {})?;
+    let n = learn_paths(b, &paths, spam, |_, _, _| {})?;
     // Answer once it is all learnt and in the journal.
     b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
     let (s, h) = b.learned();
@@ -324,16 +299,23 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     loaded.map_err(|e| format!("{e} (moved aside; not learning into an empty table by surprise: run again to start afresh)"))?;
     let mut err = std::io::stderr();
     let before = lesson_counters(&b);
-    let n = learn_paths(&b, &paths, spam, |done, total| {
-        if done % 100 == 0 || done == total {
-            let width = 30;
-            let filled = done * width / total.max(1);
-            let _ = write!(err, "\r[{}{}] {done}/{total} {kind}", "#".repeat(filled), " ".repeat(width - filled));
-            if done == total {
-                let _ = writeln!(err);
-            }
+    // The bar moves with the bytes read (the files' sizes are known before the first message;
+    // how many messages an mbox holds is not).
+    let bar = |err: &mut std::io::Stderr, done: usize, read: u64, total: u64| {
+        let width = 30u64;
+        let filled = (read * width).checked_div(total).unwrap_or(width) as usize;
+        let pct = (read * 100).checked_div(total).unwrap_or(100);
+        let _ = write!(err, "\r[{}{}] {done} {kind}, {pct} %", "#".repeat(filled), " ".repeat(width as usize - filled));
+    };
+    let mut last = (0usize, 0u64);
+    let n = learn_paths(&b, &paths, spam, |done, read, total| {
+        last = (done, total);
+        if done % 100 == 0 {
+            bar(&mut err, done, read, total);
         }
     })?;
+    bar(&mut err, n, last.1, last.1);
+    let _ = writeln!(err);
     b.save().map_err(|e| format!("{}: {e}", file.display()))?;
     let (s, h) = b.learned();
     let note = remembered_note(before, lesson_counters(&b));

@@ -30,6 +30,7 @@ mod handler;
 mod imagehash;
 mod learning;
 mod learnt_list;
+mod mailfiles;
 mod pickup;
 mod run;
 mod screen;
