@@ -300,8 +300,13 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     let mut err = std::io::stderr();
     let before = lesson_counters(&b);
     // The bar moves with the bytes read (the files' sizes are known before the first message;
-    // how many messages an mbox holds is not).
+    // how many messages an mbox holds is not). Drawn only on a terminal: a script or cron job
+    // gets the summary line alone, not a log of redrawn bars.
+    let tty = std::io::IsTerminal::is_terminal(&err);
     let bar = |err: &mut std::io::Stderr, done: usize, read: u64, total: u64| {
+        if !tty {
+            return;
+        }
         let width = 30u64;
         let filled = (read * width).checked_div(total).unwrap_or(width) as usize;
         let pct = (read * 100).checked_div(total).unwrap_or(100);
@@ -315,7 +320,9 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
         }
     })?;
     bar(&mut err, n, last.1, last.1);
-    let _ = writeln!(err);
+    if tty {
+        let _ = writeln!(err);
+    }
     b.save().map_err(|e| format!("{}: {e}", file.display()))?;
     let (s, h) = b.learned();
     let note = remembered_note(before, lesson_counters(&b));
