@@ -173,24 +173,40 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
 
 /// Learns every message under `paths` into `b` (waiting for room in the learner's queue, so
 /// never on a core), a message in memory at a time ([`crate::mailfiles`]);
-/// `progress(messages, bytes read, bytes in all)` after each one.
+/// `progress(messages, bytes read, bytes in all)` after each one. Files are read, parsed and
+/// tokenized on a thread of their own, a few hundred messages ahead of the lessons, which are
+/// given in the files' order: offline, where this thread applies the lessons itself, the two
+/// halves run on two cores (in the gateway the learner thread applies them anyway).
 pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl FnMut(usize, u64, u64)) -> Result<usize, String> {
     let mut files = Vec::new();
     for p in paths {
         crate::mailfiles::files(p, &mut files)?;
     }
     let total: u64 = files.iter().map(|f| f.1).sum();
-    let (mut n, mut before) = (0usize, 0u64);
-    for (f, size) in files {
-        crate::mailfiles::each_message(&f, &mut |raw, read| {
-            b.teach(&mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(raw)), spam, false, true);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u64>, u64)>(256);
+        // The reading thread is made by this one, so it keeps this one's CPU priority (the admin
+        // socket's learning runs at the lowest).
+        let reader = scope.spawn(move || -> Result<(), String> {
+            let mut before = 0u64;
+            for (f, size) in files {
+                crate::mailfiles::each_message(&f, &mut |raw, read| {
+                    let tokens = mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(raw));
+                    tx.send((tokens, (before + read).min(total))).is_ok()
+                })?;
+                before += size;
+            }
+            Ok(())
+        });
+        let mut n = 0usize;
+        for (tokens, read) in rx {
+            b.teach(&tokens, spam, false, true);
             n += 1;
-            progress(n, (before + read).min(total), total);
-            true
-        })?;
-        before += size;
-    }
-    Ok(n)
+            progress(n, read, total);
+        }
+        reader.join().map_err(|_| "the thread reading the messages failed".to_string())??;
+        Ok(n)
+    })
 }
 
 /// The admin socket's `learn spam|ham PATH<TAB>PATH...`: learns into the running gateway.
