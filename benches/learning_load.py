@@ -142,7 +142,7 @@ connections for {SECS} s per phase; gateway with fsync, every local scanner but 
 {row("after: every message classified", aft)}
 
 Learning under load: {r['train_messages']:,} messages in {r['learn_s']:.1f} s ({r['train_messages'] / r['learn_s']:,.0f}/s, read, parsed and
-tokenized by the gateway's admin thread at nice 19, applied by the learner thread); table then held
+tokenized at nice 19 by a thread the admin thread starts, applied by the learner thread); table then held
 {r['learnt'][0]:.0f} spam and {r['learnt'][1]:.0f} ham; lessons lost {r['lessons_lost']:.0f}; Bayes verdicts in phase 3: {r['bayes_verdicts_after']:.0f}.
 """
     with open(ROOT / "benches" / "RESULTS.md", "a") as f:
