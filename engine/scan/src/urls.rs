@@ -269,17 +269,11 @@ fn strip_tags(s: &str) -> String {
 /// The value of `name=` (`name` lower case) in a tag's attribute text (quoted or not), the
 /// attribute's name in any case.
 fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
-    let (a, n) = (attrs.as_bytes(), name.as_bytes());
-    let first = *n.first()?;
     let mut from = 0;
-    while let Some(p) = memchr::memchr2(first, first.to_ascii_uppercase(), &a[from..]) {
+    while let Some(p) = find_ci(&attrs[from..], name) {
         let at = from + p;
-        from = at + 1;
-        if !a[at..].get(..n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        from = at + n.len();
-        let before_ok = at == 0 || a[at - 1].is_ascii_whitespace();
+        from = at + name.len();
+        let before_ok = at == 0 || attrs.as_bytes()[at - 1].is_ascii_whitespace();
         let rest = attrs[from..].trim_start();
         if !before_ok || !rest.starts_with('=') {
             continue;
@@ -386,7 +380,7 @@ pub fn parse(raw: &str) -> Option<Link> {
     let domain = if ip { host.clone() } else { registrable(&host) };
     let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
     url.extend([scheme, "://", &host]);
-    url.extend(path.split('\\').enumerate().flat_map(|(i, piece)| [if i > 0 { "/" } else { "" }, piece]));
+    url.extend(path.chars().map(|c| if c == '\\' { '/' } else { c }));
     Some(Link {
         url,
         host,
