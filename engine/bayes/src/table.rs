@@ -181,7 +181,7 @@ impl Table {
 
     /// The index of `token`'s slot and whether this call claimed it (the token was new); `None`
     /// when the probe bound is reached. The caller adds the claims to `used` (once per message:
-    /// a locked add per new token was a tenth of learning's cost).
+    /// a locked add per new token cost a few percent of learning).
     fn slot(&self, token: u64) -> Option<(usize, bool)> {
         let key = key_of(token);
         let mut i = key as usize & self.mask;

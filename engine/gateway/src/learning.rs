@@ -328,14 +328,14 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
         let pct = (read * 100).checked_div(total).unwrap_or(100);
         let _ = write!(err, "\r[{}{}] {done} {kind}, {pct} %", "#".repeat(filled), " ".repeat(width as usize - filled));
     };
-    let mut last = (0usize, 0u64);
+    let mut all = 0u64;
     let n = learn_paths(&b, &paths, spam, |done, read, total| {
-        last = (done, total);
+        all = total;
         if done % 100 == 0 {
             bar(&mut err, done, read, total);
         }
     })?;
-    bar(&mut err, n, last.1, last.1);
+    bar(&mut err, n, all, all);
     if tty {
         let _ = writeln!(err);
     }
