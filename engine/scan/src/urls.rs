@@ -2,7 +2,8 @@
 //! signs a link carries.
 //!
 //! Extraction finds `http://`, `https://` and `www.` links in the decoded text, and `href`,
-//! `src` and `action` attributes in HTML with the text of each `<a>`. It is a tolerant scanner,
+//! `src` and `action` attributes in HTML with the text of each `<a>`; [`links_of`] adds what
+//! Internet Shortcut attachments point at. It is a tolerant scanner,
 //! not an HTML parser: it never fails, and looks at each byte a bounded number of times.
 //! Normalisation lower-cases scheme and host, drops userinfo (remembered), port and trailing dots,
 //! decodes `%xx` in the host, and reads decimal/hex/octal IPv4 hosts as the address they are.
@@ -51,6 +52,27 @@ impl Link {
         let rest = rest.find('/').map_or("", |i| &rest[i..]);
         rest.split(['?', '#']).next().unwrap_or("")
     }
+}
+
+/// The links of a message, at most `max`: those of its text and HTML parts ([`extract`]), then
+/// the web addresses of its Internet Shortcut attachments that [`crate::shortcut::read`] passes
+/// (a link sent as a file is checked like one in the text). The scan and the Bayes tokens of a
+/// message both take its links from here.
+pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
+    let mut links = extract(text, html, max);
+    for a in atts {
+        let is_shortcut = a.name.and_then(|n| n.rsplit_once('.')).is_some_and(|(_, ext)| crate::shortcut::is_shortcut_extension(ext.trim()));
+        let Some(targets) = is_shortcut.then(|| crate::shortcut::read(a.data).ok()).flatten() else { continue };
+        for l in extract(&targets.join("\n"), &[], max) {
+            if links.len() >= max {
+                return links;
+            }
+            if !links.iter().any(|o| o.url == l.url) {
+                links.push(l);
+            }
+        }
+    }
+    links
 }
 
 /// Links of the text and the HTML parts, at most `max`, de-duplicated by URL.
@@ -489,6 +511,18 @@ pub fn domain_in_text(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_web_shortcut_attached_is_a_link() {
+        let raw = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee http://example.org/a and the file\r\n--b\r\nContent-Type: application/octet-stream; name=\"go.url\"\r\nContent-Disposition: attachment; filename=\"go.url\"\r\n\r\n[DEFAULT]\r\nBASEURL=http://example.org/a\r\n[InternetShortcut]\r\nURL=http://Login.Bank.example.net/x\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"bad.url\"\r\nContent-Disposition: attachment; filename=\"bad.url\"\r\n\r\n[InternetShortcut]\r\nURL=file://198.51.100.7/s/x.exe\r\nBASEURL=http://shown.example.com/\r\n--b--\r\n";
+        let p = crate::mime::parse(raw, 1 << 20, 100);
+        let atts = p.attachments();
+        let html = p.html();
+        let urls = |max| links_of(&p.text, &html, &atts, max).into_iter().map(|l| l.url).collect::<Vec<_>>();
+        // The text's link once, the shortcut's own; nothing of the refused shortcut (blocked anyway).
+        assert_eq!(urls(100), vec!["http://example.org/a", "http://login.bank.example.net/x"]);
+        assert_eq!(urls(1), vec!["http://example.org/a"]);
+    }
 
     #[test]
     fn links_from_text_and_html() {

@@ -378,8 +378,8 @@ registry! {
         "Score of a keyword blacklist line that matches (symbol KEYWORD_BL; the reference rejects)." }
     SCAN_MIME_DEFECT_SCORE { float "scan.mime_defect_score", 1.0, [-10000.0, 10000.0], live,
         "Score of each MIME defect symbol (MIME_BAD_ENCODING, MIME_MISSING_BOUNDARY, MIME_8BIT_HEADER, MIME_TOO_MANY_PARTS, MIME_UNPARSEABLE)." }
-    SCAN_BLOCKED_EXTENSIONS { text "scan.blocked_extensions", "exe,scr,pif,com,bat,cmd,cpl,dll,js,jse,vbs,vbe,wsf,wsh,hta,msi,msp,jar,iso,img,vhd,vhdx,lnk,ps1,psm1,reg,scf,msc,gadget,application,appref-ms,chm,hlp,inf,sct,ws,url,xll,one", live,
-        "Attachment extensions blocked (comma-separated; lists/attachment-blacklist.txt adds more)." }
+    SCAN_BLOCKED_EXTENSIONS { text "scan.blocked_extensions", "exe,scr,pif,com,bat,cmd,cpl,dll,js,jse,vbs,vbe,wsf,wsh,hta,msi,msp,jar,iso,img,vhd,vhdx,lnk,ps1,psm1,reg,scf,msc,gadget,application,appref-ms,chm,hlp,inf,sct,ws,xll,one", live,
+        "Attachment extensions blocked (comma-separated; lists/attachment-blacklist.txt adds more). Internet Shortcuts (url, website) not listed are read and blocked only when they point off the web." }
     SCAN_ARCHIVE_DEPTH_MAX { int "scan.archive_depth_max", 3, 0..=20, live,
         "Archives inside archives opened; deeper is the symbol ARCHIVE_TOO_DEEP." }
     SCAN_ARCHIVE_ENTRIES_MAX { int "scan.archive_entries_max", 1000, 1..=1_000_000, live,
@@ -390,6 +390,10 @@ registry! {
         "Bytes all archives of a message may inflate to; more is the symbol ARCHIVE_BOMB." }
     SCORE_ATTACH_BLOCKED_EXT { float "score.attach_blocked_ext", 100.0, [-10000.0, 10000.0], live,
         "Score of ATTACH_BLOCKED_EXT: a blocked attachment extension (or a disk image)." }
+    SCORE_ATTACH_SHORTCUT { float "score.attach_shortcut", 1.5, [-10000.0, 10000.0], live,
+        "Score of ATTACH_SHORTCUT: an Internet Shortcut (.url) that points only at the web, a link sent as a file (its link is checked like any other)." }
+    SCORE_ATTACH_SHORTCUT_UNSAFE { float "score.attach_shortcut_unsafe", 100.0, [-10000.0, 10000.0], live,
+        "Score of ATTACH_SHORTCUT_UNSAFE: an Internet Shortcut pointing at a file share, a file: URL or another protocol, or one that cannot be read." }
     SCORE_ATTACH_EXECUTABLE { float "score.attach_executable", 100.0, [-10000.0, 10000.0], live,
         "Score of ATTACH_EXECUTABLE: an executable attachment by its magic bytes." }
     SCORE_ATTACH_DOUBLE_EXT { float "score.attach_double_ext", 100.0, [-10000.0, 10000.0], live,
