@@ -17,8 +17,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use mxguard_bayes::classify::{spam_probability, Params};
-use mxguard_bayes::learn_reinforced;
+use mxguard_bayes::{learn_reinforced, probability};
 use mxguard_bayes::table::Table;
 use mxguard_scan::tokens::tokens;
 
@@ -100,7 +99,6 @@ fn main() {
         table_s = table_s.min(t0.elapsed().as_secs_f64());
     }
     let learned = train.len();
-    let (ns, nh) = table.learned();
     let learn_s = tokenize_s + table_s;
     // The same, a message at a time in one thread (parse, tokens, lesson; as `mxguard learn`
     // runs without a gateway): each stage then finds the caches as the other left them. Best of
@@ -114,13 +112,6 @@ fn main() {
         }
         interleaved_s = interleaved_s.min(t0.elapsed().as_secs_f64());
     }
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let params = Params {
-        strength: env("BAYES_S", Params::default().strength),
-        min_distance: env("BAYES_MIN_DISTANCE", Params::default().min_distance),
-        max_tokens: env("BAYES_MAX_TOKENS", Params::default().max_tokens as f64) as usize,
-        ..Params::default()
-    };
     // MXGUARD_BENCH_CV=K: K-fold cross-validation over the train rows alone (fold i holds every
     // K-th row from i), to compare tokenizer or classifier choices without looking at the test rows.
     if let Some(k) = std::env::var("MXGUARD_BENCH_CV").ok().and_then(|v| v.parse::<usize>().ok()).filter(|k| *k >= 2) {
@@ -130,9 +121,8 @@ fn main() {
             train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
                 learn_reinforced(&t, toks, *spam, day);
             });
-            let (s, h) = t.learned();
             for (_, (spam, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
-                held.push((spam_probability(t.get_many(toks).into_iter(), s, h, &params).unwrap_or(0.5), *spam));
+                held.push((probability(&t, toks).unwrap_or(0.5), *spam));
             }
         }
         let (auc, c01, c1) = ranking(&held);
@@ -146,7 +136,7 @@ fn main() {
             continue;
         }
         let t = toks(raw);
-        let p = spam_probability(table.get_many(&t).into_iter(), ns, nh, &params).unwrap_or(0.5);
+        let p = probability(&table, &t).unwrap_or(0.5);
         scored.push((p, *spam));
         scored_names.push(name);
     }
@@ -175,7 +165,7 @@ fn main() {
         .filter(|r| r.0 == "test")
         .map(|(_, spam, raw)| {
             let r = mxguard_scan::scan_with(raw, &tables, 1_050_000_000, true);
-            let p = spam_probability(table.get_many(&r.tokens).into_iter(), ns, nh, &params);
+            let p = probability(&table, &r.tokens);
             let bayes = p.and_then(mxguard_bayes::symbol_for).map_or(0.0, |s| s.1);
             let score = r.score() + bayes;
             // MXGUARD_BENCH_SHOW=fp: the ham at or over the tag threshold, with its symbols.
@@ -214,7 +204,7 @@ fn main() {
                     let r = mxguard_scan::scan_with(raw, &tables, 1_795_420_800, tokens);
                     test_tokens += r.tokens.len();
                     if classify {
-                        std::hint::black_box(spam_probability(table.get_many(&r.tokens).into_iter(), ns, nh, &params));
+                        std::hint::black_box(probability(&table, &r.tokens));
                     }
                     std::hint::black_box(r);
                 }
@@ -298,3 +288,4 @@ fn ranking(scored: &[(f64, bool)]) -> (f64, f64, f64) {
     };
     (100.0 * wrong / (spams.len() * hams.len()).max(1) as f64, caught_at(0.001), caught_at(0.01))
 }
+

@@ -66,6 +66,19 @@ impl Reciprocals {
     }
 }
 
+/// The probability of two answers joined: the chi-square one (`counts`, a probability) and the
+/// logistic regression's log-odds (`logit`), by averaging their log-odds (Lynam and Cormack's
+/// on-line filter fusion, SIGIR 2006: averaged log-odds of different filters beat each alone).
+/// The chi-square answer's log-odds is bounded at ±ln(10^12) ≈ ±27.6, so where it is sure, it
+/// stays sure, and where it is unsure (0.5: strong evidence both ways, or none), the logistic
+/// regression decides.
+pub fn fuse(counts: f64, logit: f64) -> f64 {
+    const BOUND: f64 = 1e-12;
+    let c = counts.clamp(BOUND, 1.0 - BOUND);
+    let joined = ((c / (1.0 - c)).ln() + logit) / 2.0;
+    1.0 / (1.0 + (-joined).exp())
+}
+
 /// The upper tail of the chi-square distribution for `x2` with `v` (even) degrees of freedom.
 pub fn chi2_q(x2: f64, v: usize) -> f64 {
     let m = x2 / 2.0;

@@ -494,25 +494,33 @@ fn apply_within(t: &Table, seen: &mut Seen, l: &mut Lesson, max: usize) -> Appli
     applied
 }
 
-/// Learns a lesson: as many times as it says if decided (a replay), else judged now.
+/// Learns a lesson: as many times as it says if decided (a replay), else judged now. Either
+/// way the logistic regression takes one step (so a replay steps as the lesson did).
 fn learn_lesson(t: &Table, l: &mut Lesson) {
     match l.extra {
-        Some(n) => t.learn_times(&l.tokens, l.spam, 1 + u32::from(n), l.day, None),
+        Some(n) => t.learn_lesson(&l.tokens, l.spam, 1 + u32::from(n), l.day, None, rate()),
         None => l.extra = Some(learn_reinforced(t, &l.tokens, l.spam, l.day)),
     }
+}
+
+/// The logistic regression's learning rate with the knobs in force (`bayes.lr_rate`; 0: off).
+fn rate() -> f64 {
+    k::BAYES_LR_RATE.get_f64()
 }
 
 /// Learns one message into `table` on `day` and, when the table misjudged it just before,
 /// again while it still would (`bayes.reinforce_margin`, at most `bayes.reinforce_max` more
 /// times; [`reinforce`]). Returns the times learnt beyond once. The judging reads nothing the
-/// lesson did not read already; a misjudged message costs one more pass over its tokens.
+/// lesson did not read already; a misjudged message costs one more pass over its tokens. The
+/// logistic regression takes its one step in the first pass (it corrects its own errors by the
+/// size of its step, not by repetition).
 pub fn learn_reinforced(table: &Table, tokens: &[u64], spam: bool, day: u16) -> u8 {
     let max = k::BAYES_REINFORCE_MAX.get_u64().min(u64::from(journal::EXTRA_MAX)) as u32;
     let params = params();
     let learned = table.learned();
     // Before the kick-in nothing is judged, so nothing is reinforced.
     if max == 0 || learned.0 < params.min_learned || learned.1 < params.min_learned {
-        table.learn_times(tokens, spam, 1, day, None);
+        table.learn_lesson(tokens, spam, 1, day, None, rate());
         return 0;
     }
     BEFORE.with(|cell| {
@@ -520,10 +528,10 @@ pub fn learn_reinforced(table: &Table, tokens: &[u64], spam: bool, day: u16) -> 
         let mut kept = cell.try_borrow_mut();
         let before = kept.as_deref_mut().unwrap_or(&mut own);
         before.clear();
-        table.learn_times(tokens, spam, 1, day, Some(before));
+        table.learn_lesson(tokens, spam, 1, day, Some(before), rate());
         let unseen = tokens.len() - before.len();
         let extra = reinforce::extra_lessons(before, unseen, spam, learned, &params, k::BAYES_REINFORCE_MARGIN.get_f64(), max);
-        table.learn_times(tokens, spam, extra, day, None);
+        table.learn_times(tokens, spam, extra, day);
         extra as u8
     })
 }
@@ -533,11 +541,15 @@ thread_local! {
     static BEFORE: std::cell::RefCell<Vec<classify::Counts>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The spam probability of a message's tokens in `table`, with the knobs in force (`None`
-/// before the kick-in, `bayes.min_learned`, or when nothing tells).
+/// The spam probability of a message's tokens in `table`, with the knobs in force: the
+/// counts' chi-square answer joined with the logistic regression's ([`classify::fuse`]; the
+/// first alone with `bayes.lr_rate` 0). `None` before the kick-in (`bayes.min_learned`) or
+/// when no token's counts tell.
 pub fn probability(table: &Table, tokens: &[u64]) -> Option<f64> {
     let (spam, ham) = table.learned();
-    classify::spam_probability(table.get_many(tokens).into_iter(), spam, ham, &params())
+    let read = table.read(tokens);
+    let counts = classify::spam_probability(read.counts.into_iter(), spam, ham, &params())?;
+    Some(if rate() > 0.0 { classify::fuse(counts, read.logit) } else { counts })
 }
 
 /// The classifier's parameters with the knobs in force (the kick-in, `bayes.min_learned`).

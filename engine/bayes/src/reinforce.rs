@@ -13,7 +13,7 @@
 //! gateway's own verdicts (auto-learn) are learnt once ([`crate::Bayes::learn`]), since where
 //! Bayes disagrees with the other checks the other checks are the likelier to be wrong.
 //!
-//! Pure arithmetic over the counts the lesson itself read ([`crate::table::Table::learn_times`]
+//! Pure arithmetic over the counts the lesson itself read ([`crate::table::Table::learn_lesson`]
 //! hands back the counts as they were of the tokens the table held): no second pass over the
 //! table unless the message is misjudged. Never called on a scan path; the learner thread (or an offline
 //! `mxguard learn`) decides, and the journal records the decision, so a replay learns the same

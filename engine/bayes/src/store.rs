@@ -1,18 +1,19 @@
 //! The token table on disk: one snapshot file, replaced atomically.
 //!
-//! Format (little endian): `MXGBAYES3\n`, the generation (u64: the journal that continues this
+//! Format (little endian): `MXGBAYES4\n`, the generation (u64: the journal that continues this
 //! snapshot carries the same number, see [`crate::journal`]), spam and ham messages learnt (u64
 //! each), the number of tokens (u64), then per token the token (u64), its spam and ham counts
-//! (u32 each) and the day it was last learnt (u32); the number of learnt messages remembered
-//! ([`crate::seen`], u64), then per message its digest (u64), the day (u16), spam or ham (u8: 1
-//! or 0) and the times it was learnt beyond once (u8, [`crate::reinforce`]; 0 in the files
-//! written before); then a CRC-32 of everything before it. `MXGBAYES2\n` files (before the
-//! remembered messages) load as they are, remembering none. Written to `NAME.tmp`, fsync'd,
+//! (u32 each), the day it was last learnt (u32) and its logistic-regression weight (f32); the
+//! number of learnt messages remembered ([`crate::seen`], u64), then per message its digest
+//! (u64), the day (u16), spam or ham (u8: 1 or 0) and the times it was learnt beyond once (u8,
+//! [`crate::reinforce`]); then a CRC-32 of everything before it. Older files load as they are:
+//! `MXGBAYES3\n` (no weights: each 0, the regression starts untaught), `MXGBAYES2\n` (nor
+//! remembered messages: none remembered). Written to `NAME.tmp`, fsync'd,
 //! renamed over `NAME`, directory fsync'd: a crash leaves the old snapshot or the new one, never
 //! half of one. A file that fails its magic, length or checksum is refused whole (and kept aside
 //! as `NAME.bad` by the caller).
 //!
-//! Cost: 20 bytes a token and 12 a remembered message, written sequentially (2 M tokens: 40 MB,
+//! Cost: 24 bytes a token and 12 a remembered message, written sequentially (2 M tokens: 48 MB,
 //! well under a second).
 //! Never: called on a scan path (it runs on the learner's thread and at start-up).
 
@@ -21,12 +22,16 @@ use std::path::Path;
 
 use crate::classify::Counts;
 use crate::seen::{Entry, Seen};
-use crate::table::Table;
+use crate::table::{Held, Table};
 
-const MAGIC: &[u8] = b"MXGBAYES3\n";
+const MAGIC: &[u8] = b"MXGBAYES4\n";
+/// The format before the weights.
+const MAGIC_3: &[u8] = b"MXGBAYES3\n";
 /// The format before the remembered messages.
 const MAGIC_2: &[u8] = b"MXGBAYES2\n";
-const ENTRY: usize = 20;
+const ENTRY: usize = 24;
+/// A token's entry before the weights.
+const ENTRY_3: usize = 20;
 const SEEN_ENTRY: usize = 12;
 
 /// Writes the snapshot of `generation` (the table and the remembered messages) to `path`
@@ -34,17 +39,18 @@ const SEEN_ENTRY: usize = 12;
 pub fn save(table: &Table, seen: &Seen, path: &Path, generation: u64) -> io::Result<usize> {
     let tmp = path.with_extension("tmp");
     let (spam, ham) = table.learned();
-    let entries: Vec<(u64, Counts, u16)> = table.entries().collect();
+    let entries: Vec<Held> = table.entries().collect();
     let mut buf = Vec::with_capacity(MAGIC.len() + 40 + entries.len() * ENTRY + seen.len() * SEEN_ENTRY + 4);
     buf.extend_from_slice(MAGIC);
     for v in [generation, spam, ham, entries.len() as u64] {
         buf.extend_from_slice(&v.to_le_bytes());
     }
-    for (k, c, day) in &entries {
-        buf.extend_from_slice(&k.to_le_bytes());
-        buf.extend_from_slice(&c.spam.to_le_bytes());
-        buf.extend_from_slice(&c.ham.to_le_bytes());
-        buf.extend_from_slice(&u32::from(*day).to_le_bytes());
+    for e in &entries {
+        buf.extend_from_slice(&e.token.to_le_bytes());
+        buf.extend_from_slice(&e.counts.spam.to_le_bytes());
+        buf.extend_from_slice(&e.counts.ham.to_le_bytes());
+        buf.extend_from_slice(&u32::from(e.day).to_le_bytes());
+        buf.extend_from_slice(&e.weight.to_le_bytes());
     }
     buf.extend_from_slice(&(seen.len() as u64).to_le_bytes());
     for (digest, e) in seen.entries() {
@@ -89,10 +95,12 @@ pub fn load(table: &Table, seen: &mut Seen, path: &Path) -> io::Result<Loaded> {
 /// [`load`] of a snapshot already read (`name` for the errors).
 pub fn load_bytes(table: &Table, seen: &mut Seen, buf: &[u8], name: &str) -> io::Result<Loaded> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {why}"));
-    let v3 = buf.starts_with(MAGIC);
-    if buf.len() < MAGIC.len() + 36 || !(v3 || buf.starts_with(MAGIC_2)) {
+    let (v4, v3) = (buf.starts_with(MAGIC), buf.starts_with(MAGIC_3));
+    if buf.len() < MAGIC.len() + 36 || !(v4 || v3 || buf.starts_with(MAGIC_2)) {
         return Err(bad("not a Bayes snapshot"));
     }
+    // Every version's magic is as long; versions 3 and 4 remember messages after the tokens.
+    let (entry, remembers) = if v4 { (ENTRY, true) } else { (ENTRY_3, v3) };
     let (body, crc) = buf.split_at(buf.len() - 4);
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap_or_default()) {
         return Err(bad("checksum mismatch"));
@@ -101,13 +109,13 @@ pub fn load_bytes(table: &Table, seen: &mut Seen, buf: &[u8], name: &str) -> io:
     let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap_or_default());
     let h = MAGIC.len();
     let (generation, spam, ham, n) = (u64_at(h), u64_at(h + 8), u64_at(h + 16), u64_at(h + 24) as usize);
-    let tokens_end = n.checked_mul(ENTRY).and_then(|b| b.checked_add(h + 32));
-    // Version 3: the remembered messages after the tokens, their count first.
+    let tokens_end = n.checked_mul(entry).and_then(|b| b.checked_add(h + 32));
+    // The remembered messages after the tokens, their count first.
     let seen_n = match tokens_end {
-        Some(end) if v3 && end.checked_add(8).is_some_and(|e| e <= body.len()) => Some(u64_at(end) as usize),
+        Some(end) if remembers && end.checked_add(8).is_some_and(|e| e <= body.len()) => Some(u64_at(end) as usize),
         _ => None,
     };
-    let whole = match (v3, tokens_end, seen_n) {
+    let whole = match (remembers, tokens_end, seen_n) {
         (false, Some(end), _) => Some(end),
         (true, Some(end), Some(m)) => m.checked_mul(SEEN_ENTRY).and_then(|b| b.checked_add(end + 8)),
         _ => None,
@@ -117,9 +125,11 @@ pub fn load_bytes(table: &Table, seen: &mut Seen, buf: &[u8], name: &str) -> io:
     }
     let mut tokens = 0;
     for i in 0..n {
-        let at = h + 32 + i * ENTRY;
+        let at = h + 32 + i * entry;
         let day = u32_at(at + 16).min(u32::from(u16::MAX)) as u16;
-        if table.restore(u64_at(at), Counts { spam: u32_at(at + 8), ham: u32_at(at + 12) }, day) {
+        // A weight that is not a finite number (a file written wrong) counts as untaught.
+        let weight = if v4 { Some(f32::from_bits(u32_at(at + 20))).filter(|w| w.is_finite()).unwrap_or(0.0) } else { 0.0 };
+        if table.restore(Held { token: u64_at(at), counts: Counts { spam: u32_at(at + 8), ham: u32_at(at + 12) }, day, weight }) {
             tokens += 1;
         }
     }
@@ -164,9 +174,12 @@ mod tests {
         for tok in [10, 20, 30, 40, 50] {
             assert_eq!(u.get(tok), t.get(tok));
         }
-        let mut days: Vec<(u64, u16)> = u.entries().map(|e| (e.0, e.2)).collect();
+        let mut days: Vec<(u64, u16)> = u.entries().map(|e| (e.token, e.day)).collect();
         days.sort();
         assert_eq!(days, [(10, 100), (20, 200), (30, 100), (40, 200)], "the day last learnt survives");
+        for tok in [10, 20, 30, 40] {
+            assert!(t.weight(tok) != 0.0 && u.weight(tok).to_bits() == t.weight(tok).to_bits(), "the weights survive");
+        }
         // Missing: empty. Damaged anywhere: refused whole.
         assert_eq!(load(&Table::new(10), &mut Seen::default(), &d.join("none.db")).unwrap(), Loaded::default());
         let good = std::fs::read(&path).unwrap();
@@ -198,6 +211,27 @@ mod tests {
         let crc = crc32fast::hash(&huge);
         huge.extend_from_slice(&crc.to_le_bytes());
         assert!(load_bytes(&Table::new(10), &mut Seen::default(), &huge, "huge").is_err());
+    }
+
+    #[test]
+    fn a_version_3_snapshot_loads_untaught_weights() {
+        let mut v3 = MAGIC_3.to_vec();
+        for v in [3u64, 1, 0, 1] {
+            v3.extend_from_slice(&v.to_le_bytes());
+        }
+        v3.extend_from_slice(&42u64.to_le_bytes());
+        for v in [1u32, 0, 17] {
+            v3.extend_from_slice(&v.to_le_bytes());
+        }
+        v3.extend_from_slice(&1u64.to_le_bytes());
+        v3.extend_from_slice(&0xfeedu64.to_le_bytes());
+        v3.extend_from_slice(&[17, 0, 1, 2]);
+        let crc = crc32fast::hash(&v3);
+        v3.extend_from_slice(&crc.to_le_bytes());
+        let (t, mut seen) = (Table::new(100), Seen::default());
+        assert_eq!(load_bytes(&t, &mut seen, &v3, "v3").unwrap(), Loaded { tokens: 1, generation: 3 });
+        assert_eq!((t.get(42), t.weight(42), t.learned()), (Counts { spam: 1, ham: 0 }, 0.0, (1, 0)));
+        assert_eq!(seen.get(0xfeed), Some(Entry { spam: true, day: 17, extra: 2 }));
     }
 
     #[test]

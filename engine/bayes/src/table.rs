@@ -1,26 +1,32 @@
-//! The token table: spam and ham counts per 64-bit token, shared by every core, read without
-//! locks while learning writes into it.
+//! The token table: spam and ham counts and a learnt weight per 64-bit token, shared by every
+//! core, read without locks while learning writes into it.
 //!
 //! A fixed array of slots (a power of two, sized from the token budget at a load of at most
-//! 3/4), open addressing with linear probing. A slot is a key word and a counts word, both
-//! atomics: the spam count in the high and the ham count in the low 32 bits of one `AtomicU64`, so
-//! a reader always sees a pair that was true at some instant, and learning a message is one
-//! `fetch_add` per token. Keys are claimed with a compare-and-swap from empty, so any number of
-//! writers may learn at once; a claimed key never moves or disappears, so readers need no
-//! fence beyond acquire loads.
+//! 3/4), open addressing with linear probing. A slot is a key word, a counts word, the token's
+//! weight and the day it was last learnt, all atomics: the spam count in the high and the ham
+//! count in the low 32 bits of one `AtomicU64`, so a reader always sees a pair that was true at
+//! some instant, and learning a message is one `fetch_add` per token. Keys are claimed with a
+//! compare-and-swap from empty, so any number of writers may learn at once; a claimed key never
+//! moves or disappears, so readers need no fence beyond acquire loads.
 //!
-//! Beside each slot, in a separate array that readers never touch, the day the token was last
-//! learnt: stale tokens are evicted by building a smaller copy ([`Table::rebuilt`]) that the
-//! owner swaps in for the old one (slots are never emptied in place, so a reader never sees a
-//! key with another token's counts).
+//! The weight (an `f32`) is the token's coefficient in an online logistic regression over the
+//! same tokens ([`crate::classify::fuse`] joins its answer to the counts' chi-square one): each
+//! lesson is one gradient step, taken by [`Table::learn_lesson`] in the pass that adds the
+//! counts. Weights are written with a plain load and store: the gateway has one learner, and
+//! writers learning at once may lose a step of each other's (never a count).
+//!
+//! Stale tokens are evicted by building a smaller copy ([`Table::rebuilt`]) that the owner swaps
+//! in for the old one (slots are never emptied in place, so a reader never sees a key with
+//! another token's counts).
 //!
 //! Costs: a lookup or an update is one hash-indexed probe and, at 3/4 load, a few more on
-//! average (bounded by [`MAX_PROBE`]). Memory is 18 bytes a slot (16 read by classification),
-//! fixed at creation. Guarantees: never blocks, never allocates after creation, never loses an
-//! update that found its slot; when the probe bound is reached (the table is full) the token is
-//! not learnt and [`Table::dropped`] counts it — eviction runs before that in the gateway.
+//! average (bounded by [`MAX_PROBE`]). Memory is 24 bytes a slot, fixed at creation; a token's
+//! counts, weight and day are read and written in the same one or two cache lines. Guarantees:
+//! never blocks, never allocates after creation, never loses a count that found its slot; when
+//! the probe bound is reached (the table is full) the token is not learnt and [`Table::dropped`]
+//! counts it — eviction runs before that in the gateway.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::classify::Counts;
@@ -36,13 +42,34 @@ const _: () = assert!(EMPTY == 0);
 struct Slot {
     key: AtomicU64,
     counts: AtomicU64,
+    /// The token's logistic-regression weight (`f32` bits).
+    weight: AtomicU32,
+    /// Day ([`today`]) the token was last learnt.
+    day: AtomicU16,
+}
+
+/// A token held, as [`Table::entries`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    pub token: u64,
+    pub counts: Counts,
+    pub day: u16,
+    pub weight: f32,
+}
+
+/// A message's tokens as classification reads them ([`Table::read`]).
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Each token's counts, in order (zero when unknown).
+    pub counts: Vec<Counts>,
+    /// The logistic regression's log-odds of spam: the weights of the tokens held, summed over
+    /// the square root of the tokens' number (every message a vector of length one).
+    pub logit: f64,
 }
 
 pub struct Table {
     /// In huge pages where the kernel allows (huge.rs): every lookup is a random slot.
     slots: HugeArray<Slot>,
-    /// Day ([`today`]) each slot's token was last learnt.
-    touched: HugeArray<AtomicU16>,
     mask: usize,
     spam_learned: AtomicU64,
     ham_learned: AtomicU64,
@@ -73,6 +100,30 @@ fn unpack(v: u64) -> Counts {
     Counts { spam: (v >> 32) as u32, ham: v as u32 }
 }
 
+/// The logistic regression's learning rate when none is given (`bayes.lr_rate`'s default).
+pub const DEFAULT_RATE: f64 = 32.0;
+
+/// Slot indexes a lesson stepped, kept by the thread between lessons up to this many.
+const STEPPED_KEPT: usize = 1 << 16;
+
+thread_local! {
+    /// [`Table::add`]'s list of the slots whose weight a lesson steps (reused; taken out while in
+    /// use, so re-entry just allocates).
+    static STEPPED: std::cell::Cell<Vec<usize>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `1 / sqrt(n)`: the value of each of a message's `n` tokens in a vector of length one.
+#[inline]
+fn unit(n: usize) -> f64 {
+    1.0 / (n.max(1) as f64).sqrt()
+}
+
+/// The logistic function: log-odds to a probability.
+#[inline]
+pub fn sigmoid(logit: f64) -> f64 {
+    1.0 / (1.0 + (-logit).exp())
+}
+
 /// Hints the CPU to fetch the cache line holding `item` (no effect on any result).
 #[inline]
 fn prefetch_line<T>(item: &T) {
@@ -91,9 +142,8 @@ impl Table {
     pub fn new(tokens: usize) -> Table {
         let slots = Table::slots_for(tokens);
         Table {
-            // SAFETY: all-zero is a valid Slot (EMPTY key, no counts) and a valid AtomicU16.
+            // SAFETY: all-zero is a valid Slot (EMPTY key, no counts, weight 0.0, day 0).
             slots: unsafe { HugeArray::zeroed(slots) },
-            touched: unsafe { HugeArray::zeroed(slots) },
             mask: slots - 1,
             spam_learned: AtomicU64::new(0),
             ham_learned: AtomicU64::new(0),
@@ -132,17 +182,55 @@ impl Table {
 
     /// The counts of a token (zero when unknown). Lock-free, wait-free within [`MAX_PROBE`].
     pub fn get(&self, token: u64) -> Counts {
+        self.find(token).map_or_else(Counts::default, |s| unpack(s.counts.load(Ordering::Acquire)))
+    }
+
+    /// The weight of a token (0 when unknown).
+    pub fn weight(&self, token: u64) -> f32 {
+        self.find(token).map_or(0.0, |s| f32::from_bits(s.weight.load(Ordering::Relaxed)))
+    }
+
+    /// The slot holding `token`, if any.
+    #[inline]
+    fn find(&self, token: u64) -> Option<&Slot> {
         let key = key_of(token);
         let mut i = key as usize & self.mask;
         for _ in 0..MAX_PROBE {
             let s = &self.slots[i];
             match s.key.load(Ordering::Acquire) {
-                k if k == key => return unpack(s.counts.load(Ordering::Acquire)),
-                EMPTY => return Counts::default(),
+                k if k == key => return Some(s),
+                EMPTY => return None,
                 _ => i = (i + 1) & self.mask,
             }
         }
-        Counts::default()
+        None
+    }
+
+    /// What classifying a message reads: every token's counts and the logistic regression's
+    /// log-odds ([`Read`]), in one pass over the slots, prefetched as [`Table::get_many`] does.
+    pub fn read(&self, tokens: &[u64]) -> Read {
+        const AHEAD: usize = 12;
+        for t in tokens.iter().take(AHEAD) {
+            self.prefetch(*t);
+        }
+        let mut weights = 0.0f64;
+        let counts = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if let Some(next) = tokens.get(i + AHEAD) {
+                    self.prefetch(*next);
+                }
+                match self.find(*t) {
+                    Some(s) => {
+                        weights += f64::from(f32::from_bits(s.weight.load(Ordering::Relaxed)));
+                        unpack(s.counts.load(Ordering::Acquire))
+                    }
+                    None => Counts::default(),
+                }
+            })
+            .collect();
+        Read { counts, logit: weights * unit(tokens.len()) }
     }
 
     /// The counts of many tokens, in order: [`Table::get`] each, with the slot of the token a few
@@ -165,18 +253,13 @@ impl Table {
             .collect()
     }
 
-    /// Hints the CPU to fetch `token`'s first slot into the cache (no effect on the result).
+    /// Hints the CPU to fetch `token`'s first slot into the cache, both lines of it when it
+    /// spans two (no effect on the result).
     #[inline]
     fn prefetch(&self, token: u64) {
-        prefetch_line(&self.slots[key_of(token) as usize & self.mask]);
-    }
-
-    /// [`Table::prefetch`], and the token's learnt-day entry too: learning writes both, and the
-    /// day array is as far from the caches as the slots.
-    #[inline]
-    fn prefetch_for_learning(&self, token: u64) {
-        self.prefetch(token);
-        prefetch_line(&self.touched[key_of(token) as usize & self.mask]);
+        let s = &self.slots[key_of(token) as usize & self.mask];
+        prefetch_line(&s.key);
+        prefetch_line(&s.day);
     }
 
     /// The index of `token`'s slot and whether this call claimed it (the token was new); `None`
@@ -206,24 +289,33 @@ impl Table {
     /// Adds `by` to each token's counts (saturating at u32::MAX) and marks it learnt on `day`;
     /// with `before`, pushes the counts as they were of each token the table held (the others
     /// were unseen): what a classification just before the lesson would have read, at no extra
-    /// read.
-    fn add(&self, tokens: &[u64], by: Counts, day: u16, mut before: Option<&mut Vec<Counts>>) {
+    /// read. With a `rate`, also one gradient step of the logistic regression towards the
+    /// lesson's label ([`Table::learn_lesson`]).
+    fn add(&self, tokens: &[u64], by: Counts, day: u16, mut before: Option<&mut Vec<Counts>>, rate: Option<f64>) {
         const AHEAD: usize = 12;
         for t in tokens.iter().take(AHEAD) {
-            self.prefetch_for_learning(*t);
+            self.prefetch(*t);
         }
         let mut claimed = 0u64;
+        let mut weights = 0.0f64;
+        let mut scratch = STEPPED.with(|c| c.take());
+        scratch.clear();
         for (n, t) in tokens.iter().enumerate() {
             if let Some(next) = tokens.get(n + AHEAD) {
-                self.prefetch_for_learning(*next);
+                self.prefetch(*next);
             }
             let was = self.slot(*t).map(|(i, new)| {
                 claimed += u64::from(new);
+                let s = &self.slots[i];
                 // Most tokens were learnt today already: a read, not a locked write.
-                if self.touched[i].load(Ordering::Relaxed) < day {
-                    self.touched[i].fetch_max(day, Ordering::Relaxed);
+                if s.day.load(Ordering::Relaxed) < day {
+                    s.day.fetch_max(day, Ordering::Relaxed);
                 }
-                let was = self.slots[i].counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                if rate.is_some() {
+                    weights += f64::from(f32::from_bits(s.weight.load(Ordering::Relaxed)));
+                    scratch.push(i);
+                }
+                let was = s.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     let c = unpack(v);
                     Some(pack(Counts { spam: c.spam.saturating_add(by.spam), ham: c.ham.saturating_add(by.ham) }))
                 });
@@ -236,26 +328,54 @@ impl Table {
             }
         }
         self.used.fetch_add(claimed, Ordering::Relaxed);
+        if let Some(rate) = rate {
+            // The gradient of the log-loss on a vector of length one: every token's weight moves
+            // by the same step, the error (label minus the probability the weights gave just
+            // before) times the rate, over the square root of the tokens' number. The slots are
+            // in the cache from the pass above.
+            let x = unit(tokens.len());
+            let label = if by.spam > 0 { 1.0 } else { 0.0 };
+            let step = (rate * (label - sigmoid(weights * x)) * x) as f32;
+            for &i in &scratch {
+                let w = &self.slots[i].weight;
+                w.store((f32::from_bits(w.load(Ordering::Relaxed)) + step).to_bits(), Ordering::Relaxed);
+            }
+        }
+        if scratch.capacity() <= STEPPED_KEPT {
+            STEPPED.with(|c| c.replace(scratch));
+        }
     }
 
-    /// Learns one message's (de-duplicated) tokens as spam or ham, today.
+    /// Learns one message's (de-duplicated) tokens as spam or ham, today, with the default
+    /// learning rate.
     pub fn learn(&self, tokens: &[u64], spam: bool) {
         self.learn_on(tokens, spam, today());
     }
 
-    /// Learns one message's tokens as spam or ham on `day` (a journal replayed).
+    /// Learns one message's tokens as spam or ham on `day`, with the default learning rate.
     pub fn learn_on(&self, tokens: &[u64], spam: bool, day: u16) {
-        self.learn_times(tokens, spam, 1, day, None);
+        self.learn_lesson(tokens, spam, 1, day, None, DEFAULT_RATE);
     }
 
-    /// Learns one message's tokens `times` times at once on `day` (a lesson reinforced, see
-    /// [`crate::reinforce`]); with `before`, also hands back the counts as they were of the
-    /// tokens the table held ([`Table::add`]).
-    pub fn learn_times(&self, tokens: &[u64], spam: bool, times: u32, day: u16, before: Option<&mut Vec<Counts>>) {
+    /// Learns one lesson: the message's tokens counted `times` times on `day` (a lesson
+    /// reinforced, see [`crate::reinforce`]) and one step of the logistic regression at `rate`
+    /// (0: none); with `before`, also hands back the counts as they were of the tokens the table
+    /// held ([`Table::add`]).
+    pub fn learn_lesson(&self, tokens: &[u64], spam: bool, times: u32, day: u16, before: Option<&mut Vec<Counts>>, rate: f64) {
+        self.count(tokens, spam, times, day, before, (rate > 0.0).then_some(rate));
+    }
+
+    /// Counts one message's tokens `times` more times on `day`, without a step of the logistic
+    /// regression (a lesson's reinforcement: [`crate::learn_reinforced`]).
+    pub fn learn_times(&self, tokens: &[u64], spam: bool, times: u32, day: u16) {
+        self.count(tokens, spam, times, day, None, None);
+    }
+
+    fn count(&self, tokens: &[u64], spam: bool, times: u32, day: u16, before: Option<&mut Vec<Counts>>, rate: Option<f64>) {
         if times == 0 {
             return;
         }
-        self.add(tokens, if spam { Counts { spam: times, ham: 0 } } else { Counts { spam: 0, ham: times } }, day, before);
+        self.add(tokens, if spam { Counts { spam: times, ham: 0 } } else { Counts { spam: 0, ham: times } }, day, before, rate);
         // The message count last: a reader never sees more messages than token counts say.
         if spam {
             self.spam_learned.fetch_add(u64::from(times), Ordering::AcqRel);
@@ -264,22 +384,29 @@ impl Table {
         }
     }
 
-    /// Every token held with its counts and the day it was last learnt (a consistent pair of
-    /// counts each; the set is a snapshot only when no one learns meanwhile).
-    pub fn entries(&self) -> impl Iterator<Item = (u64, Counts, u16)> + '_ {
-        self.slots.iter().zip(self.touched.iter()).filter_map(|(s, d)| match s.key.load(Ordering::Acquire) {
+    /// Every token held with its counts, day and weight (a consistent pair of counts each; the
+    /// set is a snapshot only when no one learns meanwhile).
+    pub fn entries(&self) -> impl Iterator<Item = Held> + '_ {
+        self.slots.iter().filter_map(|s| match s.key.load(Ordering::Acquire) {
             EMPTY => None,
-            k => Some((k, unpack(s.counts.load(Ordering::Acquire)), d.load(Ordering::Relaxed))),
+            token => Some(Held {
+                token,
+                counts: unpack(s.counts.load(Ordering::Acquire)),
+                day: s.day.load(Ordering::Relaxed),
+                weight: f32::from_bits(s.weight.load(Ordering::Relaxed)),
+            }),
         })
     }
 
-    /// Puts back a saved token with its counts and day (loading a snapshot); false when full.
-    pub fn restore(&self, token: u64, counts: Counts, day: u16) -> bool {
-        match self.slot(token) {
+    /// Puts back a saved token (loading a snapshot); false when full.
+    pub fn restore(&self, h: Held) -> bool {
+        match self.slot(h.token) {
             Some((i, new)) => {
                 self.used.fetch_add(u64::from(new), Ordering::Relaxed);
-                self.slots[i].counts.store(pack(counts), Ordering::Release);
-                self.touched[i].store(day, Ordering::Relaxed);
+                let s = &self.slots[i];
+                s.counts.store(pack(h.counts), Ordering::Release);
+                s.day.store(h.day, Ordering::Relaxed);
+                s.weight.store(h.weight.to_bits(), Ordering::Relaxed);
                 true
             }
             None => false,
@@ -288,7 +415,7 @@ impl Table {
 
     /// The day the stalest token was last learnt (`None` when empty). Reads every slot.
     pub fn oldest_day(&self) -> Option<u16> {
-        self.entries().map(|e| e.2).min()
+        self.entries().map(|e| e.day).min()
     }
 
     /// A copy for a budget of `tokens` holding at most `keep` tokens: those last learnt before
@@ -297,15 +424,15 @@ impl Table {
     /// (unlearnt) are left out too. The message counts carry over. Cost: one pass over the slots
     /// and a selection over the tokens held (O(n)); the caller swaps the copy in.
     pub fn rebuilt(&self, tokens: usize, keep: usize, oldest: u16) -> Table {
-        let mut held: Vec<(u64, Counts, u16)> = self.entries().filter(|e| e.2 >= oldest && (e.1.spam > 0 || e.1.ham > 0)).collect();
+        let mut held: Vec<Held> = self.entries().filter(|e| e.day >= oldest && (e.counts.spam > 0 || e.counts.ham > 0)).collect();
         if held.len() > keep {
-            let rank = |e: &(u64, Counts, u16)| (std::cmp::Reverse(e.2), std::cmp::Reverse(u64::from(e.1.spam) + u64::from(e.1.ham)));
+            let rank = |e: &Held| (std::cmp::Reverse(e.day), std::cmp::Reverse(u64::from(e.counts.spam) + u64::from(e.counts.ham)));
             held.select_nth_unstable_by_key(keep, rank);
             held.truncate(keep);
         }
         let copy = Table::new(tokens);
-        for (k, c, d) in held {
-            copy.restore(k, c, d);
+        for h in held {
+            copy.restore(h);
         }
         let (spam, ham) = self.learned();
         copy.restore_learned(spam, ham);

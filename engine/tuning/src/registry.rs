@@ -503,6 +503,8 @@ registry! {
         "Tokens not learnt for this many days are dropped (checked once a day; 0: never by age). Independently, when the table holds 90 % of bayes.max_tokens the least recently learnt are dropped down to 75 %." }
     BAYES_SEEN_MAX { int "bayes.seen_max", 1_000_000, 0..=100_000_000, live,
         "Learnt messages remembered (a 64-bit digest of their tokens, about 30 bytes each): one learnt again the same way is not counted twice, one learnt the other way (a released false positive that auto-learn took as spam) is first taken back. The oldest are forgotten past this; 0: off, every lesson counts." }
+    BAYES_LR_RATE { float "bayes.lr_rate", 32.0, [0.0, 1000.0], live,
+        "Learning rate of the logistic regression learnt beside the token counts (one step a lesson; its answer is averaged in log-odds with the counts' chi-square one). 0: the counts alone." }
     BAYES_REINFORCE_MARGIN { float "bayes.reinforce_margin", 0.2, [0.0, 0.5], live,
         "A message a person labelled (mxguard learn, a report address, a quarantine decision) that Bayes, just before the lesson, judged on the wrong side of this margin (spam under 1 - margin, ham over it) was misjudged and is learnt again (train on error with a thick threshold); auto-learnt mail is learnt once; 0: off." }
     BAYES_REINFORCE_MAX { int "bayes.reinforce_max", 2, 0..=3, live,
