@@ -241,6 +241,20 @@ mod tests {
     }
 
     #[test]
+    fn fusion_averages_log_odds() {
+        assert_eq!(fuse(0.5, 0.0), 0.5);
+        // Unsure counts: the regression decides, at half its log-odds.
+        assert!((fuse(0.5, 4.0) - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-12);
+        assert!(fuse(0.5, -4.0) < 0.2);
+        // Sure counts stay sure against a doubting regression; agreeing ones are surer.
+        assert!(fuse(1.0, -6.0) > 0.9999 && fuse(0.0, 6.0) < 0.0001);
+        assert!(fuse(0.9, 3.0) > 0.9 && fuse(0.1, -3.0) < 0.1);
+        // Monotone in each, and finite at the ends.
+        assert!(fuse(0.7, 1.0) < fuse(0.8, 1.0) && fuse(0.7, 1.0) < fuse(0.7, 2.0));
+        assert!(fuse(1.0, f64::MAX).is_finite() && fuse(0.0, f64::MIN) >= 0.0);
+    }
+
+    #[test]
     fn chi_square_tail() {
         assert!((chi2_q(0.0, 10) - 1.0).abs() < 1e-12);
         assert!((chi2_q(2.0, 2) - (-1.0f64).exp()).abs() < 1e-12);

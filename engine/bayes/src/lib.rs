@@ -735,6 +735,14 @@ mod tests {
         let (again, o) = Bayes::open_read_only(&path, 10_000).unwrap();
         assert_eq!(o.replayed, 404);
         assert_eq!((again.learned(), again.table().get(6001), again.reinforced()), ((205, 200), classify::Counts { spam: 3, ham: 0 }, 0));
+        // The regression's steps replay bit for bit (one step a lesson, reinforced or not).
+        let weights = |t: &Table| {
+            let mut w: Vec<(u64, u32)> = t.entries().map(|e| (e.token, e.weight.to_bits())).collect();
+            w.sort_unstable();
+            w
+        };
+        assert_eq!(weights(&again.table()), weights(&b.table()));
+        assert!(b.table().weight(1000) > 0.0 && b.table().weight(2000) < 0.0, "spam's tokens weigh for spam, ham's against");
         // Reported back as ham: every time it was learnt as spam is taken back, and as ham the
         // table (token 6000) judges it right, so it is learnt once.
         b.teach(&[6001, 6000], false, false, true);

@@ -505,6 +505,31 @@ mod tests {
     }
 
     #[test]
+    fn the_regression_steps_towards_each_label() {
+        let t = Table::new(1000);
+        // Four tokens, a vector of length one: each worth 1/2.
+        t.learn_lesson(&[1, 2, 3, 4], true, 1, 7, None, 2.0);
+        // From log-odds 0 (p 0.5): each weight moves by 2 * (1 - 0.5) * 1/2.
+        assert_eq!(t.weight(1), 0.5);
+        assert!((t.read(&[1, 2, 3, 4]).logit - 1.0).abs() < 1e-12);
+        // A ham sharing two tokens: p = sigmoid(0.5 * 2 * 1/2); its tokens step down.
+        t.learn_lesson(&[1, 2, 5, 6], false, 1, 7, None, 2.0);
+        let step = (2.0 * (0.0 - sigmoid(0.5)) * 0.5) as f32;
+        assert_eq!((t.weight(1), t.weight(5), t.weight(3)), (0.5 + step, step, 0.5));
+        // Unknown tokens weigh nothing but count in the vector's length.
+        let r = t.read(&[3, 99]);
+        assert_eq!(r.counts, vec![Counts { spam: 1, ham: 0 }, Counts::default()]);
+        assert!((r.logit - 0.5 / 2f64.sqrt()).abs() < 1e-9);
+        // Counting again (reinforcement) and rate 0 take no step.
+        t.learn_times(&[3], true, 2, 7);
+        t.learn_lesson(&[3], true, 1, 7, None, 0.0);
+        assert_eq!((t.weight(3), t.get(3).spam), (0.5, 4));
+        // Eviction keeps a kept token's weight.
+        let copy = t.rebuilt(1000, 1000, 0);
+        assert_eq!((copy.weight(1), copy.weight(5)), (t.weight(1), t.weight(5)));
+    }
+
+    #[test]
     fn colliding_tokens_probe_and_a_full_table_drops() {
         let t = Table::new(10);
         // Same low bits: one chain.
