@@ -332,11 +332,11 @@ impl Table {
             // The gradient of the log-loss on a vector of length one: every token's weight moves
             // by the same step, the error (label minus the probability the weights gave just
             // before) times the rate, over the square root of the tokens' number. The slots are
-            // in the cache from the pass above.
+            // in the caches from the pass above; walked backwards, the nearest cache's first.
             let x = unit(tokens.len());
             let label = if by.spam > 0 { 1.0 } else { 0.0 };
             let step = (rate * (label - sigmoid(weights * x)) * x) as f32;
-            for &i in &scratch {
+            for &i in scratch.iter().rev() {
                 let w = &self.slots[i].weight;
                 w.store((f32::from_bits(w.load(Ordering::Relaxed)) + step).to_bits(), Ordering::Relaxed);
             }
