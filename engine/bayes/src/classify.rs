@@ -1,6 +1,7 @@
 //! Robinson-Fisher classification: each token's spam and ham counts give a smoothed spam
 //! probability; the most telling tokens are combined with Fisher's chi-square method into a spam
-//! and a ham indication, whose difference is the message's probability of being spam.
+//! and a ham indication, whose difference is the message's probability of being spam. [`fuse`]
+//! then joins that with the logistic regression learnt beside the counts (`crate::table`).
 //!
 //! Pure arithmetic over the counts handed in (the table is elsewhere); cost linear in the tokens
 //! plus a partial sort of the telling ones. Never answers before [`Params::min_learned`] spam and

@@ -2,9 +2,10 @@
 //!
 //! `mxguard_scan::tokens` turns a parsed message into 64-bit token hashes (beside the other
 //! scanners, so the message is parsed once); [`table`] holds their spam/ham counts for every
-//! core; [`classify`] combines them into a probability (Robinson-Fisher); [`reinforce`] learns
-//! a message the table misjudged more than once; [`seen`] remembers what each message was
-//! learnt as, so none counts twice; [`store`] keeps the table on disk as a snapshot and
+//! core, and a logistic-regression weight each, stepped once a lesson; [`classify`] combines the
+//! counts into a probability (Robinson-Fisher) and joins it with the weights' answer
+//! ([`classify::fuse`]); [`reinforce`] learns a message the table misjudged more than once;
+//! [`seen`] remembers what each message was learnt as, so none counts twice; [`store`] keeps the table on disk as a snapshot and
 //! [`journal`] every lesson since.
 //!
 //! In the gateway ([`start`]) one learner thread owns every change: lessons reach it through a

@@ -474,7 +474,7 @@ registry! {
     BAYES_FILE { text "bayes.file", "bayes.db", restart,
         "The token table's snapshot (in state.dir unless absolute)." }
     BAYES_MAX_TOKENS { int "bayes.max_tokens", 2000000, 1024..=1_000_000_000, live,
-        "Tokens the table holds at most (18 bytes a slot, slots a power of two at a load of at most 3/4: 2 M tokens take 72 MB, in huge pages where the kernel allows and resident from the start, twice that while stale tokens are evicted); the least recently learnt are dropped as it fills. A change applies within bayes.snapshot_s." }
+        "Tokens the table holds at most (24 bytes a slot, slots a power of two at a load of at most 3/4: 2 M tokens take 96 MiB, in huge pages where the kernel allows and resident from the start, twice that while stale tokens are evicted); the least recently learnt are dropped as it fills. A change applies within bayes.snapshot_s." }
     BAYES_MIN_LEARNED { int "bayes.min_learned", 200, 1..=100_000_000, live,
         "Spam and ham messages each that must have been learnt before Bayes gives any verdict (the reference's MinEmailsForBayesKickIn, 5000 there)." }
     BAYES_SPAM_THRESHOLD { float "bayes.spam_threshold", 0.95, [0.5, 1.0], live,
