@@ -5,7 +5,10 @@
 //! off the request path, when rule files load. Scanning is one pass over the text whatever the
 //! number of patterns. Scratch space is taken from a small pool (one per concurrent scanner, so
 //! in practice one per core) and given back; a scan never allocates once the pool is warm.
-//! A compile error names the pattern (its index) so the caller can say `file:line`.
+//! A compile error names the pattern (its index) so the caller can say `file:line`; when one
+//! fails, every pattern is then checked on its own (`hs_expression_info`, a parse without a
+//! build) so that all the bad ones are named at once, not one a reload. The success path pays
+//! nothing for that.
 
 use std::sync::Mutex;
 
@@ -29,8 +32,9 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Compiles `exprs` (id = index). Err: (index of the bad expression if known, message).
-    pub fn compile<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Result<Db, (Option<usize>, String)> {
+    /// Compiles `exprs` (id = index). Err: for each bad expression found, its index if known and
+    /// the message (never empty).
+    pub fn compile<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Result<Db, Vec<(Option<usize>, String)>> {
         let patterns: hyperscan::Patterns = exprs
             .into_iter()
             .enumerate()
@@ -45,8 +49,27 @@ impl Db {
         let built: Result<BlockDatabase, _> = patterns.build();
         match built {
             Ok(db) => Ok(Db { db, scratch: Mutex::new(Vec::new()) }),
-            Err(hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(ce))) => Err((ce.expression(), ce.message().to_string())),
-            Err(e) => Err((None, e.to_string())),
+            Err(hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(ce))) => {
+                // The build names the first bad expression only: parse each for the others.
+                let mut bad: Vec<(Option<usize>, String)> = patterns
+                    .0
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| match p.info() {
+                        Ok(_) => None,
+                        Err(hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(e))) => Some((Some(i), e.message().to_string())),
+                        Err(e) => Some((Some(i), e.to_string())),
+                    })
+                    .collect();
+                // A failure only the whole build sees (a resource limit, or one the parse
+                // accepts): the build's own report.
+                let first = (ce.expression(), ce.message().to_string());
+                if !bad.iter().any(|b| b.0 == first.0) {
+                    bad.insert(0, first);
+                }
+                Err(bad)
+            }
+            Err(e) => Err(vec![(None, e.to_string())]),
         }
     }
 

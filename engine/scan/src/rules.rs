@@ -167,12 +167,13 @@ impl Rules {
             }
             match Db::compile(ps.iter().map(|p| &p.expr)) {
                 Ok(db) => Some(db),
-                Err((Some(i), msg)) if i < ps.len() => {
-                    errors.push(format!("{}:{}: {msg}", ps[i].file, ps[i].line));
-                    None
-                }
-                Err((_, msg)) => {
-                    errors.push(format!("{}: rules do not compile: {msg}", ps[0].file));
+                Err(bad) => {
+                    for (i, msg) in bad {
+                        match i.and_then(|i| ps.get(i)) {
+                            Some(p) => errors.push(format!("{}:{}: {msg}", p.file, p.line)),
+                            None => errors.push(format!("{}: rules do not compile: {msg}", ps[0].file)),
+                        }
+                    }
                     None
                 }
             }
@@ -451,6 +452,10 @@ mod tests {
         assert!(joined.contains("content-rules.txt:3: score for unknown rule C"), "{joined}");
         let e = Rules::parse("", "", "body D /(?<=x)y/\n").unwrap_err();
         assert!(e[0].starts_with("content-rules.txt:1:"), "{e:?}");
+        // Every pattern hyperscan refuses is named in one go, not the first only.
+        let e = Rules::parse("", "", "body A /ok/\nbody B /(a)\\1/\nbody C /fine/\nbody D /(?<!x)y/\nuri E /(?<=x)z/\n").unwrap_err();
+        let lines: Vec<&str> = e.iter().map(|e| e.split(':').nth(1).unwrap_or("")).collect();
+        assert_eq!(lines, ["2", "4", "5"], "{e:?}");
         let e = Rules::parse("x::Bogus\n", "", "").unwrap_err();
         assert!(e[0].contains("unknown option"), "{e:?}");
     }

@@ -234,15 +234,21 @@ fn raw_entry(raw: &str) -> String {
     }
 }
 
-/// One hyperscan database for all the patterns of a file. On a compile error, the offending
-/// line is named (hyperscan reports the expression's index).
+/// One hyperscan database for all the patterns of a file. On a compile error, every offending
+/// line is named.
 fn compile(source: &str, pats: &[(String, u32, usize)]) -> Result<Patterns, String> {
     let flags = CompileFlags::CASELESS | CompileFlags::SINGLEMATCH | CompileFlags::DOTALL;
     let exprs: Vec<Expr> = pats.iter().map(|(expr, _, _)| Expr { expression: expr.clone(), flags }).collect();
     match Db::compile(&exprs) {
         Ok(db) => Ok(Patterns { db, ids: pats.iter().map(|p| p.1).collect() }),
-        Err((Some(i), msg)) if i < pats.len() => Err(format!("{source}:{}: {}: {msg}", pats[i].2, pats[i].0)),
-        Err((_, msg)) => Err(format!("{source}: patterns do not compile: {msg}")),
+        Err(bad) => Err(bad
+            .into_iter()
+            .map(|(i, msg)| match i.and_then(|i| pats.get(i)) {
+                Some(p) => format!("{source}:{}: {}: {msg}", p.2, p.0),
+                None => format!("{source}: patterns do not compile: {msg}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")),
     }
 }
 

@@ -63,6 +63,8 @@ fn bad_lines_name_their_line_and_fail_the_whole_file() {
     assert_eq!(e, "lists/x.txt:2: '10.0.0.0/40': prefix length above 32");
     let e = List::parse("x", "a\nb\n(unclosed[)\n").unwrap_err();
     assert!(e.starts_with("x:3: (unclosed[): "), "{e}");
+    let e = List::parse("x", "((a)\\1)\nok\n((?<=x)y)\n").unwrap_err();
+    assert!(e.starts_with("x:1: ((a)\\1): ") && e.contains("; x:3: ((?<=x)y): "), "{e}");
     let e = List::parse("x", "two words\n").unwrap_err();
     assert!(e.starts_with("x:1: "), "{e}");
     let e = List::parse("x", ":NULL\n").unwrap_err();
