@@ -195,13 +195,13 @@ fn main() {
     // and with tokens + classification (best of 3 passes each).
     let test: Vec<&Vec<u8>> = rows.iter().filter(|r| r.0 == "test").map(|r| &r.2).collect();
     let mut test_tokens = 0usize;
-    let mut timed = |tokens: bool, classify: bool| {
+    let mut timed = |tables: &mxguard_scan::Tables, tokens: bool, classify: bool| {
         (0..3)
             .map(|_| {
                 let t0 = Instant::now();
                 test_tokens = 0;
                 for raw in &test {
-                    let r = mxguard_scan::scan_with(raw, &tables, 1_795_420_800, tokens);
+                    let r = mxguard_scan::scan_with(raw, tables, 1_795_420_800, tokens);
                     test_tokens += r.tokens.len();
                     if classify {
                         std::hint::black_box(probability(&table, &r.tokens));
@@ -212,7 +212,28 @@ fn main() {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let (scan_only, scan_tokens, scan_bayes) = (timed(false, false), timed(true, false), timed(true, true));
+    let (scan_only, scan_tokens, scan_bayes) = (timed(&tables, false, false), timed(&tables, true, false), timed(&tables, true, true));
+    // MXGUARD_BENCH_SA_RULES=DIR (e.g. /usr/share/spamassassin, the `spamassassin` package's):
+    // the same with a production-sized rule set, SpamAssassin's stock rules. The empty tables
+    // above are a scan with no rules at all, which no gateway runs.
+    let with_rules = std::env::var("MXGUARD_BENCH_SA_RULES").ok().and_then(|dir| sa_rules(&dir)).map(|(rules, n)| {
+        let mut t = mxguard_scan::Tables::empty();
+        t.rules = rules;
+        (n, timed(&t, false, false), timed(&t, true, false), timed(&t, true, true))
+    });
+    // Two shares: tokenizing and classifying together over the scan alone, and classifying (the
+    // table reads and the arithmetic) over the scan that tokenizes.
+    let sa_fields = with_rules.map_or(String::new(), |(n, scan, tokens, bayes)| {
+        let per = |s: f64| 1e3 * s / test.len().max(1) as f64;
+        format!(
+            ",\"sa_rules\":{n},\"scan_sa_rules_ms\":{:.4},\"scan_sa_rules_with_tokens_ms\":{:.4},\"scan_sa_rules_with_bayes_ms\":{:.4},\"bayes_adds_to_sa_rules_scan_pct\":{:.2},\"classify_adds_to_sa_rules_scan_pct\":{:.2}",
+            per(scan),
+            per(tokens),
+            per(bayes),
+            100.0 * (bayes - scan) / scan.max(1e-9),
+            100.0 * (bayes - tokens) / tokens.max(1e-9)
+        )
+    });
 
     // Reads from one and from two threads at once (the cores' classification), lookups per second.
     let probe: Vec<u64> = train.iter().flat_map(|(_, t)| t.iter().copied()).take(2_000_000).collect();
@@ -237,7 +258,7 @@ fn main() {
     let (one_minus_auc, caught_01, caught_1) = ranking(&scored);
     let at = 0.9;
     println!(
-        "{{\"train\":{learned},\"test\":{},\"tokens\":{},\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2},\"caught_at_0_9\":{:.2},\"ham_fp_at_0_9\":{:.3},\"learn_msgs_per_s\":{:.0},\"learn_table_only_msgs_per_s\":{:.0},\"learn_interleaved_msgs_per_s\":{:.0},\"parse_us\":{:.1},\"links_us\":{:.1},\"tokens_us\":{:.1},\"classify_ms_per_msg\":{:.4},\"scan_ms\":{:.4},\"scan_with_tokens_ms\":{:.4},\"scan_with_bayes_ms\":{:.4},\"tokens_per_test_msg\":{:.0},\"bayes_adds_pct\":{:.2},\"reads_per_s_1\":{:.0},\"reads_per_s_2\":{:.0},\"read_scaling_2\":{:.2}}}",
+        "{{\"train\":{learned},\"test\":{},\"tokens\":{},\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2},\"caught_at_0_9\":{:.2},\"ham_fp_at_0_9\":{:.3},\"learn_msgs_per_s\":{:.0},\"learn_table_only_msgs_per_s\":{:.0},\"learn_interleaved_msgs_per_s\":{:.0},\"parse_us\":{:.1},\"links_us\":{:.1},\"tokens_us\":{:.1},\"classify_ms_per_msg\":{:.4},\"scan_ms\":{:.4},\"scan_with_tokens_ms\":{:.4},\"scan_with_bayes_ms\":{:.4},\"tokens_per_test_msg\":{:.0},\"bayes_adds_pct\":{:.2},\"reads_per_s_1\":{:.0},\"reads_per_s_2\":{:.0},\"read_scaling_2\":{:.2}{sa_fields}}}",
         scored.len(),
         table.len(),
         one_minus_auc,
@@ -261,6 +282,57 @@ fn main() {
         two,
         two / one.max(1e-9),
     );
+}
+
+/// SpamAssassin's stock rules from the `.cf` files of `dir`, in this gateway's rule syntax
+/// (engine/scan/src/rules.rs): `body` and `rawbody` as body rules, `uri`, and `header NAME
+/// Field =~ /re/` (the `:addr`/`:name` views read as the whole field); eval tests left out. A
+/// rule is kept only if it compiles here on its own (hyperscan refuses back-references and
+/// look-behind): the lines the compiler names are dropped and the rest compiled again.
+/// `None` when the directory holds none.
+fn sa_rules(dir: &str) -> Option<(mxguard_scan::rules::Rules, usize)> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cf")).collect();
+    files.sort();
+    let (mut out, mut names) = (Vec::new(), std::collections::HashSet::new());
+    for f in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).ok()?).into_owned();
+        for line in text.lines() {
+            let (kind, rest) = line.trim().split_once(char::is_whitespace).unwrap_or(("", ""));
+            let kind = match kind {
+                "body" | "rawbody" => "body",
+                "uri" | "header" => kind,
+                _ => continue,
+            };
+            let Some((name, rule)) = rest.trim().split_once(char::is_whitespace) else { continue };
+            if rule.contains("eval:") || rule.contains("exists:") || !names.insert(name.to_string()) {
+                continue;
+            }
+            let rule = match (kind, rule.split_once("=~")) {
+                ("header", Some((field, re))) => format!("{} =~ {}", field.trim().split(':').next().unwrap_or(""), re.trim()),
+                ("header", None) => continue,
+                _ => rule.trim().to_string(),
+            };
+            out.push(format!("{kind} {name} {rule}"));
+        }
+    }
+    for _ in 0..20 {
+        match mxguard_scan::rules::Rules::parse("", "", &out.join("\n")) {
+            Ok(rules) => return (!out.is_empty()).then_some((rules, out.len())),
+            Err(errors) => {
+                // "content-rules.txt:LINE: why": the lines to drop.
+                let bad: std::collections::HashSet<usize> = errors.iter().filter_map(|e| e.split(':').nth(1)?.parse().ok()).collect();
+                if bad.is_empty() {
+                    return None;
+                }
+                let mut line = 0;
+                out.retain(|_| {
+                    line += 1;
+                    !bad.contains(&line)
+                });
+            }
+        }
+    }
+    None
 }
 
 /// The share (%) of spam (or of ham) scored at least `t`.
