@@ -23,10 +23,20 @@ MXGUARD = TARGET / PROFILE / "mxguard"
 MXBLAST = TARGET / PROFILE / "mxblast"
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never one handed out before in this run: the kernel
+    may give a just-closed port again, and the gateway's and the sink's listeners (SO_REUSEPORT)
+    would then share it without an error, each taking part of the other's connections."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_port(port, timeout=10.0, proc=None):
