@@ -1,7 +1,8 @@
 //! `mxguard run`: wires the planes together and runs until SIGTERM/SIGINT.
 //!
 //! Start-up order: configuration checks (routes, listen addresses, TLS) so a bad setting stops
-//! the gateway before it accepts anything; state directory; log writer; metrics endpoint; lists;
+//! the gateway before it accepts anything; state directory, locked for this process
+//! (`mxguard.pid`), and the listen addresses checked unused; log writer; metrics endpoint; lists;
 //! country database; quarantine database; greylist snapshot; DNS; admin socket; then one pinned glommio executor per core, each with its spool, group committer,
 //! queue manager (which first takes over its share of the spool left by a previous run) and
 //! SO_REUSEPORT listeners. On a signal every executor stops accepting, ends idle sessions with
@@ -53,6 +54,45 @@ pub fn install_country_db() -> Result<Option<String>, String> {
     mxguard_policy::country::install(path.as_deref()).map_err(|e| format!("country.db: {e}"))
 }
 
+/// The lock file in the state directory, held for the life of `mxguard run`.
+const STATE_LOCK: &str = "mxguard.pid";
+
+/// Takes the state directory for this process: an exclusive lock on `mxguard.pid` (Postfix's
+/// `master.pid`), with this process's id written in it. Two gateways on one state directory
+/// would recover and write the same spool segments, deliver each other's mail twice and recycle
+/// files the other still needs; the second is refused, naming the first. The kernel drops the
+/// lock when the process ends however it ends (`kill -9` included), so a crash never leaves a
+/// stale lock behind. Keep the returned file open for as long as the gateway runs.
+fn claim_state_dir(state: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek, Write};
+    let path = state.join(STATE_LOCK);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            return Err(format!(
+                "another mxguard runs on the state directory {} (pid {}); stop it first",
+                state.display(),
+                pid.trim()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: cannot lock: {e}", path.display())),
+    }
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| writeln!(f, "{}", std::process::id()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(f)
+}
+
 pub fn run() -> Result<(), String> {
     let table = routes::check().map_err(|e| e.join("\n"))?;
     let plain = addrs(&k::SMTP_LISTEN)?;
@@ -62,6 +102,9 @@ pub fn run() -> Result<(), String> {
     }
     let state = state_dir();
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    // Before anything in the state directory is read or written: one gateway per spool.
+    let _state_lock = claim_state_dir(&state)?;
+    mxguard_smtpd::check_unused(&[plain.as_slice(), implicit.as_slice()].concat()).map_err(|e| e.to_string())?;
     // Knob changes made in the console, after the config files (they are the latest word).
     let console_knobs = state.join(CONSOLE_KNOBS);
     if console_knobs.exists() {

@@ -112,6 +112,7 @@ pub fn run(
     tls: Option<Arc<rustls::ServerConfig>>,
     duration: Option<std::time::Duration>,
 ) -> Result<(), String> {
+    mxguard_smtpd::check_unused(&listen).map_err(|e| e.to_string())?;
     let stats = Arc::new(Stats::default());
     let opts = Arc::new(opts);
     if let Some(dir) = &opts.save {

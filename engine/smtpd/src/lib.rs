@@ -11,6 +11,7 @@
 
 pub mod admission;
 mod conn;
+mod listen_table;
 pub mod limits;
 pub mod shutdown;
 
@@ -79,6 +80,29 @@ pub struct ConnSummary {
 pub struct Listener {
     pub socket: TcpListener,
     pub implicit_tls: bool,
+}
+
+/// Fails when a process listens on one of `addrs` already (or on the same port of the
+/// unspecified address, or, for an unspecified `addr`, on any address of its port). Run once,
+/// before the cores [`bind`]: SO_REUSEPORT lets any process of the same user bind a port that is
+/// listened on, and the kernel then splits the connections between the two without an error, so
+/// a second gateway (or a forgotten test server) would silently take part of the mail.
+///
+/// Reads the kernel's table of TCP sockets (`/proc/net/tcp` and `tcp6`) for ones in the listening
+/// state, rather than trying a bind without SO_REUSEPORT: such a bind is also refused for the
+/// minute the last run's closed connections spend in TIME_WAIT on the port, which would stop a
+/// restart. Where that table cannot be read, nothing is refused.
+pub fn check_unused(addrs: &[SocketAddr]) -> std::io::Result<()> {
+    let listening = listen_table::listening();
+    for a in addrs {
+        if let Some(other) = listening.iter().find(|l| listen_table::overlaps(l, a)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("cannot listen on {a}: another process listens there ({other})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Binds every address on this executor (SO_REUSEPORT lets each core bind the same ones).
