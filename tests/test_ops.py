@@ -146,3 +146,36 @@ def test_log_is_written_in_batches_and_flushed_at_shutdown(make_gateway, sink):
     wait_for(lambda: sink.stats()["messages"] == 2, what="delivery")
     g.stop()
     assert len(g.events("accepted")) == 2 and g.events("stop"), "everything is written at shutdown"
+
+
+def test_a_second_gateway_is_refused_on_the_same_state_dir_or_port(make_gateway, sink, tmp_path):
+    g = make_gateway(sink.port)
+    assert (g.state / "mxguard.pid").read_text().strip() == str(g.proc.pid)
+
+    def run_with(path, **knobs):
+        conf = tmp_path / path
+        conf.write_text("".join(f"{k} = {v}\n" for k, v in {**g.knobs, **knobs}.items()))
+        return subprocess.run([str(MXGUARD), "run", "--config", str(conf)], capture_output=True, text=True, timeout=20)
+
+    other_ports = {"metrics.listen": f"127.0.0.1:{free_port()}", "console.listen": f"127.0.0.1:{free_port()}"}
+    # The same state directory (its spool), on ports of its own: refused, naming the first.
+    r = run_with("same-state.conf", **{"smtp.listen": f"127.0.0.1:{free_port()}"}, **other_ports)
+    assert r.returncode != 0 and "another mxguard runs on the state directory" in r.stderr, r.stderr
+    assert f"(pid {g.proc.pid})" in r.stderr, r.stderr
+    # The same SMTP port (SO_REUSEPORT would share it silently), a state directory of its own.
+    r = run_with("same-port.conf", **{"state.dir": str(tmp_path / "second")}, **other_ports)
+    assert r.returncode != 0, r.stderr
+    assert f"cannot listen on 127.0.0.1:{g.port}: another process listens there" in r.stderr, r.stderr
+    # Nor does the test sink share a port that is listened on.
+    r = subprocess.run([str(MXBLAST), "sink", "--listen", f"127.0.0.1:{g.port}"], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode != 0 and "another process listens there" in r.stderr, r.stderr
+    # The first kept everything: its pid file, and mail goes through it.
+    assert (g.state / "mxguard.pid").read_text().strip() == str(g.proc.pid)
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.sendmail("a@sender.example", ["u@example.test"], b"Subject: still here\r\n\r\nx\r\n")
+    wait_for(lambda: sink.stats()["messages"] == 1, what="delivery by the first gateway")
+    # The lock goes with the process, however it ends: after kill -9 the next start takes it.
+    g.kill9()
+    g.start()
+    assert (g.state / "mxguard.pid").read_text().strip() == str(g.proc.pid)
