@@ -161,7 +161,7 @@ impl Handler for Gateway {
             for (address, spam) in &reports {
                 let shared = Arc::clone(&body);
                 let spam = *spam;
-                let n = glommio::executor().spawn_blocking(move || crate::learning::learn_report(&shared, spam)).await;
+                let n = mxguard_spool::blocking::run(move || crate::learning::learn_report(&shared, spam)).await;
                 let (spam_learnt, ham_learnt) = mxguard_bayes::current().map_or((0, 0), |b| b.learned());
                 Event::new("bayes_report")
                     .str("client", &conn.peer.ip().to_string())
@@ -206,7 +206,7 @@ impl Handler for Gateway {
             let tokens = crate::learning::wanted();
             let mut r = if body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() {
                 let shared = Arc::clone(&body);
-                glommio::executor().spawn_blocking(move || mxguard_scan::scan_with(&shared[..], &tables, now, tokens)).await
+                mxguard_spool::blocking::run(move || mxguard_scan::scan_with(&shared[..], &tables, now, tokens)).await
             } else {
                 mxguard_scan::scan_with(&body[..], &tables, now, tokens)
             };

@@ -249,5 +249,11 @@ async fn core_main(
     // Progress marks still queued are written before the process exits, so a clean restart
     // does not deliver twice what was delivered.
     spool.stop_marks();
+    // The last files the queue and the spool hand to the blocking threads (a deferred copy, a
+    // segment recycled) are waited for: an executor that ends first leaves those threads
+    // nowhere to answer (mxguard_spool::blocking).
+    if !mxguard_spool::blocking::drain(std::time::Duration::from_secs(5)).await {
+        Event::new("shutdown_jobs_left").num("core", core as u64).num("jobs", u64::from(mxguard_spool::blocking::out())).emit();
+    }
     Ok(())
 }

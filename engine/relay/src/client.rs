@@ -150,8 +150,7 @@ async fn resolve(dest: &Dest) -> Result<Vec<SocketAddr>, String> {
     }
     // Host names resolve off the executor (the system resolver blocks).
     let t = target.clone();
-    glommio::executor()
-        .spawn_blocking(move || t.to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
+    mxguard_spool::blocking::run(move || t.to_socket_addrs().map(|a| a.collect::<Vec<_>>()))
         .await
         .map_err(|e| format!("cannot resolve {target}: {e}"))
 }

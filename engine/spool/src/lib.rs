@@ -26,6 +26,7 @@
 //! The spool never deletes a message whose recipients are not all final, and never answers a
 //! store before the data and the directory entry are durable (unless `spool.fsync` is off).
 
+pub mod blocking;
 mod marks;
 pub mod queue_id;
 pub mod record;
@@ -335,8 +336,7 @@ impl Spool {
     async fn write_own_file(&self, dir: &Path, name: String, writes: Vec<WriteJob>) -> (io::Result<Rc<SpoolFile>>, Vec<WriteJob>) {
         let path = dir.join(name);
         let (dir, p2, fsync) = (dir.to_path_buf(), path.clone(), (self.fsync)());
-        let (r, writes) = glommio::executor()
-            .spawn_blocking(move || {
+        let (r, writes) = blocking::run(move || {
                 let r = write_file(&p2, &dir, &writes, fsync);
                 if r.is_err() {
                     let _ = std::fs::remove_file(&p2);
@@ -369,8 +369,7 @@ impl Spool {
         }
         let fd = file.backing.clone();
         let fsync = (self.fsync)();
-        let (r, writes) = glommio::executor()
-            .spawn_blocking(move || {
+        let (r, writes) = blocking::run(move || {
                 let r = write_at(&fd.file, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.file.sync_data()) } else { Ok(()) });
                 (r, writes)
             })
@@ -408,8 +407,7 @@ impl Spool {
         let dir = self.queue_dir.clone();
         let have_spare = self.spare_ready.replace(false);
         let (p2, fsync) = (path.clone(), (self.fsync)());
-        let (file, size) = glommio::executor()
-            .spawn_blocking(move || -> io::Result<(File, u64)> {
+        let (file, size) = blocking::run(move || -> io::Result<(File, u64)> {
                 if have_spare {
                     std::fs::rename(&spare, &p2)?;
                 } else {
@@ -436,7 +434,7 @@ impl Spool {
             return;
         }
         let (spare, dir, size, fsync) = (self.spare_path(), self.queue_dir.clone(), (self.segment_bytes)().max(1 << 20), (self.fsync)());
-        let r = glommio::executor().spawn_blocking(move || zero_file(&spare, size, &dir, fsync)).await;
+        let r = blocking::run(move || zero_file(&spare, size, &dir, fsync)).await;
         if r.is_ok() {
             self.spare_ready.set(true);
         }
@@ -461,8 +459,7 @@ impl Spool {
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
             let path = f.path();
-            let recycled = glommio::executor()
-                .spawn_blocking(move || {
+            let recycled = blocking::run(move || {
                     if recycle && std::fs::rename(&path, &spare).is_ok() {
                         return Ok(true);
                     }
