@@ -91,19 +91,29 @@ pub struct Listener {
 /// Reads the kernel's table of TCP sockets (`/proc/net/tcp` and `tcp6`) for ones in the listening
 /// state, rather than trying a bind without SO_REUSEPORT: such a bind is also refused for the
 /// minute the last run's closed connections spend in TIME_WAIT on the port, which would stop a
-/// restart. Where that table cannot be read, nothing is refused.
+/// restart. Where that table cannot be read, nothing is refused. A listener still there after
+/// [`IN_USE_PATIENCE`] is refused: the listening socket of a gateway just killed outlives it
+/// until the kernel has torn its io_uring down, so a restart after `kill -9` waits for that.
 pub fn check_unused(addrs: &[SocketAddr]) -> std::io::Result<()> {
-    let listening = listen_table::listening();
-    for a in addrs {
-        if let Some(other) = listening.iter().find(|l| listen_table::overlaps(l, a)) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("cannot listen on {a}: another process listens there ({other})"),
-            ));
+    let deadline = std::time::Instant::now() + IN_USE_PATIENCE;
+    loop {
+        let listening = listen_table::listening();
+        let taken = addrs.iter().find_map(|a| listening.iter().find(|l| listen_table::overlaps(l, a)).map(|o| (a, *o)));
+        match taken {
+            None => return Ok(()),
+            Some(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Some((a, other)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("cannot listen on {a}: another process listens there ({other})"),
+                ))
+            }
         }
     }
-    Ok(())
 }
+
+/// How long [`check_unused`] waits for a listener to go before refusing to start.
+pub const IN_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds every address on this executor (SO_REUSEPORT lets each core bind the same ones).
 pub fn bind(plain: &[SocketAddr], implicit_tls: &[SocketAddr]) -> std::io::Result<Vec<Listener>> {
