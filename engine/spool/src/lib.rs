@@ -337,13 +337,13 @@ impl Spool {
         let path = dir.join(name);
         let (dir, p2, fsync) = (dir.to_path_buf(), path.clone(), (self.fsync)());
         let (r, writes) = blocking::run(move || {
-                let r = write_file(&p2, &dir, &writes, fsync);
-                if r.is_err() {
-                    let _ = std::fs::remove_file(&p2);
-                }
-                (r, writes)
-            })
-            .await;
+            let r = write_file(&p2, &dir, &writes, fsync);
+            if r.is_err() {
+                let _ = std::fs::remove_file(&p2);
+            }
+            (r, writes)
+        })
+        .await;
         let live = writes.len() as u32;
         (r.map(|file| spool_file(path, file, live, false)), writes)
     }
@@ -370,10 +370,10 @@ impl Spool {
         let fd = file.backing.clone();
         let fsync = (self.fsync)();
         let (r, writes) = blocking::run(move || {
-                let r = write_at(&fd.file, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.file.sync_data()) } else { Ok(()) });
-                (r, writes)
-            })
-            .await;
+            let r = write_at(&fd.file, base, &writes).and_then(|_| if fsync { timed_sync(|| fd.file.sync_data()) } else { Ok(()) });
+            (r, writes)
+        })
+        .await;
         match r {
             Ok(()) => {
                 file.live.set(file.live.get() + writes.len() as u32);
@@ -408,20 +408,20 @@ impl Spool {
         let have_spare = self.spare_ready.replace(false);
         let (p2, fsync) = (path.clone(), (self.fsync)());
         let (file, size) = blocking::run(move || -> io::Result<(File, u64)> {
-                if have_spare {
-                    std::fs::rename(&spare, &p2)?;
-                } else {
-                    // No spare yet (or one is still being written): make this one directly.
-                    zero_file(&p2, seg_bytes, &dir, fsync)?;
-                }
-                if fsync {
-                    fsync_dir(&dir)?;
-                }
-                let f = std::fs::OpenOptions::new().read(true).write(true).open(&p2)?;
-                let size = f.metadata()?.len();
-                Ok((f, size))
-            })
-            .await?;
+            if have_spare {
+                std::fs::rename(&spare, &p2)?;
+            } else {
+                // No spare yet (or one is still being written): make this one directly.
+                zero_file(&p2, seg_bytes, &dir, fsync)?;
+            }
+            if fsync {
+                fsync_dir(&dir)?;
+            }
+            let f = std::fs::OpenOptions::new().read(true).write(true).open(&p2)?;
+            let size = f.metadata()?.len();
+            Ok((f, size))
+        })
+        .await?;
         let sf = spool_file(path, file, 0, true);
         sf.sealed.set(false);
         *self.active.borrow_mut() = Some(Active { file: sf, epoch, write_off: 0, size });
@@ -460,15 +460,15 @@ impl Spool {
             }
             let path = f.path();
             let recycled = blocking::run(move || {
-                    if recycle && std::fs::rename(&path, &spare).is_ok() {
-                        return Ok(true);
-                    }
-                    match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
-                        _ => Ok(false),
-                    }
-                })
-                .await;
+                if recycle && std::fs::rename(&path, &spare).is_ok() {
+                    return Ok(true);
+                }
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
+                    _ => Ok(false),
+                }
+            })
+            .await;
             if recycle {
                 ready.set(matches!(recycled, Ok(true)));
                 in_progress.set(false);
