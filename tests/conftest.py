@@ -179,6 +179,14 @@ class Gateway:
         self.knobs.update(knobs or {})
         self.proc = None
 
+    def write_lists(self, files):
+        """Writes `files` ({name: text}) into the gateway's lists directory (state.dir/lists),
+        before it starts or while it runs (the lists reload)."""
+        lists = self.state / "lists"
+        lists.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (lists / name).write_text(text)
+
     @property
     def log_file(self):
         return self.state / "mxguard.log"

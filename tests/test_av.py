@@ -70,9 +70,7 @@ def test_every_av_test_mail_is_rejected_and_clean_mail_passes(make_gateway, sink
 def test_a_virus_is_held_even_for_a_whitelisted_sender_and_quarantined_when_asked(make_gateway, sink, tmp_path):
     mails, exe = av_corpus()
     g = make_gateway(sink.port, av_knobs(signatures(tmp_path / "sigs", exe), av__action="quarantine"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "excluded-from.txt").write_text("ann@sender.example\n")
+    g.write_lists({"excluded-from.txt": "ann@sender.example\n"})
     g.start()
     code, text = send(g.port, with_attachment("report.zip", _zip_of_eicar()))
     assert code == 250, (code, text)
@@ -92,9 +90,7 @@ def test_a_domain_with_antivirus_off_gets_its_copy(make_gateway, sink, tmp_path)
     _, exe = av_corpus()
     g = make_gateway(sink.port, av_knobs(signatures(tmp_path / "sigs", exe), relay__domains="example.test,lab.test"),
                      start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "domain-policy.txt").write_text("lab.test antivirus = off\n")
+    g.write_lists({"domain-policy.txt": "lab.test antivirus = off\n"})
     g.start()
     code, text = send(g.port, message(body=EICAR.decode() + "\r\n"), rcpts=("u@example.test", "r@lab.test"))
     assert code == 250, (code, text)

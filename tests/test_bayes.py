@@ -185,10 +185,10 @@ def test_no_verdict_before_the_kick_in_and_a_damaged_table_is_set_aside(make_gat
 def test_the_gateway_learns_from_its_own_verdicts_and_honeypots(make_gateway, sink):
     from test_content import message, send
     g = make_gateway(sink.port, knobs(bayes__autolearn_spam_score="50", bayes__autolearn_ham_score="0"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("mortgage, click here\n")
-    (lists / "to-blacklist.txt").write_text("trap@example.test:Honeypot\n")
+    g.write_lists({
+        "keywords-blacklist.txt": "mortgage, click here\n",
+        "to-blacklist.txt": "trap@example.test:Honeypot\n",
+    })
     g.start()
     # Certain spam (a keyword line, score 100): learnt as spam.
     assert send(g.port, message(body="Low mortgage rates, click here.\r\n"))[0] == 550

@@ -70,10 +70,10 @@ def accepted_symbols(g):
 
 def test_keyword_lines_reject_at_end_of_data_and_the_whitelist_passes(make_gateway, sink):
     g = make_gateway(sink.port, knobs(), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "keywords-blacklist.txt").write_text("# reference syntax\nMortgage, Click here\nUnsubscribe\n")
-    (lists / "keywords-whitelist.txt").write_text("project mxguard\n")
+    g.write_lists({
+        "keywords-blacklist.txt": "# reference syntax\nMortgage, Click here\nUnsubscribe\n",
+        "keywords-whitelist.txt": "project mxguard\n",
+    })
     g.start()
     code, text = send(g.port, message(body="Low mortgage, click here to be removed from our mailing.\r\n"))
     assert code == 550, (code, text)
@@ -92,13 +92,11 @@ def test_keyword_lines_reject_at_end_of_data_and_the_whitelist_passes(make_gatew
 
 def test_a_bad_rule_file_keeps_the_rules_in_force(make_gateway, sink):
     g = make_gateway(sink.port, knobs(), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "content-rules.txt").write_text("body LOAN /low (?:interest|rate) loans?/i\nscore LOAN 20\n")
+    g.write_lists({"content-rules.txt": "body LOAN /low (?:interest|rate) loans?/i\nscore LOAN 20\n"})
     g.start()
     code, _ = send(g.port, message(body="Get LOW RATE LOANS today\r\n"))
     assert code == 550
-    (lists / "content-rules.txt").write_text("body LOAN /low (?:interest|rate) loans?/i\nbody BAD /(unclosed/\n")
+    g.write_lists({"content-rules.txt": "body LOAN /low (?:interest|rate) loans?/i\nbody BAD /(unclosed/\n"})
     ev = g.wait_events("lists_error", timeout=15)
     assert "content-rules.txt:2:" in str(ev[-1]), ev
     code, _ = send(g.port, message(body="Get LOW RATE LOANS today\r\n"))
@@ -129,9 +127,7 @@ def test_executable_attachments_and_archives(make_gateway, sink):
 
 def test_internet_shortcuts_are_read_for_where_they_point(make_gateway, sink):
     g = make_gateway(sink.port, knobs(), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "url-blacklist.txt").write_text("*.phish.example\n")
+    g.write_lists({"url-blacklist.txt": "*.phish.example\n"})
     g.start()
     # A link sent as a file, as Outlook Express did: passed, with a small score.
     web = b"[DEFAULT]\r\nBASEURL=http://www.example.edu/lib.html\r\n[InternetShortcut]\r\nURL=http://www.example.edu/lib.html\r\n"
@@ -159,9 +155,7 @@ def test_internet_shortcuts_are_read_for_where_they_point(make_gateway, sink):
 
 def test_a_domain_can_turn_a_content_check_off(make_gateway, sink):
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "domain-policy.txt").write_text("other.test attachments = off\n")
+    g.write_lists({"domain-policy.txt": "other.test attachments = off\n"})
     g.start()
     pe = b"MZ\x90\x00" + b"\x00" * 64
     code, _ = send(g.port, with_attachment("tool.exe", pe), rcpts=("u@other.test",))
@@ -237,8 +231,7 @@ def test_surbl_uribl_listings_of_linked_domains_score(make_gateway, sink, dns):
     assert "URIBL_MULTI_SURBL_TEST" in ev["symbols"], ev
     assert dns.queried("clean.example.multi.surbl.test.")
     # A domain that turns the check off is not scored.
-    (g.state / "lists").mkdir(exist_ok=True)
-    (g.state / "lists" / "domain-policy.txt").write_text("example.test uribl = off\n")
+    g.write_lists({"domain-policy.txt": "example.test uribl = off\n"})
     g.wait_events("lists_loaded", n=2, timeout=15)
     assert send(g.port, message(body=body))[0] == 250
     ev = g.wait_events("accepted", n=3)[2]

@@ -95,10 +95,10 @@ def test_dns_failure_is_not_a_listing(make_gateway, sink, dns):
 def test_lists_reject_discard_and_reload_atomically(make_gateway, sink, dns, tmp_path):
     # Several refusals of one client here: no bans in this test.
     g = make_gateway(sink.port, policy_knobs(dns, policy__ban_spam_count="0"), start=False)
-    lists = g.state / "lists"
-    lists.mkdir(parents=True)
-    (lists / "ip-blacklist.txt").write_text("# test\n127.0.0.7\n")
-    (lists / "domain-blacklist.txt").write_text("null.example:NULL\n*.spam.example\n")
+    g.write_lists({
+        "ip-blacklist.txt": "# test\n127.0.0.7\n",
+        "domain-blacklist.txt": "null.example:NULL\n*.spam.example\n",
+    })
     g.start()
     refused, _ = send(g.port, "127.0.0.7", ["u@example.test"])
     assert refused["u@example.test"][0] == 550 and "IP blacklist" in refused["u@example.test"][1]
@@ -109,13 +109,13 @@ def test_lists_reject_discard_and_reload_atomically(make_gateway, sink, dns, tmp
     wait_for(lambda: g.events("discarded"), what="discard log line")
     assert "BL_DOMAIN" in g.events("discarded")[-1]["symbols"]
     # A bad line: reload refuses with file:line and the old lists stay in force.
-    (lists / "ip-blacklist.txt").write_text("127.0.0.7\n10.0.0.0/99\n")
+    g.write_lists({"ip-blacklist.txt": "127.0.0.7\n10.0.0.0/99\n"})
     r = subprocess.run([str(MXGUARD), "reload", "--config", str(g.state / "test.conf")], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and "ip-blacklist.txt:2:" in (r.stdout + r.stderr), r
     refused, _ = send(g.port, "127.0.0.7", ["u@example.test"])
     assert refused, "old list still in force"
     # A good change is picked up by the watcher without a command.
-    (lists / "ip-blacklist.txt").write_text("127.0.0.9\n")
+    g.write_lists({"ip-blacklist.txt": "127.0.0.9\n"})
     wait_for(lambda: not send(g.port, "127.0.0.7", ["u@example.test"])[0], timeout=10, what="reload on change")
     time.sleep(0.5)
     assert send(g.port, "127.0.0.9", ["u@example.test"])[0]
@@ -124,9 +124,10 @@ def test_lists_reject_discard_and_reload_atomically(make_gateway, sink, dns, tmp
 
 def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns), start=False)
-    (g.state / "lists").mkdir(parents=True)
-    (g.state / "lists" / "to-blacklist.txt").write_text("trap@example.test:Honeypot\n")
-    (g.state / "lists" / "domain-blacklist.txt").write_text("trapdomain.example:Honeypot\n")
+    g.write_lists({
+        "to-blacklist.txt": "trap@example.test:Honeypot\n",
+        "domain-blacklist.txt": "trapdomain.example:Honeypot\n",
+    })
     g.start()
     refused, data = send(g.port, "127.0.0.10", ["trap@example.test"])
     assert not refused and data[0] == 250
@@ -150,8 +151,7 @@ def test_honeypot_discards_and_bans_the_sender(make_gateway, sink, dns):
 
 def test_repeated_spam_bans_for_the_duration(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns), start=False)
-    (g.state / "lists").mkdir(parents=True)
-    (g.state / "lists" / "from-blacklist.txt").write_text("bad@spammer.example\n")
+    g.write_lists({"from-blacklist.txt": "bad@spammer.example\n"})
     g.start()
     for i in range(3):
         refused, _ = send(g.port, "127.0.0.12", ["u@example.test"], mail_from="bad@spammer.example")
@@ -189,8 +189,7 @@ def test_sender_without_mx_or_address_and_helo_checks(make_gateway, sink, dns):
 def test_unfiltered_recipient_gets_tagged_spam_others_refused(make_gateway, sink, dns):
     zone_listing(dns, "zen.test", "127.0.0.40")
     g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true"), start=False)
-    (g.state / "lists").mkdir(parents=True)
-    (g.state / "lists" / "unfiltered.txt").write_text("boss@example.test:TAGSUBJECT\n")
+    g.write_lists({"unfiltered.txt": "boss@example.test:TAGSUBJECT\n"})
     g.start()
     refused, data = send(g.port, "127.0.0.40", ["u@example.test", "boss@example.test"], subject="offer")
     assert list(refused) == ["u@example.test"] and data[0] == 250
@@ -201,8 +200,7 @@ def test_unfiltered_recipient_gets_tagged_spam_others_refused(make_gateway, sink
 
 def test_relay_percent_and_authorized_recipients(make_gateway, sink, dns):
     g = make_gateway(sink.port, policy_knobs(dns, policy__dictionary_unknown_max="3"), start=False)
-    (g.state / "lists").mkdir(parents=True)
-    (g.state / "lists" / "authorized-to.txt").write_text("u@example.test\n")
+    g.write_lists({"authorized-to.txt": "u@example.test\n"})
     g.start()
     refused, data = send(g.port, "127.0.0.50", ["joe%other.example@example.test", "nobody@example.test", "u@example.test"])
     assert refused["nobody@example.test"][0] == 550 and "User unknown" in refused["nobody@example.test"][1]
@@ -230,8 +228,7 @@ def test_quarantine_score_holds_the_message_in_the_sqlite_table(make_gateway, si
     # verdict.quarantine_score (10) and verdict.reject_score (15).
     zone_listing(dns, "zen.test", "127.0.0.60")
     g = make_gateway(sink.port, policy_knobs(dns, dnsbl__servers="zen.test,true=10"), start=False)
-    (g.state / "lists").mkdir(parents=True)
-    (g.state / "lists" / "unfiltered.txt").write_text("boss@example.test:TAG\n")
+    g.write_lists({"unfiltered.txt": "boss@example.test:TAG\n"})
     g.start()
     refused, data = send(g.port, "127.0.0.60", ["u@example.test", "v@example.test", "boss@example.test"],
                          mail_from="promo@sender.example", subject="cheap offer")
