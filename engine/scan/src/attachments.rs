@@ -65,10 +65,17 @@ pub fn check<'d>(files: impl IntoIterator<Item = (Option<&'d str>, &'d [u8])>, p
     r
 }
 
-fn extension(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    match base.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => ext.trim().trim_end_matches(['.', ' ']).to_ascii_lowercase(),
+/// A file name as Windows stores it: the last piece of a path, trailing dots and spaces dropped
+/// (Windows drops them, so `love.js.` and `run.exe ` open as `love.js` and `run.exe`).
+fn base_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name).trim_end_matches(['.', ' '])
+}
+
+/// A file name's extension as Windows opens it: lower case, after the last dot of
+/// [`base_name`]; empty when there is none.
+pub(crate) fn extension(name: &str) -> String {
+    match base_name(name).rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => ext.trim().to_ascii_lowercase(),
         _ => String::new(),
     }
 }
@@ -83,8 +90,7 @@ fn check_file(name: &str, data: &[u8], depth: usize, policy: &Policy<'_>, budget
         r.add(sym, format!("attachment {name}{inside} has the blocked extension .{ext}"));
     }
     // `invoice.pdf.exe`, `photo.jpg      .scr`
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let parts: Vec<&str> = base.split('.').collect();
+    let parts: Vec<&str> = base_name(name).split('.').collect();
     if parts.len() >= 3 {
         let prev = parts[parts.len() - 2].trim().to_ascii_lowercase();
         if DECOY.contains(&prev.as_str()) && (policy.blocked.contains(&ext) || kind.is_executable()) {
@@ -292,6 +298,9 @@ mod tests {
         assert_eq!(syms(&[(Some("invoice.pdf"), b"MZ\x90")]), vec!["ATTACH_EXECUTABLE", "ATTACH_TYPE_MISMATCH"]);
         assert_eq!(syms(&[(Some("love.js"), b"var x")]), vec!["ATTACH_BLOCKED_EXT"]);
         assert_eq!(syms(&[(Some("x.txt"), b"hello")]), Vec::<&str>::new());
+        // Windows drops a name's trailing dots and spaces: these open as what they end in.
+        assert_eq!(syms(&[(Some("love.js."), b"var x")]), vec!["ATTACH_BLOCKED_EXT"]);
+        assert_eq!(syms(&[(Some("invoice.pdf.vbs . "), b"x")]), vec!["ATTACH_BLOCKED_EXT", "ATTACH_DOUBLE_EXT"]);
     }
 
     #[test]

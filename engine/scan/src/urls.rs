@@ -61,7 +61,8 @@ impl Link {
 pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
     let mut links = extract(text, html, max);
     for a in atts {
-        let is_shortcut = a.name.and_then(|n| n.rsplit_once('.')).is_some_and(|(_, ext)| crate::shortcut::is_shortcut_extension(ext.trim()));
+        // The extension as the attachment check reads it, so both see the same shortcuts.
+        let is_shortcut = a.name.is_some_and(|n| crate::shortcut::is_shortcut_extension(&crate::attachments::extension(n)));
         let Some(targets) = is_shortcut.then(|| crate::shortcut::read(a.data).ok()).flatten() else { continue };
         for l in extract(&targets.join("\n"), &[], max) {
             if links.len() >= max {
@@ -514,13 +515,14 @@ mod tests {
 
     #[test]
     fn a_web_shortcut_attached_is_a_link() {
-        let raw = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee http://example.org/a and the file\r\n--b\r\nContent-Type: application/octet-stream; name=\"go.url\"\r\nContent-Disposition: attachment; filename=\"go.url\"\r\n\r\n[DEFAULT]\r\nBASEURL=http://example.org/a\r\n[InternetShortcut]\r\nURL=http://Login.Bank.example.net/x\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"bad.url\"\r\nContent-Disposition: attachment; filename=\"bad.url\"\r\n\r\n[InternetShortcut]\r\nURL=file://198.51.100.7/s/x.exe\r\nBASEURL=http://shown.example.com/\r\n--b--\r\n";
+        let raw = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee http://example.org/a and the file\r\n--b\r\nContent-Type: application/octet-stream; name=\"go.url\"\r\nContent-Disposition: attachment; filename=\"go.url\"\r\n\r\n[DEFAULT]\r\nBASEURL=http://example.org/a\r\n[InternetShortcut]\r\nURL=http://Login.Bank.example.net/x\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"bad.url\"\r\nContent-Disposition: attachment; filename=\"bad.url\"\r\n\r\n[InternetShortcut]\r\nURL=file://198.51.100.7/s/x.exe\r\nBASEURL=http://shown.example.com/\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"more.URL. \"\r\n\r\n[InternetShortcut]\r\nURL=https://trailing.example.com/\r\n--b--\r\n";
         let p = crate::mime::parse(raw, 1 << 20, 100);
         let atts = p.attachments();
         let html = p.html();
         let urls = |max| links_of(&p.text, &html, &atts, max).into_iter().map(|l| l.url).collect::<Vec<_>>();
-        // The text's link once, the shortcut's own; nothing of the refused shortcut (blocked anyway).
-        assert_eq!(urls(100), vec!["http://example.org/a", "http://login.bank.example.net/x"]);
+        // The text's link once, the shortcut's own; nothing of the refused shortcut (blocked anyway);
+        // a name ending in dots and spaces is a shortcut all the same (Windows drops them).
+        assert_eq!(urls(100), vec!["http://example.org/a", "http://login.bank.example.net/x", "https://trailing.example.com/"]);
         assert_eq!(urls(1), vec!["http://example.org/a"]);
     }
 
