@@ -1,11 +1,17 @@
 //! Receiving a message body: DATA (dot-unstuffing, `CRLF.CRLF` end) and BDAT (counted chunks).
 //!
 //! The receivers append the message, exactly once, to the caller's buffer, and never let a byte
-//! the sender did not mean as content end the message. Only `CRLF.CRLF` ends DATA; a bare LF or a
-//! bare CR anywhere in the body marks the message as refused (the SMTP-smuggling defence of
-//! Postfix's `smtpd_forbid_bare_newline`), as does a line longer than the limit or a body larger
-//! than the size limit. A refused message is still read to its end, so the session stays in step
-//! with the client, but nothing more of it is stored.
+//! the sender did not mean as content end the message. DATA ends at `<CR><LF>.<CR><LF>` and
+//! nothing else: the dot line ends the data only when the line before it ended in CRLF (or it is
+//! the first line after `354`). So `<LF>.<CR><LF>`, `<CR>.<CR><LF>`, `<LF>.<LF>` and the other
+//! smuggling shapes (SEC Consult, December 2023; Postfix CVE-2023-51764) are content, never an end:
+//! a message can never end where an upstream server that reads line ends differently thinks
+//! another begins. BDAT takes its bytes by count and has no end marker at all.
+//!
+//! A bare LF or a bare CR anywhere in the body marks the message as refused (Postfix's
+//! `smtpd_forbid_bare_newline`), as does a line longer than the limit or a body larger than the
+//! size limit. A refused message is still read to its end, so the session stays in step with the
+//! client, but nothing more of it is stored.
 //!
 //! Cost: one `memchr` per line plus one over the line for a stray CR, and one copy into the buffer.
 
@@ -34,6 +40,11 @@ pub struct BodyLimits {
 pub struct DataReceiver {
     /// Inside an over-long line that is being skipped up to its LF.
     skipping_line: bool,
+    /// The last byte skipped of an over-long line was CR (its LF may come in the next input).
+    skipped_cr: bool,
+    /// The line being read does not follow a CRLF: the previous line ended in a bare LF. A dot
+    /// line here is content, not the end of data.
+    after_bare_lf: bool,
     pub taint: Option<Taint>,
 }
 
@@ -57,29 +68,30 @@ impl DataReceiver {
                 if self.skipping_line || rest.len() > limits.max_line + 1 {
                     self.mark(Taint::LineTooLong);
                     self.skipping_line = true;
+                    self.skipped_cr = rest.last() == Some(&b'\r');
                     return (input.len(), false);
                 }
                 return (pos, false);
             };
             let line = &rest[..=nl];
             pos += nl + 1;
+            let crlf = if nl > 0 { rest[nl - 1] == b'\r' } else { self.skipping_line && self.skipped_cr };
+            let follows_crlf = !std::mem::replace(&mut self.after_bare_lf, !crlf);
+            if !crlf {
+                self.mark(Taint::BareLf);
+            }
             if self.skipping_line {
                 self.skipping_line = false;
                 continue;
             }
-            let content_len = if nl > 0 && rest[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                self.mark(Taint::BareLf);
-                nl
-            };
+            let content_len = if crlf { nl - 1 } else { nl };
             if memchr(b'\r', &line[..content_len]).is_some() {
                 self.mark(Taint::BareCr);
             }
             if content_len > limits.max_line {
                 self.mark(Taint::LineTooLong);
             }
-            if line == b".\r\n" {
+            if line == b".\r\n" && follows_crlf {
                 return (pos, true);
             }
             if self.taint.is_some() {
@@ -266,6 +278,94 @@ mod tests {
         msg.splice(0..0, b"a\r\n".iter().copied());
         let (_, t, _, end) = data(&msg);
         assert_eq!((t, end), (Some(Taint::TooBig), true));
+    }
+
+    /// Where DATA must end, read straight from RFC 5321: just past the first `.<CR><LF>` that
+    /// starts the data or follows a `<CR><LF>`.
+    fn reference_end(input: &[u8]) -> Option<usize> {
+        (0..input.len()).find_map(|p| {
+            let dot = input[p..].starts_with(b".\r\n");
+            let follows = p == 0 || (p >= 2 && &input[p - 2..p] == b"\r\n");
+            (dot && follows).then_some(p + 3)
+        })
+    }
+
+    /// The body a clean message must yield: its lines before the end, dot-unstuffed.
+    fn reference_body(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in input.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(if line[0] == b'.' { &line[1..] } else { line });
+        }
+        out
+    }
+
+    /// Feeds `input` as a driver does: in pieces split at `cuts`, keeping what was not used.
+    fn feed(input: &[u8], cuts: &[usize], limits: BodyLimits) -> (Option<usize>, Vec<u8>, Option<Taint>) {
+        let mut r = DataReceiver::default();
+        let mut body = Vec::new();
+        let (mut used, mut avail) = (0, 0);
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            avail = avail.max(cut.min(input.len()));
+            let (n, end) = r.consume(&input[used..avail], &mut body, limits);
+            used += n;
+            if end {
+                return (Some(used), body, r.taint);
+            }
+        }
+        (None, body, r.taint)
+    }
+
+    /// Every string of up to 9 bytes over CR, LF, '.' and 'a', in one piece and split at each
+    /// point: DATA ends exactly where RFC 5321 says, a clean body is the unstuffed lines, and any
+    /// bare CR or LF before the end taints the message.
+    #[test]
+    fn data_ends_exactly_at_the_first_crlf_dot_crlf_for_every_short_input() {
+        let alphabet = [b'\r', b'\n', b'.', b'a'];
+        let mut checked = 0u64;
+        for len in 0..=9u32 {
+            for code in 0..4usize.pow(len) {
+                let input: Vec<u8> = (0..len).map(|i| alphabet[(code >> (2 * i)) & 3]).collect();
+                let want = reference_end(&input);
+                let cuts_list: Vec<Vec<usize>> =
+                    std::iter::once(vec![]).chain((1..input.len()).map(|c| vec![c])).collect();
+                for cuts in cuts_list {
+                    let (end, body, taint) = feed(&input, &cuts, L);
+                    assert_eq!(end, want, "{input:?} cut at {cuts:?}");
+                    checked += 1;
+                    let Some(end) = end else { continue };
+                    let content = &input[..end - 3];
+                    let bare = content.windows(2).any(|w| (w[0] == b'\r') != (w[1] == b'\n'))
+                        || content.first() == Some(&b'\n')
+                        || content.last() == Some(&b'\r');
+                    match taint {
+                        None => {
+                            assert!(!bare, "{input:?}: untainted with a bare line end");
+                            assert_eq!(body, reference_body(content), "{input:?}");
+                        }
+                        Some(t) => assert!(bare && matches!(t, Taint::BareLf | Taint::BareCr), "{input:?}: {t:?}"),
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
+    }
+
+    /// Over-long lines (skipped in pieces) keep the same end: a dot line ends the data only after
+    /// a skipped line that ended in CRLF, the CR and LF split across reads or not.
+    #[test]
+    fn skipped_long_lines_keep_the_end_rule() {
+        let small = BodyLimits { max_line: 4, max_size: 1000 };
+        for tail in [&b"\r\n.\r\n"[..], b"\n.\r\n", b"\r.\r\n"] {
+            let mut input = vec![b'x'; 20];
+            input.extend_from_slice(tail);
+            input.extend_from_slice(b"z\r\n.\r\n");
+            let want = reference_end(&input);
+            for cut in 1..input.len() {
+                let (end, _, taint) = feed(&input, &[cut, cut + 1], small);
+                assert_eq!(end, want, "{tail:?} cut at {cut}");
+                assert!(taint.is_some(), "{tail:?} cut at {cut}");
+            }
+        }
     }
 
     fn chunks(parts: &[&[u8]]) -> (Vec<u8>, Option<Taint>) {

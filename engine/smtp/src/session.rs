@@ -389,8 +389,17 @@ impl Session {
         };
         self.txn = None;
         self.body = Vec::new();
-        self.reply(r.clone());
-        self.refused.push(r);
+        self.refused.push(r.clone());
+        if matches!(t, Taint::BareLf | Taint::BareCr) {
+            // A client whose line ends differ from ours cannot be trusted to be where it thinks it
+            // is: what it sends next may be the rest of a smuggled message that an upstream server
+            // took for its own commands. The refusal is final and the connection ends (as Postfix's
+            // `smtpd_forbid_bare_newline = yes`); an honest upstream sends its other messages again
+            // on a new connection, and nothing is lost.
+            self.close_with(r);
+            return Some(Step::Close);
+        }
+        self.reply(r);
         None
     }
 

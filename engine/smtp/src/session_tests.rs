@@ -237,7 +237,8 @@ fn bare_lf_smuggling_is_refused_and_nothing_is_smuggled() {
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].status, "5.5.2");
     assert!(h.s.take_refused().is_empty());
-    assert_eq!(h.codes(b"NOOP\r\n"), vec![250]);
+    assert!(h.closed, "a bare-newline refusal ends the session");
+    assert_eq!(h.codes(b"NOOP\r\n"), Vec::<u16>::new());
 }
 
 #[test]
@@ -245,8 +246,11 @@ fn bare_cr_is_refused() {
     let mut h = Harness::default();
     h.send(b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\n");
     assert_eq!(h.codes(b"a\rb\r\n.\r\n"), vec![550]);
-    h.send(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
+    assert!(h.closed);
+    let mut h = Harness::default();
+    h.send(b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
     assert_eq!(h.codes(b"BDAT 4 LAST\r\na\nb\r"), vec![550]);
+    assert!(h.closed);
 }
 
 #[test]
@@ -267,7 +271,9 @@ fn data_after_bdat_and_empty_last_chunk() {
     assert_eq!(h.codes(b"BDAT 3\r\nab\n"), vec![250]);
     assert_eq!(h.codes(b"DATA\r\n"), vec![503]);
     assert_eq!(h.codes(b"BDAT 0 LAST\r\n"), vec![550], "bare LF in the first chunk");
-    h.send(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
+    assert!(h.closed);
+    let mut h = Harness::default();
+    h.send(b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
     assert_eq!(h.codes(b"BDAT 4\r\nab\r\nBDAT 0 LAST\r\n"), vec![250, 250]);
     assert_eq!(h.delivered[0].1, b"ab\r\n");
 }
@@ -329,7 +335,61 @@ fn http_probe_is_answered_and_closed() {
 fn commands_may_end_in_bare_lf_but_data_may_not() {
     let mut h = Harness::default();
     assert_eq!(h.codes(b"EHLO c\nMAIL FROM:<a@b.example>\nRCPT TO:<x@example.test>\nDATA\n"), vec![250, 250, 250, 354]);
-    assert_eq!(h.codes(b"x\n.\n.\r\n"), vec![550]);
+    // Neither `\n.\n` nor the `.\r\n` after a bare LF ends the data; only CRLF.CRLF does.
+    assert_eq!(h.codes(b"x\n.\n.\r\n"), Vec::<u16>::new());
+    assert_eq!(h.codes(b"y\r\n.\r\n"), vec![550]);
+    assert!(h.closed);
+}
+
+/// Every smuggling shape of an "end of data" an upstream server might take for one, sent inside a
+/// message ahead of a forged second transaction, with DATA (one write, and one byte at a time) and
+/// with BDAT: the message and the forgery are both refused, the session ends, and only a real
+/// CRLF.CRLF ends the DATA.
+#[test]
+fn smuggling_battery_never_delivers_the_forged_message() {
+    const SHAPES: [&[u8]; 8] =
+        [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r", b"\n.\r", b"\r.\n"];
+    let forged = b"MAIL FROM:<admin@bank.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n";
+    for shape in SHAPES {
+        let mut body = b"Subject: one\r\n\r\nhello".to_vec();
+        body.extend_from_slice(shape);
+        body.extend_from_slice(forged);
+        for pipelined in [false, true] {
+            for bytewise in [false, true] {
+                let mut h = Harness::default();
+                let head = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\n";
+                let mut codes = Vec::new();
+                let mut input = head.to_vec();
+                if !pipelined {
+                    codes.extend(h.codes(&input));
+                    input.clear();
+                }
+                input.extend_from_slice(&body);
+                if bytewise {
+                    // The refusal comes with the last byte, the real CRLF.CRLF, not at the shape.
+                    for (i, b) in input.iter().enumerate() {
+                        let got = h.codes(std::slice::from_ref(b));
+                        if got.contains(&550) {
+                            assert_eq!(i, input.len() - 1, "{shape:?} ended the data early");
+                        }
+                        codes.extend(got);
+                    }
+                } else {
+                    codes.extend(h.codes(&input));
+                }
+                assert!(h.delivered.is_empty(), "{shape:?} pipelined={pipelined}: {:?}", h.delivered);
+                assert_eq!(codes, vec![250, 250, 250, 354, 550], "{shape:?} pipelined={pipelined} bytewise={bytewise}");
+                assert!(h.closed, "{shape:?}");
+            }
+        }
+        // BDAT: the chunk carries the same bytes by count; they are content, never commands.
+        let mut h = Harness::default();
+        let mut input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n".to_vec();
+        input.extend_from_slice(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+        input.extend_from_slice(&body);
+        assert_eq!(h.codes(&input), vec![250, 250, 250, 550], "BDAT {shape:?}");
+        assert!(h.delivered.is_empty() && h.closed, "BDAT {shape:?}");
+    }
 }
 
 #[test]
