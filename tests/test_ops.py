@@ -179,3 +179,34 @@ def test_a_second_gateway_is_refused_on_the_same_state_dir_or_port(make_gateway,
     g.kill9()
     g.start()
     assert (g.state / "mxguard.pid").read_text().strip() == str(g.proc.pid)
+
+
+def test_help_prints_the_usage_and_exits_0(tmp_path):
+    """`-h`, `--help` and `help` print every command's usage; `CMD --help` and `help CMD` that
+    command's; neither starts anything (run in an empty directory: no state is made)."""
+    def mx(*args):
+        return subprocess.run([str(MXGUARD), *args], capture_output=True, text=True, timeout=10, cwd=tmp_path)
+    commands = ["run", "sysctl", "reload", "explain", "image-hash", "bulk-signature", "user", "digest",
+                "learn", "version", "help"]
+    for args in (["-h"], ["--help"], ["help"], ["--config", "x.conf", "--help"]):
+        r = mx(*args)
+        assert r.returncode == 0 and r.stdout.startswith("usage:\n"), (args, r)
+        for c in commands[1:]:
+            assert f"mxguard {c}" in r.stdout, (args, c)
+    for c in commands:
+        for args in ([c, "--help"], [c, "-h"], ["help", c]):
+            r = mx(*args)
+            assert r.returncode == 0, (args, r.stderr)
+            first = r.stdout.splitlines()[1].strip()
+            assert first.startswith("mxguard [run]" if c == "run" else f"mxguard {c}"), (args, r.stdout)
+            assert len([l for l in r.stdout.splitlines() if l.startswith("  mxguard")]) <= 2, r.stdout
+    # --help as the value of --set is a value, not a request for help.
+    r = mx("sysctl", "--set", "smtp.hostname=--help", "--markdown")
+    assert r.returncode == 0 and r.stdout.startswith("#"), r
+    r = mx("frobnicate")
+    assert r.returncode != 0 and "usage:" in r.stderr
+    r = mx("help", "frobnicate")
+    assert r.returncode == 2 and "usage:" in r.stderr
+    r = mx("--version")
+    assert r.returncode == 0 and r.stdout.startswith("mxguard ")
+    assert list(tmp_path.iterdir()) == []

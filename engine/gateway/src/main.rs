@@ -41,20 +41,56 @@ use std::process::ExitCode;
 
 use mxguard_tuning as tuning;
 
-const USAGE: &str = "usage:
-  mxguard [run] [--config FILE]... [--set name=value]...
-  mxguard sysctl [-a | NAME | NAME=VALUE]... [--config FILE]...
+/// Each subcommand and its usage: `mxguard help` prints them all, `mxguard CMD --help` its own.
+const COMMANDS: &[(&str, &str)] = &[
+    ("run", "mxguard [run] [--config FILE]... [--set name=value]...
+      start the gateway (the default); knobs from the files and --set, in order"),
+    ("sysctl", "mxguard sysctl [-a | NAME | NAME=VALUE]... [--config FILE]...
+      read or change knobs of the running gateway
   mxguard sysctl --markdown | --conf
-  mxguard reload                    (re-read the list files now)
-  mxguard explain FILE.eml [--rcpt ADDRESS]   (symbols, scores and action; no gateway needed)
-  mxguard image-hash [--learn] [--label TEXT] FILE...   (picture hashes; --learn lists them as spam)
-  mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...   (text fingerprints; --learn lists them as spam)
-  mxguard user add LOGIN [--role user|technician|subadmin|domain-admin|superadmin] [--domains D,...] [--members A,...]
-                                                                   (console account; password on stdin)
-  mxguard user token LOGIN [--label TEXT]   (a JSON API token acting as LOGIN, printed once)
-  mxguard digest   (send the quarantine digests now, through the running gateway)
-  mxguard learn --spam|--ham FILE|DIR|MBOX...   (teach Bayes: the running gateway, or its table file)
-  mxguard version";
+      print the generated knob reference / a config file with every knob"),
+    ("reload", "mxguard reload
+      re-read the list files now"),
+    ("explain", "mxguard explain FILE.eml [--rcpt ADDRESS]
+      symbols, scores and action of a message; no gateway needed"),
+    ("image-hash", "mxguard image-hash [--learn] [--label TEXT] FILE...
+      picture hashes; --learn lists them as spam"),
+    ("bulk-signature", "mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...
+      text fingerprints; --learn lists them as spam"),
+    ("user", "mxguard user add LOGIN [--role user|technician|subadmin|domain-admin|superadmin] [--domains D,...] [--members A,...]
+      a web console account (password on stdin)
+  mxguard user token LOGIN [--label TEXT]
+      a JSON API token acting as LOGIN, printed once"),
+    ("digest", "mxguard digest
+      send the quarantine digests now, through the running gateway"),
+    ("learn", "mxguard learn --spam|--ham FILE|DIR|MBOX...
+      teach Bayes: the running gateway, or its table file"),
+    ("version", "mxguard version
+      the version"),
+    ("help", "mxguard help [COMMAND] | -h | --help
+      this text, or one command's"),
+];
+
+fn usage(cmd: Option<&str>) -> String {
+    let picked: Vec<&str> = COMMANDS.iter().filter(|(c, _)| cmd.is_none_or(|w| w == *c)).map(|(_, u)| *u).collect();
+    format!("usage:\n  {}", picked.join("\n  "))
+}
+
+/// Whether the arguments ask for help: `-h` or `--help` anywhere but as the value of an option
+/// that takes one.
+fn asks_help(args: &[String]) -> bool {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" | "--set" | "--rcpt" | "--label" | "--role" | "--domains" | "--members" => {
+                it.next();
+            }
+            "-h" | "--help" => return true,
+            _ => {}
+        }
+    }
+    false
+}
 
 /// Applies `--config` files and `--set` overrides, in order, all or nothing per item.
 fn load_config(args: &mut Vec<String>) -> Result<(), String> {
@@ -139,9 +175,36 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = match args.first().map(String::as_str) {
         None => "run".to_string(),
+        Some("--version" | "-V") => {
+            args.remove(0);
+            "version".to_string()
+        }
         Some(c) if c.starts_with('-') => "run".to_string(),
         Some(_) => args.remove(0),
     };
+    if cmd == "help" {
+        return match args.first().map(String::as_str) {
+            Some("-h" | "--help") => {
+                out(&usage(Some("help")));
+                ExitCode::SUCCESS
+            }
+            Some(c) if !COMMANDS.iter().any(|(n, _)| *n == c) => {
+                eprintln!("mxguard: no command {c:?}\n{}", usage(None));
+                ExitCode::from(2)
+            }
+            c => {
+                out(&usage(c));
+                ExitCode::SUCCESS
+            }
+        };
+    }
+    if asks_help(&args) {
+        // `mxguard --help` (no command given) is the whole usage; `mxguard CMD --help` its own.
+        let known = COMMANDS.iter().any(|(n, _)| *n == cmd);
+        let whole = !known || (cmd == "run" && std::env::args().nth(1).is_some_and(|a| a.starts_with('-')));
+        out(&usage(if whole { None } else { Some(&cmd) }));
+        return if known { ExitCode::SUCCESS } else { ExitCode::from(2) };
+    }
     if let Err(e) = load_config(&mut args) {
         eprintln!("mxguard: {e}");
         return ExitCode::from(2);
@@ -155,15 +218,12 @@ fn main() -> ExitCode {
         "user" => accounts::user_command(args),
         "learn" => learning::learn_command(args),
         "reload" | "digest" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), &cmd).map(|lines| lines.iter().for_each(|l| out(l))),
-        "version" | "--version" => {
-            println!("mxguard {}", env!("CARGO_PKG_VERSION"));
+        "version" if args.is_empty() => {
+            out(&format!("mxguard {}", env!("CARGO_PKG_VERSION")));
             Ok(())
         }
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(format!("unexpected arguments\n{USAGE}")),
+        c if COMMANDS.iter().any(|(n, _)| *n == c) => Err(format!("unexpected arguments: {}\n{}", args.join(" "), usage(Some(c)))),
+        c => Err(format!("no command {c:?}\n{}", usage(None))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
