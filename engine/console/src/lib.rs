@@ -163,7 +163,18 @@ async fn serve(state: Shared, listener: std::net::TcpListener, acceptor: Option<
         tokio::task::spawn_local(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = Rc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, peer.ip(), req).await) }
+                async move {
+                    let mut resp = handle(&state, peer.ip(), req).await;
+                    if state.secure {
+                        // HSTS: a browser that has seen the console over HTTPS never asks for it
+                        // over plain HTTP again (a year; the console has no subdomains of its own).
+                        resp.headers_mut().insert(
+                            "strict-transport-security",
+                            hyper::header::HeaderValue::from_static("max-age=31536000"),
+                        );
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let http = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -44,7 +44,7 @@ fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
     } else {
         (in_state_dir(&cert), in_state_dir(&key))
     };
-    mxguard_tls::server_config(&cert, &key)
+    mxguard_tls::server_config(&cert, &key, mxguard_tls::MinVersion::from_knob(k::SMTP_TLS_MIN_VERSION.get()))
 }
 
 /// (Re)loads `country.db`; the database's description, or `None` when the knob is empty.

@@ -78,7 +78,7 @@ fn sink(mut a: Args) -> Result<(), String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
         mxguard_tls::ensure_self_signed(&c, &k, "mxblast-sink.test")?;
-        Some(mxguard_tls::server_config(&c, &k)?)
+        Some(mxguard_tls::server_config(&c, &k, mxguard_tls::MinVersion::Tls12)?)
     } else {
         None
     };

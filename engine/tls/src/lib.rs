@@ -65,11 +65,34 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     f.write_all(data).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A server configuration for STARTTLS and implicit TLS.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+/// The oldest TLS version a server offers: 1.2 (with 1.3 preferred) or 1.3 alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinVersion {
+    Tls12,
+    Tls13,
+}
+
+impl MinVersion {
+    /// From the `smtp.tls_min_version` knob's value (12 or 13).
+    pub fn from_knob(v: i64) -> MinVersion {
+        if v >= 13 {
+            MinVersion::Tls13
+        } else {
+            MinVersion::Tls12
+        }
+    }
+}
+
+/// A server configuration for STARTTLS, implicit TLS and the console. Only AEAD cipher suites
+/// with forward secrecy are offered (rustls has no others).
+pub fn server_config(cert: &Path, key: &Path, min: MinVersion) -> Result<Arc<rustls::ServerConfig>, String> {
     let (certs, key) = load_pem(cert, key)?;
+    let versions: &[&rustls::SupportedProtocolVersion] = match min {
+        MinVersion::Tls12 => rustls::DEFAULT_VERSIONS,
+        MinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
     let cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
@@ -149,9 +172,10 @@ mod tests {
         let first = std::fs::read(&c).unwrap();
         ensure_self_signed(&c, &k, "mx.test").unwrap();
         assert_eq!(first, std::fs::read(&c).unwrap(), "kept across restarts");
-        server_config(&c, &k).unwrap();
+        server_config(&c, &k, MinVersion::Tls12).unwrap();
+        server_config(&c, &k, MinVersion::Tls13).unwrap();
         let _ = opportunistic_client_config();
-        assert!(server_config(&k, &c).is_err(), "swapped files give an error, not a panic");
+        assert!(server_config(&k, &c, MinVersion::Tls12).is_err(), "swapped files give an error, not a panic");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

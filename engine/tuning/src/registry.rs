@@ -86,6 +86,8 @@ registry! {
         "PEM certificate chain for STARTTLS and implicit TLS; empty generates a self-signed one in state.dir." }
     SMTP_TLS_KEY_FILE { text "smtp.tls_key_file", "", restart,
         "PEM private key for smtp.tls_cert_file." }
+    SMTP_TLS_MIN_VERSION { int "smtp.tls_min_version", 12, 12..=13, restart,
+        "Oldest TLS version offered to clients, for STARTTLS, implicit TLS and the console: 12 is TLS 1.2, 13 is TLS 1.3. TLS 1.0 and 1.1 are never offered (rustls has neither): a sender that knows nothing newer delivers in plaintext, as opportunistic SMTP TLS falls back, instead of over broken ciphers. Raising it to 13 pushes TLS 1.2-only senders to plaintext as well." }
     SMTP_SHUTDOWN_GRACE_S { int "smtp.shutdown_grace_s", 10, 0..=600, live,
         "On shutdown, time given to sessions in a transfer before they are closed with 421." }
 
