@@ -60,6 +60,28 @@ def test_relay_denied_for_foreign_domain(gateway, sink):
     assert ev[0]["rcpt"] == "victim@elsewhere.example"
 
 
+def test_sender_routed_recipients_are_refused(make_gateway, sink):
+    """Local parts that route elsewhere (percent hack, bang path, quoted address) are refused at
+    a local domain, from any client; relay.allow_sender_routing = 1 lets them through."""
+    g = make_gateway(sink.port)
+    tricks = ["victim%elsewhere.example@example.test", "elsewhere.example!victim@example.test",
+              '"victim@elsewhere.example"@example.test']
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("a@sender.example")
+        for t in tricks:
+            code, msg = c.rcpt(t)
+            assert code == 550 and b"5.7.1" in msg and b"sender-specified routing" in msg, (t, msg)
+        assert c.rcpt("plain.user+tag@example.test")[0] == 250
+    g.sysctl("relay.allow_sender_routing=1")
+    with smtplib.SMTP("127.0.0.1", g.port, timeout=10) as c:
+        c.ehlo("c")
+        c.mail("a@sender.example")
+        assert [c.rcpt(t)[0] for t in tricks] == [250, 250, 250]
+    ev = g.wait_events("rcpt_rejected", lambda e: e["reason"] == "sender-specified routing", n=3)
+    assert {e["rcpt"] for e in ev} == set(tricks)
+
+
 def test_pipelined_session_gets_replies_in_order(gateway, sink):
     s, f = raw(gateway.port)
     assert reply(f)[0] == 220

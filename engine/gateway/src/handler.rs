@@ -149,6 +149,14 @@ impl Handler for Gateway {
                 .emit();
             return Err(Reply::new(550, "5.7.1", format!("<{to}>: Relay access denied")));
         }
+        if routes_elsewhere(to) && !k::RELAY_ALLOW_SENDER_ROUTING.get_bool() {
+            Event::new("rcpt_rejected")
+                .str("client", &conn.peer.ip().to_string())
+                .str("rcpt", to)
+                .str("reason", "sender-specified routing")
+                .emit();
+            return Err(Reply::new(550, "5.7.1", format!("<{to}>: Relay access denied (sender-specified routing)")));
+        }
         self.screen.rcpt(conn.id, &from.address, to)
     }
 
@@ -417,4 +425,12 @@ mod tests {
             "Received: from client.example ([192.0.2.9])\r\n\t(using TLSv1.3 TLS13_AES_256_GCM_SHA384)\r\n\tby mx.test (mxguard) with ESMTPS id QID\r\n\tfor <u@example.test>; Mon, 23 Nov 2026 08:00:00 +0000\r\n"
         );
     }
+}
+
+/// A recipient whose local part names another destination: the percent hack (`u%other@local`),
+/// a bang path (`other!u@local`) or a quoted address (`"u@other"@local`). Whoever reads the local
+/// part after us may route on it.
+fn routes_elsewhere(to: &str) -> bool {
+    let local = to.rsplit_once('@').map_or("", |(l, _)| l);
+    local.contains(['%', '!', '@'])
 }

@@ -102,6 +102,8 @@ registry! {
     // ---- relay: domains, routes, queue ---------------------------------------------------------
     RELAY_DOMAINS { text "relay.domains", "example.test", live,
         "Local domains, comma-separated, each optionally with its route: domain[:host[:port]] (the reference products' syntax)." }
+    RELAY_ALLOW_SENDER_ROUTING { bool "relay.allow_sender_routing", false, live,
+        "Accept recipients at local domains whose local part routes elsewhere (user%other.example@local, other.example!user@local, \"user@other.example\"@local). Off, they are refused with 550 5.7.1 as Postfix's allow_untrusted_routing = no does: a mail server behind the gateway that honours the percent hack or bang paths would otherwise be an open relay." }
     RELAY_DOMAINS_FILE { text "relay.domains_file", "", live,
         "File of further local domains, one domain[:host[:port]] per line, # comments; re-read when it changes." }
     RELAY_DEFAULT_ROUTE { text "relay.default_route", "127.0.0.1:2526", live,
