@@ -40,13 +40,29 @@ pub fn load_pem(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>
     Ok((certs, key))
 }
 
-/// Creates `cert` and `key` (PEM, self-signed for `hostname`) unless both exist already.
+/// How long a generated self-signed certificate is valid: 397 days, the longest a public CA may
+/// issue (CA/Browser Forum), so scanners see an ordinary validity period.
+pub const SELF_SIGNED_DAYS: i64 = 397;
+/// A generated certificate older than this is made anew at start-up, before it expires.
+pub const SELF_SIGNED_RENEW_DAYS: u64 = 365;
+
+/// Creates `cert` and `key` (PEM, self-signed for `hostname`, valid from yesterday for
+/// [`SELF_SIGNED_DAYS`]) unless both exist already and the certificate file was written less than
+/// [`SELF_SIGNED_RENEW_DAYS`] ago. Only for the files the gateway generates itself: an
+/// administrator's own certificate is never touched.
 pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(), String> {
-    if cert.exists() && key.exists() {
+    let age = std::fs::metadata(cert).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    if key.exists() && age.is_some_and(|a| a.as_secs() < SELF_SIGNED_RENEW_DAYS * 86_400) {
         return Ok(());
     }
-    let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
+    let mut params = rcgen::CertificateParams::new(vec![hostname.to_string(), "localhost".to_string()])
         .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS - 1);
+    let key_pair = rcgen::KeyPair::generate().map_err(|e| format!("generating a key: {e}"))?;
+    let made = params.self_signed(&key_pair).map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+    let ck = rcgen::CertifiedKey { cert: made, key_pair };
     write_private(key, ck.key_pair.serialize_pem().as_bytes())?;
     std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
     Ok(())
@@ -97,6 +113,11 @@ pub fn server_config(cert: &Path, key: &Path, min: MinVersion) -> Result<Arc<rus
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let mut cfg = cfg;
+    // The server's order (rustls': TLS 1.3 suites, then ECDHE with AES-GCM and ChaCha20), not the
+    // client's: every suite on offer is AEAD with forward secrecy, and scanners expect a server
+    // that decides.
+    cfg.ignore_client_order = true;
     Ok(Arc::new(cfg))
 }
 
@@ -176,6 +197,12 @@ mod tests {
         server_config(&c, &k, MinVersion::Tls13).unwrap();
         let _ = opportunistic_client_config();
         assert!(server_config(&k, &c, MinVersion::Tls12).is_err(), "swapped files give an error, not a panic");
+        // A year on, the next start makes a new one before the old one expires.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs((SELF_SIGNED_RENEW_DAYS + 1) * 86_400);
+        std::fs::File::options().write(true).open(&c).unwrap().set_modified(old).unwrap();
+        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        assert_ne!(first, std::fs::read(&c).unwrap(), "renewed");
+        server_config(&c, &k, MinVersion::Tls12).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
