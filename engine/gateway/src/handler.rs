@@ -41,6 +41,32 @@ pub fn received_header(conn: &ConnInfo, env: &Envelope, id: &str, hostname: &str
 }
 
 impl Gateway {
+    /// Refuses a transaction with 452 4.3.1 while the spool's filesystem has less room than
+    /// `spool.min_free_bytes` plus the SIZE the client declared: the sender keeps the message and
+    /// tries later, instead of sending a body we could not make durable. One statvfs a MAIL.
+    fn spool_has_room(&self, conn: &ConnInfo, declared: u64) -> Result<(), Reply> {
+        let margin = k::SPOOL_MIN_FREE_BYTES.get_u64();
+        if margin == 0 {
+            return Ok(());
+        }
+        let want = margin.saturating_add(declared);
+        let free = match mxguard_spool::space::free_bytes(self.spool.root()) {
+            Ok(f) => f,
+            // Not knowing is no reason to refuse: the store itself still answers for a full disk.
+            Err(_) => return Ok(()),
+        };
+        if free >= want {
+            return Ok(());
+        }
+        METRICS.spool_full_refusals.inc();
+        Event::new("spool_full")
+            .str("client", &conn.peer.ip().to_string())
+            .num("free_bytes", free)
+            .num("wanted_bytes", want)
+            .emit();
+        Err(Reply::new(452, "4.3.1", "Insufficient system storage, try again later"))
+    }
+
     /// Spools one copy of the message for `rcpts` with `head` before it; the queue id.
     #[allow(clippy::too_many_arguments)]
     async fn spool_copy(&self, id: String, conn: &ConnInfo, env: &Envelope, rcpts: Vec<String>, head: Vec<u8>, body: Vec<u8>, verdict: &Verdict, action: Action) -> Result<String, Reply> {
@@ -88,7 +114,11 @@ impl Gateway {
                     .str("client", &conn.peer.ip().to_string())
                     .str("error", &e.to_string())
                     .emit();
-                Err(Reply::new(451, "4.3.0", "Error: queue file write error, try again later"))
+                if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+                    Err(Reply::new(452, "4.3.1", "Insufficient system storage, try again later"))
+                } else {
+                    Err(Reply::new(451, "4.3.0", "Error: queue file write error, try again later"))
+                }
             }
         }
     }
@@ -123,6 +153,7 @@ impl Handler for Gateway {
     }
 
     async fn mail(&self, conn: &ConnInfo, from: &MailFrom) -> Result<(), Reply> {
+        self.spool_has_room(conn, from.size.unwrap_or(0))?;
         self.screen.mail(conn.id, conn.helo.as_deref().unwrap_or(""), &from.address).await;
         Ok(())
     }

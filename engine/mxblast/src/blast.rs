@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mxguard_relay::client::{Client, ClientOptions, Outgoing, RcptResult};
+use mxguard_relay::client::{Client, ClientOptions, Failure, Outgoing, RcptResult};
 use mxguard_relay::Dest;
 
 pub struct BlastOptions {
@@ -213,6 +213,13 @@ async fn connection(index: usize, x: std::rc::Rc<Executor>, tls: Option<futures_
                     if let Some(l) = client.last_data_latency.take() {
                         let _ = hist.borrow_mut().record((l.as_micros() as u64).max(1));
                     }
+                }
+                // MAIL FROM refused with a reply: the message is refused, the session goes on.
+                Err(Failure::Session(_, Some(r))) if r.is_transient() => {
+                    s.temp.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Failure::Session(_, Some(r))) if r.is_permanent() => {
+                    s.perm.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     if s.errors.fetch_add(1, Ordering::Relaxed) < 5 {

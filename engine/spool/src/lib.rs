@@ -31,6 +31,7 @@ mod marks;
 pub mod queue_id;
 pub mod record;
 mod recover;
+pub mod space;
 
 pub use queue_id::QueueIds;
 pub use record::{Meta, RcptStatus};

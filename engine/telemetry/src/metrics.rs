@@ -128,6 +128,8 @@ pub struct Metrics {
     pub dsn_generated: Counter,
     pub relay_connections: Counter,
     pub spool_errors: Counter,
+    /// Transactions refused at MAIL FROM because the spool's filesystem was short of room.
+    pub spool_full_refusals: Counter,
     pub spool_commits: Counter,
     pub spool_committed_messages: Counter,
     pub log_lines_dropped: Counter,
@@ -197,6 +199,7 @@ pub static METRICS: Metrics = Metrics {
     dsn_generated: Counter::new(),
     relay_connections: Counter::new(),
     spool_errors: Counter::new(),
+    spool_full_refusals: Counter::new(),
     spool_commits: Counter::new(),
     spool_committed_messages: Counter::new(),
     log_lines_dropped: Counter::new(),
@@ -282,7 +285,8 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_deliveries_total{{result=\"bounced\"}} {}", m.deliveries_bounced.get());
     c(&mut o, "mxguard_dsn_generated_total", "Delivery status notifications queued.", m.dsn_generated.get());
     c(&mut o, "mxguard_relay_connections_total", "Connections opened to downstream servers.", m.relay_connections.get());
-    c(&mut o, "mxguard_spool_errors_total", "Spool writes that failed (the client got 451).", m.spool_errors.get());
+    c(&mut o, "mxguard_spool_errors_total", "Spool writes that failed (the client got 451, or 452 for a full disk).", m.spool_errors.get());
+    c(&mut o, "mxguard_spool_full_refusals_total", "Transactions refused at MAIL FROM with 452 4.3.1: the spool's filesystem was below spool.min_free_bytes plus the declared SIZE.", m.spool_full_refusals.get());
     c(&mut o, "mxguard_spool_commits_total", "Group commits (each one write and one fsync).", m.spool_commits.get());
     c(&mut o, "mxguard_spool_committed_messages_total", "Messages made durable by group commits.", m.spool_committed_messages.get());
     c(&mut o, "mxguard_log_lines_dropped_total", "Log lines dropped because the writer fell behind.", m.log_lines_dropped.get());

@@ -96,6 +96,8 @@ registry! {
         "fsync every message (file and directory) before answering 250; 0 is only for benchmarks of the rest." }
     SPOOL_SEGMENT_BYTES { int "spool.segment_bytes", 33_554_432, 1_048_576..=4_294_967_296, live,
         "Size of each pre-zeroed spool segment; a commit larger than half of it goes to a file of its own." }
+    SPOOL_MIN_FREE_BYTES { int "spool.min_free_bytes", 104_857_600, 0..=1_099_511_627_776, live,
+        "MAIL FROM is answered 452 4.3.1 (insufficient system storage) while the spool's filesystem has less than this free, plus the SIZE the client declared (Postfix's queue_minfree); a store that still meets a full disk gets 452 4.3.1 too, never 250. 0 turns the check at MAIL FROM off (the store still answers for a full disk)." }
     SPOOL_COMMIT_BATCH_MAX { int "spool.commit_batch_max", 256, 1..=65_536, live,
         "Most messages that share one group commit (their fsyncs are issued together)." }
 
