@@ -206,3 +206,43 @@ def test_flapping_downstream_gets_everything_exactly_once(make_gateway, tmp_path
     finally:
         proxy.stop()
         sink.stop()
+
+
+def test_hostile_clients_do_not_lock_out_ordinary_senders(make_gateway, sink, tmp_path):
+    """A table of 300 connections and twice as many slowloris clients from addresses of their own,
+    with stalled TLS handshakes, 10 MB lines, endless RCPT and endless pipelined commands beside
+    them: 20 ordinary senders, one message per connection, still get every message accepted (a
+    full table evicts a stalled client for them, smtpd/evict.rs), every hostile kind is closed by
+    the gateway, and its memory stays bounded. The rate against an undisturbed run is a bench
+    (benches/hostile_clients.py)."""
+    from hostile import Swarm
+    tls_port = free_port()
+    g = make_gateway(sink.port, {"smtp.max_connections": "300", "smtp.tls_listen": f"127.0.0.1:{tls_port}",
+                                 "smtp.read_timeout_s": "20"}, name="hostile")
+    rss = [rss_bytes(g.proc.pid)]
+    swarm = Swarm(g.port, tls_port, duration=45, slowloris=600, tls_stall=20, long_line=3, endless_rcpt=3,
+                  endless_pipeline=3).start()
+    try:
+        wait_for(lambda: g.metrics()["mxguard_connections_current"] >= 300, timeout=20, what="a full table")
+        b, accepted, out = start_blast(g.port, "ordinary", tmp_path, "-c", "20", "-m", "1000", "-s", "2048",
+                                       "--per-conn", "1")
+        while b.poll() is None and swarm.thread.is_alive():
+            rss.append(rss_bytes(g.proc.pid))
+            time.sleep(0.5)
+        b.wait(60)
+        res = json.loads(out.read_text())
+        m = g.metrics()
+        swarm.join()
+        record("hostile_clients", {"ordinary": {k: res[k] for k in ("ok", "temp", "perm", "errors", "connect_errors",
+                                                                      "msgs_per_s")},
+                                   "evicted": m["mxguard_connections_evicted_total"],
+                                   "refused_limit": m['mxguard_connections_refused_total{reason="limit"}'],
+                                   "swarm": swarm.stats, "rss_max_mib": max(rss) >> 20, "rss_start_mib": rss[0] >> 20})
+        assert res["ok"] == 1000 and res["temp"] == 0 and res["perm"] == 0, res
+        assert m["mxguard_connections_evicted_total"] > 0
+        for kind in ("slowloris", "tls_stall", "long_line", "endless_rcpt", "endless_pipeline"):
+            assert swarm.stats[kind]["closed_by_server"] > 0, (kind, swarm.stats[kind])
+        wait_for(lambda: len(seqs(sink, "ordinary")) == 1000, timeout=60, what="the ordinary mail")
+        assert max(rss) - rss[0] < 512 << 20, (rss[0], max(rss))
+    finally:
+        swarm.join()

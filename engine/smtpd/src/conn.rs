@@ -18,6 +18,7 @@ use mxguard_tls::Stream;
 use mxguard_tuning as k;
 
 use crate::admission;
+use crate::evict;
 use crate::limits::{self, Refused};
 use crate::{ConnInfo, ConnSummary, Handler, Shutdown};
 
@@ -51,6 +52,8 @@ enum ReadOutcome {
     Eof,
     Timeout,
     Shutdown,
+    /// Closed to make room for a newcomer in a full table (evict.rs).
+    Evicted,
     Error,
 }
 
@@ -71,7 +74,14 @@ struct Conn<H: Handler> {
     draining: bool,
     /// Held from DATA's 354 (or the first BDAT chunk) to the message's reply: admission.rs.
     pass: Option<admission::Pass>,
+    /// This connection's place in the core's eviction table (evict.rs).
+    evict: evict::Registration,
+    /// Body bytes since the last progress mark.
+    body_since_progress: usize,
 }
+
+/// Body bytes that count as progress for the eviction scan.
+const BODY_PROGRESS_BYTES: usize = 1024;
 
 /// Initial input buffer: enough for any command and a TCP segment or two of body. It grows
 /// (doubling) while a long line or a fast body needs more, and shrinks back once drained, so an
@@ -89,8 +99,20 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
     let info = ConnInfo { id, peer, local, started: Instant::now(), tls: None, helo: None };
     let mut stream = Stream::Plain(tcp);
 
-    // Limits first, before any TLS work.
-    let slot = limits::acquire(peer.ip(), k::SMTP_MAX_CONNECTIONS.get_usize(), k::SMTP_MAX_CONNECTIONS_PER_IP.get().clamp(1, u32::MAX as i64) as u32);
+    // Limits first, before any TLS work. A full table makes room by closing a stalled connection
+    // of this core, if it has one (evict.rs); the newcomer then takes a slot over the total until
+    // the evicted one has gone, which it does at once.
+    let per_ip = k::SMTP_MAX_CONNECTIONS_PER_IP.get().clamp(1, u32::MAX as i64) as u32;
+    let mut slot = limits::acquire(peer.ip(), k::SMTP_MAX_CONNECTIONS.get_usize(), per_ip);
+    let stalled = k::SMTP_EVICT_STALLED_MS.get_u64();
+    if matches!(slot, Err(Refused::Total)) && stalled > 0 {
+        let now = Instant::now();
+        evict::set_penalty(Duration::from_secs(k::SMTP_EVICT_PENALTY_S.get_u64()));
+        if !evict::penalized(peer.ip(), now) && evict::make_room(Duration::from_millis(stalled), now) {
+            METRICS.connections_evicted.inc();
+            slot = limits::acquire(peer.ip(), usize::MAX, per_ip);
+        }
+    }
     let refusal = match (&slot, ctx.shutdown.triggered()) {
         (_, Some(_)) => {
             METRICS.connections_refused_shutdown.inc();
@@ -136,6 +158,8 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
         mail: None,
         draining: false,
         pass: None,
+        evict: evict::register(id, peer.ip()),
+        body_since_progress: 0,
     };
     let end = conn.drive().await;
     let summary = ConnSummary { messages: conn.session.messages(), errors: conn.session.errors(), end };
@@ -213,6 +237,7 @@ impl<H: Handler> Conn<H> {
         };
         let shutdown = self.ctx.shutdown.clone();
         let listen_for_shutdown = !self.draining;
+        let watch = self.evict.watch.clone();
         let (stream, buf, end) = (&mut self.stream, &mut self.buf, self.end);
         let read = async {
             match glommio::timer::timeout(limit, async {
@@ -226,6 +251,11 @@ impl<H: Handler> Conn<H> {
                 Err(_) => ReadOutcome::Error,
             }
         };
+        let read = futures_lite::future::or(read, async {
+            watch.evicted().await;
+            ReadOutcome::Evicted
+        });
+        watch.set_waiting(true);
         let outcome = if listen_for_shutdown {
             futures_lite::future::or(read, async {
                 shutdown.wait().await;
@@ -235,6 +265,7 @@ impl<H: Handler> Conn<H> {
         } else {
             read.await
         };
+        watch.set_waiting(false);
         if pass_binds && matches!(outcome, ReadOutcome::Timeout) {
             if let Some(p) = self.pass.as_mut() {
                 p.release();
@@ -247,6 +278,11 @@ impl<H: Handler> Conn<H> {
         if let ReadOutcome::Data(n) = outcome {
             self.end += n;
             if phase == Phase::Body {
+                self.body_since_progress += n;
+                if self.body_since_progress >= BODY_PROGRESS_BYTES {
+                    self.body_since_progress = 0;
+                    self.evict.watch.progress();
+                }
                 let elapsed = now.elapsed();
                 let rate = k::SMTP_MIN_DATA_RATE_BPS.get_u64();
                 let full = Duration::from_secs(k::SMTP_DATA_TIMEOUT_S.get_u64());
@@ -286,7 +322,7 @@ impl<H: Handler> Conn<H> {
                             self.flush().await;
                             return "shutdown";
                         }
-                        ReadOutcome::Error | ReadOutcome::PassExpired => return "error",
+                        ReadOutcome::Error | ReadOutcome::PassExpired | ReadOutcome::Evicted => return "error",
                     }
                 }
                 self.session.greet()
@@ -317,6 +353,8 @@ impl<H: Handler> Conn<H> {
                 self.pass = None;
             }
             if new_phase != phase {
+                self.evict.watch.progress();
+                self.body_since_progress = 0;
                 if new_phase == Phase::Body {
                     self.body_budget = Duration::from_secs(k::SMTP_DATA_TIMEOUT_S.get_u64());
                 } else {
@@ -325,6 +363,7 @@ impl<H: Handler> Conn<H> {
                 phase = new_phase;
             } else if n > 0 && phase == Phase::Command {
                 self.reset_command_deadline();
+                self.evict.watch.progress();
             }
             match step {
                 Step::NeedInput => {
@@ -346,6 +385,11 @@ impl<H: Handler> Conn<H> {
                             self.session.close_with(Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded")));
                             self.flush().await;
                             return "timeout";
+                        }
+                        ReadOutcome::Evicted => {
+                            self.evicted_reply();
+                            self.flush().await;
+                            return "evicted";
                         }
                         ReadOutcome::Shutdown => {
                             self.draining = true;
@@ -416,6 +460,11 @@ impl<H: Handler> Conn<H> {
         outcome
     }
 
+    fn evicted_reply(&mut self) {
+        let host = k::SMTP_HOSTNAME.get_str();
+        self.session.close_with(Reply::new(421, "4.7.0", format!("{host} Error: too slow while the server is busy, closing")));
+    }
+
     fn shutdown_reply(&mut self) {
         let host = k::SMTP_HOSTNAME.get_str();
         self.session.close_with(Reply::new(421, "4.3.2", format!("{host} Service shutting down, try again later")));
@@ -427,14 +476,25 @@ impl<H: Handler> Conn<H> {
         };
         let budget = Duration::from_secs(k::SMTP_READ_TIMEOUT_S.get_u64());
         let stream = &mut self.stream;
-        let r = glommio::timer::timeout(budget, async {
-            stream.accept_tls(&acceptor).await.map_err(glommio::GlommioError::from)
-        })
+        let watch = self.evict.watch.clone();
+        // A handshake waits for the client: a stalled one may be evicted from a full table.
+        watch.set_waiting(true);
+        let r = futures_lite::future::or(
+            glommio::timer::timeout(budget, async {
+                stream.accept_tls(&acceptor).await.map_err(glommio::GlommioError::from)
+            }),
+            async {
+                watch.evicted().await;
+                Err(glommio::GlommioError::from(std::io::Error::other("evicted from a full connection table")))
+            },
+        )
         .await;
+        watch.set_waiting(false);
         match r {
             Ok(()) => {
                 METRICS.tls_handshakes.inc();
                 self.info.tls = self.stream.tls_description();
+                self.evict.watch.progress();
                 true
             }
             Err(e) => {

@@ -11,6 +11,7 @@
 
 pub mod admission;
 mod conn;
+pub mod evict;
 mod listen_table;
 pub mod limits;
 pub mod shutdown;

@@ -128,6 +128,8 @@ pub struct Metrics {
     pub dsn_generated: Counter,
     pub relay_connections: Counter,
     pub spool_errors: Counter,
+    /// Connections closed to make room in a full table (smtp.evict_stalled_ms).
+    pub connections_evicted: Counter,
     /// Transactions refused at MAIL FROM because the spool's filesystem was short of room.
     pub spool_full_refusals: Counter,
     pub spool_commits: Counter,
@@ -199,6 +201,7 @@ pub static METRICS: Metrics = Metrics {
     dsn_generated: Counter::new(),
     relay_connections: Counter::new(),
     spool_errors: Counter::new(),
+    connections_evicted: Counter::new(),
     spool_full_refusals: Counter::new(),
     spool_commits: Counter::new(),
     spool_committed_messages: Counter::new(),
@@ -269,6 +272,7 @@ pub fn render() -> String {
     let _ = writeln!(o, "mxguard_connections_refused_total{{reason=\"per_ip\"}} {}", m.connections_refused_per_ip.get());
     let _ = writeln!(o, "mxguard_connections_refused_total{{reason=\"shutdown\"}} {}", m.connections_refused_shutdown.get());
     c(&mut o, "mxguard_connections_timed_out_total", "Sessions ended by a timeout.", m.connections_timed_out.get());
+    c(&mut o, "mxguard_connections_evicted_total", "Stalled connections closed with 421 to make room for a newcomer in a full table.", m.connections_evicted.get());
     c(&mut o, "mxguard_tls_handshakes_total", "Completed inbound TLS handshakes.", m.tls_handshakes.get());
     c(&mut o, "mxguard_tls_failures_total", "Failed inbound TLS handshakes.", m.tls_failures.get());
     family(&mut o, "mxguard_messages_total", "counter", "Messages at end of data, by outcome.");

@@ -74,6 +74,10 @@ registry! {
         "A core whose 1 ms timer fires this much late is saturated: it holds new DATA/BDAT before the 354 until bodies in flight are answered (0 never holds)." }
     SMTP_BODY_PASS_MS { int "smtp.body_pass_ms", 200, 1..=600_000, live,
         "A body still arriving after this long stops counting against the smtp.busy_lag_us gate's limit (slow senders cannot hold others)." }
+    SMTP_EVICT_STALLED_MS { int "smtp.evict_stalled_ms", 2000, 0..=3_600_000, live,
+        "When a connection arrives and smtp.max_connections are all taken, the core closes (421) its connection that has waited longest for its client without progress (a complete command, a finished TLS handshake, a kilobyte of body), if that wait is longer than this, and the newcomer takes its place: a slowloris flood evicts itself instead of locking ordinary senders out. 0: never; a full table refuses newcomers." }
+    SMTP_EVICT_PENALTY_S { int "smtp.evict_penalty_s", 60, 0..=86_400, live,
+        "An address whose connection was evicted (smtp.evict_stalled_ms) is refused rather than let in by evicting another, while the table stays full, for this long: a reconnecting flood cannot take back every slot it frees. 0: no penalty." }
     SMTP_SESSION_TIMEOUT_S { int "smtp.session_timeout_s", 900, 10..=86_400, live,
         "Longest session from connect to close (IdleDisconnectMinutesTimeout)." }
     SMTP_REQUIRE_HELO { bool "smtp.require_helo", true, live,
