@@ -19,7 +19,10 @@ use std::time::Instant;
 use mxguard_policy::hsdb::{literal, Db, Expr};
 
 fn cpu_seconds() -> f64 {
+    // SAFETY: `libc_rusage` is plain integers, for which all-zero bits are a valid value.
     let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF (0) and a pointer to a live struct laid out as the kernel's `struct
+    // rusage` (two timevals then fourteen longs), which the call fills.
     unsafe { getrusage(0, &mut ru) };
     let t = |tv: [i64; 2]| tv[0] as f64 + tv[1] as f64 * 1e-6;
     t(ru.utime) + t(ru.stime)
