@@ -585,4 +585,46 @@ mod tests {
         assert_eq!(t.len(), tokens.len());
         assert_eq!(t.dropped(), 0);
     }
+
+    /// Eight writers racing to claim the same new keys, in different orders, in a table loaded
+    /// near its limit (long probe chains, many compare-and-swap losses): every token ends up in
+    /// exactly one slot, and every count of every writer is there.
+    #[test]
+    fn claim_races_never_split_a_token() {
+        let tokens: Vec<u64> = (0..3_000u64).map(|i| i.wrapping_mul(0xff51_afd7_ed55_8ccd) | 1).collect();
+        for round in 0..4u64 {
+            let t = Arc::new(Table::new(3_000));
+            let writers: Vec<_> = (0..8u64)
+                .map(|w| {
+                    let (t, mut mine) = (Arc::clone(&t), tokens.clone());
+                    std::thread::spawn(move || {
+                        let mut x = (w + 1) * 0x9e37_79b9 + round;
+                        for i in (1..mine.len()).rev() {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            mine.swap(i, (x % (i as u64 + 1)) as usize);
+                        }
+                        for chunk in mine.chunks(100) {
+                            t.learn(chunk, w % 2 == 0);
+                        }
+                    })
+                })
+                .collect();
+            for h in writers {
+                h.join().unwrap();
+            }
+            let mut keys: Vec<u64> = t.entries().map(|h| h.token).collect();
+            let held = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), held, "a token was claimed twice");
+            assert_eq!((held, t.dropped()), (tokens.len(), 0), "at 3/4 load every token finds a slot");
+            for tok in &tokens {
+                let c = t.get(*tok);
+                assert_eq!((c.spam, c.ham), (4, 4), "every writer's count of every token");
+            }
+            assert_eq!(t.len(), held);
+        }
+    }
 }
