@@ -36,9 +36,17 @@ class Flappy:
         asyncio.run_coroutine_threadsafe(self._set("up"), self.loop).result(10)
 
     def stop(self):
+        """Stops listening and ends every connection and the schedule before the loop stops."""
+        self.settled = True
+
         async def close():
             if self.server:
                 self.server.close()
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
