@@ -234,7 +234,11 @@ impl Queue {
                 }
             };
             let Some(seq) = next else { break };
-            if let Some(msg) = self.deferred_msgs.borrow_mut().remove(&seq) {
+            // The map's borrow ends here, before `schedule`: a delivery round may finish inside it
+            // (glommio runs a spawned task at once; a quarantine database that is down answers at
+            // once) and defer the message again into this map.
+            let msg = self.deferred_msgs.borrow_mut().remove(&seq);
+            if let Some(msg) = msg {
                 METRICS.queue_deferred.dec();
                 self.schedule(msg);
             }

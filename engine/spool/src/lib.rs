@@ -390,7 +390,9 @@ impl Spool {
     }
 
     fn seal_active(&self) {
-        if let Some(a) = self.active.borrow_mut().take() {
+        // The borrow ends before `retire`, which must be free to look at the spool again.
+        let active = self.active.borrow_mut().take();
+        if let Some(a) = active {
             a.file.sealed.set(true);
             if a.file.live.get() == 0 {
                 self.retire(&a.file);
