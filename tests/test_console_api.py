@@ -203,6 +203,83 @@ def test_two_gateways_share_one_postgresql_quarantine(make_gateway, sink, postgr
     assert not any(b"during the outage" in m for m in sink.messages()), "held, not delivered"
 
 
+FAIL_RELEASE_MARK = """
+CREATE FUNCTION fail_release_mark() RETURNS trigger AS $$
+BEGIN
+  IF NEW.state = 'released' THEN RAISE EXCEPTION 'injected: the database went away'; END IF;
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER fail_release_mark BEFORE UPDATE ON recipients FOR EACH ROW EXECUTE FUNCTION fail_release_mark();
+"""
+
+
+def test_release_whose_mark_fails_is_marked_later_and_never_sent_twice(make_gateway, sink, postgres_server):
+    """The release crash window: the message is spooled again, then the database fails at the
+    copy's "released" mark (a PostgreSQL trigger refuses it, as a killed server would), and the
+    gateway is killed before the database is back. The copy is kept in state.dir/release-marks and
+    marked once the database takes it again (after the restart); it is never released twice."""
+    import postgres
+    url, _ = postgres_server
+    g = with_keyword_list(make_gateway(sink.port, knobs(quarantine__db=url, console__db=url, verdict__reject_score="0"),
+                                       name="marks", start=False))
+    cli(g, "add", "root@isp.test", "--role", "superadmin", password="root's long password", extra=("--set", f"console.db={url}"))
+    root = cli(g, "token", "root@isp.test", extra=("--set", f"console.db={url}"))
+    assert send(g.port, message(subject="held", body="cheap meds\r\n"), rcpts=("ann@example.test",))[0] == 250
+    held = lambda: api(g.console_port, "GET", "/quarantine", root)[1]
+    wait_for(lambda: len(held()) == 1, what="the held copy")
+    copy = held()[0]
+    state = lambda: postgres.psql(url, f"SELECT state FROM recipients WHERE id = {copy['id']}").strip()
+    postgres.psql(url, FAIL_RELEASE_MARK)
+    try:
+        code, _ = api(g.console_port, "POST", f"/quarantine/{copy['id']}/release", root)
+        assert code == 200, "the message is on its way"
+        wait_for(lambda: sink.stats()["messages"] == 1, what="the released message")
+        assert state() == "releasing"
+        marks = g.state / "release-marks"
+        assert marks.read_text().split()[0] == str(copy["id"])
+        g.kill9()
+        g.start()
+        time.sleep(4)
+        assert state() == "releasing" and marks.read_text().strip(), "still waiting for the database"
+    finally:
+        postgres.psql(url, "DROP TRIGGER fail_release_mark ON recipients; DROP FUNCTION fail_release_mark();")
+    wait_for(lambda: state() == "released", timeout=20, what="the late mark")
+    wait_for(lambda: marks.read_text() == "", what="the marks file emptied")
+    assert g.wait_events("quarantine_release_marked")[0]["id"] == copy["id"]
+    assert api(g.console_port, "POST", f"/quarantine/{copy['id']}/release", root)[0] == 400, "never twice"
+    time.sleep(1)
+    assert sink.stats()["messages"] == 1
+
+
+def test_postgresql_killed_during_quarantine_writes_holds_each_message_once(make_gateway, sink, postgres_server):
+    """PostgreSQL killed (immediate shutdown: no goodbye to its clients) while a stream of mail is
+    being held (mxblast's test mail scores 1.5, over a quarantine threshold of 1), then started
+    again: every accepted message is held, each exactly once, and none is delivered."""
+    import postgres
+    from conftest import blast
+    url, pg_root = postgres_server
+    g = make_gateway(sink.port, knobs(quarantine__db=url, console__db=url, verdict__reject_score="0",
+                                      verdict__quarantine_score="1"), name="pgkill", start=False)
+    with_keyword_list(g)
+    import subprocess, threading
+    result = {}
+    t = threading.Thread(target=lambda: result.update(blast(g.port, "-c", "5", "-m", "400", "-s", "2048", "--run", "pg",
+                                                            "--rate", "100")))
+    t.start()
+    time.sleep(1.5)
+    postgres.stop(pg_root)
+    time.sleep(1.5)
+    postgres.resume(pg_root)
+    t.join(120)
+    assert result["ok"] == 400, result
+    count = lambda: int(postgres.psql(url, "SELECT count(*) FROM recipients").strip())
+    wait_for(lambda: count() >= 400, timeout=60, what="every message held")
+    time.sleep(1)
+    assert count() == 400
+    assert int(postgres.psql(url, "SELECT count(DISTINCT qid) FROM recipients").strip()) == 400
+    assert sink.stats()["messages"] == 0
+
+
 def smtp_codes(port, rcpt, src="127.0.0.90"):
     """The replies to connect, MAIL and RCPT (stopping at the first refusal)."""
     import smtplib

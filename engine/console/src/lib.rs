@@ -26,6 +26,7 @@ pub mod http;
 pub mod ops;
 pub mod pages;
 pub mod preview;
+pub mod release_marks;
 pub mod sessions;
 pub mod settings;
 pub mod tracking;
@@ -75,6 +76,8 @@ pub struct Config {
     pub knob_file: Option<PathBuf>,
     /// The lists directory (per-domain filter settings).
     pub lists_dir: Option<PathBuf>,
+    /// Where releases sent but not yet marked in the database are kept (release_marks.rs).
+    pub release_marks: Option<PathBuf>,
 }
 
 /// The console's state, on its thread.
@@ -121,7 +124,15 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(t))
     });
     let state = State {
-        ctx: ops::Ctx { data, pickup: cfg.pickup, knob_file: cfg.knob_file, lists_dir: cfg.lists_dir, log_file: cfg.log_file },
+        ctx: ops::Ctx {
+            data,
+            pickup: cfg.pickup,
+            knob_file: cfg.knob_file,
+            lists_dir: cfg.lists_dir,
+            log_file: cfg.log_file,
+            marks: release_marks::ReleaseMarks::load(cfg.release_marks.clone())
+                .map_err(|e| format!("{}: {e}", cfg.release_marks.as_deref().map(|p| p.display().to_string()).unwrap_or_default()))?,
+        },
         sessions: RefCell::new(Sessions::default()),
         secure: acceptor.is_some(),
         signer: digest::Signer::load_or_create(&cfg.key_file)?,
@@ -196,10 +207,15 @@ async fn serve(state: Shared, listener: std::net::TcpListener, acceptor: Option<
     }
 }
 
+/// How often releases sent but not marked are marked again.
+const RELEASE_MARK_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Digests at `console.digest_hour` each day and whenever the admin asks; with a shared
-/// database, the users' lists other gateways changed, every `console.lists_refresh_s`.
+/// database, the users' lists other gateways changed, every `console.lists_refresh_s`; releases
+/// sent but not yet marked (release_marks.rs), at start and every few seconds while any is left.
 async fn timers(state: Shared, mut digest_rx: mpsc::Receiver<DigestRequest>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut marks_tick = tokio::time::interval(RELEASE_MARK_RETRY);
     let mut last_day = None;
     let refresh_every = || std::time::Duration::from_secs(mxguard_tuning::CONSOLE_LISTS_REFRESH_S.get_u64().max(1));
     let mut next_refresh = tokio::time::Instant::now() + refresh_every();
@@ -212,6 +228,9 @@ async fn timers(state: Shared, mut digest_rx: mpsc::Receiver<DigestRequest>) {
                     Ok(Err(e)) => Event::new("console_error").str("error", &format!("users' lists: {e}")).emit(),
                     Err(_) => {}
                 }
+            }
+            _ = marks_tick.tick(), if !state.ctx.marks.pending().is_empty() => {
+                ops::retry_release_marks(&state.ctx).await;
             }
             _ = tick.tick() => {
                 let hour = mxguard_tuning::CONSOLE_DIGEST_HOUR.get();

@@ -71,6 +71,8 @@ pub struct Ctx {
     pub lists_dir: Option<PathBuf>,
     /// The gateway's event log (message tracking and statistics read it); `None` when off.
     pub log_file: Option<PathBuf>,
+    /// Releases sent whose mark has not reached the database yet.
+    pub marks: crate::release_marks::ReleaseMarks,
 }
 
 pub fn now_ms() -> u64 {
@@ -242,11 +244,16 @@ pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Done<Str
             return Err(Refused::Failed(format!("Not released: {e}. Try again in a moment.")));
         }
     };
+    // Sent: until the database has the mark, the copy is kept in the marks file, so a database
+    // that fails now cannot let the claim go stale and the message be released twice.
+    if let Err(e) = ctx.marks.add(id, by) {
+        Event::new("console_error").str("qid", &held.qid).str("error", &format!("release marks file: {e}")).emit();
+    }
     let (rcpt, from, by_) = (held.rcpt.clone(), held.mail_from.clone(), by.to_string());
     let marked = ctx
         .data
         .run(move |d| -> Result<(), String> {
-            d.store.end_release(id, true, &by_, now_ms())?;
+            d.store.confirm_release(id, &by_, now_ms())?;
             if !from.is_empty() {
                 d.users.list_add(&rcpt, &from, "allow", now_ms())?;
                 mxguard_policy::user_lists::set(d.users.all_lists()?);
@@ -255,9 +262,14 @@ pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Done<Str
         })
         .await
         .and_then(|r| r);
-    if let Err(e) = marked {
-        // The message is on its way; only the bookkeeping failed. Say so in the log.
-        Event::new("console_error").str("qid", &held.qid).str("error", &format!("released, but: {e}")).emit();
+    match marked {
+        Ok(()) => {
+            let _ = ctx.marks.done(id);
+        }
+        Err(e) => {
+            // The message is on its way; the mark is retried from the marks file.
+            Event::new("console_error").str("qid", &held.qid).str("error", &format!("released, the mark is retried: {e}")).emit();
+        }
     }
     let taught = match mxguard_bayes::current() {
         Some(b) => {
@@ -665,6 +677,25 @@ pub fn list_file_set(ctx: &Ctx, a: &Account, name: &str, text: &str) -> Done<usi
     let entries = mxguard_policy::tables::reload_now().map_err(|e| Refused::Failed(e.join("\n")))?;
     Event::new("list_file_set").str("file", name).num("bytes", text.len() as u64).str("by", &a.email).emit();
     Ok(entries)
+}
+
+/// Marks in the database the releases that were sent but not marked (release_marks.rs); how
+/// many are still left.
+pub async fn retry_release_marks(ctx: &Ctx) -> usize {
+    for (id, by) in ctx.marks.pending() {
+        let by_ = by.clone();
+        match ctx.data.run(move |d| d.store.confirm_release(id, &by_, now_ms()).map_err(|e| e.to_string())).await {
+            Ok(Ok(_)) => {
+                let _ = ctx.marks.done(id);
+                Event::new("quarantine_release_marked").num("id", id as u64).str("by", &by).emit();
+            }
+            Ok(Err(e)) | Err(e) => {
+                Event::new("console_error").num("id", id as u64).str("error", &format!("release mark: {e}")).emit();
+                break;
+            }
+        }
+    }
+    ctx.marks.pending().len()
 }
 
 #[cfg(test)]

@@ -153,6 +153,7 @@ pub fn run() -> Result<(), String> {
             log_file: (!log_file.is_empty()).then(|| in_state_dir(&log_file)),
             knob_file: Some(state.join(CONSOLE_KNOBS)),
             lists_dir: Some(lists_dir.clone()),
+            release_marks: Some(state.join("release-marks")),
         };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();

@@ -479,6 +479,17 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Marks a copy whose message was sent again as `released`, from `releasing` or from `held`
+    /// (its claim went stale while the database was away): the message left, whatever the claim
+    /// says now. False when it was released, deleted or claimed anew already.
+    pub fn confirm_release(&mut self, id: i64, by: &str, now_ms: u64) -> DbResult<bool> {
+        let n = self.db.exec(
+            "UPDATE recipients SET state = 'released', changed_ms = $2, changed_by = $3 WHERE id = $1 AND state IN ('releasing', 'held')",
+            &[id.into(), now_ms.into(), by.into()],
+        )?;
+        Ok(n == 1)
+    }
+
     /// The bytes of a held message, as spooled.
     pub fn message(&mut self, qid: &str) -> DbResult<Option<Vec<u8>>> {
         match self.db.query_one("SELECT compressed, message FROM messages WHERE qid = $1", &[qid.into()])? {
@@ -576,6 +587,12 @@ mod tests {
             assert_eq!(s.held(v).unwrap().unwrap().state, "held");
             assert!(s.claim_release(v, "bob", now).unwrap());
             assert_eq!(s.held(v).unwrap().unwrap().state, "releasing");
+            // A release sent but marked late (the database was away): released from releasing or
+            // from held, and then never claimable again.
+            assert!(s.confirm_release(v, "bob", now + 1).unwrap());
+            assert_eq!(s.held(v).unwrap().unwrap().state, "released");
+            assert!(!s.confirm_release(v, "bob", now + 2).unwrap());
+            assert!(!s.claim_release(v, "eve", now + RELEASE_CLAIM_MS * 2).unwrap());
         }
     }
 
