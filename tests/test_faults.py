@@ -26,6 +26,16 @@ def seqs(sink, run):
     return out
 
 
+def wait_delivered(g, sink, run, ok, timeout=120):
+    """Waits until the gateway's queue is empty and the sink counts at least `ok` messages of
+    `run` (cheap polls: reading every saved message at each poll of a 10,000-message run took
+    seconds under load), then returns the sink's sequence numbers, read once."""
+    wait_for(lambda: g.metrics()["mxguard_queue_messages"] == 0
+             and sink.stats()["unique_by_run"].get(run, 0) >= len(ok), timeout=timeout,
+             what=f"{len(ok)} acknowledged messages of {run} at the sink and an empty queue")
+    return seqs(sink, run)
+
+
 def start_blast(port, run, tmp_path, *args):
     accepted = tmp_path / f"{run}.accepted"
     out = tmp_path / f"{run}.json"
@@ -67,9 +77,7 @@ def test_kill_9_twenty_times_under_load_loses_nothing(make_gateway, sink, tmp_pa
         b.wait(30)
     ok = acked(accepted)
     assert kills == 20 and len(ok) >= 200, (kills, len(ok))
-    wait_for(lambda: ok <= set(seqs(sink, "kills")), timeout=120, what="every acknowledged message at the sink")
-    wait_for(lambda: g.metrics()["mxguard_queue_messages"] == 0, timeout=60, what="empty queue")
-    got = seqs(sink, "kills")
+    got = wait_delivered(g, sink, "kills", ok)
     dups = sum(c - 1 for c in got.values())
     # Stored and fsync'd but killed before the 250 went out: delivered, and the sender (never
     # told) would send it again — the other kind of duplicate a crash makes.
@@ -140,14 +148,14 @@ def test_spool_filesystem_full_gets_452_and_loses_nothing(make_gateway, tmp_path
         second = json.loads(out2.read_text())
         assert second["ok"] == 200, second
         sink = Sink(tmp_path, port=down).start()
-        wait_for(lambda: ok1 <= set(seqs(sink, "full")), timeout=120, what="every acknowledged message")
-        wait_for(lambda: ok_b <= set(seqs(sink, "nospace")), timeout=120, what="every acknowledged message")
-        wait_for(lambda: len(seqs(sink, "after")) == 200, timeout=60, what="the second run")
-        wait_for(lambda: g.metrics()["mxguard_queue_messages"] == 0, timeout=60, what="empty queue")
+        got_full = wait_delivered(g, sink, "full", ok1)
+        got_b = wait_delivered(g, sink, "nospace", ok_b)
+        assert len(wait_delivered(g, sink, "after", set(range(200)))) == 200
+        assert ok1 <= set(got_full) and ok_b <= set(got_b)
         record("spool_full", {"acknowledged": len(ok1), "refused_at_mail": first["temp"],
                               "acknowledged_no_margin": len(ok_b), "refused_at_data": full["temp"],
                               "store_errors": m["mxguard_spool_errors_total"],
-                              "lost": len(ok1 - set(seqs(sink, "full"))) + len(ok_b - set(seqs(sink, "nospace")))})
+                              "lost": len(ok1 - set(got_full)) + len(ok_b - set(got_b))})
     finally:
         g.stop()
         if sink:
@@ -187,9 +195,7 @@ def test_flapping_downstream_gets_everything_exactly_once(make_gateway, tmp_path
         proxy.settle()
         ok = acked(accepted)
         assert len(ok) >= rate * flap_s * 0.9, len(ok)
-        wait_for(lambda: ok <= set(seqs(sink, "flap")), timeout=120, what="every acknowledged message")
-        wait_for(lambda: g.metrics()["mxguard_queue_messages"] == 0, timeout=60, what="empty queue")
-        got = seqs(sink, "flap")
+        got = wait_delivered(g, sink, "flap", ok)
         dups = sum(c - 1 for c in got.values())
         m = g.metrics()
         record("flapping_downstream", {"seconds": flap_s, "acknowledged": len(ok), "duplicates": dups,
@@ -242,7 +248,7 @@ def test_hostile_clients_do_not_lock_out_ordinary_senders(make_gateway, sink, tm
         assert m["mxguard_connections_evicted_total"] > 0
         for kind in ("slowloris", "tls_stall", "long_line", "endless_rcpt", "endless_pipeline"):
             assert swarm.stats[kind]["closed_by_server"] > 0, (kind, swarm.stats[kind])
-        wait_for(lambda: len(seqs(sink, "ordinary")) == 1000, timeout=60, what="the ordinary mail")
+        assert len(wait_delivered(g, sink, "ordinary", set(range(1000)), timeout=60)) == 1000
         assert max(rss) - rss[0] < 512 << 20, (rss[0], max(rss))
     finally:
         swarm.join()
