@@ -207,6 +207,23 @@ pub fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// Cores that have finished scanning the spool at start-up.
+static SCANNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until all `cores` have scanned the spool (start-up only; a stop request ends the wait,
+/// as when another core failed its scan).
+async fn recovery_barrier(cores: usize) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    SCANNED.fetch_add(1, Ordering::AcqRel);
+    while SCANNED.load(Ordering::Acquire) < cores {
+        if mxguard_smtpd::shutdown::stop_requested() {
+            return Err("stopped while waiting for the other cores' spool recovery".into());
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
 /// One core: its spool, queue manager and SMTP listeners (core 0 also serves the console's
 /// pickups). Everything it needs is passed in, as the executor's closure owns it.
 #[allow(clippy::too_many_arguments)]
@@ -232,8 +249,15 @@ async fn core_main(
     glommio::spawn_local(spool.clone().run_committer()).detach();
     let queue = Queue::new(spool.clone(), Some(client_tls), cores);
     queue.start();
-    // Recovery first: it reads what the last run left, before this run writes anything.
-    let recovered = queue.recover(core, cores).map_err(|e| format!("spool recovery: {e}"))?;
+    // Recovery first: it reads what the last run left, before this run writes anything — on
+    // any core. Files are shared out among the cores by name, so a core scans the others'
+    // directories too: were another core already writing, the scan would find its new segment
+    // or batch file empty and delete it under it (acknowledged mail then lived in an unlinked
+    // file, and the next crash lost it), or read a deferred copy half-written. So every core
+    // scans, then waits for all the others, before any adopts, prepares or accepts.
+    let found = spool.recover(core, cores).map_err(|e| format!("spool recovery: {e}"))?;
+    recovery_barrier(cores).await?;
+    let recovered = queue.adopt(found);
     spool.prepare().await.map_err(|e| format!("spool: preparing segments: {e}"))?;
     if recovered > 0 {
         Event::new("recovery").num("core", core as u64).num("messages", recovered as u64).emit();

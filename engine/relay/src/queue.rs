@@ -163,9 +163,18 @@ impl Queue {
         .detach();
     }
 
-    /// Takes over the undelivered messages on disk that belong to this core.
+    /// Takes over the undelivered messages on disk that belong to this core. Only while no core
+    /// writes to the spool: see [`Queue::adopt`] for recovery beside other cores.
     pub fn recover(self: &Rc<Self>, core: usize, cores: usize) -> std::io::Result<usize> {
         let found = self.spool.recover(core, cores)?;
+        Ok(self.adopt(found))
+    }
+
+    /// Takes over messages a spool scan found (`Spool::recover`). With several cores, every core
+    /// must have finished its scan before any core adopts: an adopted message may be deferred at
+    /// once into a file of its own, which a scan still under way would read half-written (or
+    /// delete, finding no record in it yet).
+    pub fn adopt(self: &Rc<Self>, found: Vec<mxguard_spool::Recovered>) -> usize {
         let n = found.len();
         for r in found {
             Event::new("recovered")
@@ -175,7 +184,7 @@ impl Queue {
                 .emit();
             self.enqueue(r.meta, r.location, None);
         }
-        Ok(n)
+        n
     }
 
     /// Adds a spooled message; `data` is its content if still in memory.
