@@ -25,7 +25,7 @@ LAGS = [int(x) for x in sys.argv[sys.argv.index("--lags") + 1].split(",")] if "-
 
 def sink():
     port = free_port()
-    p = subprocess.Popen(["smtp-sink", "-c", f"127.0.0.1:{port}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(["smtp-sink", "-u", "root", f"127.0.0.1:{port}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p, port
 
@@ -47,7 +47,8 @@ def main():
         s, sport = sink()
         before = source(sport, per_conn)
         for lag in LAGS:
-            g = Gateway(tmp, sport, {"smtp.busy_lag_us": str(lag), "log.file": "", "relay.conn_idle_s": "5"},
+            g = Gateway(tmp, sport, {"smtp.busy_lag_us": str(lag), "log.file": "", "relay.conn_idle_s": "5",
+                                     "smtp.max_connections_per_ip": "1000"},
                         name=f"g{lag}-{pattern}").start()
             try:
                 rate = source(g.port, per_conn)
