@@ -107,8 +107,8 @@ pub(crate) async fn run<H: Handler>(ctx: Ctx<H>, tcp: TcpStream, id: u64) {
     let stalled = k::SMTP_EVICT_STALLED_MS.get_u64();
     if matches!(slot, Err(Refused::Total)) && stalled > 0 {
         let now = Instant::now();
-        evict::set_penalty(Duration::from_secs(k::SMTP_EVICT_PENALTY_S.get_u64()));
-        if !evict::penalized(peer.ip(), now) && evict::make_room(Duration::from_millis(stalled), now) {
+        let penalty = Duration::from_secs(k::SMTP_EVICT_PENALTY_S.get_u64());
+        if !evict::penalized(peer.ip(), now, penalty) && evict::make_room(Duration::from_millis(stalled), now, penalty) {
             METRICS.connections_evicted.inc();
             slot = limits::acquire(peer.ip(), usize::MAX, per_ip);
         }

@@ -91,8 +91,8 @@ pub fn register(id: u64, ip: IpAddr) -> Registration {
 
 /// Signals this core's longest-stalled connection that is waiting for its client, if it has
 /// stalled for longer than `stalled_for`; true when one was picked (it closes itself with 421,
-/// and its address goes into the penalty box).
-pub fn make_room(stalled_for: Duration, now: Instant) -> bool {
+/// and its address goes into the penalty box for `penalty`).
+pub fn make_room(stalled_for: Duration, now: Instant, penalty: Duration) -> bool {
     WATCHED.with(|w| {
         let w = w.borrow();
         let pick = w
@@ -104,7 +104,7 @@ pub fn make_room(stalled_for: Duration, now: Instant) -> bool {
             Some(c) => {
                 c.evicted.set(true);
                 c.signal.signal(1);
-                penalize(c.ip, now);
+                penalize(c.ip, now, penalty);
                 true
             }
             None => false,
@@ -118,20 +118,7 @@ pub const PENALTY_MAX: usize = 65_536;
 
 static PENALTY: Mutex<Option<HashMap<IpAddr, Instant>>> = Mutex::new(None);
 
-/// Seconds an evicted address stays in the box (`smtp.evict_penalty_s`, read at each use).
-static PENALTY_S: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
-
-/// Sets how long an evicted address is refused while the table is full.
-pub fn set_penalty(d: Duration) {
-    PENALTY_S.store(d.as_secs(), std::sync::atomic::Ordering::Relaxed);
-}
-
-fn penalty() -> Duration {
-    Duration::from_secs(PENALTY_S.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-fn penalize(ip: IpAddr, now: Instant) {
-    let ttl = penalty();
+fn penalize(ip: IpAddr, now: Instant, ttl: Duration) {
     if ttl.is_zero() {
         return;
     }
@@ -145,9 +132,8 @@ fn penalize(ip: IpAddr, now: Instant) {
     }
 }
 
-/// The address was evicted within the penalty: refuse it rather than evict another for it.
-pub fn penalized(ip: IpAddr, now: Instant) -> bool {
-    let ttl = penalty();
+/// The address was evicted within the last `ttl`: refuse it rather than evict another for it.
+pub fn penalized(ip: IpAddr, now: Instant, ttl: Duration) -> bool {
     let mut g = PENALTY.lock().unwrap_or_else(|e| e.into_inner());
     let Some(map) = g.as_mut() else { return false };
     match map.get(&ip) {
@@ -180,15 +166,15 @@ mod tests {
             for r in [&a, &b, &d] {
                 r.watch.set_waiting(true);
             }
-            let limit = Duration::from_secs(2);
-            assert!(make_room(limit, t0));
+            let (limit, penalty) = (Duration::from_secs(2), Duration::from_secs(60));
+            assert!(make_room(limit, t0, penalty));
             assert!(b.watch.was_evicted() && !a.watch.was_evicted() && !c.watch.was_evicted());
-            assert!(penalized(ip(2), t0) && !penalized(ip(1), t0), "the evicted address waits");
-            assert!(!penalized(ip(2), t0 + penalty() + Duration::from_secs(1)), "and is let go");
+            assert!(penalized(ip(2), t0, penalty) && !penalized(ip(1), t0, penalty), "the evicted address waits");
+            assert!(!penalized(ip(2), t0 + penalty + Duration::from_secs(1), penalty), "and is let go");
             b.watch.evicted().await; // the signal is there for it
-            assert!(make_room(limit, t0));
+            assert!(make_room(limit, t0, penalty));
             assert!(a.watch.was_evicted());
-            assert!(!make_room(limit, t0), "the rest are busy or fresh");
+            assert!(!make_room(limit, t0, penalty), "the rest are busy or fresh");
             assert!(!d.watch.was_evicted() && !c.watch.was_evicted());
             drop((a, b, c, d));
             assert!(WATCHED.with(|w| w.borrow().is_empty()));
