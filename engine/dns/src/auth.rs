@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfOutput, SpfResult};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput, DmarcResult, SpfOutput, SpfResult};
 
 use crate::{Dns, Lookup};
 
@@ -117,56 +117,66 @@ impl Dns {
             let from_domain = env.mail_from.rsplit_once('@').map(|x| x.1.to_string()).unwrap_or_else(|| env.helo.clone());
             let spf = env.spf.clone().unwrap_or_else(|| SpfOutput::new(from_domain.clone()).with_result(SpfResult::None));
             let dmarc = a.verify_dmarc(DmarcParameters::new(&msg, &dkim, &from_domain, &spf)).await;
-            let mut header = AuthenticationResults::new(&env.hostname)
-                .with_dkim_results(&dkim, msg.from())
-                .with_spf_mailfrom_result(&spf, env.ip, &env.mail_from, &env.helo);
-            if !arc.sets().is_empty() {
-                header = header.with_arc_result(&arc, env.ip);
-            }
-            if !dmarc.domain().is_empty() {
-                header = header.with_dmarc_result(&dmarc);
-            }
-            let policy = match dmarc.policy() {
-                Policy::Reject => "reject",
-                Policy::Quarantine => "quarantine",
-                Policy::None | Policy::Unspecified => "none",
-            };
-            let dmarc_result = dmarc.result();
-            let auth = Auth {
-                dkim: dkim
-                    .iter()
-                    .map(|d| Signature {
-                        outcome: Outcome::of_dkim(d.result()),
-                        domain: d.signature().map(|s| s.d.clone()).unwrap_or_default(),
-                        detail: detail_of_dkim(d.result()),
-                    })
-                    .collect(),
-                arc: if arc.sets().is_empty() { Outcome::None } else { Outcome::of_dkim(arc.result()) },
-                arc_sealer: arc.sets().last().map(|s| s.seal.header.d.clone()),
-                dmarc: Dmarc {
-                    outcome: Outcome::of_dmarc(&dmarc_result),
-                    domain: dmarc.domain().to_string(),
-                    policy,
-                    testing: dmarc.dmarc_record().is_some_and(|r| r.t),
-                    detail: match &dmarc_result {
-                        DmarcResult::Pass | DmarcResult::None => String::new(),
-                        DmarcResult::Fail(e) | DmarcResult::TempError(e) | DmarcResult::PermError(e) => e.to_string(),
-                    },
-                },
-                header: {
-                    let mut text = header.to_string();
-                    if dkim.is_empty() {
-                        // RFC 8601 §2.7.1: say that no signature was there (mail-auth writes
-                        // only the signatures it checked).
-                        text.insert_str(env.hostname.len(), ";\r\n\tdkim=none");
-                    }
-                    format!("Authentication-Results: {text}\r\n")
-                },
-            };
+            let auth = assemble(&msg, &dkim, &arc, &dmarc, &spf, &env);
             drop(msg);
             drop(message);
             Lookup::Found(auth)
         })
+    }
+}
+
+/// The findings of the checks as [`Auth`], with the Authentication-Results header that records
+/// them. Pure: everything comes from mail-auth's outputs and the envelope (the fuzz target
+/// `dns_records` drives it with DNS answers of its own). The header is one field: every line
+/// break in it is CRLF followed by a tab, whatever a DNS record or the message held.
+pub fn assemble(msg: &AuthenticatedMessage<'_>, dkim: &[DkimOutput<'_>], arc: &ArcOutput<'_>, dmarc: &DmarcOutput, spf: &SpfOutput, env: &Envelope) -> Auth {
+    let mut header = AuthenticationResults::new(&env.hostname)
+        .with_dkim_results(dkim, msg.from())
+        .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, &env.helo);
+    if !arc.sets().is_empty() {
+        header = header.with_arc_result(arc, env.ip);
+    }
+    if !dmarc.domain().is_empty() {
+        header = header.with_dmarc_result(dmarc);
+    }
+    let policy = match dmarc.policy() {
+        Policy::Reject => "reject",
+        Policy::Quarantine => "quarantine",
+        Policy::None | Policy::Unspecified => "none",
+    };
+    let dmarc_result = dmarc.result();
+    Auth {
+        dkim: dkim
+            .iter()
+            .map(|d| Signature {
+                outcome: Outcome::of_dkim(d.result()),
+                domain: d.signature().map(|s| s.d.clone()).unwrap_or_default(),
+                detail: detail_of_dkim(d.result()),
+            })
+            .collect(),
+        arc: if arc.sets().is_empty() { Outcome::None } else { Outcome::of_dkim(arc.result()) },
+        arc_sealer: arc.sets().last().map(|s| s.seal.header.d.clone()),
+        dmarc: Dmarc {
+            outcome: Outcome::of_dmarc(&dmarc_result),
+            domain: dmarc.domain().to_string(),
+            policy,
+            testing: dmarc.dmarc_record().is_some_and(|r| r.t),
+            detail: match &dmarc_result {
+                DmarcResult::Pass | DmarcResult::None => String::new(),
+                DmarcResult::Fail(e) | DmarcResult::TempError(e) | DmarcResult::PermError(e) => e.to_string(),
+            },
+        },
+        header: {
+            let mut text = header.to_string();
+            if dkim.is_empty() {
+                // RFC 8601 §2.7.1: say that no signature was there (mail-auth writes
+                // only the signatures it checked).
+                // The text starts with the authserv-id as given; anywhere else it goes last.
+                let at = if text.starts_with(env.hostname.as_str()) { env.hostname.len() } else { text.len() };
+                text.insert_str(at, ";\r\n\tdkim=none");
+            }
+            format!("Authentication-Results: {text}\r\n")
+        },
     }
 }
 

@@ -63,7 +63,9 @@ pub fn parse(text: &str, number: usize) -> Result<Option<Line>, String> {
         if body.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("'{body}': spaces inside an entry"));
         }
-        Kind::Wildcard(body.to_ascii_lowercase())
+        // Names are looked up without their final dot (the root), so an entry written in the
+        // fully qualified form (`*.example.com.`) drops it too, as an exact name does.
+        Kind::Wildcard(body.trim_end_matches('.').to_ascii_lowercase())
     } else {
         if body.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("'{body}': spaces inside an entry"));

@@ -115,3 +115,15 @@ fn mistyped_addresses_are_refused() {
     assert_eq!(l.addresses_only().unwrap_err(), "ip.txt:3: 'spam.example': not an address, address block or pattern");
     assert!(List::parse("ip.txt", "192.0.2.1\n(^10\\.)\n2001:db8::/32\n").unwrap().addresses_only().is_ok());
 }
+
+#[test]
+fn fully_qualified_entries_drop_the_final_dot_like_the_names_they_match() {
+    // Found by the policy_lists fuzz target: a wildcard written with the root's dot never matched.
+    let l = List::parse("t", "*.example.com.\nmail?.example.net..\nexact.example.org.\n").unwrap();
+    assert_eq!(l.match_name("a.example.com").unwrap().line, 1);
+    assert_eq!(l.match_name("a.example.com.").unwrap().line, 1);
+    assert_eq!(l.match_name("mail1.example.net").unwrap().line, 2);
+    assert_eq!(l.match_name("exact.example.org").unwrap().line, 3);
+    assert_eq!(l.match_address("u@b.example.com").unwrap().line, 1);
+    assert!(l.match_name("example.com").is_none());
+}
