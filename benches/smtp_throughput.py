@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Data-plane benchmark: mxguard against Postfix on this machine, in one run, on loopback.
 
-  (a) Postfix smtp-source -> smtp-sink directly: the raw limit of SMTP on this machine
+  (a) mxblast -> mxblast sink directly: the raw limit of SMTP on this machine, with the same
+      client and connection pattern as (b) and (c) (1,000 messages a connection)
   (b) mxblast -> mxguard (fsync on, no filtering) -> mxblast sink: end to end
   (c) mxblast -> a Postfix relay started here (queue under target/) -> mxblast sink: end to end
+  (a') Postfix smtp-source -d -> smtp-sink: the raw limit with another client (also many
+      messages a connection), as a cross-check of (a)
 
 for 2 KB and 20 KB messages at 10 and 100 connections, and prints (b)/(a) and (b)/(c). End to
 end means from the first connection to the last message counted at the sink. Also measures the
@@ -96,7 +99,8 @@ def run_a(size, conns, n):
     try:
         wait_port(port)
         t0 = time.monotonic()
-        subprocess.run(["smtp-source", "-s", str(conns), "-m", str(n), "-l", str(size), "-f", "a@sender.example",
+        # -d: many messages a connection, as mxblast sends them in (a), (b) and (c).
+        subprocess.run(["smtp-source", "-d", "-s", str(conns), "-m", str(n), "-l", str(size), "-f", "a@sender.example",
                         "-t", "u@example.test", f"127.0.0.1:{port}"], check=True, stdout=subprocess.DEVNULL)
         dt = time.monotonic() - t0
     finally:
@@ -286,7 +290,12 @@ def main():
     for size in sizes:
         for conns in conns_list:
             n = n_for[size]
-            a = run_a(size, conns, n)
+            sink, sport, stats = start_sink(f"a{size}{conns}")
+            try:
+                a = blast_end_to_end(sport, stats, size, conns, n, f"a{size}x{conns}")
+            finally:
+                stop(sink)
+            a_ss = run_a(size, conns, n)
             b = run_b(size, conns, n, f"b{size}x{conns}")
             sink, sport, stats = start_sink(f"c{size}{conns}")
             pf, pport, pdir = start_postfix(sport)
@@ -296,10 +305,10 @@ def main():
                 subprocess.run(["postfix", "-c", str(pdir / "conf"), "stop"], capture_output=True)
                 stop(pf)
                 stop(sink)
-            row = {"size": size, "conns": conns, "a": a, "b": b, "c": c,
+            row = {"size": size, "conns": conns, "a": a, "a_smtp_source": a_ss, "b": b, "c": c,
                    "b_over_a": b["msgs_per_s"] / a["msgs_per_s"], "b_over_c": b["msgs_per_s"] / c["msgs_per_s"]}
             rows.append(row)
-            print(f"{size:>6} B {conns:>4} conns: (a) {a['msgs_per_s']:8.0f}  (b) {b['msgs_per_s']:8.0f}  "
+            print(f"{size:>6} B {conns:>4} conns: (a) {a['msgs_per_s']:8.0f}  (a') {a_ss['msgs_per_s']:8.0f}  (b) {b['msgs_per_s']:8.0f}  "
                   f"(c) {c['msgs_per_s']:7.0f} msg/s   (b)/(a) {row['b_over_a']:.2f}  (b)/(c) {row['b_over_c']:.1f}  "
                   f"(b) eod->250 p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f} ms (gateway's own p99 {b['server_eod_p99_ms']:.2f}, "
                   f"device flush p99 {b['sync_p99_ms']:.2f})", flush=True)
@@ -327,13 +336,14 @@ def main():
     cmd = "benches/smtp_throughput.py" + (" --quick" if QUICK else "")
     lines = [f"\n## SMTP data plane — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n",
              f"Command: `{cmd}` (release build; {os.cpu_count()} cores, kernel {platform.release()}).",
-             "End to end: first connection to last message at the sink. (a) smtp-source → smtp-sink; "
+             "End to end: first connection to last message at the sink, 1,000 messages a connection. (a) mxblast → mxblast sink; "
+             "(a') smtp-source -d → smtp-sink (another client, as a cross-check of (a)); "
              "(b) mxblast → mxguard (fsync on, filters off) → mxblast sink; (c) mxblast → Postfix relay → mxblast sink.\n",
-             "| size | conns | (a) msg/s | (b) msg/s | (c) msg/s | (b)/(a) | (b)/(c) | (b) eod→250 p50 ms | p99 ms | p99.9 ms "
+             "| size | conns | (a) msg/s | (a') msg/s | (b) msg/s | (c) msg/s | (b)/(a) | (b)/(c) | (b) eod→250 p50 ms | p99 ms | p99.9 ms "
              "| gateway's own p99 ms | device flush p99 ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['conns']} | {r['a']['msgs_per_s']:.0f} | {r['b']['msgs_per_s']:.0f} | "
+        lines.append(f"| {r['size']} | {r['conns']} | {r['a']['msgs_per_s']:.0f} | {r['a_smtp_source']['msgs_per_s']:.0f} | {r['b']['msgs_per_s']:.0f} | "
                      f"{r['c']['msgs_per_s']:.0f} | {r['b_over_a']:.2f} | {r['b_over_c']:.1f} | {r['b']['p50_ms']:.2f} | "
                      f"{r['b']['p99_ms']:.2f} | {r['b']['p999_ms']:.2f} | {r['b']['server_eod_p99_ms']:.2f} | "
                      f"{r['b']['sync_p99_ms']:.2f} |")
