@@ -461,9 +461,9 @@ registry! {
     SCORE_HEUR_MISSING_FROM { float "score.heur_missing_from", 2.0, [-10000.0, 10000.0], live,
         "Score of HEUR_MISSING_FROM: no From address." }
     SCORE_HEUR_DATE_FUTURE { float "score.heur_date_future", 2.0, [-10000.0, 10000.0], live,
-        "Score of HEUR_DATE_FUTURE: a Date more than a day ahead." }
+        "Score of HEUR_DATE_FUTURE: a Date more than a day ahead of when the message was sent (its newest Received field of another server, else its arrival)." }
     SCORE_HEUR_DATE_PAST { float "score.heur_date_past", 1.0, [-10000.0, 10000.0], live,
-        "Score of HEUR_DATE_PAST: a Date more than five years old." }
+        "Score of HEUR_DATE_PAST: a Date more than five years before the message was sent (its newest Received field of another server, else its arrival)." }
     SCORE_HEUR_HTML_ONLY_SHORT { float "score.heur_html_only_short", 1.5, [-10000.0, 10000.0], live,
         "Score of HEUR_HTML_ONLY_SHORT: HTML without a text part and little text." }
     SCORE_HEUR_SUBJECT_CAPS { float "score.heur_subject_caps", 1.5, [-10000.0, 10000.0], live,
