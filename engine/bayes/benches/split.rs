@@ -10,6 +10,9 @@
 //! `MXGUARD_BENCH_SET="score.bayes_spam=4.5"` runs with knobs other than their defaults.
 //! `MXGUARD_BENCH_CV=5` first prints the same ranking figures from a 5-fold cross-validation over
 //! the train rows only (what to choose by; the test rows then say how it carries).
+//! `MXGUARD_BENCH_LEARNED=5` compares, by 5-fold cross-validation over the train rows and then on
+//! the test rows, three scores: Bayes alone, the hand-set full score, and the full score with
+//! learned symbol weights (mxguard-weights), its prior's spread chosen by the cross-validation.
 
 use std::time::Instant;
 
@@ -127,6 +130,9 @@ fn main() {
         }
         let (auc, c01, c1) = ranking(&held);
         println!("{{\"cv_folds\":{k},\"one_minus_auc_pct\":{auc:.4},\"caught_at_0_1pct_fp\":{c01:.2},\"caught_at_1pct_fp\":{c1:.2}}}");
+    }
+    if let Some(k) = std::env::var("MXGUARD_BENCH_LEARNED").ok().and_then(|v| v.parse::<usize>().ok()).filter(|k| *k >= 2) {
+        learned_weights(&rows, &train, &table, k, day);
     }
     let mut scored: Vec<(f64, bool)> = Vec::new();
     let mut scored_names: Vec<&str> = Vec::new();
@@ -281,6 +287,146 @@ fn main() {
         one,
         two,
         two / one.max(1e-9),
+    );
+}
+
+/// Symbols whose hand-set score stays pinned (they force an outcome whatever the rest says):
+/// never inputs of the learned model.
+const PINNED: &[&str] = &["GTUBE"];
+
+/// One message's content symbols (name, hand-set score), Bayes excluded.
+fn symbols_of(raw: &[u8], tables: &mxguard_scan::Tables) -> Vec<(String, f64)> {
+    let r = mxguard_scan::scan_with(raw, tables, 1_050_000_000, false);
+    r.found.iter().map(|f| (f.symbol.name.clone(), f.symbol.score)).collect()
+}
+
+/// The learned-weights comparison (MXGUARD_BENCH_LEARNED=K): prints one JSON line.
+///
+/// Every train row's Bayes log-odds is out of fold (a table learnt from the other K-1 folds), as
+/// the gateway's lessons see Bayes before the message is learnt. The model for a fold is fitted
+/// on the other folds' rows; the prior's spread is chosen from a small grid by the pooled
+/// cross-validated 1-AUC; the test rows are scored by the table learnt from every train row and
+/// the model fitted on every train row with the chosen spread.
+fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)], table: &Table, k: usize, day: u16) {
+    use mxguard_weights::{fit, log_odds, Fitted, Prior, Sample, Scale, Weights};
+    let tables = mxguard_scan::Tables::empty();
+    let train_raw: Vec<&Vec<u8>> = rows.iter().filter(|r| r.0 == "train").map(|r| &r.2).collect();
+    let test_rows: Vec<(bool, &Vec<u8>)> = rows.iter().filter(|r| r.0 == "test").map(|r| (r.1, &r.2)).collect();
+    let train_syms: Vec<Vec<(String, f64)>> = train_raw.iter().map(|raw| symbols_of(raw, &tables)).collect();
+    let test_syms: Vec<Vec<(String, f64)>> = test_rows.iter().map(|(_, raw)| symbols_of(raw, &tables)).collect();
+    // Out-of-fold Bayes for the train rows.
+    let mut oof: Vec<Option<f64>> = vec![None; train.len()];
+    for fold in 0..k {
+        let t = Table::new(4_000_000);
+        train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
+            learn_reinforced(&t, toks, *spam, day);
+        });
+        for (i, (_, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
+            oof[i] = probability(&t, toks);
+        }
+    }
+    let test_bayes: Vec<Option<f64>> = rows.iter().filter(|r| r.0 == "test").map(|r| {
+        let p = mxguard_scan::mime::parse(&r.2, 262_144, 1000);
+        probability(table, &tokens(&p, 500))
+    }).collect();
+    // The vocabulary: every symbol a train row carries, its prior the median of its hand-set scores.
+    let scale = Scale::anchored(
+        mxguard_tuning::VERDICT_TAG_SCORE.get_f64(),
+        0.9,
+        mxguard_tuning::VERDICT_QUARANTINE_SCORE.get_f64(),
+        0.999,
+    )
+    .expect("tag below quarantine");
+    let mut names: Vec<String> = train_syms.iter().flatten().map(|s| s.0.clone()).filter(|n| !PINNED.contains(&n.as_str())).collect();
+    names.sort();
+    names.dedup();
+    let index: std::collections::HashMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+    let prior_points: Vec<f64> = names
+        .iter()
+        .map(|n| {
+            let mut v: Vec<f64> = train_syms.iter().flatten().filter(|s| &s.0 == n).map(|s| s.1).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
+    let sample = |syms: &[(String, f64)], bayes: Option<f64>, spam: bool| Sample {
+        x: syms.iter().filter_map(|s| index.get(s.0.as_str()).map(|i| (*i, 1.0))).collect(),
+        bayes: bayes.map_or(0.0, log_odds),
+        spam,
+    };
+    let samples: Vec<Sample> = train_syms.iter().zip(&oof).zip(train).map(|((s, b), (spam, _))| sample(s, *b, *spam)).collect();
+    // The hand-set scores as the model's prior: Bayes' proportional symbol (8 points at p = 1
+    // from p = 0.95, -3 at 0 from 0.05) is near 8/15 point per unit of log-odds.
+    let prior = |sd_symbol: f64, sd_bayes: f64| Prior {
+        mean: Weights { bias: scale.log_odds_of(0.0), bayes: scale.weight_of(mxguard_tuning::SCORE_BAYES_SPAM.get_f64() / mxguard_weights::BAYES_CLAMP), symbols: prior_points.iter().map(|p| scale.weight_of(*p)).collect() },
+        sd_symbol,
+        sd_bayes,
+        sd_bias: 5.0,
+    };
+    let hand = |syms: &[(String, f64)], bayes: Option<f64>| syms.iter().map(|s| s.1).sum::<f64>() + bayes.and_then(mxguard_bayes::symbol_for).map_or(0.0, |s| s.1);
+    let cv_of = |sd_symbol: f64, sd_bayes: f64| -> Vec<(f64, bool)> {
+        let mut held = Vec::new();
+        for fold in 0..k {
+            let fold_train: Vec<Sample> = samples.iter().enumerate().filter(|(i, _)| i % k != fold).map(|(_, s)| s.clone()).collect();
+            let model = Fitted { weights: fit(&fold_train, &prior(sd_symbol, sd_bayes)).weights, scale };
+            for (_, s) in samples.iter().enumerate().filter(|(i, _)| i % k == fold) {
+                held.push((model.score(&s.x, s.bayes).score, s.spam));
+            }
+        }
+        held
+    };
+    let grid = [(0.5, 0.5), (1.0, 1.0), (2.0, 2.0), (4.0, 4.0), (8.0, 8.0), (16.0, 16.0), (4.0, 16.0), (16.0, 4.0)];
+    let mut best: Option<((f64, f64), (f64, f64, f64))> = None;
+    let mut tried = Vec::new();
+    for (a, b) in grid {
+        let r = ranking(&cv_of(a, b));
+        tried.push(format!("{{\"sd_symbol\":{a},\"sd_bayes\":{b},\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2}}}", r.0, r.1));
+        if best.is_none_or(|(_, br)| r.0 < br.0) {
+            best = Some(((a, b), r));
+        }
+    }
+    let ((sd_s, sd_b), cv_learned) = best.expect("a grid");
+    let cv_bayes = ranking(&oof.iter().zip(train).map(|(p, (spam, _))| (p.unwrap_or(0.5), *spam)).collect::<Vec<_>>());
+    let cv_hand = ranking(&train_syms.iter().zip(&oof).zip(train).map(|((s, p), (spam, _))| (hand(s, *p), *spam)).collect::<Vec<_>>());
+    let full_fit = fit(&samples, &prior(sd_s, sd_b));
+    let model = Fitted { weights: full_fit.weights.clone(), scale };
+    let test_learned: Vec<(f64, bool)> = test_syms.iter().zip(&test_bayes).zip(&test_rows).map(|((s, p), (spam, _))| {
+        let smp = sample(s, *p, *spam);
+        (model.score(&smp.x, smp.bayes).score, *spam)
+    }).collect();
+    let test_hand: Vec<(f64, bool)> = test_syms.iter().zip(&test_bayes).zip(&test_rows).map(|((s, p), (spam, _))| (hand(s, *p), *spam)).collect();
+    let test_b: Vec<(f64, bool)> = test_bayes.iter().zip(&test_rows).map(|(p, (spam, _))| (p.unwrap_or(0.5), *spam)).collect();
+    let fig = |r: (f64, f64, f64)| format!("{{\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2}}}", r.0, r.1, r.2);
+    let at = |scored: &[(f64, bool)]| {
+        [("tag", mxguard_tuning::VERDICT_TAG_SCORE.get_f64()), ("quarantine", mxguard_tuning::VERDICT_QUARANTINE_SCORE.get_f64())]
+            .iter()
+            .map(|(n, t)| format!("\"{n}\":{{\"spam_pct\":{:.2},\"ham_fp_pct\":{:.3}}}", rate(scored, true, *t), rate(scored, false, *t)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // The weights that moved most from their hand-set values, for the record.
+    let mut moved: Vec<(f64, usize)> = full_fit.weights.symbols.iter().zip(&prior_points).enumerate().map(|(i, (w, p))| ((scale.points_per_unit * w - p).abs(), i)).collect();
+    moved.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let moved: Vec<String> = moved
+        .iter()
+        .take(8)
+        .map(|(_, i)| format!("\"{}\":[{:.2},{:.2},{}]", names[*i], prior_points[*i], scale.points_per_unit * full_fit.weights.symbols[*i], full_fit.seen[*i]))
+        .collect();
+    println!(
+        "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{sd_s},\"sd_bayes\":{sd_b}}},\"grid\":[{}],\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":{:.3},\"moved_points_hand_learned_seen\":{{{}}},\"fit_steps\":{}}}}}",
+        names.len(),
+        tried.join(","),
+        fig(cv_bayes),
+        fig(cv_hand),
+        fig(cv_learned),
+        fig(ranking(&test_b)),
+        fig(ranking(&test_hand)),
+        fig(ranking(&test_learned)),
+        at(&test_hand),
+        at(&test_learned),
+        scale.points_per_unit * full_fit.weights.bayes,
+        moved.join(","),
+        full_fit.steps,
     );
 }
 
