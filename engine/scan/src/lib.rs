@@ -20,6 +20,8 @@ pub mod images;
 pub mod magic;
 pub mod mime;
 pub mod phish;
+pub mod remote_picture;
+pub mod reply_to;
 pub mod rules;
 pub mod shortcut;
 pub mod tokens;
@@ -41,6 +43,10 @@ use mxguard_verdict::{Force, Symbol};
 pub const URL_BLACKLIST: &str = "url-blacklist.txt";
 pub const SHORTENERS: &str = "url-shorteners.txt";
 pub const BRANDS: &str = "protected-brands.txt";
+/// Free-mail providers, beside [`reply_to::DEFAULT_FREEMAIL`].
+pub const FREEMAIL: &str = "freemail-domains.txt";
+/// Public image hosts, beside [`remote_picture::DEFAULT_IMAGE_HOSTS`].
+pub const IMAGE_HOSTS: &str = "image-hosts.txt";
 pub const ATTACHMENT_BLACKLIST: &str = "attachment-blacklist.txt";
 /// Perceptual hashes of known spam pictures (`mxguard image-hash --learn` appends to it).
 pub const IMAGE_HASHES: &str = "image-hashes.txt";
@@ -50,7 +56,7 @@ pub const BULK_SIGNATURES: &str = "bulk-signatures.txt";
 /// Every file of the lists directory the scanners read.
 pub fn files() -> Vec<&'static str> {
     let mut v = rules::FILES.to_vec();
-    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, ATTACHMENT_BLACKLIST, IMAGE_HASHES, BULK_SIGNATURES]);
+    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, FREEMAIL, IMAGE_HOSTS, ATTACHMENT_BLACKLIST, IMAGE_HASHES, BULK_SIGNATURES]);
     v
 }
 
@@ -82,6 +88,10 @@ pub struct Tables {
     pub url_blacklist: List,
     pub shorteners: HashSet<String>,
     pub brands: HashSet<String>,
+    /// Registrable domains of free-mail providers (Reply-To checks).
+    pub freemail: HashSet<String>,
+    /// Registrable domains of public image hosts (picture-only bodies).
+    pub image_hosts: HashSet<String>,
     /// Lines of attachment-blacklist.txt (joined with the knob's list at scan time).
     pub attachment_lines: String,
     pub image_hashes: images::Known,
@@ -95,6 +105,8 @@ impl Tables {
             url_blacklist: List::empty(URL_BLACKLIST),
             shorteners: phish::DEFAULT_SHORTENERS.iter().map(|s| s.to_string()).collect(),
             brands: phish::DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect(),
+            freemail: reply_to::DEFAULT_FREEMAIL.iter().map(|s| s.to_string()).collect(),
+            image_hosts: remote_picture::DEFAULT_IMAGE_HOSTS.iter().map(|s| s.to_string()).collect(),
             attachment_lines: String::new(),
             image_hashes: images::Known::default(),
             bulk_signatures: fingerprint::Known::default(),
@@ -124,6 +136,8 @@ impl Tables {
         };
         t.shorteners.extend(words(SHORTENERS, &mut errors));
         t.brands.extend(words(BRANDS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
+        t.freemail.extend(words(FREEMAIL, &mut errors).into_iter().map(|b| urls::registrable(&b)));
+        t.image_hosts.extend(words(IMAGE_HOSTS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
         t.attachment_lines = words(ATTACHMENT_BLACKLIST, &mut errors).join("\n");
         // The learnt lists: a missing file is an empty list.
         let learnt = |f: &str, errors: &mut Vec<String>| -> Option<(String, String)> {
@@ -253,6 +267,10 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("PHISH_BRAND_IN_HOST", &k::SCORE_URL_BRAND_IN_HOST),
     ("PHISH_BRAND_SENDER", &k::SCORE_URL_BRAND_SENDER),
     ("URL_BL", &k::SCORE_URL_BLACKLIST),
+    ("REPLYTO_ELSEWHERE", &k::SCORE_REPLYTO_ELSEWHERE),
+    ("REPLYTO_FREEMAIL", &k::SCORE_REPLYTO_FREEMAIL),
+    ("BODY_REMOTE_IMAGE", &k::SCORE_BODY_REMOTE_IMAGE),
+    ("BODY_IMAGE_HOST", &k::SCORE_BODY_IMAGE_HOST),
     ("HEUR_SUBJECT_SPACES", &k::SCORE_HEUR_SUBJECT_SPACES),
     ("HEUR_MISSING_DATE", &k::SCORE_HEUR_MISSING_DATE),
     ("HEUR_MISSING_MESSAGE_ID", &k::SCORE_HEUR_MISSING_MESSAGE_ID),
@@ -375,6 +393,23 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     });
     let cx = phish::Context { from_domain, from_name, subject: &p.subject, text: &p.text, mailing_list };
     for (sym, reason) in phish::check(&links, &cx, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
+        r.add("urls", sym, score_of(sym), reason);
+    }
+    let reply_to = p.message.as_ref().and_then(|m| m.reply_to()).and_then(|a| a.first()).and_then(|a| a.address());
+    let from_address = from.and_then(|a| a.address()).unwrap_or("");
+    let rt = reply_to::Message { from: from_address, from_name, reply_to, mailing_list };
+    for (sym, reason) in reply_to::check(&rt, &tables.brands, &tables.freemail) {
+        r.add("urls", sym, score_of(sym), reason);
+    }
+    let own_pictures = atts.iter().filter(|a| magic::detect(a.data).is_image()).count();
+    let body = remote_picture::Body {
+        html_parts: p.html_parts,
+        visible_chars: p.text.chars().count().saturating_sub(p.subject.chars().count()),
+        own_pictures,
+        links: &links,
+        short_chars: k::HEUR_HTML_SHORT_CHARS.get_usize(),
+    };
+    for (sym, reason) in remote_picture::check(&body, &tables.image_hosts) {
         r.add("urls", sym, score_of(sym), reason);
     }
     if !tables.url_blacklist.is_empty() {

@@ -444,6 +444,14 @@ registry! {
         "Score of PHISH_LOOKALIKE: a punycode host imitating a protected brand." }
     SCORE_URL_SHORTENER { float "score.url_shortener", 1.0, [-10000.0, 10000.0], live,
         "Score of URL_SHORTENER: a link through a URL shortener." }
+    SCORE_REPLYTO_ELSEWHERE { float "score.replyto_elsewhere", 0.5, [-10000.0, 10000.0], live,
+        "Score of REPLYTO_ELSEWHERE: Reply-To on another registrable domain than From (outside mailing lists)." }
+    SCORE_REPLYTO_FREEMAIL { float "score.replyto_freemail", 2.5, [-10000.0, 10000.0], live,
+        "Score of REPLYTO_FREEMAIL: replies elsewhere from a protected brand or a free-mail account, or to a free-mail account from an organisation." }
+    SCORE_BODY_REMOTE_IMAGE { float "score.body_remote_image", 1.5, [-10000.0, 10000.0], live,
+        "Score of BODY_REMOTE_IMAGE: an HTML body with almost no text and a picture loaded from the web." }
+    SCORE_BODY_IMAGE_HOST { float "score.body_image_host", 1.5, [-10000.0, 10000.0], live,
+        "Score of BODY_IMAGE_HOST: that picture is on a public image host (image-hosts.txt and the built-in set)." }
     SCORE_URL_FORM { float "score.url_form", 4.0, [-10000.0, 10000.0], live,
         "Score of PHISH_FORM: an HTML form asking for a password, card or account, posting to another site than the sender's." }
     SCORE_URL_BRAND_IN_HOST { float "score.url_brand_in_host", 4.0, [-10000.0, 10000.0], live,
