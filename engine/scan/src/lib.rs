@@ -20,6 +20,7 @@ pub mod images;
 pub mod magic;
 pub mod mime;
 pub mod phish;
+pub mod redirects;
 pub mod remote_picture;
 pub mod reply_to;
 pub mod rules;

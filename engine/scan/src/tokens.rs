@@ -555,6 +555,10 @@ pub fn tokens_of(p: &Parsed<'_>, html: &[&str], links: &[urls::Link], atts: &[cr
         html_tags(part, &mut out);
     }
     for l in links {
+        // A resolved redirect: the tracker tells something too (who sent it through whom).
+        if let Some(via) = &l.via {
+            out.push(hash(ns::URL, via.as_bytes()));
+        }
         out.push(hash(ns::URL, l.host.as_bytes()));
         out.push(hash(ns::URL, l.domain.as_bytes()));
         let first = l.path().split('/').find(|s| !s.is_empty()).unwrap_or("");

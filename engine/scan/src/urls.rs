@@ -42,6 +42,9 @@ pub struct Link {
     /// Tabs or line breaks (often as `&#9;` `&#10;`) were written inside the URL: browsers
     /// drop them, filters that do not are fooled (`http://rds.yaho&#10;o.com/`).
     pub obfuscated: bool,
+    /// The click tracker or redirector this link went through, when its target was written in
+    /// it and the link was resolved to that target ([`crate::redirects`]).
+    pub via: Option<String>,
 }
 
 impl Link {
@@ -60,6 +63,10 @@ impl Link {
 /// message both take its links from here.
 pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
     let mut links = extract(text, html, max);
+    // Click trackers and redirectors that carry their target: judged by where they go.
+    for l in &mut links {
+        crate::redirects::resolve(l);
+    }
     for a in atts {
         // The extension as the attachment check reads it, so both see the same shortcuts.
         let is_shortcut = a.name.is_some_and(|n| crate::shortcut::is_shortcut_extension(&crate::attachments::extension(n)));
@@ -417,6 +424,7 @@ pub fn parse(raw: &str) -> Option<Link> {
         html: false,
         port,
         obfuscated: false,
+        via: None,
     })
 }
 
@@ -428,7 +436,8 @@ pub(crate) fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
+        // Two hex digits exactly (`from_str_radix` alone would take `%+4` as 0x04).
+        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
             if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(v);
                 i += 3;
