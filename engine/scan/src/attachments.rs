@@ -1,6 +1,7 @@
 //! Attachment checks: blocked extensions, double extensions, executables by magic bytes, names
 //! that lie about the type, Internet Shortcuts read for where they point ([`crate::shortcut`]),
-//! and zip archives opened (nested) within bomb limits.
+//! Apple configuration profiles (`.mobileconfig`: opened, they install certificates, VPNs or
+//! mail accounts; `ATTACH_APPLE_PROFILE`), and zip archives opened (nested) within bomb limits.
 //!
 //! Costs and guarantees: an archive is walked entry by entry; an entry's content is read only to
 //! learn its type (first 32 KiB) or to open it as a nested zip, and never beyond what is left of
@@ -111,6 +112,9 @@ fn check_file(name: &str, data: &[u8], depth: usize, policy: &Policy<'_>, budget
             Err(why) => r.add("ATTACH_SHORTCUT_UNSAFE", format!("attachment {name}{inside} is a shortcut {why}")),
         }
     }
+    if ext == "mobileconfig" || is_apple_profile(data) {
+        r.add("ATTACH_APPLE_PROFILE", format!("attachment {name}{inside} is an Apple configuration profile"));
+    }
     if kind == FileType::Iso && !policy.blocked.contains(&ext) {
         r.add("ATTACH_BLOCKED_EXT", format!("attachment {name}{inside} is a disk image"));
     }
@@ -201,6 +205,15 @@ fn open_zip(name: &str, data: &[u8], depth: usize, policy: &Policy<'_>, budget: 
         drop(f);
         check_file(&path, &content, depth, policy, budget, r);
     }
+}
+
+/// An Apple configuration profile by its content: a property list with the profile's own
+/// keys (plain XML; a signed profile carries the same XML inside its signature). Looks at the
+/// first 64 KiB.
+fn is_apple_profile(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(64 * 1024)];
+    let has = |needle: &[u8]| memchr::memmem::find(head, needle).is_some();
+    has(b"<key>PayloadContent</key>") && has(b"<key>PayloadType</key>") && has(b"Configuration")
 }
 
 fn check_name_only(path: &str, entry: &str, policy: &Policy<'_>, r: &mut Report) {
@@ -301,6 +314,18 @@ mod tests {
         // Windows drops a name's trailing dots and spaces: these open as what they end in.
         assert_eq!(syms(&[(Some("love.js."), b"var x")]), vec!["ATTACH_BLOCKED_EXT"]);
         assert_eq!(syms(&[(Some("invoice.pdf.vbs . "), b"x")]), vec!["ATTACH_BLOCKED_EXT", "ATTACH_DOUBLE_EXT"]);
+    }
+
+    #[test]
+    fn apple_configuration_profiles() {
+        let profile = b"<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.vpn.managed</string></dict></array><key>PayloadType</key><string>Configuration</string></dict></plist>";
+        assert_eq!(syms(&[(Some("Update.mobileconfig"), profile)]), vec!["ATTACH_APPLE_PROFILE"]);
+        // By its content under any name, and inside an archive.
+        assert_eq!(syms(&[(Some("settings.xml"), profile)]), vec!["ATTACH_APPLE_PROFILE"]);
+        assert_eq!(syms(&[(Some("a.zip"), &zip_of(&[("wifi.mobileconfig", profile)], false))]), vec!["ATTACH_APPLE_PROFILE"]);
+        // Another property list is not one.
+        let plist = b"<plist><dict><key>CFBundleName</key><string>App</string></dict></plist>";
+        assert!(syms(&[(Some("Info.plist"), plist)]).is_empty());
     }
 
     #[test]

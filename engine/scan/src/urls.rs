@@ -59,13 +59,35 @@ impl Link {
 
 /// The links of a message, at most `max`: those of its text and HTML parts ([`extract`]), then
 /// the web addresses of its Internet Shortcut attachments that [`crate::shortcut::read`] passes
-/// (a link sent as a file is checked like one in the text). The scan and the Bayes tokens of a
-/// message both take its links from here.
+/// (a link sent as a file is checked like one in the text), and the links of calendar
+/// invitations. Links through redirectors that carry their target are resolved to it
+/// ([`crate::redirects`]). The scan and the Bayes tokens of a message both take its links from here.
 pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
-    let mut links = extract(text, html, max);
+    let mut links = gather(text, html, atts, max);
     // Click trackers and redirectors that carry their target: judged by where they go.
     for l in &mut links {
         crate::redirects::resolve(l);
+    }
+    links
+}
+
+fn gather(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
+    let mut links = extract(text, html, max);
+    // Calendar invitations (`.ics`, text/calendar): their URL, ATTACH, DESCRIPTION and LOCATION
+    // links are links of the message, read from the unfolded text (RFC 5545 §3.1: a line
+    // break followed by a space or tab continues the line).
+    for a in atts.iter().filter(|a| is_calendar(a)) {
+        let text = String::from_utf8_lossy(a.data).replace("\r\n ", "").replace("\r\n\t", "").replace("\n ", "").replace("\n\t", "");
+        // Text escapes inside DESCRIPTION (`\n`, `\,`) end a link as a space would.
+        let text = text.replace("\\n", " ").replace("\\N", " ").replace("\\,", " ").replace("\\;", " ");
+        for l in extract(&text, &[], max) {
+            if links.len() >= max {
+                return links;
+            }
+            if !links.iter().any(|o| o.url == l.url) {
+                links.push(l);
+            }
+        }
     }
     for a in atts {
         // The extension as the attachment check reads it, so both see the same shortcuts.
@@ -81,6 +103,11 @@ pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>],
         }
     }
     links
+}
+
+/// A calendar invitation, by its name or declared type.
+fn is_calendar(a: &crate::mime::Attachment<'_>) -> bool {
+    a.declared == "text/calendar" || a.declared == "application/ics" || a.name.is_some_and(|n| crate::attachments::extension(n) == "ics")
 }
 
 /// Links of the text and the HTML parts, at most `max`, de-duplicated by URL.
@@ -521,6 +548,21 @@ pub fn domain_in_text(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calendar_invitation_brings_its_links_and_redirects_are_resolved() {
+        let ics = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Payroll review\r\nURL:https://docs-share.example/review\r\nDESCRIPTION:Sign in to confirm: https://login.ev\r\n il.example/portal\\nThanks\r\nATTACH:https://www.google.com/url?q=https%3A%2F%2Fpay.evil.example%2Fx\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let raw = format!("From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee the invitation.\r\n--b\r\nContent-Type: text/calendar; method=REQUEST\r\nContent-Disposition: attachment; filename=\"invite.ics\"\r\n\r\n{ics}--b--\r\n");
+        let p = crate::mime::parse(raw.as_bytes(), 1 << 20, 100);
+        let atts = p.attachments();
+        let html = p.html();
+        let links = links_of(&p.text, &html, &atts, 100);
+        let urls: Vec<&str> = links.iter().map(|l| l.url.as_str()).collect();
+        assert!(urls.contains(&"https://docs-share.example/review"), "{urls:?}");
+        assert!(urls.contains(&"https://login.evil.example/portal"), "a folded line is one line: {urls:?}");
+        let resolved = links.iter().find(|l| l.host == "pay.evil.example").expect("the redirect's target");
+        assert_eq!(resolved.via.as_deref(), Some("www.google.com"));
+    }
 
     #[test]
     fn a_web_shortcut_attached_is_a_link() {
