@@ -15,6 +15,7 @@
 pub mod attachments;
 pub mod fingerprint;
 pub mod heuristics;
+pub mod hosted;
 pub mod html_text;
 pub mod images;
 pub mod magic;
@@ -46,6 +47,8 @@ pub const SHORTENERS: &str = "url-shorteners.txt";
 pub const BRANDS: &str = "protected-brands.txt";
 /// Free-mail providers, beside [`reply_to::DEFAULT_FREEMAIL`].
 pub const FREEMAIL: &str = "freemail-domains.txt";
+/// Shared hosting and cloud storage suffixes, beside [`hosted::DEFAULT_HOSTING`].
+pub const HOSTING: &str = "hosting-domains.txt";
 /// Public image hosts, beside [`remote_picture::DEFAULT_IMAGE_HOSTS`].
 pub const IMAGE_HOSTS: &str = "image-hosts.txt";
 pub const ATTACHMENT_BLACKLIST: &str = "attachment-blacklist.txt";
@@ -57,7 +60,7 @@ pub const BULK_SIGNATURES: &str = "bulk-signatures.txt";
 /// Every file of the lists directory the scanners read.
 pub fn files() -> Vec<&'static str> {
     let mut v = rules::FILES.to_vec();
-    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, FREEMAIL, IMAGE_HOSTS, ATTACHMENT_BLACKLIST, IMAGE_HASHES, BULK_SIGNATURES]);
+    v.extend([URL_BLACKLIST, SHORTENERS, BRANDS, FREEMAIL, HOSTING, IMAGE_HOSTS, ATTACHMENT_BLACKLIST, IMAGE_HASHES, BULK_SIGNATURES]);
     v
 }
 
@@ -91,6 +94,8 @@ pub struct Tables {
     pub brands: HashSet<String>,
     /// Registrable domains of free-mail providers (Reply-To checks).
     pub freemail: HashSet<String>,
+    /// Host suffixes of shared hosting and cloud storage (hosted phishing pages).
+    pub hosting: HashSet<String>,
     /// Registrable domains of public image hosts (picture-only bodies).
     pub image_hosts: HashSet<String>,
     /// Lines of attachment-blacklist.txt (joined with the knob's list at scan time).
@@ -107,6 +112,7 @@ impl Tables {
             shorteners: phish::DEFAULT_SHORTENERS.iter().map(|s| s.to_string()).collect(),
             brands: phish::DEFAULT_BRANDS.iter().map(|s| s.to_string()).collect(),
             freemail: reply_to::DEFAULT_FREEMAIL.iter().map(|s| s.to_string()).collect(),
+            hosting: hosted::DEFAULT_HOSTING.iter().map(|s| s.to_string()).collect(),
             image_hosts: remote_picture::DEFAULT_IMAGE_HOSTS.iter().map(|s| s.to_string()).collect(),
             attachment_lines: String::new(),
             image_hashes: images::Known::default(),
@@ -138,6 +144,7 @@ impl Tables {
         t.shorteners.extend(words(SHORTENERS, &mut errors));
         t.brands.extend(words(BRANDS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
         t.freemail.extend(words(FREEMAIL, &mut errors).into_iter().map(|b| urls::registrable(&b)));
+        t.hosting.extend(words(HOSTING, &mut errors).into_iter().map(|h| h.trim_start_matches("*.").trim_start_matches('.').to_string()));
         t.image_hosts.extend(words(IMAGE_HOSTS, &mut errors).into_iter().map(|b| urls::registrable(&b)));
         t.attachment_lines = words(ATTACHMENT_BLACKLIST, &mut errors).join("\n");
         // The learnt lists: a missing file is an empty list.
@@ -269,6 +276,7 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("PHISH_BRAND_SENDER", &k::SCORE_URL_BRAND_SENDER),
     ("URL_BL", &k::SCORE_URL_BLACKLIST),
     ("ATTACH_APPLE_PROFILE", &k::SCORE_ATTACH_APPLE_PROFILE),
+    ("PHISH_HOSTED_PAGE", &k::SCORE_PHISH_HOSTED_PAGE),
     ("REPLYTO_ELSEWHERE", &k::SCORE_REPLYTO_ELSEWHERE),
     ("REPLYTO_FREEMAIL", &k::SCORE_REPLYTO_FREEMAIL),
     ("BODY_REMOTE_IMAGE", &k::SCORE_BODY_REMOTE_IMAGE),
@@ -395,6 +403,9 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     });
     let cx = phish::Context { from_domain, from_name, subject: &p.subject, text: &p.text, mailing_list };
     for (sym, reason) in phish::check(&links, &cx, &phish::Sets { shorteners: &tables.shorteners, brands: &tables.brands }) {
+        r.add("urls", sym, score_of(sym), reason);
+    }
+    for (sym, reason) in hosted::check(&links, &tables.hosting, &tables.brands) {
         r.add("urls", sym, score_of(sym), reason);
     }
     let reply_to = p.message.as_ref().and_then(|m| m.reply_to()).and_then(|a| a.first()).and_then(|a| a.address());

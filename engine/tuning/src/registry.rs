@@ -444,6 +444,8 @@ registry! {
         "Score of PHISH_LOOKALIKE: a punycode host imitating a protected brand." }
     SCORE_URL_SHORTENER { float "score.url_shortener", 1.0, [-10000.0, 10000.0], live,
         "Score of URL_SHORTENER: a link through a URL shortener." }
+    SCORE_PHISH_HOSTED_PAGE { float "score.phish_hosted_page", 2.5, [-10000.0, 10000.0], live,
+        "Score of PHISH_HOSTED_PAGE: a link to a sign-in, account or document page (or one named for a protected brand) on shared hosting or cloud storage (hosting-domains.txt and the built-in set)." }
     SCORE_ATTACH_APPLE_PROFILE { float "score.attach_apple_profile", 3.0, [-10000.0, 10000.0], live,
         "Score of ATTACH_APPLE_PROFILE: an Apple configuration profile (.mobileconfig) attached; opened, it installs certificates, VPNs or accounts." }
     SCORE_REPLYTO_ELSEWHERE { float "score.replyto_elsewhere", 0.5, [-10000.0, 10000.0], live,
