@@ -180,6 +180,10 @@ class Gateway:
             # digest in its sink (test_quarantined_mail_survives_a_crash…, under tests/repeat at
             # 07:46 UTC). Tests send digests explicitly (`mxguard digest`).
             "console.digest_hour": "-1",
+            # Each core keeps a pre-zeroed segment and a spare: at the 32 MiB default that is
+            # 128 MiB of disk a gateway, 16 GB for one pass of the suite (tests/repeat filled a
+            # 250 GB disk). 4 MiB is plenty for test traffic (a bigger commit gets a file of its own).
+            "spool.segment_bytes": "4194304",
         }
         self.knobs.update(knobs or {})
         self.proc = None
