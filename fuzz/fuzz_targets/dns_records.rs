@@ -170,30 +170,18 @@ fuzz_target!(|data: &[u8]| {
     let helo = "mx.example.test";
     let sender = "user@example.test";
     let env = mxguard_dns::auth::Envelope { ip: client, helo: helo.into(), mail_from: sender.into(), spf: None, hostname: "gw.example.test".into() };
+    // A check's parameters with every kind of lookup answered from the input.
+    macro_rules! answered {
+        ($params:expr) => {
+            Parameters::new($params).with_txt_cache(&txt).with_mx_cache(&mx).with_ipv4_cache(&a).with_ipv6_cache(&aaaa).with_ptr_cache(&ptr)
+        };
+    }
     rt.block_on(async {
-        let spf = auth
-            .verify_spf(
-                Parameters::new(SpfParameters::verify_mail_from(client, helo, "gw.example.test", sender))
-                    .with_txt_cache(&txt)
-                    .with_mx_cache(&mx)
-                    .with_ipv4_cache(&a)
-                    .with_ipv6_cache(&aaaa)
-                    .with_ptr_cache(&ptr),
-            )
-            .await;
+        let spf = auth.verify_spf(answered!(SpfParameters::verify_mail_from(client, helo, "gw.example.test", sender))).await;
         let Some(msg) = AuthenticatedMessage::parse(message) else { return };
-        let dkim = auth.verify_dkim(Parameters::new(&msg).with_txt_cache(&txt).with_mx_cache(&mx).with_ipv4_cache(&a).with_ipv6_cache(&aaaa).with_ptr_cache(&ptr)).await;
-        let arc = auth.verify_arc(Parameters::new(&msg).with_txt_cache(&txt).with_mx_cache(&mx).with_ipv4_cache(&a).with_ipv6_cache(&aaaa).with_ptr_cache(&ptr)).await;
-        let dmarc = auth
-            .verify_dmarc(
-                Parameters::new(DmarcParameters::new(&msg, &dkim, "example.test", &spf))
-                    .with_txt_cache(&txt)
-                    .with_mx_cache(&mx)
-                    .with_ipv4_cache(&a)
-                    .with_ipv6_cache(&aaaa)
-                    .with_ptr_cache(&ptr),
-            )
-            .await;
+        let dkim = auth.verify_dkim(answered!(&msg)).await;
+        let arc = auth.verify_arc(answered!(&msg)).await;
+        let dmarc = auth.verify_dmarc(answered!(DmarcParameters::new(&msg, &dkim, "example.test", &spf))).await;
         let found = mxguard_dns::auth::assemble(&msg, &dkim, &arc, &dmarc, &spf, &env);
         let h = found.header.as_bytes();
         assert!(h.starts_with(b"Authentication-Results: "), "{:?}", found.header);
