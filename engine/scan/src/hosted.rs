@@ -51,7 +51,7 @@ pub fn check(links: &[Link], hosting: &HashSet<String>, brands: &HashSet<String>
         let Some(suffix) = hosted(&l.host, hosting) else { continue };
         let path = l.url[l.url.find("://").map_or(0, |i| i + 3)..].split_once('/').map_or("", |x| x.1).to_ascii_lowercase();
         let words: Vec<&str> = path.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_').filter(|w| !w.is_empty()).collect();
-        // `index.html` on a storage bucket is the page itself, not a site's home.
+        // A page word as a word of the path or a part of one (`secure-document`).
         let word = words.iter().find(|w| PAGE_WORDS.contains(w) || w.split(['-', '_']).any(|p| PAGE_WORDS.contains(&p)));
         // A brand as a word of the path, or a part of one (`paypal-login`), never inside a
         // longer word (`live` in `delivery`).

@@ -414,14 +414,7 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     for (sym, reason) in reply_to::check(&rt, &tables.brands, &tables.freemail) {
         r.add("urls", sym, score_of(sym), reason);
     }
-    let own_pictures = atts.iter().filter(|a| magic::detect(a.data).is_image()).count();
-    let body = remote_picture::Body {
-        html_parts: p.html_parts,
-        visible_chars: p.text.chars().count().saturating_sub(p.subject.chars().count()),
-        own_pictures,
-        links: &links,
-        short_chars: k::HEUR_HTML_SHORT_CHARS.get_usize(),
-    };
+    let body = remote_picture::Body::of(&p, &atts, &links, k::HEUR_HTML_SHORT_CHARS.get_usize());
     for (sym, reason) in remote_picture::check(&body, &tables.image_hosts) {
         r.add("urls", sym, score_of(sym), reason);
     }

@@ -41,7 +41,7 @@ fn target_in(url: &str) -> Option<String> {
         None => (path_and_query.split('#').next().unwrap_or(""), ""),
     };
     for pair in query.split('&') {
-        if let Some(t) = pair.split_once('=').and_then(|(_, v)| address_in(&v.replace('+', " ").replace(' ', "%20"))) {
+        if let Some(t) = pair.split_once('=').and_then(|(_, v)| address_in(&v.replace(['+', ' '], "%20"))) {
             return Some(t);
         }
     }

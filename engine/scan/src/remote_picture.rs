@@ -35,6 +35,19 @@ pub struct Body<'a> {
     pub short_chars: usize,
 }
 
+impl<'a> Body<'a> {
+    /// What the check reads of a parsed message, its attachments and links.
+    pub fn of(p: &crate::mime::Parsed<'_>, atts: &[crate::mime::Attachment<'_>], links: &'a [Link], short_chars: usize) -> Body<'a> {
+        Body {
+            html_parts: p.html_parts,
+            visible_chars: p.text.chars().count().saturating_sub(p.subject.chars().count()),
+            own_pictures: atts.iter().filter(|a| crate::magic::detect(a.data).is_image()).count(),
+            links,
+            short_chars,
+        }
+    }
+}
+
 pub fn check(b: &Body<'_>, hosts: &HashSet<String>) -> Vec<Finding> {
     let mut out = Vec::new();
     if b.html_parts == 0 || b.visible_chars >= b.short_chars || b.own_pictures > 0 {
@@ -59,8 +72,7 @@ mod tests {
         let atts = p.attachments();
         let html = p.html();
         let links = crate::urls::links_of(&p.text, &html, &atts, 100);
-        let own = atts.iter().filter(|a| crate::magic::detect(a.data).is_image()).count();
-        let body = Body { html_parts: p.html_parts, visible_chars: p.text.chars().count().saturating_sub(p.subject.chars().count()), own_pictures: own, links: &links, short_chars: 50 };
+        let body = Body::of(&p, &atts, &links, 50);
         let hosts = DEFAULT_IMAGE_HOSTS.iter().map(|s| s.to_string()).collect();
         check(&body, &hosts).into_iter().map(|f| f.0).collect()
     }

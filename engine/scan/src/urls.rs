@@ -58,9 +58,9 @@ impl Link {
 }
 
 /// The links of a message, at most `max`: those of its text and HTML parts ([`extract`]), then
-/// the web addresses of its Internet Shortcut attachments that [`crate::shortcut::read`] passes
-/// (a link sent as a file is checked like one in the text), and the links of calendar
-/// invitations. Links through redirectors that carry their target are resolved to it
+/// those of its calendar invitations, then the web addresses of its Internet Shortcut
+/// attachments that [`crate::shortcut::read`] passes (a link sent as a file is checked like one
+/// in the text). Links through redirectors that carry their target are resolved to it
 /// ([`crate::redirects`]). The scan and the Bayes tokens of a message both take its links from here.
 pub fn links_of(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: usize) -> Vec<Link> {
     let mut links = gather(text, html, atts, max);
@@ -80,29 +80,32 @@ fn gather(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: 
         let text = String::from_utf8_lossy(a.data).replace("\r\n ", "").replace("\r\n\t", "").replace("\n ", "").replace("\n\t", "");
         // Text escapes inside DESCRIPTION (`\n`, `\,`) end a link as a space would.
         let text = text.replace("\\n", " ").replace("\\N", " ").replace("\\,", " ").replace("\\;", " ");
-        for l in extract(&text, &[], max) {
-            if links.len() >= max {
-                return links;
-            }
-            if !links.iter().any(|o| o.url == l.url) {
-                links.push(l);
-            }
+        if !add_new(&mut links, extract(&text, &[], max), max) {
+            return links;
         }
     }
     for a in atts {
         // The extension as the attachment check reads it, so both see the same shortcuts.
         let is_shortcut = a.name.is_some_and(|n| crate::shortcut::is_shortcut_extension(&crate::attachments::extension(n)));
         let Some(targets) = is_shortcut.then(|| crate::shortcut::read(a.data).ok()).flatten() else { continue };
-        for l in extract(&targets.join("\n"), &[], max) {
-            if links.len() >= max {
-                return links;
-            }
-            if !links.iter().any(|o| o.url == l.url) {
-                links.push(l);
-            }
+        if !add_new(&mut links, extract(&targets.join("\n"), &[], max), max) {
+            return links;
         }
     }
     links
+}
+
+/// Adds the links of `more` that `links` does not hold yet (by URL); false once it holds `max`.
+fn add_new(links: &mut Vec<Link>, more: Vec<Link>, max: usize) -> bool {
+    for l in more {
+        if links.len() >= max {
+            return false;
+        }
+        if !links.iter().any(|o| o.url == l.url) {
+            links.push(l);
+        }
+    }
+    true
 }
 
 /// A calendar invitation, by its name or declared type.
