@@ -118,16 +118,7 @@ fn main() {
     // MXGUARD_BENCH_CV=K: K-fold cross-validation over the train rows alone (fold i holds every
     // K-th row from i), to compare tokenizer or classifier choices without looking at the test rows.
     if let Some(k) = std::env::var("MXGUARD_BENCH_CV").ok().and_then(|v| v.parse::<usize>().ok()).filter(|k| *k >= 2) {
-        let mut held: Vec<(f64, bool)> = Vec::new();
-        for fold in 0..k {
-            let t = Table::new(4_000_000);
-            train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
-                learn_reinforced(&t, toks, *spam, day);
-            });
-            for (_, (spam, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
-                held.push((probability(&t, toks).unwrap_or(0.5), *spam));
-            }
-        }
+        let held: Vec<(f64, bool)> = out_of_fold(&train, k, day).iter().zip(&train).map(|(p, (spam, _))| (p.unwrap_or(0.5), *spam)).collect();
         let (auc, c01, c1) = ranking(&held);
         println!("{{\"cv_folds\":{k},\"one_minus_auc_pct\":{auc:.4},\"caught_at_0_1pct_fp\":{c01:.2},\"caught_at_1pct_fp\":{c1:.2}}}");
     }
@@ -290,6 +281,22 @@ fn main() {
     );
 }
 
+/// Each train row's Bayes probability from a table learnt from the other K-1 folds (fold i holds
+/// every K-th row from i): the classifier judging mail it has not learnt.
+fn out_of_fold(train: &[(bool, Vec<u64>)], k: usize, day: u16) -> Vec<Option<f64>> {
+    let mut oof = vec![None; train.len()];
+    for fold in 0..k {
+        let t = Table::new(4_000_000);
+        train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
+            learn_reinforced(&t, toks, *spam, day);
+        });
+        for (i, (_, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
+            oof[i] = probability(&t, toks);
+        }
+    }
+    oof
+}
+
 /// Symbols whose hand-set score stays pinned (they force an outcome whatever the rest says):
 /// never inputs of the learned model.
 const PINNED: &[&str] = &["GTUBE"];
@@ -314,17 +321,7 @@ fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)],
     let test_rows: Vec<(bool, &Vec<u8>)> = rows.iter().filter(|r| r.0 == "test").map(|r| (r.1, &r.2)).collect();
     let train_syms: Vec<Vec<(String, f64)>> = train_raw.iter().map(|raw| symbols_of(raw, &tables)).collect();
     let test_syms: Vec<Vec<(String, f64)>> = test_rows.iter().map(|(_, raw)| symbols_of(raw, &tables)).collect();
-    // Out-of-fold Bayes for the train rows.
-    let mut oof: Vec<Option<f64>> = vec![None; train.len()];
-    for fold in 0..k {
-        let t = Table::new(4_000_000);
-        train.iter().enumerate().filter(|(i, _)| i % k != fold).for_each(|(_, (spam, toks))| {
-            learn_reinforced(&t, toks, *spam, day);
-        });
-        for (i, (_, toks)) in train.iter().enumerate().filter(|(i, _)| i % k == fold) {
-            oof[i] = probability(&t, toks);
-        }
-    }
+    let oof = out_of_fold(train, k, day);
     let test_bayes: Vec<Option<f64>> = rows.iter().filter(|r| r.0 == "test").map(|r| {
         let p = mxguard_scan::mime::parse(&r.2, 262_144, 1000);
         probability(table, &tokens(&p, 500))
