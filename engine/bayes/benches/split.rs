@@ -301,21 +301,24 @@ fn out_of_fold(train: &[(bool, Vec<u64>)], k: usize, day: u16) -> Vec<Option<f64
 /// never inputs of the learned model.
 const PINNED: &[&str] = &["GTUBE"];
 
-/// One message's content symbols (name, hand-set score), Bayes excluded.
+/// One message's content symbols (name, hand-set score), Bayes and the pinned ones excluded (no
+/// corpus message carries a pinned one).
 fn symbols_of(raw: &[u8], tables: &mxguard_scan::Tables) -> Vec<(String, f64)> {
     let r = mxguard_scan::scan_with(raw, tables, 1_050_000_000, false);
-    r.found.iter().map(|f| (f.symbol.name.clone(), f.symbol.score)).collect()
+    r.found.iter().filter(|f| !PINNED.contains(&f.symbol.name.as_str())).map(|f| (f.symbol.name.clone(), f.symbol.score)).collect()
 }
 
 /// The learned-weights comparison (MXGUARD_BENCH_LEARNED=K): prints one JSON line.
 ///
-/// Every train row's Bayes log-odds is out of fold (a table learnt from the other K-1 folds), as
-/// the gateway's lessons see Bayes before the message is learnt. The model for a fold is fitted
-/// on the other folds' rows; the prior's spread is chosen from a small grid by the pooled
-/// cross-validated 1-AUC; the test rows are scored by the table learnt from every train row and
-/// the model fitted on every train row with the chosen spread.
+/// The model is the gateway's own ([`mxguard_weights::Model::fit`]: the prior's spread and the
+/// Bayes gate chosen by its K-fold cross-validation over the lessons, then one fit on them all).
+/// Every train row's Bayes probability is out of fold (a table learnt from the other K-1 folds),
+/// as the gateway's lessons see Bayes before the message is learnt. The test rows are scored by
+/// the table learnt from every train row and the model fitted on every train row; they only
+/// report. `MXGUARD_BENCH_LEARNED_SHOW=N` also prints (stderr) the N test ham the learned score
+/// ranks highest and the spam below the 0.1 % FP line, with Bayes and symbols: where it is lost.
 fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)], table: &Table, k: usize, day: u16) {
-    use mxguard_weights::{fit, log_odds, Fitted, Prior, Sample, Scale, Weights};
+    use mxguard_weights::{ranking, Lesson, Model, Ranking, Settings};
     let tables = mxguard_scan::Tables::empty();
     let train_raw: Vec<&Vec<u8>> = rows.iter().filter(|r| r.0 == "train").map(|r| &r.2).collect();
     let test_rows: Vec<(bool, &Vec<u8>)> = rows.iter().filter(|r| r.0 == "test").map(|r| (r.1, &r.2)).collect();
@@ -326,122 +329,59 @@ fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)],
         let p = mxguard_scan::mime::parse(&r.2, 262_144, 1000);
         probability(table, &tokens(&p, 500))
     }).collect();
-    // The vocabulary: every symbol a train row carries, its prior the median of its hand-set scores.
-    let scale = Scale::anchored(
-        mxguard_tuning::VERDICT_TAG_SCORE.get_f64(),
-        0.9,
-        mxguard_tuning::VERDICT_QUARANTINE_SCORE.get_f64(),
-        0.999,
-    )
-    .expect("tag below quarantine");
-    let mut names: Vec<String> = train_syms.iter().flatten().map(|s| s.0.clone()).filter(|n| !PINNED.contains(&n.as_str())).collect();
-    names.sort();
-    names.dedup();
-    // Bayes as three inputs: its log-odds, its ham side (the log-odds below 0, so the two sides
-    // may weigh differently) and "no answer" (too little learnt, or nothing telling).
-    // MXGUARD_BENCH_BAYES_SHAPE=linear: its log-odds alone, one straight line (CV 1-AUC 0.0305 %
-    // against 0.0315 % split, but caught at 0.1 % FP 94.2 against 94.1, and on the test rows
-    // 95.9 against 98.3: see RESULTS.md, session 18).
-    let split_shape = !std::env::var("MXGUARD_BENCH_BAYES_SHAPE").is_ok_and(|v| v == "linear");
-    if split_shape {
-        names.push("~BAYES_HAM_SIDE".into());
-        names.push("~BAYES_NONE".into());
-    }
-    let index: std::collections::HashMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
-    let prior_points: Vec<f64> = names
-        .iter()
-        .map(|n| {
-            let mut v: Vec<f64> = train_syms.iter().flatten().filter(|s| &s.0 == n).map(|s| s.1).collect();
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(0.0)
-        })
-        .collect();
-    let sample = |syms: &[(String, f64)], bayes: Option<f64>, spam: bool| {
-        let mut x: Vec<(u32, f64)> = syms.iter().filter_map(|s| index.get(s.0.as_str()).map(|i| (*i, 1.0))).collect();
-        let lo = bayes.map_or(0.0, log_odds);
-        if split_shape {
-            if lo < 0.0 {
-                x.push((index["~BAYES_HAM_SIDE"], lo));
-            }
-            if bayes.is_none() {
-                x.push((index["~BAYES_NONE"], 1.0));
-            }
-        }
-        Sample { x, bayes: lo, spam }
-    };
-    let samples: Vec<Sample> = train_syms.iter().zip(&oof).zip(train).map(|((s, b), (spam, _))| sample(s, *b, *spam)).collect();
-    // The hand-set scores as the model's prior: Bayes' proportional symbol (8 points at p = 1
-    // from p = 0.95, -3 at 0 from 0.05) is near 8/15 point per unit of log-odds.
-    let prior = |sd_symbol: f64, sd_bayes: f64| Prior {
-        mean: Weights { bias: scale.log_odds_of(0.0), bayes: scale.weight_of(mxguard_tuning::SCORE_BAYES_SPAM.get_f64() / mxguard_weights::BAYES_CLAMP), symbols: prior_points.iter().map(|p| scale.weight_of(*p)).collect() },
-        sd_symbol,
-        sd_bayes,
-        sd_bias: 5.0,
-    };
+    let (tag, quarantine) = (mxguard_tuning::VERDICT_TAG_SCORE.get_f64(), mxguard_tuning::VERDICT_QUARANTINE_SCORE.get_f64());
+    // Bayes' hand-set symbol (8 points at p = 1 from p = 0.95) is near 8/15 point per unit of
+    // log-odds: the prior of its weight.
+    let mut settings = Settings::new(tag, quarantine, mxguard_tuning::SCORE_BAYES_SPAM.get_f64() / mxguard_weights::BAYES_CLAMP).expect("tag below quarantine");
+    settings.folds = k;
+    let lessons: Vec<Lesson> = train_syms.iter().zip(&oof).zip(train).map(|((s, b), (spam, _))| Lesson { spam: *spam, bayes: *b, symbols: s.clone() }).collect();
+    let model = Model::fit(&lessons, &settings).expect("spam and ham in the train rows");
     let hand = |syms: &[(String, f64)], bayes: Option<f64>| syms.iter().map(|s| s.1).sum::<f64>() + bayes.and_then(mxguard_bayes::symbol_for).map_or(0.0, |s| s.1);
-    let cv_of = |sd_symbol: f64, sd_bayes: f64| -> Vec<(f64, bool)> {
-        let mut held = Vec::new();
-        for fold in 0..k {
-            let fold_train: Vec<Sample> = samples.iter().enumerate().filter(|(i, _)| i % k != fold).map(|(_, s)| s.clone()).collect();
-            let model = Fitted { weights: fit(&fold_train, &prior(sd_symbol, sd_bayes)).weights, scale };
-            for (_, s) in samples.iter().enumerate().filter(|(i, _)| i % k == fold) {
-                held.push((model.score(&s.x, s.bayes).score, s.spam));
-            }
-        }
-        held
-    };
-    let grid = [(0.5, 0.5), (1.0, 1.0), (2.0, 2.0), (4.0, 4.0), (8.0, 8.0), (16.0, 16.0), (4.0, 16.0), (16.0, 4.0)];
-    let mut best: Option<((f64, f64), (f64, f64, f64))> = None;
-    let mut tried = Vec::new();
-    for (a, b) in grid {
-        let r = ranking(&cv_of(a, b));
-        tried.push(format!("{{\"sd_symbol\":{a},\"sd_bayes\":{b},\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2}}}", r.0, r.1));
-        if best.is_none_or(|(_, br)| r.0 < br.0) {
-            best = Some(((a, b), r));
-        }
-    }
-    let ((sd_s, sd_b), cv_learned) = best.expect("a grid");
-    let cv_bayes = ranking(&oof.iter().zip(train).map(|(p, (spam, _))| (p.unwrap_or(0.5), *spam)).collect::<Vec<_>>());
+    let learned = |syms: &[(String, f64)], bayes: Option<f64>| model.score(&syms.iter().map(|s| (s.0.as_str(), s.1)).collect::<Vec<_>>(), bayes).score;
     let cv_hand = ranking(&train_syms.iter().zip(&oof).zip(train).map(|((s, p), (spam, _))| (hand(s, *p), *spam)).collect::<Vec<_>>());
-    let full_fit = fit(&samples, &prior(sd_s, sd_b));
-    let model = Fitted { weights: full_fit.weights.clone(), scale };
-    let test_learned: Vec<(f64, bool)> = test_syms.iter().zip(&test_bayes).zip(&test_rows).map(|((s, p), (spam, _))| {
-        let smp = sample(s, *p, *spam);
-        (model.score(&smp.x, smp.bayes).score, *spam)
-    }).collect();
+    let test_learned: Vec<(f64, bool)> = test_syms.iter().zip(&test_bayes).zip(&test_rows).map(|((s, p), (spam, _))| (learned(s, *p), *spam)).collect();
     let test_hand: Vec<(f64, bool)> = test_syms.iter().zip(&test_bayes).zip(&test_rows).map(|((s, p), (spam, _))| (hand(s, *p), *spam)).collect();
     let test_b: Vec<(f64, bool)> = test_bayes.iter().zip(&test_rows).map(|(p, (spam, _))| (p.unwrap_or(0.5), *spam)).collect();
-    let fig = |r: (f64, f64, f64)| format!("{{\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2}}}", r.0, r.1, r.2);
+    if let Some(show) = std::env::var("MXGUARD_BENCH_LEARNED_SHOW").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let mut order: Vec<usize> = (0..test_learned.len()).collect();
+        order.sort_by(|a, b| test_learned[*b].0.total_cmp(&test_learned[*a].0));
+        let line = |tag: &str, i: usize| {
+            let syms: Vec<&str> = test_syms[i].iter().map(|s| s.0.as_str()).collect();
+            eprintln!("{tag} score {:7.2} bayes {:?} {}", test_learned[i].0, test_bayes[i], syms.join(" "));
+        };
+        let hams: Vec<usize> = order.iter().copied().filter(|i| !test_learned[*i].1).collect();
+        hams.iter().take(show).for_each(|i| line("HAM ", *i));
+        let threshold = test_learned[hams[hams.len() / 1000]].0;
+        order.iter().copied().filter(|i| test_learned[*i].1 && test_learned[*i].0 <= threshold).take(show * 4).for_each(|i| line("SPAM", i));
+    }
+    let fig = |r: Ranking| format!("{{\"one_minus_auc_pct\":{:.4},\"caught_at_0_1pct_fp\":{:.2},\"caught_at_1pct_fp\":{:.2}}}", r.one_minus_auc_pct, r.caught_at_0_1pct_fp, r.caught_at_1pct_fp);
     let at = |scored: &[(f64, bool)]| {
-        [("tag", mxguard_tuning::VERDICT_TAG_SCORE.get_f64()), ("quarantine", mxguard_tuning::VERDICT_QUARANTINE_SCORE.get_f64())]
+        [("tag", tag), ("quarantine", quarantine)]
             .iter()
             .map(|(n, t)| format!("\"{n}\":{{\"spam_pct\":{:.2},\"ham_fp_pct\":{:.3}}}", rate(scored, true, *t), rate(scored, false, *t)))
             .collect::<Vec<_>>()
             .join(",")
     };
-    // The weights that moved most from their hand-set values, for the record.
-    let mut moved: Vec<(f64, usize)> = full_fit.weights.symbols.iter().zip(&prior_points).enumerate().map(|(i, (w, p))| ((scale.points_per_unit * w - p).abs(), i)).collect();
-    moved.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let moved: Vec<String> = moved
-        .iter()
-        .take(8)
-        .map(|(_, i)| format!("\"{}\":[{:.2},{:.2},{}]", names[*i], prior_points[*i], scale.points_per_unit * full_fit.weights.symbols[*i], full_fit.seen[*i]))
-        .collect();
+    // The weights that moved most from their hand-set points, for the record.
+    let mut moved: Vec<&mxguard_weights::Weighed> = model.symbols.iter().collect();
+    moved.sort_by(|a, b| (b.learned - b.hand).abs().total_cmp(&(a.learned - a.hand).abs()));
+    let moved: Vec<String> = moved.iter().take(8).map(|w| format!("\"{}\":[{:.2},{:.2},{}]", w.name, w.hand, w.learned, w.seen)).collect();
+    let (spam_side, ham_side, none) = model.bayes_points();
     println!(
-        "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{sd_s},\"sd_bayes\":{sd_b}}},\"grid\":[{}],\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":{:.3},\"moved_points_hand_learned_seen\":{{{}}},\"fit_steps\":{}}}}}",
-        names.len(),
-        tried.join(","),
-        fig(cv_bayes),
+        "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{},\"sd_bayes\":{},\"gate\":{}}},\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":[{spam_side:.3},{ham_side:.3},{none:.3}],\"moved_points_hand_learned_seen\":{{{}}}}}}}",
+        model.symbols.len(),
+        model.choice.sd_symbol,
+        model.choice.sd_bayes,
+        if model.choice.gate.is_finite() { format!("{}", model.choice.gate) } else { "null".into() },
+        fig(model.cv_bayes),
         fig(cv_hand),
-        fig(cv_learned),
+        fig(model.cv),
         fig(ranking(&test_b)),
         fig(ranking(&test_hand)),
         fig(ranking(&test_learned)),
         at(&test_hand),
         at(&test_learned),
-        scale.points_per_unit * full_fit.weights.bayes,
         moved.join(","),
-        full_fit.steps,
     );
 }
 
@@ -502,23 +442,9 @@ fn rate(scored: &[(f64, bool)], spam: bool, t: f64) -> f64 {
     100.0 * of.iter().filter(|s| **s >= t).count() as f64 / of.len().max(1) as f64
 }
 
-/// 1-AUC (%): the share of (spam, ham) pairs ordered wrongly, ties counting half; and the spam
-/// caught (%) at 0.1 % and at 1 % ham false positives (the threshold just above the allowed ham).
+/// The crate's ranking figures as a tuple: 1 - AUC %, caught at 0.1 % and 1 % ham FP.
 fn ranking(scored: &[(f64, bool)]) -> (f64, f64, f64) {
-    let spams: Vec<f64> = scored.iter().filter(|s| s.1).map(|s| s.0).collect();
-    let mut hams: Vec<f64> = scored.iter().filter(|s| !s.1).map(|s| s.0).collect();
-    hams.sort_by(f64::total_cmp);
-    let mut wrong = 0.0;
-    for s in &spams {
-        let above = hams.len() - hams.partition_point(|h| h <= s);
-        let ties = hams.partition_point(|h| h <= s) - hams.partition_point(|h| h < s);
-        wrong += above as f64 + ties as f64 / 2.0;
-    }
-    let caught_at = |fp: f64| {
-        let allowed = (hams.len() as f64 * fp).floor() as usize;
-        let threshold = if allowed >= hams.len() { f64::NEG_INFINITY } else { hams[hams.len() - 1 - allowed] };
-        100.0 * spams.iter().filter(|s| **s > threshold).count() as f64 / spams.len().max(1) as f64
-    };
-    (100.0 * wrong / (spams.len() * hams.len()).max(1) as f64, caught_at(0.001), caught_at(0.01))
+    let r = mxguard_weights::ranking(scored);
+    (r.one_minus_auc_pct, r.caught_at_0_1pct_fp, r.caught_at_1pct_fp)
 }
 

@@ -27,8 +27,9 @@ pub struct Prior {
     /// The hand-set weights (in log-odds units: [`crate::Scale::weight_of`] of each score).
     pub mean: Weights,
     /// Standard deviations: how far, in log-odds units, evidence moves a weight as easily as
-    /// the prior holds it (smaller: the hand-set scores weigh more).
-    pub sd_symbol: f64,
+    /// the prior holds it (smaller: the hand-set scores weigh more). One a symbol, by feature
+    /// index; a symbol past its end takes the last one (1 when empty).
+    pub sd_symbols: Vec<f64>,
     pub sd_bayes: f64,
     pub sd_bias: f64,
 }
@@ -179,9 +180,11 @@ pub fn fit(samples: &[Sample], prior: &Prior) -> Fit {
     let n = prior.mean.symbols.len();
     let mean = flatten(&prior.mean);
     let inv = |sd: f64| 1.0 / (sd * sd).max(1e-12);
-    let mut precision = vec![inv(prior.sd_symbol); 2 + n];
-    precision[0] = inv(prior.sd_bias);
-    precision[1] = inv(prior.sd_bayes);
+    let mut precision = Vec::with_capacity(2 + n);
+    precision.push(inv(prior.sd_bias));
+    precision.push(inv(prior.sd_bayes));
+    let last = prior.sd_symbols.last().copied().unwrap_or(1.0);
+    precision.extend((0..n).map(|i| inv(prior.sd_symbols.get(i).copied().unwrap_or(last))));
     let problem = Problem { samples, mean: mean.clone(), precision, n };
     let mut seen = vec![0u64; n];
     for s in samples {

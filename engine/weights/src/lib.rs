@@ -13,15 +13,22 @@
 //! thresholds, per-domain overrides and headers keep their meaning, and says what each symbol
 //! contributed in points.
 //!
+//! [`Model`] is what the gateway keeps: the vocabulary of its lessons, the prior's spread and a
+//! Bayes gate chosen by cross-validation over the lessons, per-symbol points, a text form.
+//!
 //! Pure arithmetic: no I/O, no knobs, no global state. Costs: a fit is a few Newton steps, each
 //! one pass over the samples (k² for k features a sample) and one Cholesky solve of the d × d
 //! system (d features in all: d³/3); a few hundred symbols and 100,000 lessons fit in well under
 //! a second. Scoring a message is one multiply-add per symbol it carries.
 
 mod fit;
+mod model;
+mod ranking;
 mod scale;
 
 pub use fit::{fit, Fit, Prior, Sample};
+pub use model::{strength, Choice, Lesson, Model, Scored as ModelScored, Settings, Weighed, GATE_FALL};
+pub use ranking::{ranking, Ranking};
 pub use scale::Scale;
 
 /// Bayes' log-odds enter the model clamped to this (the classifier's own bound is ±27.6, where it
@@ -51,7 +58,7 @@ impl Weights {
 }
 
 /// A fitted model with its mapping onto the score scale.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
     pub weights: Weights,
     pub scale: Scale,
