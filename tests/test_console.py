@@ -555,7 +555,7 @@ def test_the_superadmin_edits_list_files_and_routes_in_the_browser(make_gateway,
         # A domain admin has neither the files nor the route form.
         login(b, base, "admin@example.test", "example admin password")
         by_id(b, "empty")
-        assert b.find_elements(By.LINK_TEXT, "list files") == []
+        assert b.find_elements(By.LINK_TEXT, "list files") == [] and b.find_elements(By.LINK_TEXT, "weights") == []
         b.get(base + "/admin/files")
         assert "may not change the gateway's lists" in by_id(b, "error").text
         b.get(base + "/admin/domains")
@@ -566,6 +566,10 @@ def test_the_superadmin_edits_list_files_and_routes_in_the_browser(make_gateway,
 
         login(b, base, "root@isp.test", "root's long password")
         by_id(b, "empty")
+        # The learned weights' page: nothing learnt on this gateway yet.
+        b.find_element(By.LINK_TEXT, "weights").click()
+        assert "Lessons kept: 0 spam, 0 ham" in by_id(b, "lessons").text
+        assert "No model fitted yet" in by_id(b, "state").text
         b.find_element(By.LINK_TEXT, "list files").click()
         by_id(b, "files")
         b.find_element(By.LINK_TEXT, "from-blacklist.txt").click()

@@ -6,7 +6,8 @@
 //! counts into a probability (Robinson-Fisher) and joins it with the weights' answer
 //! ([`classify::fuse`]); [`reinforce`] learns a message the table misjudged more than once;
 //! [`seen`] remembers what each message was learnt as, so none counts twice; [`store`] keeps the table on disk as a snapshot and
-//! [`journal`] every lesson since.
+//! [`journal`] every lesson since; [`weighted`] keeps the labelled lessons the learned symbol
+//! weights are fitted on, and the model fitted from them.
 //!
 //! In the gateway ([`start`]) one learner thread owns every change: lessons reach it through a
 //! bounded queue, it applies them to the table, appends them to the journal (fsync'd every
@@ -24,6 +25,7 @@ pub mod reinforce;
 pub mod seen;
 pub mod store;
 pub mod table;
+pub mod weighted;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

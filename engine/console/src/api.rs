@@ -168,6 +168,19 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
         (&Method::GET, ["v1", "files"]) => answer(ops::list_files(ctx, a), |l| json!(l.iter().map(|f| json!({ "name": f.name, "bytes": f.bytes })).collect::<Vec<_>>())),
         (&Method::GET, ["v1", "files", name]) => answer(ops::list_file(ctx, a, name), |t| json!({ "name": name, "text": t })),
         (&Method::PUT, ["v1", "files", name]) => answer(ops::list_file_set(ctx, a, name, text(&body, "text")), |n| json!({ "done": true, "entries": n })),
+        (&Method::GET, ["v1", "weights"]) => answer(ops::weights(a), |(m, in_force, kept)| {
+            json!({
+                "lessons": { "spam": kept.0, "ham": kept.1 },
+                "in_force": in_force,
+                "model": m.map(|m| json!({
+                    "spam": m.spam,
+                    "ham": m.ham,
+                    "cv_one_minus_auc_pct": m.cv.one_minus_auc_pct,
+                    "cv_bayes_one_minus_auc_pct": m.cv_bayes.one_minus_auc_pct,
+                    "symbols": m.symbols.iter().map(|w| json!({ "name": w.name, "hand": w.hand, "learned": w.learned, "lessons": w.seen })).collect::<Vec<_>>(),
+                })),
+            })
+        }),
         (&Method::GET, ["v1", "knobs"]) => answer(ops::knobs(a), |l| {
             json!(l.iter().map(|k| json!({ "name": k.name, "value": k.value, "default": k.default, "live": k.live, "doc": k.doc })).collect::<Vec<_>>())
         }),

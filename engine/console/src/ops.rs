@@ -194,7 +194,7 @@ pub async fn act(ctx: &Ctx, a: &Account, id: i64, action: Action) -> Done<String
             if !set_state(ctx, held.id, "deleted", &a.email).await? {
                 return Err(Refused::Invalid("That message was just released or deleted.".into()));
             }
-            let taught = mxguard_bayes::current().map(|b| b.teach(&mxguard_scan::message_tokens(&raw), true, false, false)).is_some();
+            let taught = teach(&raw, true, &held.qid);
             Event::new("quarantine_reported")
                 .str("qid", &held.qid)
                 .str("rcpt", &held.rcpt)
@@ -271,15 +271,8 @@ pub async fn release(ctx: &Ctx, held: &Held, raw: Vec<u8>, by: &str) -> Done<Str
             Event::new("console_error").str("qid", &held.qid).str("error", &format!("released, the mark is retried: {e}")).emit();
         }
     }
-    let taught = match mxguard_bayes::current() {
-        Some(b) => {
-            // A false positive: learnt as ham (the learner thread applies it; this never waits
-            // for more than room in its queue).
-            b.teach(&mxguard_scan::message_tokens(&raw), false, false, false);
-            true
-        }
-        None => false,
-    };
+    // A false positive: learnt as ham.
+    let taught = teach(&raw, false, &held.qid);
     Event::new("quarantine_released")
         .str("qid", &held.qid)
         .str("rcpt", &held.rcpt)
@@ -641,6 +634,16 @@ fn list_file_name(name: &str) -> Done<&'static str> {
     mxguard_policy::tables::files().into_iter().find(|f| *f == name).ok_or(Refused::NotFound)
 }
 
+/// The learned symbol weights (the superadmin): the last fitted model, whether it scores mail
+/// now, and the lessons kept (spam, ham).
+pub fn weights(a: &Account) -> Done<(Option<std::sync::Arc<mxguard_weights::Model>>, bool, (u64, u64))> {
+    if a.role != Role::Superadmin {
+        return forbidden("read the learned weights");
+    }
+    use mxguard_bayes::weighted;
+    Ok((weighted::model(), weighted::in_force().is_some(), weighted::kept()))
+}
+
 /// Every file of the lists directory (the superadmin).
 pub fn list_files(ctx: &Ctx, a: &Account) -> Done<Vec<ListFile>> {
     let dir = lists_dir(ctx, a)?;
@@ -717,5 +720,18 @@ mod tests {
         assert_eq!(q.sender.as_deref(), Some("@Bank.example"));
         assert_eq!(q.until_ms, Some(1_795_392_000_000 + 86_400_000), "a day includes itself");
         assert_eq!((q.min_score, q.verdict.as_deref(), q.state, q.limit, q.rcpt), (Some(7.5), Some("virus"), None, 200, None));
+    }
+}
+
+/// A person's decision on a held message, taught to Bayes and recorded as a lesson of the learned
+/// weights (the learner thread applies the Bayes lesson; this never waits for more than room in
+/// its queue). Whether Bayes was taught.
+fn teach(raw: &[u8], spam: bool, qid: &str) -> bool {
+    match mxguard_bayes::weighted::teach_labelled(mxguard_bayes::current().map(|b| &**b), raw, spam, false) {
+        Ok(taught) => taught,
+        Err(e) => {
+            Event::new("weights_error").str("qid", qid).str("error", &e).emit();
+            mxguard_bayes::current().is_some()
+        }
     }
 }

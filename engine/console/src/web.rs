@@ -182,6 +182,10 @@ pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, que
                 Err(r) => refused(&s, &r),
             }
         }
+        (&Method::GET, ["admin", "weights"]) => match ops::weights(a) {
+            Ok((m, in_force, kept)) => html(StatusCode::OK, pages::weights(a, &s.csrf, m.as_deref(), in_force, kept)),
+            Err(r) => refused(&s, &r),
+        },
         (&Method::GET, ["admin", "knobs"]) => knobs(&s, None),
         (&Method::POST, ["admin", "knobs", "set"]) => {
             let note = match ops::knob_set(ctx, a, field(&f, "name"), field(&f, "value")) {

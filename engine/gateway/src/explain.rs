@@ -39,6 +39,7 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     let took = t0.elapsed();
     // Bayes: the gateway's table file and journal read as they are (never moved or written here).
     let mut bayes_note = String::new();
+    let mut judged = None;
     if k::BAYES_ENABLED.get_bool() {
         let file = crate::in_state_dir(&k::BAYES_FILE.get_str());
         match mxguard_bayes::Bayes::open_read_only(&file, k::BAYES_MAX_TOKENS.get_usize()) {
@@ -47,6 +48,7 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
                 let (spam, ham) = table.learned();
                 match mxguard_bayes::probability(&table, &report.tokens) {
                     Some(p) => {
+                        judged = Some(p);
                         bayes_note = format!("  Bayes: spam probability {p:.4} ({spam} spam, {ham} ham learnt)");
                         report.found.extend(crate::learning::finding(p, report.tokens.len()));
                     }
@@ -65,6 +67,15 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
             Err(e) => bayes_note = format!("  Bayes: {e}"),
         }
     }
+    // The learned weights, as the gateway scores with them (the model file, when in force).
+    let weights_note = match crate::weighing::from_file() {
+        Ok(Some(m)) => {
+            crate::weighing::reweigh(&mut report, judged, &m);
+            format!("  weights: learned, fitted on {} spam and {} ham lessons (mxguard weights shows them)", m.spam, m.ham)
+        }
+        Ok(None) => "  weights: hand-set".to_string(),
+        Err(e) => format!("  weights: hand-set ({e})"),
+    };
     let domain = rcpt.rsplit_once('@').map(|x| x.1).unwrap_or("");
     let d = policy.domains.for_domain(domain);
     println!("{file}: {} bytes, scanned in {:.3} ms", raw.len(), took.as_secs_f64() * 1e3);
@@ -96,6 +107,7 @@ pub fn explain(args: Vec<String>) -> Result<(), String> {
     if !bayes_note.is_empty() {
         println!("{bayes_note}");
     }
+    println!("{weights_note}");
     if !report.link_domains.is_empty() {
         println!("  links to: {}", report.link_domains.join(", "));
     }

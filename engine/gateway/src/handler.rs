@@ -249,7 +249,8 @@ impl Handler for Gateway {
             } else {
                 mxguard_scan::scan_with(&body[..], &tables, now, tokens)
             };
-            crate::learning::classify(&mut r);
+            let bayes = crate::learning::classify(&mut r);
+            crate::weighing::apply(&mut r, bayes);
             crate::traffic::observe(&mut r, &who, screened.len());
             mxguard_telemetry::METRICS.scan_time.record(t0.elapsed());
             Some(r)

@@ -80,13 +80,13 @@ pub fn wanted() -> bool {
     k::BAYES_ENABLED.get_bool() && mxguard_bayes::current().is_some()
 }
 
-/// Adds BAYES_SPAM or BAYES_HAM to a scan's findings.
-pub fn classify(report: &mut Report) {
-    let Some(b) = mxguard_bayes::current().filter(|_| k::BAYES_ENABLED.get_bool()) else { return };
+/// Adds BAYES_SPAM or BAYES_HAM to a scan's findings; the spam probability (`None`: no answer).
+pub fn classify(report: &mut Report) -> Option<f64> {
+    let b = mxguard_bayes::current().filter(|_| k::BAYES_ENABLED.get_bool())?;
     if report.tokens.is_empty() {
-        return;
+        return None;
     }
-    let Some(p) = mxguard_bayes::probability(&b.table(), &report.tokens) else { return };
+    let p = mxguard_bayes::probability(&b.table(), &report.tokens)?;
     if let Some(f) = finding(p, report.tokens.len()) {
         if f.symbol.name == "BAYES_SPAM" {
             mxguard_telemetry::METRICS.bayes_spam.inc();
@@ -95,6 +95,7 @@ pub fn classify(report: &mut Report) {
         }
         report.found.push(f);
     }
+    Some(p)
 }
 
 /// The BAYES_SPAM or BAYES_HAM finding for a probability, with the knobs in force.
@@ -119,19 +120,20 @@ pub fn report_kind(rcpt: &str) -> Option<bool> {
 }
 
 /// Learns a report (mail sent to a report address): each message attached as message/rfc822,
-/// or the mail itself when none is. Returns how many messages were learnt (0 when Bayes is off).
+/// or the mail itself when none is, taught to Bayes and recorded as a lesson of the learned
+/// weights. Returns how many messages were learnt (0 when Bayes is off).
 pub fn learn_report(raw: &[u8], spam: bool) -> usize {
     let Some(b) = mxguard_bayes::current() else { return 0 };
     let outer = mxguard_scan::parse(raw);
     let attached = outer.attached_messages();
+    let messages: Vec<&[u8]> = if attached.is_empty() { vec![raw] } else { attached };
     // On a blocking thread: waiting for room in the learner's queue is allowed here.
-    let n = if attached.is_empty() {
-        b.teach(&mxguard_scan::tokens::tokens(&outer, k::SCAN_LINKS_MAX.get_usize()), spam, false, true);
-        1
-    } else {
-        attached.iter().for_each(|m| b.teach(&mxguard_scan::message_tokens(m), spam, false, true));
-        attached.len()
-    };
+    for m in &messages {
+        if let Err(e) = mxguard_bayes::weighted::teach_labelled(Some(b), m, spam, true) {
+            Event::new("weights_error").str("error", &e).emit();
+        }
+    }
+    let n = messages.len();
     // The reporter hears "learnt" once it is in the table and the journal.
     if let Err(e) = b.flush() {
         Event::new("bayes_error").str("error", &format!("the Bayes journal: {e}")).emit();
@@ -152,7 +154,8 @@ pub fn auto_learn(report: &Report, verdicts: &[crate::screen::RcptVerdict]) {
     if has("CLAMAV_") {
         return;
     }
-    let (low, high) = crate::traffic::score_range(verdicts, &["BAYES_"]);
+    // The learned model's constant part is left out with Bayes: the thresholds are hand-set sums.
+    let (low, high) = crate::traffic::score_range(verdicts, &["BAYES_", "LEARNED_BASE"]);
     let (spam, why) = if report.honeypot || has("HONEYPOT") {
         (true, "honeypot")
     } else if low >= k::BAYES_AUTOLEARN_SPAM_SCORE.get_f64() {
@@ -184,23 +187,27 @@ pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl 
     }
     let total: u64 = files.iter().map(|f| f.1).sum();
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u64>, u64)>(256);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<((Vec<(String, f64)>, Vec<u64>), u64)>(256);
         // The reading thread is made by this one, so it keeps this one's CPU priority (the admin
         // socket's learning runs at the lowest).
         let reader = scope.spawn(move || -> Result<(), String> {
             let mut before = 0u64;
             for (f, size) in files {
                 crate::mailfiles::each_message(&f, &mut |raw, read| {
-                    let tokens = mxguard_scan::message_tokens(&mxguard_smtp::stuff::to_crlf(raw));
-                    tx.send((tokens, (before + read).min(total))).is_ok()
+                    // Its content symbols and tokens from one scan (the lesson of the weights).
+                    let features = mxguard_bayes::weighted::features(&mxguard_smtp::stuff::to_crlf(raw));
+                    tx.send((features, (before + read).min(total))).is_ok()
                 })?;
                 before += size;
             }
             Ok(())
         });
         let mut n = 0usize;
-        for (tokens, read) in rx {
+        for ((symbols, tokens), read) in rx {
+            // Bayes' judgement before the lesson, for the weights' lesson.
+            let judged = mxguard_bayes::probability(&b.table(), &tokens);
             b.teach(&tokens, spam, false, true);
+            mxguard_bayes::weighted::record(spam, judged, symbols)?;
             n += 1;
             progress(n, read, total);
         }
@@ -226,6 +233,8 @@ pub fn admin_learn(rest: &str) -> Result<String, String> {
     let n = learn_paths(b, &paths, spam, |_, _, _| {})?;
     // Answer once it is all learnt and in the journal.
     b.flush().map_err(|e| format!("the Bayes journal: {e}"))?;
+    // The weights are fitted again with every lesson of this run.
+    mxguard_bayes::weighted::fit_in_background();
     let (s, h) = b.learned();
     let note = remembered_note(before, lesson_counters(b));
     Event::new("bayes_learned").str("as", kind).num("messages", n as u64).num("spam", s).num("ham", h).emit();
@@ -311,6 +320,13 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
         return Ok(());
     }
     let file = table_file();
+    // The content symbols of each lesson as the gateway would find them: its list files in force.
+    let lists = in_state_dir(&k::LISTS_DIR.get_str());
+    if lists.is_dir() {
+        mxguard_scan::reload(&lists).map_err(|e| e.join("\n"))?;
+    }
+    let (weights_lessons, weights_model) = (in_state_dir(&k::WEIGHTS_LESSONS_FILE.get_str()), in_state_dir(&k::WEIGHTS_MODEL_FILE.get_str()));
+    mxguard_bayes::weighted::open(&weights_lessons, &weights_model)?;
     let (b, loaded) = Bayes::open(&file, k::BAYES_MAX_TOKENS.get_usize());
     loaded.map_err(|e| format!("{e} (moved aside; not learning into an empty table by surprise: run again to start afresh)"))?;
     let mut err = std::io::stderr();
@@ -343,5 +359,14 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
     let (s, h) = b.learned();
     let note = remembered_note(before, lesson_counters(&b));
     println!("learnt {n} messages as {kind}{note} into {}; it holds {s} spam and {h} ham", file.display());
+    match mxguard_bayes::weighted::fit_now()? {
+        mxguard_bayes::weighted::Fitted::Model(m) => println!(
+            "learned weights fitted on {} spam and {} ham lessons ({}; mxguard weights shows them)",
+            m.spam,
+            m.ham,
+            if crate::weighing::usable(&m) { "in force" } else { "not in force yet: weights.min_lessons" }
+        ),
+        mxguard_bayes::weighted::Fitted::NotYet { spam, ham } => println!("learned weights: not fitted yet ({spam} spam and {ham} ham lessons kept)"),
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! mxguard user token LOGIN [--label TEXT]                 a JSON API token acting as LOGIN
 //! mxguard digest                                           send the quarantine digests now
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
+//! mxguard weights                                          the learned symbol weights beside the hand-set scores
 //! mxguard version
 //! ```
 
@@ -35,6 +36,7 @@ mod pickup;
 mod run;
 mod screen;
 mod traffic;
+mod weighing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,7 +66,9 @@ const COMMANDS: &[(&str, &str)] = &[
     ("digest", "mxguard digest
       send the quarantine digests now, through the running gateway"),
     ("learn", "mxguard learn --spam|--ham FILE|DIR|MBOX...
-      teach Bayes: the running gateway, or its table file"),
+      teach Bayes and the learned weights: the running gateway, or their files"),
+    ("weights", "mxguard weights
+      the learned symbol weights beside the hand-set scores, and the lessons they were fitted on"),
     ("version", "mxguard version
       the version"),
     ("help", "mxguard help [COMMAND] | -h | --help
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
         "bulk-signature" => bulksig::bulk_signature(args),
         "user" => accounts::user_command(args),
         "learn" => learning::learn_command(args),
+        "weights" => weighing::weights_command(args),
         "reload" | "digest" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), &cmd).map(|lines| lines.iter().for_each(|l| out(l))),
         "version" if args.is_empty() => {
             out(&format!("mxguard {}", env!("CARGO_PKG_VERSION")));

@@ -137,6 +137,7 @@ pub fn run() -> Result<(), String> {
     }
     crate::antivirus::start();
     crate::learning::start()?;
+    crate::weighing::start()?;
     crate::admin::serve(&in_state_dir(&k::ADMIN_SOCKET.get_str())).map_err(|e| format!("admin socket: {e}"))?;
     // The web console on its own thread; what it releases reaches core 0 through pickup.
     let (pickup_tx, pickup_rx) = tokio::sync::mpsc::channel(64);

@@ -534,6 +534,22 @@ registry! {
     BAYES_QUEUE { int "bayes.queue", 10000, 16..=1_000_000, restart,
         "Lessons (messages to learn) waiting for the learner thread at most; auto-learning past it is skipped and counted (mxguard_bayes_lessons_lost); learning from files and reports waits." }
 
+    // ---- learned symbol weights (engine/weights, engine/bayes/src/weighted.rs) -----------------------
+    WEIGHTS_ENABLED { bool "weights.enabled", true, live,
+        "Score content with learned weights once weights.min_lessons lessons of each kind are kept: a logistic model over the content symbols and Bayes' log-odds, fitted on the messages people labelled (mxguard learn, report addresses, quarantine release and report-spam; never auto-learnt mail), the hand-set scores as its prior. Off, or before enough lessons: the hand-set scores. Lessons are recorded either way." }
+    WEIGHTS_MIN_LESSONS { int "weights.min_lessons", 200, 1..=100_000_000, live,
+        "Spam and ham lessons each that must be kept before the learned weights score mail." }
+    WEIGHTS_LESSONS_MAX { int "weights.lessons_max", 50_000, 100..=10_000_000, live,
+        "Lessons kept for fitting at most (the newest; about 100 bytes each on disk and in memory). A fit takes about a second for 5,000 lessons on one core, at the lowest priority." }
+    WEIGHTS_REFIT_LESSONS { int "weights.refit_lessons", 100, 1..=1_000_000, live,
+        "The weights are fitted again after this many new lessons (and at start-up, and at the end of mxguard learn)." }
+    WEIGHTS_LESSONS_FILE { text "weights.lessons_file", "weights.lessons", restart,
+        "The lessons the weights are fitted on, one a line, appended as they are learnt (in state.dir unless absolute)." }
+    WEIGHTS_MODEL_FILE { text "weights.model_file", "weights.model", restart,
+        "The last fitted model (in state.dir unless absolute), read by mxguard weights and mxguard explain; written atomically after each fit." }
+    WEIGHTS_PINNED { text "weights.pinned", "GTUBE,CLAMAV_*,KEYWORD_BL,KEYWORD_WL,URL_BL,BULK_KNOWN,IMAGE_KNOWN_SPAM,ATTACH_BLOCKED_EXT,ATTACH_EXECUTABLE,ATTACH_DOUBLE_EXT,ATTACH_SHORTCUT_UNSAFE,ARCHIVE_BLOCKED_ENTRY,ARCHIVE_BOMB", live,
+        "Symbols that keep their hand-set score and are never inputs of the learned model (comma-separated; NAME_* matches a prefix): the ones that must force an outcome whatever the rest says, and those an admin's own list decides (keywords, URL, bulk and picture lists)." }
+
     // ---- image spam (engine/scan/src/images.rs) -------------------------------------------------
     IMAGE_THRESHOLD { int "image.threshold", 10, 0..=15, live,
         "Image filter threshold (SpamImageThreshold): 0 turns the text-likeness test off, 15 is the most aggressive; a picture is IMAGE_SPAM when its likeness (0-15) plus this exceeds 15." }
