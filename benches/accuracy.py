@@ -3,9 +3,11 @@
 on the same rows of the fixed split (../shared/corpus/splits/spamassassin_seed1.tsv: 4,231 train,
 1,814 test), in one run on this machine.
 
-  1. mxguard: engine/bayes/benches/split.rs — Bayes alone (its probability) and the full local
-     pipeline (every content scanner, lists as installed, plus the Bayes symbol as the gateway
-     scores it; no DNS, no ClamAV).
+  1. mxguard: engine/bayes/benches/split.rs — Bayes alone (its probability), the full local
+     pipeline with the hand-set scores (every content scanner, lists as installed, plus the Bayes
+     symbol as the gateway scores it; no DNS, no ClamAV), and the full score with learned weights
+     (the gateway's own model, mxguard-weights, fitted on the train rows with Bayes judged out of
+     fold; MXGUARD_BENCH_LEARNED=5): each also by 5-fold cross-validation over the train rows.
   2. Rspamd 3.4: its Bayes in a Redis started here (min_learns 200, no autolearn), trained through
      its controller (/learnspam, /learnham), the test rows checked by one normal worker (/checkv2);
      network modules off as in benches/scan.py. Bayes alone: the probability in its BAYES_SPAM /
@@ -71,12 +73,14 @@ def at(scored, t):
 # ---- mxguard -------------------------------------------------------------------------------------
 
 def run_mxguard():
+    env = dict(os.environ, MXGUARD_BENCH_LEARNED="5")
     out = subprocess.run(["cargo", "bench", "-q", "-p", "mxguard-bayes", "--bench", "split", "--", str(SPLIT), str(CORPUS)],
-                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+                         cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
     objs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     full = next(o for o in objs if "full_pipeline" in o)["full_pipeline"]
     alone = next(o for o in objs if "train" in o)
-    return alone, full
+    learned = next(o for o in objs if "learned_weights" in o)["learned_weights"]
+    return alone, full, learned
 
 
 # ---- Rspamd --------------------------------------------------------------------------------------
@@ -199,12 +203,12 @@ def main():
         work = Path(w)
         os.chmod(work, 0o755)
         print("mxguard ...", file=sys.stderr)
-        mx_alone, mx_full = run_mxguard()
+        mx_alone, mx_full, mx_learned = run_mxguard()
         print("Rspamd ...", file=sys.stderr)
         rs = run_rspamd(work, train, test)
         print("SpamAssassin ...", file=sys.stderr)
         sa = run_spamassassin(work, train, test)
-    r = {"mxguard": {"alone": mx_alone, "full": mx_full}, "rspamd": summary(rs, [6.0, 15.0]), "spamassassin": summary(sa, [5.0])}
+    r = {"mxguard": {"alone": mx_alone, "full": mx_full, "learned": mx_learned}, "rspamd": summary(rs, [6.0, 15.0]), "spamassassin": summary(sa, [5.0])}
     print(json.dumps(r, indent=1))
     if "--no-record" not in sys.argv:
         record(r, len(train), len(test))
@@ -222,6 +226,8 @@ def summary(x, thresholds):
 def record(r, ntrain, ntest):
     mx, rs, sa = r["mxguard"], r["rspamd"], r["spamassassin"]
     fa = mx["full"]
+    lw = mx["learned"]
+    lw_thr = "; ".join(f"{k} {v['spam_pct']:.1f} % spam, ham FP {v['ham_fp_pct']:.3f} %" for k, v in lw["test"]["learned_at"].items())
     def row(name, a):
         return f"| {name} | {a['one_minus_auc_pct']:.3f} | {a['caught_at_0_1pct_fp']:.1f} | {a['caught_at_1pct_fp']:.1f} |"
     mx_thr = "; ".join(f"{k.split('_')[1]} {k.split('_')[2]}: spam {v['spam_pct']:.1f} %, ham FP {v['ham_fp_pct']:.3f} %"
@@ -238,13 +244,23 @@ rows; each filter trained on the train rows only, network checks off.
 | filter | 1-AUC % | spam caught at ≤ 0.1 % ham FP | at ≤ 1 % ham FP |
 |---|---|---|---|
 {row("mxguard Bayes alone", mx["alone"])}
-{row("mxguard full local pipeline", fa)}
+{row("mxguard full local pipeline, hand-set scores", fa)}
+{row("mxguard full, learned weights", lw["test"]["learned"])}
 {row("Rspamd 3.4 Bayes alone", rs["alone"])}
 {row("Rspamd 3.4 full", rs["full"])}
 {row("SpamAssassin 4 Bayes alone", sa["alone"])}
 {row("SpamAssassin 4 full", sa["full"])}
 
-At the default thresholds — mxguard: {mx_thr}. Rspamd: {rs_thr}. SpamAssassin: {sa_thr}.
+By 5-fold cross-validation over the train rows (what the learned model's spread and gate are
+chosen by; chosen: spread {lw["chosen"]["sd_symbol"]} / {lw["chosen"]["sd_bayes"]}, gate {lw["chosen"]["gate"]}):
+
+| mxguard score | CV 1-AUC % | CV caught at ≤ 0.1 % ham FP | CV at ≤ 1 % |
+|---|---|---|---|
+{row("Bayes alone", lw["cv"]["bayes"])}
+{row("hand-set full score", lw["cv"]["hand"])}
+{row("learned full score", lw["cv"]["learned"])}
+
+At the default thresholds — mxguard, hand-set: {mx_thr}; learned: {lw_thr}. Rspamd: {rs_thr}. SpamAssassin: {sa_thr}.
 Learning: mxguard {mx['alone']['learn_msgs_per_s']:,.0f} messages/s (parse + tokens + table; table alone
 {mx['alone']['learn_table_only_msgs_per_s']:,.0f}/s), Rspamd {ntrain / rs['learn_s']:.0f}/s through its controller
 ({rs['learn_skipped']} skipped by its learn conditions, {rs['learn_failed']} refused), SpamAssassin {ntrain / sa['learn_s']:.0f}/s through its API. Rspamd gave a Bayes verdict on

@@ -21,6 +21,7 @@ pub mod images;
 pub mod magic;
 pub mod mime;
 pub mod phish;
+pub mod qr;
 pub mod redirects;
 pub mod remote_picture;
 pub mod reply_to;
@@ -276,6 +277,7 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("PHISH_BRAND_SENDER", &k::SCORE_URL_BRAND_SENDER),
     ("URL_BL", &k::SCORE_URL_BLACKLIST),
     ("ATTACH_APPLE_PROFILE", &k::SCORE_ATTACH_APPLE_PROFILE),
+    ("QR_LINK", &k::SCORE_QR_LINK),
     ("PHISH_HOSTED_PAGE", &k::SCORE_PHISH_HOSTED_PAGE),
     ("REPLYTO_ELSEWHERE", &k::SCORE_REPLYTO_ELSEWHERE),
     ("REPLYTO_FREEMAIL", &k::SCORE_REPLYTO_FREEMAIL),
@@ -301,6 +303,12 @@ static SCORES: &[(&str, &k::Knob)] = &[
 ];
 
 /// The image check's knobs in force.
+/// The QR reading limits with the knobs in force.
+pub fn qr_limits() -> qr::Limits {
+    let max_pixels = k::SCAN_QR_MAX_PIXELS.get_u64();
+    qr::Limits { pictures_max: k::SCAN_QR_PICTURES_MAX.get_usize(), max_pixels, max_bytes: max_pixels.saturating_mul(3).min(usize::MAX as u64) as usize }
+}
+
 pub fn image_config() -> images::Config {
     images::Config {
         threshold: k::IMAGE_THRESHOLD.get_u64() as u32,
@@ -355,7 +363,15 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     let headers = p.headers();
     let html = p.html();
     let atts = p.attachments();
-    let links = urls::links_of(&p.text, &html, &atts, k::SCAN_LINKS_MAX.get_usize());
+    let mut links = urls::links_of(&p.text, &html, &atts, k::SCAN_LINKS_MAX.get_usize());
+    // Links printed as QR codes in the pictures join the others (qr.rs).
+    if k::SCAN_QR_CODES.get_bool() {
+        let codes = qr::texts(atts.iter().map(|a| a.data), &qr_limits());
+        let added = urls::add_from_text(&mut links, &codes.join("\n"), k::SCAN_LINKS_MAX.get_usize());
+        if let Some(first) = added.first() {
+            r.add("urls", "QR_LINK", score_of("QR_LINK"), format!("a picture's QR code links to {first}"));
+        }
+    }
     let link_urls: Vec<String> = links.iter().map(|l| l.url.clone()).collect();
 
     // Keywords and rules: the text, plus the Received headers when asked.
@@ -483,6 +499,35 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_link_in_a_qr_code_is_a_link_of_the_message() {
+        let head = "From: IT desk <it@corp.example>\nTo: c@d.example\nSubject: Scan to keep your mailbox\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@corp.example>\n";
+        let png = crate::qr::qr_png("http://203.0.113.9/owa/login.php", 5);
+        let raw = format!(
+            "{head}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nScan the code below to keep your mailbox.\n\
+             --b\nContent-Type: image/png; name=\"code.png\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+            crate::qr::b64(&png)
+        )
+        .replace('\n', "\r\n");
+        let r = scan_with(raw.as_bytes(), &Tables::empty(), 1_795_420_800, true);
+        let names: Vec<&str> = r.found.iter().map(|f| f.symbol.name.as_str()).collect();
+        assert!(names.contains(&"QR_LINK") && names.contains(&"PHISH_IP_LINK"), "{names:?}");
+        assert!(r.found.iter().any(|f| f.symbol.name == "QR_LINK" && f.symbol.reason.contains("203.0.113.9")));
+        // The same message with QR reading off: neither.
+        k::SCAN_QR_CODES.set("0").unwrap();
+        let off = scan(raw.as_bytes(), &Tables::empty(), 1_795_420_800);
+        k::SCAN_QR_CODES.set("1").unwrap();
+        assert!(!off.found.iter().any(|f| f.symbol.name == "QR_LINK" || f.symbol.name == "PHISH_IP_LINK"), "{:?}", off.found);
+        // Its Bayes tokens: what reading the code adds are tokens a link in the text gives too.
+        k::SCAN_QR_CODES.set("0").unwrap();
+        let unread = scan_with(raw.as_bytes(), &Tables::empty(), 1_795_420_800, true).tokens;
+        k::SCAN_QR_CODES.set("1").unwrap();
+        let added: Vec<u64> = r.tokens.iter().copied().filter(|t| !unread.contains(t)).collect();
+        let tokens = |body: &str| scan_with(format!("{head}\n{body}\n").replace('\n', "\r\n").as_bytes(), &Tables::empty(), 1_795_420_800, true).tokens;
+        let with_link = tokens("Keep your mailbox. http://203.0.113.9/owa/login.php");
+        assert!(!added.is_empty() && added.iter().all(|t| with_link.contains(t)), "{} tokens added", added.len());
+    }
+
     fn names(raw: &str) -> Vec<String> {
         scan(raw.replace('\n', "\r\n").as_bytes(), &Tables::empty(), 1_795_420_800).found.into_iter().map(|f| f.symbol.name).collect()
     }
@@ -493,18 +538,7 @@ mod tests {
         let head = "From: a@b.example\nTo: c@d.example\nSubject: test\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@b.example>\n";
         let plain = format!("{head}\nThis is the GTUBE, the\n\t{g}\n");
         assert!(names(&plain).contains(&"GTUBE".to_string()));
-        let b64 = {
-            // base64 of the string, as a mailer would send a text part.
-            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            let mut out = String::new();
-            for c in GTUBE.chunks(3) {
-                let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-                for i in 0..4 {
-                    out.push(if i <= c.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-                }
-            }
-            out
-        };
+        let b64 = crate::qr::b64(GTUBE);
         let encoded = format!("{head}MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{b64}\n");
         assert!(names(&encoded).contains(&"GTUBE".to_string()), "decoded before matching");
         let html = format!("{head}MIME-Version: 1.0\nContent-Type: text/html\n\n<html><body><p>{g}</p></body></html>\n");

@@ -95,6 +95,18 @@ fn gather(text: &str, html: &[&str], atts: &[crate::mime::Attachment<'_>], max: 
     links
 }
 
+/// Adds the links in `text` (found elsewhere than the body: a QR code's text) that `links` does
+/// not hold yet, each judged by where it goes as [`links_of`] does; the hosts of those added.
+pub fn add_from_text(links: &mut Vec<Link>, text: &str, max: usize) -> Vec<String> {
+    let mut more = extract(text, &[], max);
+    for l in &mut more {
+        crate::redirects::resolve(l);
+    }
+    let before = links.len();
+    add_new(links, more, max);
+    links[before..].iter().map(|l| l.host.clone()).collect()
+}
+
 /// Adds the links of `more` that `links` does not hold yet (by URL); false once it holds `max`.
 fn add_new(links: &mut Vec<Link>, more: Vec<Link>, max: usize) -> bool {
     for l in more {

@@ -382,6 +382,12 @@ registry! {
         "Add the Received: headers to the text examined for keywords (ScanReceivedHeaders)." }
     SCAN_LINKS_MAX { int "scan.links_max", 500, 1..=100_000, live,
         "Links extracted and checked per message." }
+    SCAN_QR_CODES { bool "scan.qr_codes", true, live,
+        "Read QR codes in the message's pictures (PNG, JPEG, GIF): a link one carries joins the message's links (lists, URI blacklists, phishing checks, Bayes) and adds QR_LINK." }
+    SCAN_QR_PICTURES_MAX { int "scan.qr_pictures_max", 4, 0..=100, live,
+        "Pictures of a message read for QR codes at most (the first ones)." }
+    SCAN_QR_MAX_PIXELS { int "scan.qr_max_pixels", 4_000_000, 1..=100_000_000, live,
+        "A picture larger than this (width x height, from its header) is not read for QR codes; nor one of more than 3 bytes a pixel of this. Reading costs about 20-25 ms of one core a million pixels (benches/RESULTS.md), so mail that holds a picture is scanned on the blocking pool, off the core." }
     SCORE_GTUBE { float "score.gtube", 1000.0, [-10000.0, 10000.0], live,
         "Score of GTUBE: the Generic Test for Unsolicited Bulk Email string in the text (a test message every filter must reject)." }
     SCAN_KEYWORD_SCORE { float "scan.keyword_score", 100.0, [-10000.0, 10000.0], live,
@@ -446,6 +452,8 @@ registry! {
         "Score of URL_SHORTENER: a link through a URL shortener." }
     SCORE_PHISH_HOSTED_PAGE { float "score.phish_hosted_page", 2.5, [-10000.0, 10000.0], live,
         "Score of PHISH_HOSTED_PAGE: a link to a sign-in, account or document page (or one named for a protected brand) on shared hosting or cloud storage (hosting-domains.txt and the built-in set)." }
+    SCORE_QR_LINK { float "score.qr_link", 2.0, [-10000.0, 10000.0], live,
+        "Score of QR_LINK: a picture in the message carries a QR code with a link (the link itself is judged as any other)." }
     SCORE_ATTACH_APPLE_PROFILE { float "score.attach_apple_profile", 3.0, [-10000.0, 10000.0], live,
         "Score of ATTACH_APPLE_PROFILE: an Apple configuration profile (.mobileconfig) attached; opened, it installs certificates, VPNs or accounts." }
     SCORE_REPLYTO_ELSEWHERE { float "score.replyto_elsewhere", 0.5, [-10000.0, 10000.0], live,
