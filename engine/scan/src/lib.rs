@@ -20,6 +20,7 @@ pub mod html_text;
 pub mod images;
 pub mod magic;
 pub mod mime;
+pub mod pdf;
 pub mod phish;
 pub mod qr;
 pub mod redirects;
@@ -364,6 +365,9 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     let html = p.html();
     let atts = p.attachments();
     let mut links = urls::links_of(&p.text, &html, &atts, k::SCAN_LINKS_MAX.get_usize());
+    // Links of PDF attachments join the others (pdf.rs).
+    let in_pdfs = pdf::links(atts.iter().map(|a| a.data), &pdf::Limits { pdfs_max: 4, max_bytes: k::SCAN_PDF_MAX_BYTES.get_usize(), links_max: k::SCAN_LINKS_MAX.get_usize() });
+    urls::add_from_text(&mut links, &in_pdfs.join("\n"), k::SCAN_LINKS_MAX.get_usize());
     // Links printed as QR codes in the pictures join the others (qr.rs).
     if k::SCAN_QR_CODES.get_bool() {
         let codes = qr::texts(atts.iter().map(|a| a.data), &qr_limits());
@@ -526,6 +530,25 @@ mod tests {
         let tokens = |body: &str| scan_with(format!("{head}\n{body}\n").replace('\n', "\r\n").as_bytes(), &Tables::empty(), 1_795_420_800, true).tokens;
         let with_link = tokens("Keep your mailbox. http://203.0.113.9/owa/login.php");
         assert!(!added.is_empty() && added.iter().all(|t| with_link.contains(t)), "{} tokens added", added.len());
+    }
+
+    #[test]
+    fn a_link_in_a_pdf_attachment_is_a_link_of_the_message() {
+        let head = "From: Billing <billing@corp.example>\nTo: c@d.example\nSubject: Invoice\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <2@corp.example>\n";
+        let with = |pdf: &[u8]| {
+            format!(
+                "{head}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nYour invoice is attached.\n\
+                 --b\nContent-Type: application/pdf; name=\"invoice.pdf\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+                crate::qr::b64(pdf)
+            )
+            .replace('\n', "\r\n")
+        };
+        let linked = with(&crate::pdf::pdf_with_links(&["http://203.0.113.9/invoice/view.php"]));
+        let r = scan(linked.as_bytes(), &Tables::empty(), 1_795_420_800);
+        assert!(r.found.iter().any(|f| f.symbol.name == "URL_IP_LITERAL"), "{:?}", r.found);
+        assert_eq!(r.link_domains, ["203.0.113.9"]);
+        let plain = with(&crate::pdf::pdf_with_links(&[]));
+        assert!(scan(plain.as_bytes(), &Tables::empty(), 1_795_420_800).link_domains.is_empty());
     }
 
     fn names(raw: &str) -> Vec<String> {
