@@ -335,7 +335,9 @@ fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)],
     let mut settings = Settings::new(tag, quarantine, mxguard_tuning::SCORE_BAYES_SPAM.get_f64() / mxguard_weights::BAYES_CLAMP).expect("tag below quarantine");
     settings.folds = k;
     let lessons: Vec<Lesson> = train_syms.iter().zip(&oof).zip(train).map(|((s, b), (spam, _))| Lesson { spam: *spam, bayes: *b, symbols: s.clone() }).collect();
+    let t0 = Instant::now();
     let model = Model::fit(&lessons, &settings).expect("spam and ham in the train rows");
+    let fit_s = t0.elapsed().as_secs_f64();
     let hand = |syms: &[(String, f64)], bayes: Option<f64>| syms.iter().map(|s| s.1).sum::<f64>() + bayes.and_then(mxguard_bayes::symbol_for).map_or(0.0, |s| s.1);
     let learned = |syms: &[(String, f64)], bayes: Option<f64>| model.score(&syms.iter().map(|s| (s.0.as_str(), s.1)).collect::<Vec<_>>(), bayes).score;
     let cv_hand = ranking(&train_syms.iter().zip(&oof).zip(train).map(|((s, p), (spam, _))| (hand(s, *p), *spam)).collect::<Vec<_>>());
@@ -368,7 +370,7 @@ fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)],
     let moved: Vec<String> = moved.iter().take(8).map(|w| format!("\"{}\":[{:.2},{:.2},{}]", w.name, w.hand, w.learned, w.seen)).collect();
     let (spam_side, ham_side, none) = model.bayes_points();
     println!(
-        "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{},\"sd_bayes\":{},\"gate\":{}}},\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":[{spam_side:.3},{ham_side:.3},{none:.3}],\"moved_points_hand_learned_seen\":{{{}}}}}}}",
+        "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{},\"sd_bayes\":{},\"gate\":{}}},\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":[{spam_side:.3},{ham_side:.3},{none:.3}],\"moved_points_hand_learned_seen\":{{{}}},\"fit_s\":{fit_s:.2}}}}}",
         model.symbols.len(),
         model.choice.sd_symbol,
         model.choice.sd_bayes,
