@@ -365,9 +365,7 @@ fn learned_weights(rows: &[(String, bool, Vec<u8>)], train: &[(bool, Vec<u64>)],
             .join(",")
     };
     // The weights that moved most from their hand-set points, for the record.
-    let mut moved: Vec<&mxguard_weights::Weighed> = model.symbols.iter().collect();
-    moved.sort_by(|a, b| (b.learned - b.hand).abs().total_cmp(&(a.learned - a.hand).abs()));
-    let moved: Vec<String> = moved.iter().take(8).map(|w| format!("\"{}\":[{:.2},{:.2},{}]", w.name, w.hand, w.learned, w.seen)).collect();
+    let moved: Vec<String> = model.by_change().iter().take(8).map(|w| format!("\"{}\":[{:.2},{:.2},{}]", w.name, w.hand, w.learned, w.seen)).collect();
     let (spam_side, ham_side, none) = model.bayes_points();
     println!(
         "{{\"learned_weights\":{{\"folds\":{k},\"symbols\":{},\"chosen\":{{\"sd_symbol\":{},\"sd_bayes\":{},\"gate\":{}}},\"cv\":{{\"bayes\":{},\"hand\":{},\"learned\":{}}},\"test\":{{\"bayes\":{},\"hand\":{},\"learned\":{},\"hand_at\":{{{}}},\"learned_at\":{{{}}}}},\"bayes_points_per_unit\":[{spam_side:.3},{ham_side:.3},{none:.3}],\"moved_points_hand_learned_seen\":{{{}}},\"fit_s\":{fit_s:.2}}}}}",

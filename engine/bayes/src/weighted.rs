@@ -33,7 +33,13 @@ pub struct Weighted {
     model_path: PathBuf,
     store: Mutex<Store>,
     model: ArcSwapOption<Model>,
+    /// Held through a whole fit: one fit at a time writes the model file and publishes, in the
+    /// order of the lessons they saw.
+    fit_lock: Mutex<()>,
+    /// A background fit thread is running.
     fitting: AtomicBool,
+    /// A fit was asked for since the running one took its lessons.
+    again: AtomicBool,
 }
 
 struct Store {
@@ -125,9 +131,14 @@ pub fn features(raw: &[u8]) -> (Vec<(String, f64)>, Vec<u64>) {
 /// Bayes was taught; a lesson that could not be written is reported through the error.
 pub fn teach_labelled(bayes: Option<&crate::Bayes>, raw: &[u8], spam: bool, wait: bool) -> Result<bool, String> {
     let (symbols, tokens) = features(raw);
-    let judged = bayes.and_then(|b| crate::probability(&b.table(), &tokens));
+    teach_features(bayes, symbols, &tokens, spam, wait)
+}
+
+/// [`teach_labelled`] of a message already scanned ([`features`]: `symbols` and `tokens`).
+pub fn teach_features(bayes: Option<&crate::Bayes>, symbols: Vec<(String, f64)>, tokens: &[u64], spam: bool, wait: bool) -> Result<bool, String> {
+    let judged = bayes.and_then(|b| crate::probability(&b.table(), tokens));
     if let Some(b) = bayes {
-        b.teach(&tokens, spam, false, wait);
+        b.teach(tokens, spam, false, wait);
     }
     record(spam, judged, symbols)?;
     Ok(bayes.is_some())
@@ -152,14 +163,14 @@ pub fn read_model(path: &Path) -> Result<Option<Model>, String> {
     }
 }
 
-/// Opens the process's lessons and model (the gateway's start-up, `mxguard learn`). A second
-/// call is refused.
-pub fn open(lessons: &Path, model: &Path) -> Result<Loaded, String> {
+/// The lessons a lessons file keeps (the newest `weights.lessons_max`), what they hold (the
+/// model left unset), and the file's lines; all empty when there is no file.
+pub fn read_lessons(path: &Path) -> Result<(VecDeque<Lesson>, Loaded, usize), String> {
     let max = k::WEIGHTS_LESSONS_MAX.get_usize();
     let mut kept = VecDeque::new();
     let mut loaded = Loaded::default();
     let mut lines = 0;
-    match std::fs::read_to_string(lessons) {
+    match std::fs::read_to_string(path) {
         Ok(text) => {
             for line in text.lines() {
                 lines += 1;
@@ -175,10 +186,17 @@ pub fn open(lessons: &Path, model: &Path) -> Result<Loaded, String> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", lessons.display())),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
     }
     loaded.spam = kept.iter().filter(|l| l.spam).count() as u64;
     loaded.ham = kept.len() as u64 - loaded.spam;
+    Ok((kept, loaded, lines))
+}
+
+/// Opens the process's lessons and model (the gateway's start-up, `mxguard learn`). A second
+/// call is refused.
+pub fn open(lessons: &Path, model: &Path) -> Result<Loaded, String> {
+    let (kept, mut loaded, lines) = read_lessons(lessons)?;
     // A model file that does not read is left for the next fit to replace.
     let fitted = read_model(model).ok().flatten();
     loaded.model = fitted.is_some();
@@ -187,7 +205,9 @@ pub fn open(lessons: &Path, model: &Path) -> Result<Loaded, String> {
         model_path: model.to_path_buf(),
         store: Mutex::new(Store { kept, new_since_fit: 0, lines }),
         model: ArcSwapOption::from(fitted.map(Arc::new)),
+        fit_lock: Mutex::new(()),
         fitting: AtomicBool::new(false),
+        again: AtomicBool::new(false),
     };
     WEIGHTED.set(w).map_err(|_| "the learned weights are already open".to_string())?;
     Ok(loaded)
@@ -249,6 +269,7 @@ pub enum Fitted {
 /// Fits the weights to the kept lessons now, on this thread; publishes and writes the model.
 pub fn fit_now() -> Result<Fitted, String> {
     let w = WEIGHTED.get().ok_or("the learned weights are not open")?;
+    let _one = w.fit_lock.lock().unwrap_or_else(|e| e.into_inner());
     let lessons: Vec<Lesson> = {
         let mut s = lock(w);
         s.new_since_fit = 0;
@@ -273,9 +294,11 @@ pub fn on_fit(report: fn(&Result<Fitted, String>)) {
     let _ = REPORT.set(report);
 }
 
-/// Starts a fit on a thread of its own at the lowest CPU priority, unless one is running.
+/// Starts a fit on a thread of its own at the lowest CPU priority; while one runs, that thread
+/// fits once more when it is done (so the last lessons are never left out).
 pub fn fit_in_background() {
     let Some(w) = WEIGHTED.get() else { return };
+    w.again.store(true, Ordering::Release);
     if w.fitting.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -285,11 +308,20 @@ pub fn fit_in_background() {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
             libc::setpriority(libc::PRIO_PROCESS, tid, 19);
         }
-        let r = fit_now();
-        if let Some(report) = REPORT.get() {
-            report(&r);
+        loop {
+            while w.again.swap(false, Ordering::AcqRel) {
+                let r = fit_now();
+                if let Some(report) = REPORT.get() {
+                    report(&r);
+                }
+            }
+            w.fitting.store(false, Ordering::Release);
+            // Asked again between the last check and the store: go on, unless another thread
+            // has taken over.
+            if !w.again.load(Ordering::Acquire) || w.fitting.swap(true, Ordering::AcqRel) {
+                break;
+            }
         }
-        w.fitting.store(false, Ordering::Release);
     });
     if spawned.is_err() {
         w.fitting.store(false, Ordering::Release);
@@ -301,15 +333,16 @@ pub fn model() -> Option<Arc<Model>> {
     WEIGHTED.get().and_then(|w| w.model.load_full())
 }
 
-/// The model that scores mail now: `weights.enabled`, and the model was fitted on at least
-/// `weights.min_lessons` lessons of each kind.
+/// The model that scores mail now, when [`usable`].
 pub fn in_force() -> Option<Arc<Model>> {
-    if !k::WEIGHTS_ENABLED.get_bool() {
-        return None;
-    }
-    let m = WEIGHTED.get()?.model.load_full()?;
+    WEIGHTED.get()?.model.load_full().filter(|m| usable(m))
+}
+
+/// Whether a model scores mail: `weights.enabled`, and it was fitted on at least
+/// `weights.min_lessons` lessons of each kind (also for a model read from its file).
+pub fn usable(m: &Model) -> bool {
     let min = k::WEIGHTS_MIN_LESSONS.get_u64();
-    (m.spam >= min && m.ham >= min).then_some(m)
+    k::WEIGHTS_ENABLED.get_bool() && m.spam >= min && m.ham >= min
 }
 
 /// Lessons kept: (spam, ham).
@@ -381,7 +414,7 @@ mod tests {
         // Bounded in memory at 100; the file was rewritten once it reached 200 lines.
         assert_eq!(kept(), (50, 50));
         let lines = std::fs::read_to_string(&lessons).unwrap().lines().count();
-        assert!(lines < 200 && lines >= 100, "{lines}");
+        assert!((100..200).contains(&lines), "{lines}");
         let Fitted::Model(m) = fit_now().unwrap() else { panic!("spam and ham are kept") };
         assert_eq!((m.spam, m.ham), (50, 50));
         assert!(in_force().is_some());

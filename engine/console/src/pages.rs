@@ -576,9 +576,8 @@ pub fn weights(account: &Account, csrf: &str, model: Option<&mxguard_weights::Mo
     let state = if in_force { "in force: content is scored with these weights" } else { "not in force: mail is scored with the hand-set scores (weights.enabled, weights.min_lessons)" };
     let gate = if m.choice.gate.is_finite() { format!("{}", m.choice.gate) } else { "off".into() };
     let (spam_side, ham_side, none) = m.bayes_points();
-    let mut rows: Vec<&mxguard_weights::Weighed> = m.symbols.iter().collect();
-    rows.sort_by(|a, b| (b.learned - b.hand).abs().total_cmp(&(a.learned - a.hand).abs()).then(a.name.cmp(&b.name)));
-    let rows: String = rows
+    let rows: String = m
+        .by_change()
         .iter()
         .map(|w| {
             format!(
@@ -608,7 +607,7 @@ pub fn weights(account: &Account, csrf: &str, model: Option<&mxguard_weights::Mo
             m.cv_bayes.one_minus_auc_pct,
             m.cv.caught_at_0_1pct_fp,
             m.cv_bayes.caught_at_0_1pct_fp,
-            m.fitted.scale.offset + m.fitted.scale.points_per_unit * m.fitted.weights.bias
+            m.base_points()
         ),
     )
 }

@@ -204,10 +204,7 @@ pub fn learn_paths(b: &Bayes, paths: &[PathBuf], spam: bool, mut progress: impl 
         });
         let mut n = 0usize;
         for ((symbols, tokens), read) in rx {
-            // Bayes' judgement before the lesson, for the weights' lesson.
-            let judged = mxguard_bayes::probability(&b.table(), &tokens);
-            b.teach(&tokens, spam, false, true);
-            mxguard_bayes::weighted::record(spam, judged, symbols)?;
+            mxguard_bayes::weighted::teach_features(Some(b), symbols, &tokens, spam, true)?;
             n += 1;
             progress(n, read, total);
         }
@@ -364,7 +361,7 @@ pub fn learn_command(args: Vec<String>) -> Result<(), String> {
             "learned weights fitted on {} spam and {} ham lessons ({}; mxguard weights shows them)",
             m.spam,
             m.ham,
-            if crate::weighing::usable(&m) { "in force" } else { "not in force yet: weights.min_lessons" }
+            if mxguard_bayes::weighted::usable(&m) { "in force" } else { "not in force yet: weights.min_lessons" }
         ),
         mxguard_bayes::weighted::Fitted::NotYet { spam, ham } => println!("learned weights: not fitted yet ({spam} spam and {ham} ham lessons kept)"),
     }

@@ -57,16 +57,9 @@ fn fitted_event(m: &Model) {
         .emit();
 }
 
-/// Whether a model (read from its file, outside the gateway) would score mail: the same rule as
-/// [`weighted::in_force`].
-pub fn usable(m: &Model) -> bool {
-    let min = k::WEIGHTS_MIN_LESSONS.get_u64();
-    k::WEIGHTS_ENABLED.get_bool() && m.spam >= min && m.ham >= min
-}
-
 /// The model in force for `mxguard explain` (no gateway): the model file, when usable.
 pub fn from_file() -> Result<Option<Model>, String> {
-    Ok(weighted::read_model(&files().1)?.filter(usable))
+    Ok(weighted::read_model(&files().1)?.filter(weighted::usable))
 }
 
 /// Re-weighs `report`'s findings with the model in force (nothing when none is): `bayes` is the
@@ -116,14 +109,9 @@ pub fn weights_command(args: Vec<String>) -> Result<(), String> {
         return Err(format!("unexpected arguments: {}", args.join(" ")));
     }
     let (lessons, model_file) = files();
-    let kept = std::fs::read_to_string(&lessons).map(|t| {
-        let l: Vec<_> = t.lines().filter_map(weighted::decode).collect();
-        let spam = l.iter().filter(|l| l.spam).count();
-        (spam, l.len() - spam)
-    });
-    match kept {
-        Ok((s, h)) => println!("lessons: {s} spam, {h} ham in {}", lessons.display()),
-        Err(_) => println!("lessons: none yet ({} does not exist)", lessons.display()),
+    match weighted::read_lessons(&lessons)? {
+        (_, _, 0) => println!("lessons: none yet in {}", lessons.display()),
+        (_, l, _) => println!("lessons: {} spam, {} ham in {}", l.spam, l.ham, lessons.display()),
     }
     let Some(m) = weighted::read_model(&model_file)? else {
         println!("model: none fitted yet; mail is scored with the hand-set scores");
@@ -133,10 +121,10 @@ pub fn weights_command(args: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// The text `mxguard weights` prints for a model (also what the console shows).
+/// The text `mxguard weights` prints for a model (the console's page shows the same in HTML).
 pub fn table(m: &Model) -> String {
     let mut out = String::new();
-    let in_force = if usable(m) {
+    let in_force = if weighted::usable(m) {
         "in force".to_string()
     } else if !k::WEIGHTS_ENABLED.get_bool() {
         "not in force (weights.enabled = 0)".to_string()
@@ -152,11 +140,9 @@ pub fn table(m: &Model) -> String {
     );
     let (spam_side, ham_side, none) = m.bayes_points();
     out += &format!("Bayes: {spam_side:.3} points a unit of log-odds above 0, {ham_side:.3} below; no answer {none:+.2}\n");
-    out += &format!("base: {:+.2} points\n", m.fitted.scale.offset + m.fitted.scale.points_per_unit * m.fitted.weights.bias);
+    out += &format!("base: {:+.2} points\n", m.base_points());
     out += &format!("{:<32} {:>8} {:>8} {:>8} {:>8}\n", "symbol", "hand-set", "learned", "change", "lessons");
-    let mut rows: Vec<&mxguard_weights::Weighed> = m.symbols.iter().collect();
-    rows.sort_by(|a, b| (b.learned - b.hand).abs().total_cmp(&(a.learned - a.hand).abs()).then(a.name.cmp(&b.name)));
-    for w in rows {
+    for w in m.by_change() {
         out += &format!("{:<32} {:>8.2} {:>8.2} {:>+8.2} {:>8}\n", w.name, w.hand, w.learned, w.learned - w.hand, w.seen);
     }
     out

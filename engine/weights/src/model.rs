@@ -224,7 +224,7 @@ impl Model {
         let n = self.index.len();
         let lo = bayes.map_or(0.0, log_odds);
         let s = strength(lo, self.choice.gate);
-        let base = self.fitted.scale.offset + ppu * w.bias;
+        let base = self.base_points();
         let mut bayes_points = ppu * w.bayes * lo;
         if lo < 0.0 {
             bayes_points += ppu * w.symbols[n] * lo;
@@ -243,6 +243,19 @@ impl Model {
             })
             .collect();
         Scored { score: base + bayes_points + points.iter().sum::<f64>(), base, bayes: bayes_points, symbols: points }
+    }
+
+    /// The constant part of every score, in points.
+    pub fn base_points(&self) -> f64 {
+        self.fitted.scale.offset + self.fitted.scale.points_per_unit * self.fitted.weights.bias
+    }
+
+    /// The vocabulary, the symbols whose learned points moved most from their hand-set ones first
+    /// (then by name), for showing.
+    pub fn by_change(&self) -> Vec<&Weighed> {
+        let mut rows: Vec<&Weighed> = self.symbols.iter().collect();
+        rows.sort_by(|a, b| (b.learned - b.hand).abs().total_cmp(&(a.learned - a.hand).abs()).then(a.name.cmp(&b.name)));
+        rows
     }
 
     /// The learned points of Bayes' inputs, for showing: per unit of log-odds on the spam side,
