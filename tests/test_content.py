@@ -153,6 +153,44 @@ def test_internet_shortcuts_are_read_for_where_they_point(make_gateway, sink):
     wait_for(lambda: sink.stats()["messages"] == 1, what="the web shortcut delivered")
 
 
+def pdf_bytes(text="", uri=None):
+    """A one-page PDF written here: `text` shown on the page, a link annotation to `uri` if given."""
+    annots = b" /Annots [5 0 R]" if uri else b""
+    content = b"BT /F1 12 Tf 72 700 Td (" + text.encode() + b") Tj ET\n" if text else b""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >>"
+            b" /Contents 6 0 R" + annots + b" >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+            b"<< /Type /Annot /Subtype /Link /Rect [0 0 100 20] /A << /S /URI /URI (" + (uri or "").encode() + b") >> >>",
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"]
+    out, offsets = b"%PDF-1.7\n", []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+
+
+def test_links_in_pdf_attachments_are_judged_as_links(make_gateway, sink):
+    g = make_gateway(sink.port, knobs(), start=False)
+    g.write_lists({"url-blacklist.txt": "*.phish.example\n"})
+    g.start()
+    # Clicked (a link annotation) or only printed in the page's text: either is a link of the message.
+    for n, pdf in enumerate([pdf_bytes("Your invoice", uri="https://login.phish.example/inv"),
+                             pdf_bytes("Pay at https://pay.phish.example/now before Friday")], 1):
+        code, _ = send(g.port, with_attachment("invoice.pdf", pdf, "application/pdf"))
+        assert code == 550
+        ev = g.wait_events("message_rejected", n=n)[-1]
+        assert "URL_BL" in ev["symbols"] and "phish.example" in str(ev), ev
+    # The same documents pointing elsewhere pass.
+    for pdf in [pdf_bytes("Your invoice", uri="https://www.example.edu/inv"),
+                pdf_bytes("Pay at https://www.example.edu/now before Friday")]:
+        code, _ = send(g.port, with_attachment("invoice.pdf", pdf, "application/pdf"))
+        assert code == 250
+    wait_for(lambda: sink.stats()["messages"] == 2, what="the two harmless invoices delivered")
+
+
 def test_a_domain_can_turn_a_content_check_off(make_gateway, sink):
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test"), start=False)
     g.write_lists({"domain-policy.txt": "other.test attachments = off\n"})

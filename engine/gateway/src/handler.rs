@@ -243,8 +243,9 @@ impl Handler for Gateway {
             let t0 = std::time::Instant::now();
             let tables = mxguard_scan::current();
             let tokens = crate::learning::wanted();
-            // Mail with pictures, when QR codes are read, too: a picture takes milliseconds.
-            let offload = body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() || (k::SCAN_QR_CODES.get_bool() && mxguard_scan::qr::may_hold_picture(&body));
+            // Mail with pictures (when QR codes are read) or PDFs, too: either takes milliseconds.
+            let offload = body.len() >= k::SCAN_OFFLOAD_BYTES.get_usize() || (k::SCAN_QR_CODES.get_bool() && mxguard_scan::qr::may_hold_picture(&body))
+                || (k::SCAN_PDF_MAX_BYTES.get_usize() > 0 && mxguard_scan::pdf::may_hold_pdf(&body));
             let mut r = if offload {
                 let shared = Arc::clone(&body);
                 mxguard_spool::blocking::run(move || mxguard_scan::scan_with(&shared[..], &tables, now, tokens)).await

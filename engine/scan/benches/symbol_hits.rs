@@ -4,7 +4,9 @@
 //! `cargo bench -p mxguard-scan --bench symbol_hits -- DIR...` where each DIR holds a
 //! `manifest.tsv` (label, path relative to DIR, …; rows labelled `excluded` are left out).
 //! `MXGUARD_HITS_ONLY=SYM,SYM` prints only those symbols; `MXGUARD_HITS_SHOW=SYM:LABEL` also
-//! prints (to stderr) the path and reason of each message of that label it fires on. Prints one JSON object:
+//! prints (to stderr) the path and reason of each message of that label it fires on.
+//! `MXGUARD_HITS_SET=knob=value,knob=value` sets knobs first (an A/B of one reader on and off,
+//! such as `scan.pdf_pages_max=0`). Prints one JSON object:
 //! `{"messages": {label: n}, "hits": {symbol: {label: n}}}`. Every scanner on the built-in
 //! tables, no DNS, no ClamAV, the clock at each message's own path (`heuristics::path_time`).
 use std::collections::BTreeMap;
@@ -13,6 +15,10 @@ fn main() {
     let dirs: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let only: Vec<String> = std::env::var("MXGUARD_HITS_ONLY").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
     let show = std::env::var("MXGUARD_HITS_SHOW").ok();
+    for kv in std::env::var("MXGUARD_HITS_SET").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        let (name, value) = kv.split_once('=').expect("MXGUARD_HITS_SET: knob=value");
+        mxguard_tuning::find(name).expect("a knob of the registry").set(value).expect("a value the knob takes");
+    }
     let tables = mxguard_scan::Tables::empty();
     let mut messages: BTreeMap<String, u64> = BTreeMap::new();
     let mut hits: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();

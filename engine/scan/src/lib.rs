@@ -303,13 +303,25 @@ static SCORES: &[(&str, &k::Knob)] = &[
     ("IMAGE_CORRUPT", &k::SCORE_IMAGE_CORRUPT),
 ];
 
-/// The image check's knobs in force.
 /// The QR reading limits with the knobs in force.
 pub fn qr_limits() -> qr::Limits {
     let max_pixels = k::SCAN_QR_MAX_PIXELS.get_u64();
     qr::Limits { pictures_max: k::SCAN_QR_PICTURES_MAX.get_usize(), max_pixels, max_bytes: max_pixels.saturating_mul(3).min(usize::MAX as u64) as usize }
 }
 
+/// The PDF reading limits with the knobs in force; pictures only when QR codes are read.
+pub fn pdf_limits(qr_codes: bool) -> pdf::Limits {
+    pdf::Limits {
+        pdfs_max: 4,
+        max_bytes: k::SCAN_PDF_MAX_BYTES.get_usize(),
+        links_max: k::SCAN_LINKS_MAX.get_usize(),
+        pages_max: k::SCAN_PDF_PAGES_MAX.get_usize(),
+        pictures_max: if qr_codes { k::SCAN_QR_PICTURES_MAX.get_usize() } else { 0 },
+        max_pixels: k::SCAN_QR_MAX_PIXELS.get_u64(),
+    }
+}
+
+/// The image check's knobs in force.
 pub fn image_config() -> images::Config {
     images::Config {
         threshold: k::IMAGE_THRESHOLD.get_u64() as u32,
@@ -365,12 +377,19 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     let html = p.html();
     let atts = p.attachments();
     let mut links = urls::links_of(&p.text, &html, &atts, k::SCAN_LINKS_MAX.get_usize());
-    // Links of PDF attachments join the others (pdf.rs).
-    let in_pdfs = pdf::links(atts.iter().map(|a| a.data), &pdf::Limits { pdfs_max: 4, max_bytes: k::SCAN_PDF_MAX_BYTES.get_usize(), links_max: k::SCAN_LINKS_MAX.get_usize() });
-    urls::add_from_text(&mut links, &in_pdfs.join("\n"), k::SCAN_LINKS_MAX.get_usize());
-    // Links printed as QR codes in the pictures join the others (qr.rs).
-    if k::SCAN_QR_CODES.get_bool() {
-        let codes = qr::texts(atts.iter().map(|a| a.data), &qr_limits());
+    // Links of PDF attachments, clicked or printed, join the others (pdf.rs).
+    let qr_on = k::SCAN_QR_CODES.get_bool();
+    let in_pdfs = pdf::read(atts.iter().map(|a| a.data), &pdf_limits(qr_on));
+    urls::add_from_text(&mut links, &in_pdfs.links.join("\n"), k::SCAN_LINKS_MAX.get_usize());
+    urls::add_from_text(&mut links, &in_pdfs.text, k::SCAN_LINKS_MAX.get_usize());
+    // Links printed as QR codes in the pictures, and in PDF pages, join the others (qr.rs).
+    if qr_on {
+        let mut codes = qr::texts(atts.iter().map(|a| a.data), &qr_limits());
+        for t in qr::texts_in_pdf(&in_pdfs.pictures, &qr_limits()) {
+            if !codes.contains(&t) {
+                codes.push(t);
+            }
+        }
         let added = urls::add_from_text(&mut links, &codes.join("\n"), k::SCAN_LINKS_MAX.get_usize());
         if let Some(first) = added.first() {
             r.add("urls", "QR_LINK", score_of("QR_LINK"), format!("a picture's QR code links to {first}"));
@@ -503,8 +522,13 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
 mod tests {
     use super::*;
 
+    /// Held by each test that turns `scan.qr_codes` off for a moment (tests run in parallel and
+    /// the knob is process-wide), so none scans a picture while another has it off.
+    static QR_KNOB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_link_in_a_qr_code_is_a_link_of_the_message() {
+        let _knob = QR_KNOB.lock().unwrap_or_else(|e| e.into_inner());
         let head = "From: IT desk <it@corp.example>\nTo: c@d.example\nSubject: Scan to keep your mailbox\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@corp.example>\n";
         let png = crate::qr::qr_png("http://203.0.113.9/owa/login.php", 5);
         let raw = format!(
@@ -534,6 +558,7 @@ mod tests {
 
     #[test]
     fn a_link_in_a_pdf_attachment_is_a_link_of_the_message() {
+        let _knob = QR_KNOB.lock().unwrap_or_else(|e| e.into_inner());
         let head = "From: Billing <billing@corp.example>\nTo: c@d.example\nSubject: Invoice\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <2@corp.example>\n";
         let with = |pdf: &[u8]| {
             format!(
@@ -549,6 +574,31 @@ mod tests {
         assert_eq!(r.link_domains, ["203.0.113.9"]);
         let plain = with(&crate::pdf::pdf_with_links(&[]));
         assert!(scan(plain.as_bytes(), &Tables::empty(), 1_795_420_800).link_domains.is_empty());
+        // Printed in its text, not clickable: still a link of the message.
+        let printed = with(&crate::pdf::pdf_with(&[], "Pay at http://198.51.100.7/pay/now.php today", &[]));
+        let r = scan(printed.as_bytes(), &Tables::empty(), 1_795_420_800);
+        assert_eq!(r.link_domains, ["198.51.100.7"], "{:?}", r.found);
+        // A QR code printed on its page: a link, and QR_LINK; with QR reading off, neither.
+        let code = crate::qr::qr_picture("http://192.0.2.44/o365/login.php", 4);
+        let coded = with(&crate::pdf::pdf_with(&[], "", &[(&code, crate::pdf::Stored::Grey1)]));
+        let r = scan(coded.as_bytes(), &Tables::empty(), 1_795_420_800);
+        assert_eq!(r.link_domains, ["192.0.2.44"]);
+        assert!(r.found.iter().any(|f| f.symbol.name == "QR_LINK" && f.symbol.reason.contains("192.0.2.44")), "{:?}", r.found);
+        k::SCAN_QR_CODES.set("0").unwrap();
+        let off = scan(coded.as_bytes(), &Tables::empty(), 1_795_420_800);
+        k::SCAN_QR_CODES.set("1").unwrap();
+        assert!(off.link_domains.is_empty() && !off.found.iter().any(|f| f.symbol.name == "QR_LINK"));
+    }
+
+    #[test]
+    fn a_hand_written_pdf_is_read_as_a_mailer_sends_it() {
+        // The fuzzer's seed: a PDF written by hand (uncompressed objects, a plain 8-bit picture).
+        let raw = include_bytes!("../../../fuzz/seeds/scan_message/pdf_text_and_page_picture.eml");
+        let r = scan(raw, &Tables::empty(), 1_795_420_800);
+        assert_eq!(r.link_domains, ["example.test"], "{:?}", r.found);
+        let p = parse(raw);
+        let got = pdf::read(p.attachments().iter().map(|a| a.data), &pdf_limits(true));
+        assert!(matches!(&got.pictures[..], [pdf::Picture::Grey { width: 8, height: 8, .. }]), "{:?}", got.pictures);
     }
 
     fn names(raw: &str) -> Vec<String> {

@@ -47,6 +47,25 @@ pub fn texts<'a>(pictures: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> V
     out
 }
 
+/// The texts of the QR codes in the pictures of PDF pages (each decoded code once, in order),
+/// within the same limits.
+pub fn texts_in_pdf(pictures: &[crate::pdf::Picture], limits: &Limits) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in pictures.iter().take(limits.pictures_max) {
+        let found = catch_unwind(AssertUnwindSafe(|| match p {
+            crate::pdf::Picture::Jpeg(data) => codes_in(data, limits),
+            crate::pdf::Picture::Grey { width, height, pixels } => codes_in_grey(*width, *height, pixels),
+        }))
+        .unwrap_or_default();
+        for t in found {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
 /// The codes of one picture; empty when it is too large, does not decode, or has none.
 fn codes_in(data: &[u8], limits: &Limits) -> Vec<String> {
     let Some(format) = crate::images::format_of(data) else { return Vec::new() };
@@ -67,24 +86,37 @@ fn codes_in(data: &[u8], limits: &Limits) -> Vec<String> {
     r.limits(decode_limits);
     let Ok(img) = r.decode() else { return Vec::new() };
     let grey = img.into_luma8();
-    let (w, h) = (grey.width() as usize, grey.height() as usize);
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| grey.get_pixel(x as u32, y as u32).0[0]);
+    codes_in_grey(grey.width() as usize, grey.height() as usize, grey.as_raw())
+}
+
+/// The codes of a grey picture, `width` × `height` levels row by row (fewer: nothing).
+fn codes_in_grey(width: usize, height: usize, pixels: &[u8]) -> Vec<String> {
+    if width == 0 || height == 0 || pixels.len() < width.saturating_mul(height) {
+        return Vec::new();
+    }
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
     prepared.detect_grids().iter().filter_map(|g| g.decode().ok()).map(|(_, text)| text).filter(|t| !t.trim().is_empty()).collect()
 }
 
 #[cfg(test)]
-/// A PNG of a QR code carrying `text`, `scale` pixels a module, with a quiet zone.
-pub(crate) fn qr_png(text: &str, scale: u32) -> Vec<u8> {
+/// A grey picture of a QR code carrying `text`, `scale` pixels a module, with a quiet zone.
+pub(crate) fn qr_picture(text: &str, scale: u32) -> image::GrayImage {
     let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
     let n = code.width() as u32;
     let quiet = 4;
     let side = (n + 2 * quiet) * scale;
     let colors = code.to_colors();
-    let img = image::GrayImage::from_fn(side, side, |x, y| {
+    image::GrayImage::from_fn(side, side, |x, y| {
         let (mx, my) = ((x / scale) as i64 - quiet as i64, (y / scale) as i64 - quiet as i64);
         let dark = mx >= 0 && my >= 0 && (mx as u32) < n && (my as u32) < n && colors[(my as u32 * n + mx as u32) as usize] == qrcode::Color::Dark;
         image::Luma([if dark { 0 } else { 255 }])
-    });
+    })
+}
+
+#[cfg(test)]
+/// A PNG of a QR code carrying `text`, `scale` pixels a module, with a quiet zone.
+pub(crate) fn qr_png(text: &str, scale: u32) -> Vec<u8> {
+    let img = qr_picture(text, scale);
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
     out

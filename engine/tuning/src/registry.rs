@@ -383,7 +383,9 @@ registry! {
     SCAN_LINKS_MAX { int "scan.links_max", 500, 1..=100_000, live,
         "Links extracted and checked per message." }
     SCAN_PDF_MAX_BYTES { int "scan.pdf_max_bytes", 10_485_760, 0..=1_073_741_824, live,
-        "PDF attachments up to this size (the first four of a message) are read for the links they carry (the URI actions of their link annotations), which join the message's links; 0: none." }
+        "PDF attachments up to this size (the first four of a message) are read for the links they carry (the URI actions of their link annotations, and links printed in the text of their first pages), which join the message's links; 0: none." }
+    SCAN_PDF_PAGES_MAX { int "scan.pdf_pages_max", 4, 0..=1000, live,
+        "The first pages of a PDF attachment whose text is read for printed links and whose pictures for QR codes (with scan.qr_codes, within scan.qr_pictures_max and scan.qr_max_pixels); 0: only the link annotations. Text costs about one pass over each page's content." }
     SCAN_QR_CODES { bool "scan.qr_codes", true, live,
         "Read QR codes in the message's pictures (PNG, JPEG, GIF): a link one carries joins the message's links (lists, URI blacklists, phishing checks, Bayes) and adds QR_LINK." }
     SCAN_QR_PICTURES_MAX { int "scan.qr_pictures_max", 4, 0..=100, live,
