@@ -191,6 +191,45 @@ def test_links_in_pdf_attachments_are_judged_as_links(make_gateway, sink):
     wait_for(lambda: sink.stats()["messages"] == 2, what="the two harmless invoices delivered")
 
 
+def pdf_of_objects(objs):
+    """A PDF of the given object bodies (1 and 2 are the catalog and an empty page tree)."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>", *objs]
+    out, offsets = b"%PDF-1.7\n", []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+
+
+def test_pdf_bombs_are_read_within_memory_bounds(make_gateway, sink):
+    """Two PDFs that grow in the parser: 64 compressed object streams of half a million zeros each
+    (75 KB; 4 GB to load unbounded), and 10 MB of one array (1.3 GB). Each is delivered (neither is
+    harmful), the gateway's memory grows by less than 300 MB, and a PDF link is judged after them."""
+    import zlib
+    g = make_gateway(sink.port, knobs(smtp__max_message_bytes=str(40 << 20)), start=False)
+    g.write_lists({"url-blacklist.txt": "*.phish.example\n"})
+    g.start()
+    base = vm_hwm_mb(g.proc.pid)
+    streams = []
+    for k in range(64):
+        data = b"%d 0 " % (1000 + k) + b"[" + b"0 " * 520_000 + b"]"
+        comp = zlib.compress(data, 9)
+        streams.append(b"<< /Type /ObjStm /N 1 /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+                       % (len(b"%d 0 " % (1000 + k)), len(comp)) + comp + b"\nendstream")
+    flat = pdf_of_objects([b"[" + b"0 " * 4_900_000 + b"]"])
+    for pdf in (pdf_of_objects(streams), flat):
+        code, text = send(g.port, with_attachment("report.pdf", pdf, "application/pdf"))
+        assert code == 250, text
+    wait_for(lambda: sink.stats()["messages"] == 2, timeout=60, what="both PDFs delivered")
+    grew = vm_hwm_mb(g.proc.pid) - base
+    print(f"peak memory grew by {grew:.0f} MB")
+    assert grew < 300, f"peak memory grew by {grew:.0f} MB for two PDF bombs"
+    code, _ = send(g.port, with_attachment("invoice.pdf", pdf_bytes("Pay at https://pay.phish.example/now"), "application/pdf"))
+    assert code == 550
+
+
 def test_a_domain_can_turn_a_content_check_off(make_gateway, sink):
     g = make_gateway(sink.port, knobs(relay__domains="example.test,other.test"), start=False)
     g.write_lists({"domain-policy.txt": "other.test attachments = off\n"})
