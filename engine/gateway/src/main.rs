@@ -13,6 +13,7 @@
 //! mxguard learn --spam|--ham FILE|DIR|MBOX...              teach Bayes (the running gateway, or its file)
 //! mxguard weights                                          the learned symbol weights beside the hand-set scores
 //! mxguard version
+//! mxguard manpage [mxguard | mxguard.conf]                 the manual pages, in roff
 //! ```
 
 use mimalloc::MiMalloc;
@@ -32,7 +33,9 @@ mod imagehash;
 mod learning;
 mod learnt_list;
 mod mailfiles;
+mod manual;
 mod pickup;
+mod ready;
 mod run;
 mod screen;
 mod traffic;
@@ -71,6 +74,8 @@ const COMMANDS: &[(&str, &str)] = &[
       the learned symbol weights beside the hand-set scores, and the lessons they were fitted on"),
     ("version", "mxguard version
       the version"),
+    ("manpage", "mxguard manpage [mxguard | mxguard.conf]
+      the manual page mxguard(8) or mxguard.conf(5), in roff"),
     ("help", "mxguard help [COMMAND] | -h | --help
       this text, or one command's"),
 ];
@@ -222,6 +227,7 @@ fn main() -> ExitCode {
         "user" => accounts::user_command(args),
         "learn" => learning::learn_command(args),
         "weights" => weighing::weights_command(args),
+        "manpage" => manual::manpage_command(args),
         "reload" | "digest" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), &cmd).map(|lines| lines.iter().for_each(|l| out(l))),
         "version" if args.is_empty() => {
             out(&format!("mxguard {}", env!("CARGO_PKG_VERSION")));

@@ -264,6 +264,7 @@ async fn core_main(
         Event::new("recovery").num("core", core as u64).num("messages", recovered as u64).emit();
     }
     let listeners = mxguard_smtpd::bind(&plain, &implicit).map_err(|e| e.to_string())?;
+    crate::ready::core_bound(cores);
     let shutdown = Rc::new(mxguard_smtpd::Shutdown::new());
     shutdown.follow_process_stop();
     if let Some(rx) = pickup {
@@ -272,6 +273,7 @@ async fn core_main(
     let screen = Rc::new(crate::screen::Screen::new(crate::screen::shared()));
     let handler = Rc::new(Gateway { spool: spool.clone(), queue, screen });
     mxguard_smtpd::serve(handler, listeners, Some(tls), core, shutdown).await;
+    crate::ready::stopping();
     // Progress marks still queued are written before the process exits, so a clean restart
     // does not deliver twice what was delivered.
     spool.stop_marks();

@@ -17,6 +17,7 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 mod blast;
+mod manual;
 mod sink;
 
 use std::process::ExitCode;
@@ -156,11 +157,19 @@ fn main() -> ExitCode {
     mxguard_smtpd::limits::raise_nofile();
     mxguard_smtpd::shutdown::install_stop_signals();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") || args.first().is_some_and(|a| a == "help") {
+        println!("{}", manual::usage());
+        return ExitCode::SUCCESS;
+    }
     let cmd = if args.first().is_some_and(|a| !a.starts_with('-')) { args.remove(0) } else { "send".into() };
     let r = match cmd.as_str() {
+        "manpage" => {
+            println!("{}", manual::page().render(env!("CARGO_PKG_VERSION")).trim_end());
+            Ok(())
+        }
         "sink" => sink(Args(args.into_iter())),
         "send" => send(Args(args.into_iter())),
-        _ => Err(format!("unknown command {cmd} (sink, send)")),
+        _ => Err(format!("unknown command {cmd}\n{}", manual::usage())),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

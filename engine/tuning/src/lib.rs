@@ -7,6 +7,7 @@
 pub mod config;
 pub mod doc;
 pub mod knob;
+pub mod manpage;
 pub mod registry;
 
 pub use knob::{Kind, Knob, Parsed};
