@@ -192,6 +192,7 @@ pub fn run() -> Result<(), String> {
             .spawn(move || async move {
                 if let Err(e) = core_main(core, cores, state, plain, implicit, tls, client_tls, pickup).await {
                     Event::new("fatal").num("core", core as u64).str("error", &e).emit();
+                    CORE_FAILED.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("core {core}: {e}"));
                     mxguard_smtpd::shutdown::request_stop();
                 }
             })
@@ -205,8 +206,16 @@ pub fn run() -> Result<(), String> {
     crate::learning::stop();
     Event::new("stop").emit();
     telemetry::log::flush();
-    Ok(())
+    // A core that failed (a listener it could not bind, a spool it could not recover) fails the
+    // process: its exit status is what a service manager restarts on.
+    match CORE_FAILED.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
+
+/// The first error that ended a core, if one did.
+static CORE_FAILED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// Cores that have finished scanning the spool at start-up.
 static SCANNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
