@@ -153,16 +153,8 @@ def test_internet_shortcuts_are_read_for_where_they_point(make_gateway, sink):
     wait_for(lambda: sink.stats()["messages"] == 1, what="the web shortcut delivered")
 
 
-def pdf_bytes(text="", uri=None):
-    """A one-page PDF written here: `text` shown on the page, a link annotation to `uri` if given."""
-    annots = b" /Annots [5 0 R]" if uri else b""
-    content = b"BT /F1 12 Tf 72 700 Td (" + text.encode() + b") Tj ET\n" if text else b""
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >>"
-            b" /Contents 6 0 R" + annots + b" >>",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-            b"<< /Type /Annot /Subtype /Link /Rect [0 0 100 20] /A << /S /URI /URI (" + (uri or "").encode() + b") >> >>",
-            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"]
+def pdf_from(objs):
+    """A PDF of the given object bodies, numbered from 1 (1 must be the catalog), with its xref."""
     out, offsets = b"%PDF-1.7\n", []
     for i, o in enumerate(objs, 1):
         offsets.append(len(out))
@@ -170,6 +162,18 @@ def pdf_bytes(text="", uri=None):
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
     return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+
+
+def pdf_bytes(text="", uri=None):
+    """A one-page PDF written here: `text` shown on the page, a link annotation to `uri` if given."""
+    annots = b" /Annots [5 0 R]" if uri else b""
+    content = b"BT /F1 12 Tf 72 700 Td (" + text.encode() + b") Tj ET\n" if text else b""
+    return pdf_from([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                     b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >>"
+                     b" /Contents 6 0 R" + annots + b" >>",
+                     b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+                     b"<< /Type /Annot /Subtype /Link /Rect [0 0 100 20] /A << /S /URI /URI (" + (uri or "").encode() + b") >> >>",
+                     b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"])
 
 
 def test_links_in_pdf_attachments_are_judged_as_links(make_gateway, sink):
@@ -192,15 +196,8 @@ def test_links_in_pdf_attachments_are_judged_as_links(make_gateway, sink):
 
 
 def pdf_of_objects(objs):
-    """A PDF of the given object bodies (1 and 2 are the catalog and an empty page tree)."""
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>", *objs]
-    out, offsets = b"%PDF-1.7\n", []
-    for i, o in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    """A PDF of the given object bodies after a catalog (1) and an empty page tree (2)."""
+    return pdf_from([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>", *objs])
 
 
 def test_pdf_bombs_are_read_within_memory_bounds(make_gateway, sink):
