@@ -14,6 +14,7 @@
 //! mxguard weights                                          the learned symbol weights beside the hand-set scores
 //! mxguard version
 //! mxguard manpage [mxguard | mxguard.conf]                 the manual pages, in roff
+//! mxguard seed check FILE                                  check an appliance seed file
 //! ```
 
 use mimalloc::MiMalloc;
@@ -38,6 +39,7 @@ mod pickup;
 mod ready;
 mod run;
 mod screen;
+mod seed;
 mod traffic;
 mod weighing;
 
@@ -74,6 +76,8 @@ const COMMANDS: &[(&str, &str)] = &[
       the learned symbol weights beside the hand-set scores, and the lessons they were fitted on"),
     ("version", "mxguard version
       the version"),
+    ("seed", "mxguard seed check FILE
+      check an appliance seed file: every fault as FILE:LINE: reason"),
     ("manpage", "mxguard manpage [mxguard | mxguard.conf]
       the manual page mxguard(8) or mxguard.conf(5), in roff"),
     ("help", "mxguard help [COMMAND] | -h | --help
@@ -228,6 +232,7 @@ fn main() -> ExitCode {
         "learn" => learning::learn_command(args),
         "weights" => weighing::weights_command(args),
         "manpage" => manual::manpage_command(args),
+        "seed" => seed::seed_command(args),
         "reload" | "digest" if args.is_empty() => admin::request(&in_state_dir(&tuning::ADMIN_SOCKET.get_str()), &cmd).map(|lines| lines.iter().for_each(|l| out(l))),
         "version" if args.is_empty() => {
             out(&format!("mxguard {}", env!("CARGO_PKG_VERSION")));
