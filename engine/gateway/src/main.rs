@@ -14,7 +14,7 @@
 //! mxguard weights                                          the learned symbol weights beside the hand-set scores
 //! mxguard version
 //! mxguard manpage [mxguard | mxguard.conf]                 the manual pages, in roff
-//! mxguard seed check FILE                                  check an appliance seed file
+//! mxguard seed check FILE | render FILE DIR               check an appliance seed / write its files
 //! ```
 
 use mimalloc::MiMalloc;
@@ -40,6 +40,7 @@ mod ready;
 mod run;
 mod screen;
 mod seed;
+mod seed_render;
 mod traffic;
 mod weighing;
 
@@ -77,7 +78,9 @@ const COMMANDS: &[(&str, &str)] = &[
     ("version", "mxguard version
       the version"),
     ("seed", "mxguard seed check FILE
-      check an appliance seed file: every fault as FILE:LINE: reason"),
+      check an appliance seed file: every fault as FILE:LINE: reason
+  mxguard seed render FILE DIR
+      write the files a checked seed gives (network, firewall, SSH, knobs, ...) under DIR"),
     ("manpage", "mxguard manpage [mxguard | mxguard.conf]
       the manual page mxguard(8) or mxguard.conf(5), in roff"),
     ("help", "mxguard help [COMMAND] | -h | --help

@@ -2,7 +2,8 @@
 //! (hostname, network, relayed domains, the superadmin, TLS, admin networks, SSH keys, NTP
 //! servers, any knob). This module reads and checks it, all of it, before anything is applied:
 //! every fault is reported as `FILE:LINE: reason` and a seed with one fault is refused whole,
-//! so a node is never half-configured. `mxguard seed check FILE` runs it.
+//! so a node is never half-configured. `mxguard seed check FILE` runs it; `mxguard seed render
+//! FILE DIR` writes the files it gives (`seed_render.rs`).
 //!
 //! It never touches the system: applying a checked seed (network files, the knob file, keys) is
 //! the first-boot unit's job.
@@ -109,7 +110,7 @@ pub fn parse(text: &str, file: &str) -> Result<Seed, Vec<String>> {
             match tuning::find(&key) {
                 None => errors.push(format!("{file}:{n}: no knob named {key}")),
                 Some(k) => match k.parse(&value) {
-                    Err(e) => errors.push(format!("{file}:{n}: {key}: {e}")),
+                    Err(e) => errors.push(format!("{file}:{n}: {e}")),
                     Ok(_) if knobs.contains_key(&key) => errors.push(format!("{file}:{n}: {key} is set twice")),
                     Ok(_) => {
                         knobs.insert(key, value);
@@ -266,13 +267,27 @@ fn prefix(v: &str) -> Result<(IpAddr, u8), String> {
 }
 
 /// `mxguard seed check FILE`: the seed's faults as `FILE:LINE: reason`, or what it would set.
+/// `mxguard seed render FILE DIR`: the files it gives (`seed_render.rs`), written under DIR, each
+/// replaced whole (written beside, then renamed), only once the whole seed has been checked.
 pub fn seed_command(args: Vec<String>) -> Result<(), String> {
-    let [verb, path] = &args[..] else { return Err("usage: mxguard seed check FILE".into()) };
-    if verb != "check" {
-        return Err(format!("no seed command {verb:?} (check)"));
-    }
+    let (verb, path, dir) = match &args[..] {
+        [v, p] if v == "check" => (v, p, None),
+        [v, p, d] if v == "render" => (v, p, Some(d)),
+        _ => return Err("usage: mxguard seed check FILE | mxguard seed render FILE DIR".into()),
+    };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let seed = parse(&text, path).map_err(|e| e.join("\n"))?;
+    if let Some(dir) = dir {
+        for (rel, contents) in crate::seed_render::files(&seed) {
+            let target = std::path::Path::new(dir).join(&rel);
+            let parent = target.parent().ok_or_else(|| format!("{rel}: no directory"))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            let tmp = target.with_extension("seed-new");
+            std::fs::write(&tmp, contents).and_then(|_| std::fs::rename(&tmp, &target)).map_err(|e| format!("{}: {e}", target.display()))?;
+            crate::out(&format!("{verb}: {}", target.display()));
+        }
+        return Ok(());
+    }
     crate::out(&format!(
         "{path}: serial {}, {} domain(s) relayed, network {}, {} admin network(s), {} SSH key(s), {} knob(s)",
         seed.serial,
@@ -325,7 +340,7 @@ mod tests {
             (15, "network = 198.51.100.0", "ADDRESS/PREFIX"),
             (16, "ssh_key = ssh-dss AAAA", "OpenSSH public key"),
             (20, "server = ntp..example", "neither"),
-            (23, "verdict.quarantine_score = lots", "verdict.quarantine_score: "),
+            (23, "verdict.quarantine_score = lots", "verdict.quarantine_score"),
             (23, "verdict.no_such_knob = 1", "no knob named"),
             (22, "[knob]", "unknown section"),
             (22, "just words", "name = value"),

@@ -1,0 +1,157 @@
+//! What a checked seed (`seed.rs`) means for the node, as files: the host name, the network
+//! (systemd-networkd), time servers (chrony), the firewall (nftables), SSH (key-only, one admin
+//! user) and the gateway's own knobs. Pure: it returns (path, contents) pairs relative to the
+//! root they belong in; the first-boot unit writes them where the image keeps its configuration.
+//!
+//! The firewall opens the SMTP ports to all; the console, the metrics endpoint and SSH only to the
+//! seed's admin networks (none: loopback only, and the console and metrics then listen on
+//! loopback too). It never writes a secret: a password hash and TLS keys are the unit's to place.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::seed::{Certificate, Network, Seed};
+
+/// The user SSH keys log in as.
+pub const SSH_USER: &str = "mxadmin";
+/// Where the console and the metrics endpoint listen: their ports stay the knobs' defaults.
+const CONSOLE_PORT: u16 = 8025;
+const METRICS_PORT: u16 = 9125;
+
+/// Every file the seed gives, as (path under the root, contents), in a fixed order.
+pub fn files(seed: &Seed) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(h) = &seed.hostname {
+        out.push(("etc/hostname".into(), format!("{h}\n")));
+    }
+    out.push(("etc/systemd/network/10-mxguard.network".into(), network(&seed.network)));
+    if !seed.ntp_servers.is_empty() {
+        let lines: String = seed.ntp_servers.iter().map(|s| format!("server {s} iburst\n")).collect();
+        out.push(("etc/chrony/sources.d/mxguard.sources".into(), lines));
+    }
+    out.push(("etc/nftables.conf".into(), firewall(seed)));
+    if !seed.ssh_keys.is_empty() {
+        out.push((format!("etc/ssh/authorized_keys/{SSH_USER}"), seed.ssh_keys.iter().map(|k| format!("{k}\n")).collect()));
+        out.push((
+            "etc/ssh/sshd_config.d/mxguard.conf".into(),
+            format!("# From the seed: keys only, one user.\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\nAuthorizedKeysFile /etc/ssh/authorized_keys/%u\nAllowUsers {SSH_USER}\n"),
+        ));
+    }
+    out.push(("etc/mxguard/seed.conf".into(), knobs(seed)));
+    out
+}
+
+fn network(n: &Network) -> String {
+    let mut s = String::from("# From the seed.\n[Match]\nName=en* eth*\n\n[Network]\n");
+    match n {
+        Network::Dhcp => s.push_str("DHCP=yes\n"),
+        Network::Static { addresses, gateway, dns } => {
+            for (a, p) in addresses {
+                let _ = writeln!(s, "Address={a}/{p}");
+            }
+            if let Some(g) = gateway {
+                let _ = writeln!(s, "Gateway={g}");
+            }
+            for d in dns {
+                let _ = writeln!(s, "DNS={d}");
+            }
+        }
+    }
+    s
+}
+
+fn firewall(seed: &Seed) -> String {
+    let mut admin_ports = vec![CONSOLE_PORT, METRICS_PORT];
+    if !seed.ssh_keys.is_empty() {
+        admin_ports.insert(0, 22);
+    }
+    let ports = admin_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let nets = |v4: bool| seed.admin_networks.iter().filter(|(a, _)| a.is_ipv4() == v4).map(|(a, p)| format!("{}/{p}", network_address(*a, *p))).collect::<Vec<_>>();
+    let mut s = String::from(
+        "#!/usr/sbin/nft -f\n# From the seed: SMTP open to all; the console, metrics and SSH to the admin networks only.\n\
+         flush ruleset\n\ntable inet mxguard {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\
+         \t\tct state established,related accept\n\t\tct state invalid drop\n\t\tiif \"lo\" accept\n\
+         \t\tmeta l4proto { icmp, ipv6-icmp } accept\n\
+         \t\tudp sport 67 udp dport 68 accept\n\t\tudp sport 547 udp dport 546 accept\n\
+         \t\ttcp dport { 25, 465 } accept\n",
+    );
+    for (family, list) in [("ip", nets(true)), ("ip6", nets(false))] {
+        if !list.is_empty() {
+            let _ = writeln!(s, "\t\t{family} saddr {{ {} }} tcp dport {{ {ports} }} accept", list.join(", "));
+        }
+    }
+    s.push_str("\t}\n\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n");
+    s
+}
+
+/// The network an address/prefix names (nftables refuses host bits in a prefix).
+fn network_address(a: IpAddr, p: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4((u32::from(v) & if p == 0 { 0 } else { u32::MAX << (32 - u32::from(p)) }).into()),
+        IpAddr::V6(v) => IpAddr::V6((u128::from(v) & if p == 0 { 0 } else { u128::MAX << (128 - u32::from(p)) }).into()),
+    }
+}
+
+fn knobs(seed: &Seed) -> String {
+    let mut s = format!("# From the seed (serial {}); read after /etc/mxguard/mxguard.conf, so these win.\n", seed.serial);
+    let _ = writeln!(s, "relay.domains = {}", seed.domains.join(","));
+    let open = !seed.admin_networks.is_empty();
+    let bind = if open { "0.0.0.0" } else { "127.0.0.1" };
+    let _ = writeln!(s, "console.listen = {bind}:{CONSOLE_PORT}\nmetrics.listen = {bind}:{METRICS_PORT}");
+    if let Certificate::Files { .. } = seed.certificate {
+        s.push_str("smtp.tls_cert_file = /var/lib/mxguard/seed/tls.crt\nsmtp.tls_key_file = /var/lib/mxguard/seed/tls.key\n");
+    }
+    for (k, v) in &seed.knobs {
+        let _ = writeln!(s, "{k} = {v}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::parse;
+
+    fn file<'a>(files: &'a [(String, String)], path: &str) -> Option<&'a str> {
+        files.iter().find(|(p, _)| p == path).map(|(_, c)| c.as_str())
+    }
+
+    #[test]
+    fn a_full_seed_gives_each_file() {
+        let seed = parse(
+            "serial = 4\nhostname = mx1.example.net\n[network]\nmode = static\naddress = 192.0.2.10/24\naddress = 2001:db8::10/64\ngateway = 192.0.2.1\ndns = 192.0.2.53\n\
+             [relay]\ndomain = example.org:mail.example.org\ndomain = example.net\n[admin]\nnetwork = 198.51.100.7/24\nnetwork = 2001:db8:1::/48\n\
+             ssh_key = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops\n[ntp]\nserver = ntp.example.net\n\
+             [knobs]\nverdict.quarantine_score = 9\n",
+            "s",
+        )
+        .unwrap();
+        let f = files(&seed);
+        assert_eq!(file(&f, "etc/hostname"), Some("mx1.example.net\n"));
+        let net = file(&f, "etc/systemd/network/10-mxguard.network").unwrap();
+        assert!(net.contains("Address=192.0.2.10/24\nAddress=2001:db8::10/64\nGateway=192.0.2.1\nDNS=192.0.2.53\n"), "{net}");
+        assert_eq!(file(&f, "etc/chrony/sources.d/mxguard.sources"), Some("server ntp.example.net iburst\n"));
+        let fw = file(&f, "etc/nftables.conf").unwrap();
+        assert!(fw.contains("ip saddr { 198.51.100.0/24 } tcp dport { 22, 8025, 9125 } accept"), "{fw}");
+        assert!(fw.contains("ip6 saddr { 2001:db8:1::/48 } tcp dport { 22, 8025, 9125 } accept"), "{fw}");
+        assert!(fw.contains("policy drop") && fw.contains("tcp dport { 25, 465 } accept"));
+        assert!(file(&f, "etc/ssh/authorized_keys/mxadmin").unwrap().starts_with("ssh-ed25519 "));
+        let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
+        assert!(conf.contains("relay.domains = example.org:mail.example.org,example.net\nconsole.listen = 0.0.0.0:8025\n"), "{conf}");
+        assert!(conf.ends_with("verdict.quarantine_score = 9\n"));
+        // Every line of the knob file is one the registry takes.
+        let body: String = conf.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+        assert!(mxguard_tuning::config::parse(&body, "seed.conf").is_ok());
+    }
+
+    #[test]
+    fn no_seed_settings_is_the_safe_state() {
+        let f = files(&parse("serial = 1\n", "s").unwrap());
+        assert!(file(&f, "etc/systemd/network/10-mxguard.network").unwrap().contains("DHCP=yes"));
+        let fw = file(&f, "etc/nftables.conf").unwrap();
+        assert!(!fw.contains("saddr") && !fw.contains("22,"), "only SMTP from outside: {fw}");
+        assert!(file(&f, "etc/ssh/sshd_config.d/mxguard.conf").is_none() && file(&f, "etc/hostname").is_none());
+        let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
+        assert!(conf.contains("relay.domains = \n") && conf.contains("console.listen = 127.0.0.1:8025"), "{conf}");
+    }
+}
