@@ -109,23 +109,28 @@ thread_local! {
 /// this bound and 64 object streams; with them, 0.14 GB above the scanner's own.
 pub const NODES_MAX: usize = 500_000;
 
-/// Nodes of `obj`, itself included (at most `limit` + 1 are counted).
+/// Nodes of `obj`, itself included (counting stops once past `limit`).
 fn nodes(obj: &Object, limit: usize) -> usize {
     let mut n = 1;
     let mut stack: Vec<&Object> = vec![obj];
     while let Some(o) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Object>> = match o {
-            Object::Array(a) => Box::new(a.iter()),
-            Object::Dictionary(d) => Box::new(d.iter().map(|(_, v)| v)),
-            Object::Stream(s) => Box::new(s.dict.iter().map(|(_, v)| v)),
-            _ => continue,
-        };
-        for c in children {
-            n += 1;
-            if n > limit {
-                return n;
+        match o {
+            Object::Array(a) => {
+                n += a.len();
+                stack.extend(a.iter());
             }
-            stack.push(c);
+            Object::Dictionary(d) => {
+                n += d.len();
+                stack.extend(d.iter().map(|(_, v)| v));
+            }
+            Object::Stream(s) => {
+                n += s.dict.len();
+                stack.extend(s.dict.iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+        if n > limit {
+            return n;
         }
     }
     n
