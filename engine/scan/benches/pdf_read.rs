@@ -84,7 +84,7 @@ fn main() {
         assert!(got.text.contains("https://docs.example/p0/l0"), "{name}");
         assert_eq!(got.pictures.len(), usize::from(side > 0), "{name}");
         let codes = median(|| {
-            assert_eq!(qr::texts_in_pdf(&got.pictures, &qr_limits).len(), usize::from(side > 0));
+            assert_eq!(qr::texts(&got.pictures, &qr_limits).len(), usize::from(side > 0));
         });
         println!(
             "{{\"document\":\"{name}\",\"pdf_bytes\":{},\"ms_links_only\":{links_only:.2},\"ms_read\":{read:.2},\"ms_qr\":{codes:.2},\"text_bytes\":{}}}",

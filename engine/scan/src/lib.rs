@@ -382,14 +382,11 @@ pub fn scan_with(raw: &[u8], tables: &Tables, now_unix: i64, want_tokens: bool) 
     let in_pdfs = pdf::read(atts.iter().map(|a| a.data), &pdf_limits(qr_on));
     urls::add_from_text(&mut links, &in_pdfs.links.join("\n"), k::SCAN_LINKS_MAX.get_usize());
     urls::add_from_text(&mut links, &in_pdfs.text, k::SCAN_LINKS_MAX.get_usize());
-    // Links printed as QR codes in the pictures, and in PDF pages, join the others (qr.rs).
+    // Links printed as QR codes in the pictures, then in PDF pages, join the others (qr.rs);
+    // scan.qr_pictures_max bounds both together.
     if qr_on {
-        let mut codes = qr::texts(atts.iter().map(|a| a.data), &qr_limits());
-        for t in qr::texts_in_pdf(&in_pdfs.pictures, &qr_limits()) {
-            if !codes.contains(&t) {
-                codes.push(t);
-            }
-        }
+        let pictures = atts.iter().map(|a| qr::Source::from(a.data)).chain(in_pdfs.pictures.iter().map(qr::Source::from));
+        let codes = qr::texts(pictures, &qr_limits());
         let added = urls::add_from_text(&mut links, &codes.join("\n"), k::SCAN_LINKS_MAX.get_usize());
         if let Some(first) = added.first() {
             r.add("urls", "QR_LINK", score_of("QR_LINK"), format!("a picture's QR code links to {first}"));

@@ -461,7 +461,7 @@ mod tests {
                 assert_eq!((*width, *height, pixels.len()), (code.width() as usize, code.height() as usize, code.as_raw().len()));
             }
             let qr = crate::qr::Limits { pictures_max: 4, max_pixels: 4_000_000, max_bytes: 10 << 20 };
-            assert_eq!(crate::qr::texts_in_pdf(&got.pictures, &qr), ["https://login.example-bank.test/pdf"]);
+            assert_eq!(crate::qr::texts(&got.pictures, &qr), ["https://login.example-bank.test/pdf"]);
         }
         // Limits: none asked for, too many pixels, more pictures than pictures_max.
         let two = pdf_with(&[], "", &[(&code, Stored::Grey8), (&code, Stored::Jpeg)]);

@@ -33,28 +33,41 @@ pub fn may_hold_picture(raw: &[u8]) -> bool {
     [&b"iVBORw0KGgo"[..], b"/9j/", b"R0lGOD"].iter().any(|m| memchr::memmem::find(raw, m).is_some())
 }
 
-/// The texts of the QR codes in `pictures` (each decoded code once, in order).
-pub fn texts<'a>(pictures: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for data in pictures.filter(|d| crate::images::format_of(d).is_some()).take(limits.pictures_max) {
-        let found = catch_unwind(AssertUnwindSafe(|| codes_in(data, limits))).unwrap_or_default();
-        for t in found {
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-    }
-    out
+/// A picture to read: as a part carries it (PNG, JPEG or GIF bytes), or grey levels already
+/// taken out of a document (a PDF page's picture, `pdf.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Encoded(&'a [u8]),
+    Grey { width: usize, height: usize, pixels: &'a [u8] },
 }
 
-/// The texts of the QR codes in the pictures of PDF pages (each decoded code once, in order),
-/// within the same limits.
-pub fn texts_in_pdf(pictures: &[crate::pdf::Picture], limits: &Limits) -> Vec<String> {
+impl<'a> From<&'a [u8]> for Source<'a> {
+    fn from(data: &'a [u8]) -> Self {
+        Source::Encoded(data)
+    }
+}
+
+impl<'a> From<&'a crate::pdf::Picture> for Source<'a> {
+    fn from(p: &'a crate::pdf::Picture) -> Self {
+        match p {
+            crate::pdf::Picture::Jpeg(data) => Source::Encoded(data),
+            crate::pdf::Picture::Grey { width, height, pixels } => Source::Grey { width: *width, height: *height, pixels },
+        }
+    }
+}
+
+/// The texts of the QR codes in `pictures` (each decoded code once, in order): the first
+/// `pictures_max` of them, wherever they came from; bytes that are no picture are passed over.
+pub fn texts<'a, P: Into<Source<'a>>>(pictures: impl IntoIterator<Item = P>, limits: &Limits) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for p in pictures.iter().take(limits.pictures_max) {
+    let readable = pictures.into_iter().map(Into::into).filter(|p| match p {
+        Source::Encoded(data) => crate::images::format_of(data).is_some(),
+        Source::Grey { .. } => true,
+    });
+    for p in readable.take(limits.pictures_max) {
         let found = catch_unwind(AssertUnwindSafe(|| match p {
-            crate::pdf::Picture::Jpeg(data) => codes_in(data, limits),
-            crate::pdf::Picture::Grey { width, height, pixels } => codes_in_grey(*width, *height, pixels),
+            Source::Encoded(data) => codes_in(data, limits),
+            Source::Grey { width, height, pixels } => codes_in_grey(width, height, pixels),
         }))
         .unwrap_or_default();
         for t in found {
@@ -149,7 +162,7 @@ mod tests {
     fn a_qr_code_is_read_and_each_text_given_once() {
         let a = qr_png("https://login.example-bank.test/verify?u=1", 6);
         let b = qr_png("WIFI:S:office;T:WPA;P:secret;;", 4);
-        let got = texts([&a[..], &b[..], &a[..]].into_iter(), &ROOM);
+        let got = texts([&a[..], &b[..], &a[..]], &ROOM);
         assert_eq!(got, ["https://login.example-bank.test/verify?u=1", "WIFI:S:office;T:WPA;P:secret;;"]);
     }
 
@@ -166,14 +179,20 @@ mod tests {
     fn limits_are_kept_and_bad_pictures_give_nothing() {
         let a = qr_png("https://x.test/", 6);
         // Over the pixel limit: refused from the header.
-        assert!(texts([&a[..]].into_iter(), &Limits { max_pixels: 100, ..ROOM }).is_empty());
-        assert!(texts([&a[..]].into_iter(), &Limits { max_bytes: 10, ..ROOM }).is_empty());
+        assert!(texts([&a[..]], &Limits { max_pixels: 100, ..ROOM }).is_empty());
+        assert!(texts([&a[..]], &Limits { max_bytes: 10, ..ROOM }).is_empty());
         // Only the first pictures_max pictures are read.
         let plain = image::GrayImage::from_pixel(50, 50, image::Luma([255]));
         let mut blank = Vec::new();
         plain.write_to(&mut Cursor::new(&mut blank), image::ImageFormat::Png).unwrap();
-        assert!(texts([&blank[..], &a[..]].into_iter(), &Limits { pictures_max: 1, ..ROOM }).is_empty());
-        assert_eq!(texts([&blank[..], &a[..]].into_iter(), &Limits { pictures_max: 2, ..ROOM }), ["https://x.test/"]);
+        assert!(texts([&blank[..], &a[..]], &Limits { pictures_max: 1, ..ROOM }).is_empty());
+        assert_eq!(texts([&blank[..], &a[..]], &Limits { pictures_max: 2, ..ROOM }), ["https://x.test/"]);
+        // Parts' pictures and a document's grey ones count together, parts first.
+        let grey = qr_picture("https://y.test/", 4);
+        let page = Source::Grey { width: grey.width() as usize, height: grey.height() as usize, pixels: grey.as_raw() };
+        let both = [Source::from(&blank[..]), page];
+        assert!(texts(both, &Limits { pictures_max: 1, ..ROOM }).is_empty());
+        assert_eq!(texts(both, &Limits { pictures_max: 2, ..ROOM }), ["https://y.test/"]);
         // Not a picture, a cut picture, a header that lies about its size: nothing, no panic.
         let mut cut = a.clone();
         cut.truncate(a.len() / 2);
@@ -181,7 +200,7 @@ mod tests {
         // The IHDR width (bytes 16..20 of a PNG) made enormous: refused before decoding.
         huge[16..20].copy_from_slice(&60_000u32.to_be_bytes());
         for bad in [&b"plain text"[..], &cut[..], &huge[..], &a[..8]] {
-            assert!(texts([bad].into_iter(), &ROOM).is_empty());
+            assert!(texts([bad], &ROOM).is_empty());
         }
     }
 }

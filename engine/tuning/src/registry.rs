@@ -389,7 +389,7 @@ registry! {
     SCAN_QR_CODES { bool "scan.qr_codes", true, live,
         "Read QR codes in the message's pictures (PNG, JPEG, GIF): a link one carries joins the message's links (lists, URI blacklists, phishing checks, Bayes) and adds QR_LINK." }
     SCAN_QR_PICTURES_MAX { int "scan.qr_pictures_max", 4, 0..=100, live,
-        "Pictures of a message read for QR codes at most (the first ones)." }
+        "Pictures of a message read for QR codes at most: the first ones of its parts, then of its PDF attachments' pages, together." }
     SCAN_QR_MAX_PIXELS { int "scan.qr_max_pixels", 4_000_000, 1..=100_000_000, live,
         "A picture larger than this (width x height, from its header) is not read for QR codes; nor one of more than 3 bytes a pixel of this. Reading costs about 20-25 ms of one core a million pixels (benches/RESULTS.md), so mail that holds a picture is scanned on the blocking pool, off the core." }
     SCORE_GTUBE { float "score.gtube", 1000.0, [-10000.0, 10000.0], live,
