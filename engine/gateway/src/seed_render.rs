@@ -3,9 +3,9 @@
 //! user) and the gateway's own knobs. Pure: it returns (path, contents) pairs relative to the
 //! root they belong in; the first-boot unit writes them where the image keeps its configuration.
 //!
-//! The firewall opens the SMTP ports to all; the console, the metrics endpoint and SSH only to the
-//! seed's admin networks (none: loopback only, and the console and metrics then listen on
-//! loopback too). It never writes a secret: a password hash and TLS keys are the unit's to place.
+//! The firewall opens the SMTP ports to all; the console, the metrics endpoint (on the ports their
+//! knobs give, the seed's value or the default) and SSH only to the seed's admin networks (none:
+//! loopback only, and the console and metrics then listen on loopback too). It never writes a secret: a password hash and TLS keys are the unit's to place.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -14,9 +14,13 @@ use crate::seed::{Certificate, Network, Seed};
 
 /// The user SSH keys log in as.
 pub const SSH_USER: &str = "mxadmin";
-/// Where the console and the metrics endpoint listen: their ports stay the knobs' defaults.
-const CONSOLE_PORT: u16 = 8025;
-const METRICS_PORT: u16 = 9125;
+
+/// The port a listen knob will have on the node: the seed's own value of it, else the registry's
+/// default; `None` when that is empty (the endpoint is off) or names no port.
+fn port_of(seed: &Seed, knob: &mxguard_tuning::Knob) -> Option<u16> {
+    let value = seed.knobs.get(knob.name).map_or(knob.default, String::as_str);
+    value.trim().rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
 
 /// Every file the seed gives, as (path under the root, contents), in a fixed order.
 pub fn files(seed: &Seed) -> Vec<(String, String)> {
@@ -61,10 +65,8 @@ fn network(n: &Network) -> String {
 }
 
 fn firewall(seed: &Seed) -> String {
-    let mut admin_ports = vec![CONSOLE_PORT, METRICS_PORT];
-    if !seed.ssh_keys.is_empty() {
-        admin_ports.insert(0, 22);
-    }
+    let ssh = (!seed.ssh_keys.is_empty()).then_some(22);
+    let admin_ports: Vec<u16> = [ssh, port_of(seed, &mxguard_tuning::CONSOLE_LISTEN), port_of(seed, &mxguard_tuning::METRICS_LISTEN)].into_iter().flatten().collect();
     let ports = admin_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
     let nets = |v4: bool| seed.admin_networks.iter().filter(|(a, _)| a.is_ipv4() == v4).map(|(a, p)| format!("{}/{p}", network_address(*a, *p))).collect::<Vec<_>>();
     let mut s = String::from(
@@ -76,7 +78,7 @@ fn firewall(seed: &Seed) -> String {
          \t\ttcp dport { 25, 465 } accept\n",
     );
     for (family, list) in [("ip", nets(true)), ("ip6", nets(false))] {
-        if !list.is_empty() {
+        if !list.is_empty() && !admin_ports.is_empty() {
             let _ = writeln!(s, "\t\t{family} saddr {{ {} }} tcp dport {{ {ports} }} accept", list.join(", "));
         }
     }
@@ -97,7 +99,12 @@ fn knobs(seed: &Seed) -> String {
     let _ = writeln!(s, "relay.domains = {}", seed.domains.join(","));
     let open = !seed.admin_networks.is_empty();
     let bind = if open { "0.0.0.0" } else { "127.0.0.1" };
-    let _ = writeln!(s, "console.listen = {bind}:{CONSOLE_PORT}\nmetrics.listen = {bind}:{METRICS_PORT}");
+    // On the port the node will use; a seed's own value of either knob comes after, and wins.
+    for knob in [&mxguard_tuning::CONSOLE_LISTEN, &mxguard_tuning::METRICS_LISTEN] {
+        if let Some(port) = port_of(seed, knob) {
+            let _ = writeln!(s, "{} = {bind}:{port}", knob.name);
+        }
+    }
     if let Certificate::Files { .. } = seed.certificate {
         s.push_str("smtp.tls_cert_file = /var/lib/mxguard/seed/tls.crt\nsmtp.tls_key_file = /var/lib/mxguard/seed/tls.key\n");
     }
@@ -142,6 +149,15 @@ mod tests {
         // Every line of the knob file is one the registry takes.
         let body: String = conf.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
         assert!(mxguard_tuning::config::parse(&body, "seed.conf").is_ok());
+    }
+
+    #[test]
+    fn the_console_port_is_the_one_the_node_will_use() {
+        let seed = parse("serial = 1\n[admin]\nnetwork = 198.51.100.0/24\n[knobs]\nconsole.listen = 0.0.0.0:9443\nmetrics.listen =\n", "s").unwrap();
+        let f = files(&seed);
+        assert!(file(&f, "etc/nftables.conf").unwrap().contains("ip saddr { 198.51.100.0/24 } tcp dport { 9443 } accept"));
+        let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
+        assert!(conf.contains("console.listen = 0.0.0.0:9443\n") && !conf.contains("metrics.listen = 0.0.0.0"), "{conf}");
     }
 
     #[test]
