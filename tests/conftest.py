@@ -187,6 +187,8 @@ class Gateway:
         }
         self.knobs.update(knobs or {})
         self.proc = None
+        # A command the gateway runs under (e.g. unshare with a private mount), or none.
+        self.wrapper = []
 
     def write_lists(self, files):
         """Writes `files` ({name: text}) into the gateway's lists directory (state.dir/lists),
@@ -207,7 +209,7 @@ class Gateway:
         conf = self.state / "test.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in self.knobs.items()))
         self.stderr = open(self.state / "stderr.log", "ab")
-        self.proc = subprocess.Popen([str(MXGUARD), "run", "--config", str(conf)], stdout=self.stderr,
+        self.proc = subprocess.Popen([*self.wrapper, str(MXGUARD), "run", "--config", str(conf)], stdout=self.stderr,
                                      stderr=subprocess.STDOUT)
         wait_port(self.port, proc=self.proc)
         # wait_port's probe holds a connection slot until the gateway sees it close; tests that count

@@ -69,11 +69,11 @@ class ZoneResolver(BaseResolver):
 class TestDns:
     """Starts on a free port; `zone(text)` adds records, `servfail(name)`, `drop(name)`."""
 
-    def __init__(self, port):
+    def __init__(self, port, address="127.0.0.1"):
         self.port = port
         self.resolver = ZoneResolver()
-        self.udp = DNSServer(self.resolver, address="127.0.0.1", port=port, tcp=False, logger=_Quiet())
-        self.tcp = DNSServer(self.resolver, address="127.0.0.1", port=port, tcp=True, logger=_Quiet())
+        self.udp = DNSServer(self.resolver, address=address, port=port, tcp=False, logger=_Quiet())
+        self.tcp = DNSServer(self.resolver, address=address, port=port, tcp=True, logger=_Quiet())
         self.udp.start_thread()
         self.tcp.start_thread()
 

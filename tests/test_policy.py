@@ -2,6 +2,7 @@
 the project's DNS server answering, and the sink (or nothing) downstream. Each test asserts the
 SMTP reply, the symbol, the log line and where the message went."""
 
+import os
 import re
 import smtplib
 import subprocess
@@ -67,6 +68,36 @@ def test_dnsbl_listed_client_is_refused_at_rcpt_with_its_symbol(make_gateway, si
     assert "X-mxguard-Score: 4\r\n" in msg and "RDNS_UNCONFIRMED(1)" in msg and "SENDER_NO_MX(3)" in msg, msg
     acc = g.events("accepted")[-1]
     assert "RDNS_UNCONFIRMED" in acc["symbols"] and acc["action"] == "deliver"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private /etc/resolv.conf needs a mount namespace (root)")
+def test_a_gateway_without_nameservers_starts_and_takes_them_when_resolv_conf_names_them(make_gateway, sink, tmp_path):
+    """A node whose DHCP has not named DNS servers yet (the appliance's first seconds, or a lease
+    without them): the gateway starts and says so, instead of exiting; once resolv.conf names a
+    server, lookups go to it (a DNSBL listing refuses its client) without a restart."""
+    from dnsserver import TestDns
+    # resolv.conf names servers without a port: the test's server on port 53 of its own address.
+    dns = TestDns(53, address="127.0.0.153")
+    try:
+        zone_listing(dns, "zen.test", "127.0.0.2")
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text("# DHCP has not answered yet\nsearch example.test\n")
+        knobs = policy_knobs(dns, dnsbl__servers="zen.test,true")
+        knobs["dns.nameservers"] = ""
+        g = make_gateway(sink.port, knobs, start=False)
+        g.wrapper = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                     'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv)]
+        g.start()
+        assert g.wait_events("dns_no_nameservers")[-1]["source"] == "resolv.conf"
+        assert not dns.queried("2.0.0.127.zen.test")
+        # Same file, new contents (as a DHCP client rewrites it): picked up within seconds.
+        resolv.write_text("nameserver 127.0.0.153\n")
+        assert g.wait_events("dns_nameservers", timeout=15)[-1]["servers"] == "127.0.0.153"
+        refused, _ = send(g.port, "127.0.0.2", ["u@example.test"])
+        code, text = refused["u@example.test"]
+        assert code == 550 and "zen.test" in text, text
+    finally:
+        dns.stop()
 
 
 def test_dnsbl_minimum_matches(make_gateway, sink, dns):

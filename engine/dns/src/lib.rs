@@ -10,11 +10,17 @@
 //! records: a fact a check may act on), or failed (timeout, SERVFAIL, refused: a check must
 //! never treat a failure as a negative answer; it tempfails or skips, as its knob says).
 //!
+//! With `dns.nameservers` empty the servers are the system's (resolv.conf), re-read when that
+//! file changes (checked every [`SYSTEM_CONF_CHECK`]): a node whose DHCP lease or seed names its
+//! DNS servers only after the gateway started picks them up. A resolv.conf that names none (or
+//! cannot be read) is not fatal: every lookup fails, as a timeout would, until it names some —
+//! checks then tempfail or skip as their knobs say, and mail still flows.
+//!
 //! It must never be called from inside the DNS thread's own runtime with a blocking wait.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
@@ -25,6 +31,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, Parameters, SpfOutput, SpfResult};
+use mxguard_telemetry::log::Event;
 use mxguard_tuning as k;
 
 pub mod auth;
@@ -89,10 +96,14 @@ pub fn parse_nameservers(s: &str) -> Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
+/// How often the system's resolv.conf is looked at for a change (its size and modification time).
+pub const SYSTEM_CONF_CHECK: Duration = Duration::from_secs(2);
+
 /// The resolver service. Cheap to share: every method spawns onto the DNS thread.
 pub struct Dns {
     rt: tokio::runtime::Handle,
-    auth: Arc<MessageAuthenticator>,
+    /// Replaced whole when the system's resolv.conf changes; a lookup in flight keeps its own.
+    auth: Arc<RwLock<Arc<MessageAuthenticator>>>,
     /// Upper bound on any one call, whatever the resolver does inside.
     deadline: Duration,
 }
@@ -125,12 +136,19 @@ impl Dns {
             .name("dns".into())
             .spawn(move || rt.block_on(std::future::pending::<()>()))
             .map_err(|e| format!("dns thread: {e}"))?;
-        let resolver = {
+        let (resolver, seen, event) = {
             let _guard = handle.enter();
             build_resolver(cfg)?
         };
+        let auth = Arc::new(RwLock::new(Arc::new(MessageAuthenticator(resolver))));
+        if let Some(e) = event {
+            e.emit();
+        }
+        if cfg.nameservers.is_empty() {
+            handle.spawn(watch_system_conf(cfg.clone(), seen, auth.clone()));
+        }
         let deadline = cfg.timeout * (cfg.attempts as u32 + 1) + Duration::from_millis(500);
-        Ok(Dns { rt: handle, auth: Arc::new(MessageAuthenticator(resolver)), deadline })
+        Ok(Dns { rt: handle, auth, deadline })
     }
 
     /// Runs `f` on the DNS thread and awaits it from any executor.
@@ -148,7 +166,8 @@ impl Dns {
         F: Future<Output = Lookup<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let fut = f(self.auth.clone());
+        let current = self.auth.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let fut = f(current);
         let deadline = self.deadline;
         let h = self.rt.spawn(async move {
             match tokio::time::timeout(deadline, fut).await {
@@ -269,9 +288,67 @@ impl Dns {
     }
 }
 
-fn build_resolver(cfg: &Config) -> Result<TokioResolver, String> {
+/// What identifies a version of resolv.conf: its size and modification time (None: unreadable).
+type ConfStamp = Option<(u64, std::time::SystemTime)>;
+
+fn resolv_conf_stamp() -> ConfStamp {
+    let m = std::fs::metadata("/etc/resolv.conf").ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// The system's resolver configuration, and the event to log once it is in use; with no
+/// nameserver in it (or no readable file), an empty one, whose every lookup fails.
+fn system_config() -> (ResolverConfig, Event) {
+    match hickory_resolver::system_conf::read_system_conf() {
+        Ok((c, _)) if !c.name_servers().is_empty() => {
+            let servers: Vec<String> = c.name_servers().iter().map(|n| n.ip.to_string()).collect();
+            let event = Event::new("dns_nameservers").str("source", "resolv.conf").str("servers", &servers.join(","));
+            (c, event)
+        }
+        other => {
+            let why = other.err().map_or_else(|| "it names no nameserver".to_string(), |e| e.to_string());
+            let event = Event::new("dns_no_nameservers")
+                .str("source", "resolv.conf")
+                .str("reason", &why)
+                .str("effect", "every DNS lookup fails until resolv.conf names a server (dns.nameservers overrides it)");
+            (ResolverConfig::from_parts(None, vec![], Vec::<NameServerConfig>::new()), event)
+        }
+    }
+}
+
+/// Rebuilds the resolver when resolv.conf changes (the DNS thread's own task, for as long as
+/// the process lives).
+async fn watch_system_conf(cfg: Config, mut seen: ConfStamp, auth: Arc<RwLock<Arc<MessageAuthenticator>>>) {
+    loop {
+        tokio::time::sleep(SYSTEM_CONF_CHECK).await;
+        let now = resolv_conf_stamp();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match build_resolver(&cfg) {
+            Ok((r, stamp, event)) => {
+                seen = stamp;
+                *auth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(MessageAuthenticator(r));
+                // Said once the new servers are the ones asked.
+                if let Some(e) = event {
+                    e.emit();
+                }
+            }
+            Err(e) => Event::new("dns_reload_failed").str("reason", &e).emit(),
+        }
+    }
+}
+
+/// The resolver for `cfg`; with the system's servers, also the resolv.conf it read and the
+/// event that says what it found there.
+fn build_resolver(cfg: &Config) -> Result<(TokioResolver, ConfStamp, Option<Event>), String> {
+    let mut stamp = None;
+    let mut event = None;
     let config = if cfg.nameservers.is_empty() {
-        let (c, _) = hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("resolv.conf: {e}"))?;
+        stamp = resolv_conf_stamp();
+        let (c, e) = system_config();
+        event = Some(e);
         c
     } else {
         let servers = cfg
@@ -301,6 +378,7 @@ fn build_resolver(cfg: &Config) -> Result<TokioResolver, String> {
     TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
         .with_options(opts)
         .build()
+        .map(|r| (r, stamp, event))
         .map_err(|e| format!("dns resolver: {e}"))
 }
 
