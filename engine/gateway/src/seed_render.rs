@@ -24,7 +24,8 @@ fn port_of(seed: &Seed, knob: &mxguard_tuning::Knob) -> Option<u16> {
 
 /// Every file the seed gives, as (path under the root, contents), in a fixed order.
 pub fn files(seed: &Seed) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    // The serial first: the first-boot unit compares it with the one it applied last.
+    let mut out = vec![("serial".to_string(), format!("{}\n", seed.serial))];
     if let Some(h) = &seed.hostname {
         out.push(("etc/hostname".into(), format!("{h}\n")));
     }
@@ -42,8 +43,17 @@ pub fn files(seed: &Seed) -> Vec<(String, String)> {
         ));
     }
     out.push(("etc/mxguard/seed.conf".into(), knobs(seed)));
+    if let Certificate::Files { certificate, key } = &seed.certificate {
+        // Not the key itself: what the unit copies (a path on the seed volume, as the seed gives
+        // it), a tab, and where to; one file a line.
+        out.push(("tls-files".into(), format!("{certificate}\t{TLS_CERT}\n{key}\t{TLS_KEY}\n")));
+    }
     out
 }
+
+/// Where the node keeps a seed's certificate and key (the knobs in `seed.conf` name them).
+pub const TLS_CERT: &str = "/var/lib/mxguard/seed/tls.crt";
+pub const TLS_KEY: &str = "/var/lib/mxguard/seed/tls.key";
 
 fn network(n: &Network) -> String {
     let mut s = String::from("# From the seed.\n[Match]\nName=en* eth*\n\n[Network]\n");
@@ -106,7 +116,7 @@ fn knobs(seed: &Seed) -> String {
         }
     }
     if let Certificate::Files { .. } = seed.certificate {
-        s.push_str("smtp.tls_cert_file = /var/lib/mxguard/seed/tls.crt\nsmtp.tls_key_file = /var/lib/mxguard/seed/tls.key\n");
+        let _ = writeln!(s, "smtp.tls_cert_file = {TLS_CERT}\nsmtp.tls_key_file = {TLS_KEY}");
     }
     for (k, v) in &seed.knobs {
         let _ = writeln!(s, "{k} = {v}");
@@ -134,7 +144,9 @@ mod tests {
         )
         .unwrap();
         let f = files(&seed);
+        assert_eq!(file(&f, "serial"), Some("4\n"));
         assert_eq!(file(&f, "etc/hostname"), Some("mx1.example.net\n"));
+        assert!(file(&f, "tls-files").is_none(), "self-signed: nothing to copy");
         let net = file(&f, "etc/systemd/network/10-mxguard.network").unwrap();
         assert!(net.contains("Address=192.0.2.10/24\nAddress=2001:db8::10/64\nGateway=192.0.2.1\nDNS=192.0.2.53\n"), "{net}");
         assert_eq!(file(&f, "etc/chrony/sources.d/mxguard.sources"), Some("server ntp.example.net iburst\n"));
@@ -158,6 +170,14 @@ mod tests {
         assert!(file(&f, "etc/nftables.conf").unwrap().contains("ip saddr { 198.51.100.0/24 } tcp dport { 9443 } accept"));
         let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
         assert!(conf.contains("console.listen = 0.0.0.0:9443\n") && !conf.contains("metrics.listen = 0.0.0.0"), "{conf}");
+    }
+
+    #[test]
+    fn a_certificate_on_the_seed_volume_is_copied_where_the_knobs_look() {
+        let f = files(&parse("serial = 2\n[tls]\ncertificate = certs/mx.pem\nkey = certs/mx.key\n", "s").unwrap());
+        assert_eq!(file(&f, "tls-files"), Some(format!("certs/mx.pem\t{TLS_CERT}\ncerts/mx.key\t{TLS_KEY}\n").as_str()));
+        let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
+        assert!(conf.contains(&format!("smtp.tls_cert_file = {TLS_CERT}\nsmtp.tls_key_file = {TLS_KEY}\n")), "{conf}");
     }
 
     #[test]

@@ -1,0 +1,52 @@
+"""Helpers of the boot tests: SSH into a guest as the seed's admin user, seeds to write, and the
+record of measured figures (boot times) that appliance-image/README.md reports."""
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from guest import DOWNSTREAM, HOST_AS_SEEN
+
+# The suite's helpers (tests/conftest.py), loaded by path: `import conftest` here would find this
+# folder's own conftest.py.
+_spec = importlib.util.spec_from_file_location("mxguard_suite", Path(__file__).resolve().parents[2] / "conftest.py")
+suite = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(suite)
+wait_for, MXBLAST, ROOT = suite.wait_for, suite.MXBLAST, suite.ROOT
+
+RESULTS = Path(os.environ.get("MXGUARD_APPLIANCE_RESULTS", "/tmp/mxguard-appliance-results.jsonl"))
+
+
+def record(**fields):
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(fields) + "\n")
+
+
+def ssh(guest, key, *cmd, check=True, timeout=60):
+    """Runs `cmd` in the guest as mxadmin (sudo for root), through the forwarded SSH port."""
+    r = subprocess.run(["ssh", "-i", str(key), "-p", str(guest.ssh), "-o", "StrictHostKeyChecking=no",
+                        "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                        "-o", "LogLevel=ERROR", "mxadmin@127.0.0.1", *cmd],
+                       capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, (cmd, r.returncode, r.stdout, r.stderr, guest.console_text()[-2000:])
+    return r
+
+
+def seed_text(serial=1, key=None, domains=("example.test",), extra_knobs=""):
+    """A seed as an ISP would write one for the test network: its domains routed to the host's
+    sink, the host (as the guest sees it) an admin network, and knobs that keep the gateway from
+    waiting on DNS the restricted network does not have."""
+    lines = [f"serial = {serial}", "hostname = mx1.example.test", "[network]", "mode = dhcp", "[relay]"]
+    lines += [f"domain = {d}:{DOWNSTREAM}:25" for d in domains]
+    lines += ["[admin]", f"network = {HOST_AS_SEEN}/32"]
+    if key:
+        lines.append(f"ssh_key = {Path(str(key) + '.pub').read_text().strip()}")
+    lines += ["[knobs]",
+              # The host's forwarded connections come from slirp's gateway: the ISP's own relay here.
+              f"policy.trusted_networks = {HOST_AS_SEEN}/32",
+              "dns.timeout_ms = 500", "dns.attempts = 1",
+              "smtp.hostname = mx1.example.test"]
+    return "\n".join(lines) + "\n" + extra_knobs

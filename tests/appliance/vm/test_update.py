@@ -1,0 +1,137 @@
+"""Updates with rollback, booted: the second image's update file (another version) staged with
+mxguard-update boots the new version on the old data (mail spooled before the reboot is
+delivered after it); then an update whose mxguard cannot start is tried, abandoned by the boot
+loader after its tries, and the previous slot runs again, saying why."""
+
+import re
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from guest import Guest, seed_volume  # noqa: E402
+from harness import ROOT, record, seed_text, ssh, wait_for  # noqa: E402
+
+KEYDIR = "/var/lib/mxguard-build/update-key"
+UPDATE_TOOL = ROOT / "target/release/mxguard-update"
+
+
+def send(g, subject):
+    with smtplib.SMTP("127.0.0.1", g.smtp, timeout=60) as c:
+        c.ehlo("client.example")
+        c.sendmail("ann@sender.example", ["u@example.test"],
+                   f"From: ann@sender.example\r\nTo: u@example.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode())
+
+
+def subjects(sink):
+    return {m.group(1).decode() for m in (re.search(rb"^Subject: (.*?)\r?$", msg, re.M) for msg in sink.messages()) if m}
+
+
+def scp(g, key, src, dst):
+    subprocess.run(["scp", "-q", "-i", str(key), "-P", str(g.ssh), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                    "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", str(src), f"mxadmin@127.0.0.1:{dst}"], check=True, timeout=300)
+
+
+def version(g, key):
+    return ssh(g, key, "cat", "/usr/lib/mxguard/image-version").stdout.strip()
+
+
+def wait_version(g, key, want, timeout=400):
+    """Waits through a reboot (or several) until the guest answers SSH with image version `want`."""
+    def now():
+        r = ssh(g, key, "cat", "/usr/lib/mxguard/image-version", check=False, timeout=30)
+        return r.returncode == 0 and r.stdout.strip() == want
+    wait_for(now, timeout=timeout, what=f"version {want} running")
+
+
+def broken_update(images, tmp_path):
+    """The second image's root with an mxguard that exits at once, signed with the build's key."""
+    update = next(images["next"].parent.glob("*.update"))
+    data = update.read_bytes()
+    root = data[data.index(b"\n\n") + 2:]
+    (tmp_path / "root.squashfs").write_bytes(root)
+    subprocess.run(["unsquashfs", "-q", "-no-progress", "-d", str(tmp_path / "root"), str(tmp_path / "root.squashfs")], check=True)
+    mxguard = tmp_path / "root/usr/sbin/mxguard"
+    mxguard.unlink()
+    mxguard.write_text("#!/bin/sh\necho 'mxguard: this build cannot start' >&2\nexit 1\n")
+    mxguard.chmod(0o755)
+    version = (tmp_path / "root/usr/lib/mxguard/image-version").read_text().strip() + "-broken"
+    (tmp_path / "root/usr/lib/mxguard/image-version").write_text(version + "\n")
+    subprocess.run(["mksquashfs", str(tmp_path / "root"), str(tmp_path / "broken.squashfs"), "-comp", "zstd", "-Xcompression-level", "3",
+                    "-noappend", "-quiet", "-no-progress"], check=True, capture_output=True)
+    out = tmp_path / "broken.update"
+    subprocess.run([str(UPDATE_TOOL), "sign", KEYDIR, str(tmp_path / "broken.squashfs"), version, str(out)], check=True)
+    return out, version
+
+
+def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sink, ssh_key, guests, tmp_path):
+    first = images["first"]
+    next_update = next(images["next"].parent.glob("*.update"))
+    v_next = re.match(r"mxguard-(.*)\.update$", next_update.name).group(1)
+    seed = seed_volume(tmp_path / "seed.img", seed_text(key=ssh_key))
+    g = Guest(first, tmp_path / "vm", seed=seed, sink_port=sink.port)
+    guests.append(g)
+    g.start()
+    g.wait_greeting(timeout=180)
+    v_first = version(g, ssh_key)
+    assert v_first != v_next
+    send(g, "before the update")
+    wait_for(lambda: "before the update" in subjects(sink), timeout=60, what="mail before the update")
+    ssh(g, ssh_key, "sudo", "touch", "/var/lib/mxguard/kept-across-updates")
+
+    scp(g, ssh_key, next_update, "/var/tmp/next.update")
+    staged = ssh(g, ssh_key, "sudo", "mxguard-update", "/var/tmp/next.update").stdout
+    assert f"slot b holds {v_next}" in staged, staged
+    status = ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout
+    assert "running: slot a" in status and "staged: boots next" in status, status
+
+    # Mail waiting in the spool at the reboot (the servers behind are down) is delivered after it.
+    sink.stop()
+    send(g, "spooled across the update")
+    ssh(g, ssh_key, "sudo", "systemctl", "reboot", check=False)
+    t0 = time.monotonic()
+    wait_version(g, ssh_key, v_next)
+    record(what="update: reboot into the new slot to SSH", seconds=round(time.monotonic() - t0, 1))
+    sink.start()
+    wait_for(lambda: "spooled across the update" in subjects(sink), timeout=120, what="spooled mail after the update")
+    assert ssh(g, ssh_key, "test", "-e", "/var/lib/mxguard/kept-across-updates", check=False).returncode == 0
+    # The slot is blessed once mxguard is ready (boot-complete.target, systemd-bless-boot).
+    wait_for(lambda: "slot b: version " + v_next in (s := ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout)
+             and re.search(r"slot b: .*: good", s), timeout=120, what="slot b marked good")
+
+    # An update whose mxguard cannot start: tried, abandoned, the previous slot (b) runs again.
+    broken, v_broken = broken_update(images, tmp_path)
+    scp(g, ssh_key, broken, "/var/tmp/broken.update")
+    assert "slot a holds" in ssh(g, ssh_key, "sudo", "mxguard-update", "/var/tmp/broken.update").stdout
+    console_mark = len(g.console_text())
+    ssh(g, ssh_key, "sudo", "systemctl", "reboot", check=False)
+    t0 = time.monotonic()
+    g.wait_console(r"this slot is on trial: rebooting", timeout=300, start=console_mark)
+    wait_version(g, ssh_key, v_next, timeout=600)
+    record(what="rollback: failing update to the previous slot running again", seconds=round(time.monotonic() - t0, 1))
+    status = ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout
+    assert "running: slot b" in status and "last update rolled back: slot a" in status, status
+    assert re.search(rf"slot a version {re.escape(v_broken)}: mxguard not ready", status), status
+    g.wait_greeting(timeout=120)
+    send(g, "after the rollback")
+    wait_for(lambda: "after the rollback" in subjects(sink), timeout=60, what="mail after the rollback")
+
+
+def test_an_update_not_signed_by_the_image_key_is_refused(images, guests, ssh_key, sink, tmp_path):
+    key = tmp_path / "other-key"
+    subprocess.run([str(UPDATE_TOOL), "keygen", str(key)], check=True)
+    update = next(images["next"].parent.glob("*.update"))
+    data = update.read_bytes()
+    (tmp_path / "root.squashfs").write_bytes(data[data.index(b"\n\n") + 2:])
+    subprocess.run([str(UPDATE_TOOL), "sign", str(key), str(tmp_path / "root.squashfs"), "9.9.9", str(tmp_path / "foreign.update")], check=True)
+    seed = seed_volume(tmp_path / "seed.img", seed_text(key=ssh_key))
+    g = Guest(images["first"], tmp_path / "vm", seed=seed, sink_port=sink.port)
+    guests.append(g)
+    g.start()
+    g.wait_greeting(timeout=180)
+    scp(g, ssh_key, tmp_path / "foreign.update", "/var/tmp/foreign.update")
+    r = ssh(g, ssh_key, "sudo", "mxguard-update", "/var/tmp/foreign.update", check=False)
+    assert r.returncode != 0 and "does not verify" in r.stderr, (r.stdout, r.stderr)
+    status = ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout
+    assert "slot b: empty" in status, status
