@@ -46,15 +46,37 @@ pub const SELF_SIGNED_DAYS: i64 = 397;
 /// A generated certificate older than this is made anew at start-up, before it expires.
 pub const SELF_SIGNED_RENEW_DAYS: u64 = 365;
 
+/// What [`ensure_self_signed`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelfSigned {
+    /// The pair there loads and is not due for renewal: kept.
+    Kept,
+    /// There was none: made.
+    Made,
+    /// Written more than [`SELF_SIGNED_RENEW_DAYS`] ago: made anew.
+    Renewed,
+    /// There but unreadable (why): made anew. A power cut before the first write reached the
+    /// disk leaves an empty file; the gateway would otherwise never start again.
+    Replaced(String),
+}
+
 /// Creates `cert` and `key` (PEM, self-signed for `hostname`, valid from yesterday for
-/// [`SELF_SIGNED_DAYS`]) unless both exist already and the certificate file was written less than
-/// [`SELF_SIGNED_RENEW_DAYS`] ago. Only for the files the gateway generates itself: an
-/// administrator's own certificate is never touched.
-pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(), String> {
+/// [`SELF_SIGNED_DAYS`]) unless both exist, load, and the certificate file was written less than
+/// [`SELF_SIGNED_RENEW_DAYS`] ago. Each file is written beside, synced and renamed into place (the
+/// directory synced too), so a crash leaves the old pair or the new one, never a torn file. Only
+/// for the files the gateway generates itself: an administrator's own certificate is never touched.
+pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<SelfSigned, String> {
     let age = std::fs::metadata(cert).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-    if key.exists() && age.is_some_and(|a| a.as_secs() < SELF_SIGNED_RENEW_DAYS * 86_400) {
-        return Ok(());
-    }
+    let outcome = if !cert.exists() && !key.exists() {
+        SelfSigned::Made
+    } else if age.is_some_and(|a| a.as_secs() >= SELF_SIGNED_RENEW_DAYS * 86_400) {
+        SelfSigned::Renewed
+    } else {
+        match load_pem(cert, key) {
+            Ok(_) => return Ok(SelfSigned::Kept),
+            Err(e) => SelfSigned::Replaced(e),
+        }
+    };
     let mut params = rcgen::CertificateParams::new(vec![hostname.to_string(), "localhost".to_string()])
         .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
     let now = time::OffsetDateTime::now_utc();
@@ -63,22 +85,23 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(),
     let key_pair = rcgen::KeyPair::generate().map_err(|e| format!("generating a key: {e}"))?;
     let made = params.self_signed(&key_pair).map_err(|e| format!("generating a self-signed certificate: {e}"))?;
     let ck = rcgen::CertifiedKey { cert: made, key_pair };
-    write_private(key, ck.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
-    Ok(())
+    write_durably(key, ck.key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_durably(cert, ck.cert.pem().as_bytes(), 0o644)?;
+    Ok(outcome)
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+/// `data` into `path` whole or not at all: a file beside it, synced, renamed over it, and the
+/// directory synced so that the rename itself survives a power cut.
+fn write_durably(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(data).map_err(|e| format!("{}: {e}", path.display()))
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let tmp = path.with_extension("new");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(err)?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// The oldest TLS version a server offers: 1.2 (with 1.3 preferred) or 1.3 alone.
@@ -189,9 +212,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mxguard-tls-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
-        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        assert_eq!(ensure_self_signed(&c, &k, "mx.test").unwrap(), SelfSigned::Made);
         let first = std::fs::read(&c).unwrap();
-        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        assert_eq!(ensure_self_signed(&c, &k, "mx.test").unwrap(), SelfSigned::Kept);
         assert_eq!(first, std::fs::read(&c).unwrap(), "kept across restarts");
         server_config(&c, &k, MinVersion::Tls12).unwrap();
         server_config(&c, &k, MinVersion::Tls13).unwrap();
@@ -200,9 +223,33 @@ mod tests {
         // A year on, the next start makes a new one before the old one expires.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs((SELF_SIGNED_RENEW_DAYS + 1) * 86_400);
         std::fs::File::options().write(true).open(&c).unwrap().set_modified(old).unwrap();
-        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        assert_eq!(ensure_self_signed(&c, &k, "mx.test").unwrap(), SelfSigned::Renewed);
         assert_ne!(first, std::fs::read(&c).unwrap(), "renewed");
         server_config(&c, &k, MinVersion::Tls12).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_generated_pair_is_made_anew() {
+        let dir = std::env::temp_dir().join(format!("mxguard-tls-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        ensure_self_signed(&c, &k, "mx.test").unwrap();
+        let good_key = std::fs::read(&k).unwrap();
+        // What a power cut before the data reached the disk leaves (ext4's delayed allocation):
+        // an empty certificate; or no key at all; or a key cut short.
+        let torn: [(&str, Box<dyn Fn()>); 3] = [
+            ("empty certificate", Box::new(|| std::fs::write(&c, b"").unwrap())),
+            ("missing key", Box::new(|| std::fs::remove_file(&k).unwrap())),
+            ("key cut short", Box::new(|| std::fs::write(&k, &good_key[..good_key.len() / 2]).unwrap())),
+        ];
+        for (what, tear) in torn {
+            tear();
+            assert!(server_config(&c, &k, MinVersion::Tls12).is_err(), "{what}: torn");
+            assert!(matches!(ensure_self_signed(&c, &k, "mx.test").unwrap(), SelfSigned::Replaced(_)), "{what}");
+            server_config(&c, &k, MinVersion::Tls12).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        assert!(!c.with_extension("new").exists() && !k.with_extension("new").exists(), "no file left beside");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
