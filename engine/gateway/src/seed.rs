@@ -27,6 +27,8 @@
 //! certificate = self-signed         # or a PEM file on the seed volume, with key = FILE
 //! [ntp]
 //! server = ntp.example.net
+//! [clamav]
+//! updates = yes                     # freshclam fetches ClamAV's signatures (DNS and HTTPS out); default no
 //! [knobs]
 //! verdict.quarantine_score = 9      # any knob of the registry, checked like --set
 //! ```
@@ -64,6 +66,8 @@ pub struct Seed {
     pub ssh_keys: Vec<String>,
     pub certificate: Certificate,
     pub ntp_servers: Vec<String>,
+    /// freshclam runs (ClamAV's signature updates from the internet).
+    pub clamav_updates: bool,
     /// Knob name → value, each accepted by the registry.
     pub knobs: BTreeMap<String, String>,
 }
@@ -76,6 +80,7 @@ const KEYS: &[(&str, &[(&str, bool)])] = &[
     ("admin", &[("login", false), ("password_hash", false), ("network", true), ("ssh_key", true)]),
     ("tls", &[("certificate", false), ("key", false)]),
     ("ntp", &[("server", true)]),
+    ("clamav", &[("updates", false)]),
 ];
 
 /// Reads `text` (named `file` in messages) into a seed, or every fault in it.
@@ -240,8 +245,17 @@ pub fn parse(text: &str, file: &str) -> Result<Seed, Vec<String>> {
         }
         ok.then_some(v)
     }).collect();
+    let clamav_updates = match one("clamav", "updates") {
+        None => false,
+        Some((_, v)) if v == "yes" => true,
+        Some((_, v)) if v == "no" => false,
+        Some((n, v)) => {
+            errors.push(format!("{file}:{n}: updates is yes or no, not `{v}`"));
+            false
+        }
+    };
     if errors.is_empty() {
-        Ok(Seed { serial, hostname, network, domains, admin_login, admin_password_hash, admin_networks, ssh_keys, certificate, ntp_servers, knobs })
+        Ok(Seed { serial, hostname, network, domains, admin_login, admin_password_hash, admin_networks, ssh_keys, certificate, ntp_servers, clamav_updates, knobs })
     } else {
         Err(errors)
     }

@@ -43,6 +43,15 @@ pub fn files(seed: &Seed) -> Vec<(String, String)> {
         ));
     }
     out.push(("etc/mxguard/seed.conf".into(), knobs(seed)));
+    // The services the seed turns on (the image ships them off), one a line.
+    let mut units = String::new();
+    if !seed.ssh_keys.is_empty() {
+        units.push_str("ssh.service\n");
+    }
+    if seed.clamav_updates {
+        units.push_str("clamav-freshclam.service\n");
+    }
+    out.push(("units".into(), units));
     if let Certificate::Files { certificate, key } = &seed.certificate {
         // Not the key itself: what the unit copies (a path on the seed volume, as the seed gives
         // it), a tab, and where to; one file a line.
@@ -147,6 +156,7 @@ mod tests {
         assert_eq!(file(&f, "serial"), Some("4\n"));
         assert_eq!(file(&f, "etc/hostname"), Some("mx1.example.net\n"));
         assert!(file(&f, "tls-files").is_none(), "self-signed: nothing to copy");
+        assert_eq!(file(&f, "units"), Some("ssh.service\n"), "SSH on (a key), freshclam off (not asked)");
         let net = file(&f, "etc/systemd/network/10-mxguard.network").unwrap();
         assert!(net.contains("Address=192.0.2.10/24\nAddress=2001:db8::10/64\nGateway=192.0.2.1\nDNS=192.0.2.53\n"), "{net}");
         assert_eq!(file(&f, "etc/chrony/sources.d/mxguard.sources"), Some("server ntp.example.net iburst\n"));
@@ -189,5 +199,13 @@ mod tests {
         assert!(file(&f, "etc/ssh/sshd_config.d/mxguard.conf").is_none() && file(&f, "etc/hostname").is_none());
         let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
         assert!(conf.contains("relay.domains = \n") && conf.contains("console.listen = 127.0.0.1:8025"), "{conf}");
+        assert_eq!(file(&f, "units"), Some(""), "no service beyond the image's own");
+    }
+
+    #[test]
+    fn clamav_updates_run_only_when_the_seed_asks() {
+        let f = files(&parse("serial = 1\n[clamav]\nupdates = yes\n", "s").unwrap());
+        assert_eq!(file(&f, "units"), Some("clamav-freshclam.service\n"));
+        assert!(parse("serial = 1\n[clamav]\nupdates = maybe\n", "s").unwrap_err()[0].contains("s:3: updates is yes or no"));
     }
 }
