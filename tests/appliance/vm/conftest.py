@@ -13,6 +13,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "smoke: the boot test tests/appliance/run keeps where guests run only under emulation")
+
+
 @pytest.fixture(scope="session")
 def images():
     d = os.environ.get("MXGUARD_APPLIANCE_DIR")

@@ -35,6 +35,12 @@ def ssh(guest, key, *cmd, check=True, timeout=60):
     return r
 
 
+def journal(guest, key, unit="mxguard"):
+    """The last of a unit's journal, for a failure's message (empty when SSH does not answer)."""
+    r = ssh(guest, key, "sudo", "journalctl", "-b", "-u", unit, "--no-pager", "-n", "60", check=False)
+    return r.stdout + r.stderr
+
+
 def seed_text(serial=1, key=None, domains=("example.test",), extra_knobs=""):
     """A seed as an ISP would write one for the test network: its domains routed to the host's
     sink, the host (as the guest sees it) an admin network, and knobs that keep the gateway from

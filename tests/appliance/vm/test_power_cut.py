@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from guest import Guest, seed_volume  # noqa: E402
-from harness import MXBLAST, record, seed_text, wait_for  # noqa: E402
+from harness import MXBLAST, journal, record, seed_text, wait_for  # noqa: E402
 
 
 def metric(g, name):
@@ -20,8 +20,8 @@ def metric(g, name):
     return float(m.group(1)) if m else None
 
 
-def test_a_power_cut_during_a_run_loses_no_acknowledged_mail(image, sink, guests, tmp_path):
-    seed = seed_volume(tmp_path / "seed.img", seed_text())
+def test_a_power_cut_during_a_run_loses_no_acknowledged_mail(image, sink, ssh_key, guests, tmp_path):
+    seed = seed_volume(tmp_path / "seed.img", seed_text(key=ssh_key))
     g = Guest(image, tmp_path / "vm", seed=seed, sink_port=sink.port)
     guests.append(g)
     g.start()
@@ -43,7 +43,10 @@ def test_a_power_cut_during_a_run_loses_no_acknowledged_mail(image, sink, guests
     ok = {int(x) for x in accepted.read_text().split()} if accepted.exists() else set()
     assert len(ok) >= 100, len(ok)
     g.start()
-    g.wait_greeting(timeout=180)
+    try:
+        g.wait_greeting(timeout=180)
+    except TimeoutError:
+        raise AssertionError("no greeting after the power cut:\n" + journal(g, ssh_key))
     wait_for(lambda: metric(g, "mxguard_queue_messages") == 0 and sink.stats()["unique_by_run"].get("cut", 0) >= len(ok),
              timeout=300, what=f"{len(ok)} acknowledged messages at the sink after the reboot")
     seqs = {}
