@@ -112,7 +112,7 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     record(what="update: reboot into the new slot to SSH", seconds=round(time.monotonic() - t0, 1))
     sink.start()
     wait_for(lambda: "spooled across the update" in subjects(sink), timeout=120, what="spooled mail after the update")
-    assert ssh(g, ssh_key, "test", "-e", "/var/lib/mxguard/kept-across-updates", check=False).returncode == 0
+    assert ssh(g, ssh_key, "sudo", "test", "-e", "/var/lib/mxguard/kept-across-updates", check=False).returncode == 0
     # The slot is blessed once mxguard is ready (boot-complete.target, systemd-bless-boot).
     wait_for(lambda: "slot b: version " + v_next in (s := ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout)
              and re.search(r"slot b: .*: good", s), timeout=120, what="slot b marked good")
