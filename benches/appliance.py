@@ -25,37 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests/appliance/vm"))
+sys.path.insert(0, str(ROOT / "benches"))
 import guest as vm  # noqa: E402
+from smtp_throughput import BENCH, blast_end_to_end  # noqa: E402  (the same end-to-end measure)
 
 REL = ROOT / "target/release"
 # The same on both sides: the seed gives them to the guest, --config to the host's gateway.
 KNOBS = {"smtp.cores": "2", "relay.conn_idle_s": "5", "dns.timeout_ms": "500", "dns.attempts": "1",
          "av.enabled": "0", "smtp.hostname": "mx1.example.test"}
-
-
-def free_port():
-    return vm.free_port()
-
-
-def sink_count(stats, run):
-    try:
-        return json.loads(stats.read_text())["unique_by_run"].get(run, 0)
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def blast(port, stats, run, n, work):
-    out = work / f"{run}.json"
-    t0 = time.monotonic()
-    subprocess.run([str(REL / "mxblast"), "send", "--server", f"127.0.0.1:{port}", "-c", "20", "-m", str(n), "-s", "2048",
-                    "--run", run, "--json", str(out), "--per-conn", "1000"], check=True, stdout=subprocess.DEVNULL)
-    r = json.loads(out.read_text())
-    end = time.time() + 1800
-    while sink_count(stats, run) < r["ok"] and time.time() < end:
-        time.sleep(0.05)
-    dt = time.monotonic() - t0
-    got = sink_count(stats, run)
-    return {"msgs_per_s": got / dt, "accepted": r["ok"], "arrived": got, "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"]}
 
 
 def main():
@@ -71,19 +48,20 @@ def main():
         sys.exit(__doc__)
     image = Path(args[0]).resolve()
     work = Path(tempfile.mkdtemp(prefix="mxguard-bench-appliance-"))
+    BENCH.mkdir(parents=True, exist_ok=True)
     procs = []
     g = None
     try:
-        sink_port = free_port()
+        sink_port = vm.free_port()
         stats = work / "sink.json"
         procs.append(subprocess.Popen([str(REL / "mxblast"), "sink", "--listen", f"127.0.0.1:{sink_port}", "--cores", "1",
                                        "--stats", str(stats)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         # The host's gateway: the package's settings where they matter (relay, trust, knobs).
-        host_port = free_port()
+        host_port = vm.free_port()
         conf = work / "host.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in {
             **KNOBS, "state.dir": str(work / "host-state"), "smtp.listen": f"127.0.0.1:{host_port}",
-            "metrics.listen": f"127.0.0.1:{free_port()}", "console.listen": "", "log.stderr": "0",
+            "metrics.listen": f"127.0.0.1:{vm.free_port()}", "console.listen": "", "log.stderr": "0",
             "relay.domains": f"example.test:127.0.0.1:{sink_port}", "policy.trusted_networks": "127.0.0.0/8"}.items()))
         procs.append(subprocess.Popen([str(REL / "mxguard"), "run", "--config", str(conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
@@ -96,7 +74,7 @@ def main():
         rows = []
         for pair in range(2):
             for side, port in [("host", host_port), ("guest", g.smtp)]:
-                r = blast(port, stats, f"{side}{pair}", n, work)
+                r = blast_end_to_end(port, stats, 2048, 20, n, f"{side}{pair}")
                 rows.append({"pair": pair, "side": side, **r})
                 print(json.dumps(rows[-1]), flush=True)
         host = [r["msgs_per_s"] for r in rows if r["side"] == "host"]

@@ -325,9 +325,11 @@ async fn watch_system_conf(cfg: Config, mut seen: ConfStamp, auth: Arc<RwLock<Ar
         if now == seen {
             continue;
         }
+        // Not tried again until the file changes again, whether this build works or not.
         seen = now;
         match build_resolver(&cfg) {
             Ok((r, stamp, event)) => {
+                // The version actually read (the file may have changed since `now`).
                 seen = stamp;
                 *auth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(MessageAuthenticator(r));
                 // Said once the new servers are the ones asked.

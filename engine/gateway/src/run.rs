@@ -39,14 +39,16 @@ fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
         let dir = state_dir().join("tls");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (c, kf) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let what = match mxguard_tls::ensure_self_signed(&c, &kf, &k::SMTP_HOSTNAME.get_str())? {
-            mxguard_tls::SelfSigned::Kept => None,
-            mxguard_tls::SelfSigned::Made => Some(("made".to_string(), String::new())),
-            mxguard_tls::SelfSigned::Renewed => Some(("renewed".to_string(), String::new())),
-            mxguard_tls::SelfSigned::Replaced(why) => Some(("replaced".to_string(), why)),
+        use mxguard_tls::SelfSigned;
+        let outcome = mxguard_tls::ensure_self_signed(&c, &kf, &k::SMTP_HOSTNAME.get_str())?;
+        let (action, why) = match &outcome {
+            SelfSigned::Kept => ("", ""),
+            SelfSigned::Made => ("made", ""),
+            SelfSigned::Renewed => ("renewed", ""),
+            SelfSigned::Replaced(why) => ("replaced", why.as_str()),
         };
-        if let Some((action, why)) = what {
-            Event::new("tls_self_signed").str("action", &action).str("cert", &c.display().to_string()).str("reason", &why).emit();
+        if outcome != SelfSigned::Kept {
+            Event::new("tls_self_signed").str("action", action).str("cert", &c.display().to_string()).str("reason", why).emit();
         }
         (c, kf)
     } else {

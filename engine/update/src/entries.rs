@@ -89,7 +89,7 @@ pub fn parse(file: &str) -> Option<Entry> {
 /// Our entries among `files`, the newest generation first.
 pub fn ours<'a>(files: impl IntoIterator<Item = &'a str>) -> Vec<Entry> {
     let mut v: Vec<Entry> = files.into_iter().filter_map(parse).collect();
-    v.sort_by(|a, b| b.generation.cmp(&a.generation));
+    v.sort_by_key(|e| std::cmp::Reverse(e.generation));
     v
 }
 

@@ -72,7 +72,7 @@ fn record(l: &Layout, line: &str) {
     let _ = OpenOptions::new().create(true).append(true).open(l.records.join("log")).and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()));
 }
 
-/// Copies `len` bytes from `r` to `path` (tmp, fsync, rename).
+/// Copies the file `from` to `to` whole: beside it, fsync, rename (the directory is synced by the caller).
 fn install_file(from: &Path, to: &Path) -> Result<(), String> {
     let tmp = to.with_extension("new");
     fs::copy(from, &tmp).map_err(|e| format!("{} -> {}: {e}", from.display(), tmp.display()))?;
