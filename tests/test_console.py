@@ -614,3 +614,73 @@ def test_the_superadmin_edits_list_files_and_routes_in_the_browser(make_gateway,
         assert code >= 500, code
     finally:
         c.close()
+
+
+def setup_code(g):
+    out = subprocess.run([str(MXGUARD), "setup-code", "--set", f"state.dir={g.state}"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_the_first_superadmin_comes_from_the_one_time_setup_code(make_gateway, sink):
+    """A node without a superadmin: `mxguard setup-code` prints a code (the appliance shows it on
+    its console); the login page points to /setup; a wrong code, or two passwords that differ,
+    make nobody; the right one makes the superadmin and logs them in, and works only once; tries
+    are throttled; once a superadmin exists no code is issued. A superadmin given as a password
+    hash (the appliance seed's way) logs in with the password."""
+    from selenium.webdriver.common.by import By
+    g = make_gateway(sink.port, knobs(relay__domains="example.test", console__login_failures="3"))
+    base = f"https://127.0.0.1:{g.console_port}"
+    first = setup_code(g)
+    code = setup_code(g)
+    assert code != first and len(code) == 14
+    b = browser()
+    try:
+        b.get(base + "/login")
+        by_id(b, "setup-link").click()
+
+        def fill(typed, login_, password, again):
+            for element_id, value in (("code", typed), ("email", login_), ("password", password), ("password2", again)):
+                by_id(b, element_id).send_keys(value)
+            submit(b, "create")
+
+        fill(first, "root@isp.test", "root's long password", "root's long password")
+        assert "not the setup code" in by_id(b, "error").text, "an older code is dead"
+        fill(code, "root@isp.test", "root's long password", "something else")
+        assert "differ" in by_id(b, "error").text
+        shot(b, "setup")
+        # Typed as people type: lower case, no dashes.
+        fill(code.replace("-", "").lower(), "root@isp.test", "root's long password", "root's long password")
+        by_id(b, "empty")
+        assert b.find_elements(By.LINK_TEXT, "list files"), "logged in as the superadmin"
+        b.find_element(By.ID, "logout").click()
+        by_id(b, "login")
+        assert b.find_elements(By.ID, "setup-open") == [], "no more setup once a superadmin exists"
+        login(b, base, "root@isp.test", "root's long password")
+        by_id(b, "empty")
+    finally:
+        b.quit()
+
+    # The same code again, by hand: setup is done.
+    form = urllib.parse.urlencode({"code": code, "email": "mallory", "password": "mallory's password", "password2": "mallory's password"})
+    status, cookie, page = raw_post(g.console_port, "/setup", form)
+    assert status == 410 and not cookie and b"Setup is done" in page
+    assert setup_code(g) == "" and not (g.state / "setup-code").exists()
+
+    # A superadmin from a PHC string logs in with its password.
+    phc = cli(g, "hash", password="a seeded password")
+    out = subprocess.run([str(MXGUARD), "user", "add", "postmaster", "--role", "superadmin", "--password-hash", "--set", f"state.dir={g.state}"],
+                         input=phc + "\n", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    status, cookie, _ = raw_post(g.console_port, "/login", urllib.parse.urlencode({"email": "postmaster", "password": "a seeded password"}))
+    assert status == 303 and cookie.startswith("mxg_session="), (status, cookie)
+
+    # Wrong codes are throttled like logins (3 here), per client address.
+    g2 = make_gateway(sink.port, knobs(console__login_failures="3"), name="gw2")
+    good = setup_code(g2)
+    for n in range(4):
+        status, _, _ = raw_post(g2.console_port, "/setup", urllib.parse.urlencode({"code": "AAAA-BBBB-CCCC", "email": "x", "password": "long enough", "password2": "long enough"}))
+        assert status == (401 if n < 3 else 429), (n, status)
+    status, _, _ = raw_post(g2.console_port, "/setup", urllib.parse.urlencode({"code": good, "email": "x", "password": "long enough", "password2": "long enough"}))
+    assert status == 429, "even the right code waits out the throttle"
+    assert (g2.state / "setup-code").exists()

@@ -58,3 +58,38 @@ def test_a_good_seed_renders_files_the_real_tools_accept(tmp_path):
         pytest.skip("nft (nftables) not installed: the ruleset's syntax is not checked here")
     r = subprocess.run(["nft", "-c", "-f", str(root / "etc/nftables.conf")], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_seeds_superadmin_ends_the_setup_code(tmp_path):
+    """The seed's superadmin: `mxguard user hash` makes the PHC string a seed carries; render puts
+    it, with the login, in `admin` readable by root only; the first-admin unit's `user add
+    --password-hash` makes the account, and from then on `setup-code` issues no code."""
+    state = ["--set", f"state.dir={tmp_path / 'state'}"]
+    (tmp_path / "state").mkdir()
+    hashed = subprocess.run([str(MXGUARD), "user", "hash"], input="the seeded password\n", capture_output=True, text=True, timeout=30)
+    assert hashed.returncode == 0 and hashed.stdout.startswith("$argon2id$v=19$"), hashed.stderr
+    phc = hashed.stdout.strip()
+    short = subprocess.run([str(MXGUARD), "user", "hash"], input="short\n", capture_output=True, text=True, timeout=30)
+    assert short.returncode != 0 and "8 characters" in short.stderr
+
+    (tmp_path / "seed.ini").write_text(GOOD.replace("[admin]\n", f"[admin]\nlogin = postmaster\npassword_hash = {phc}\n"))
+    r = run("render", str(tmp_path / "seed.ini"), str(tmp_path / "root"))
+    assert r.returncode == 0, r.stderr
+    admin = tmp_path / "root" / "admin"
+    assert admin.read_text() == f"postmaster\n{phc}\n"
+    assert admin.stat().st_mode & 0o777 == 0o600
+    assert phc not in (tmp_path / "root/etc/mxguard/seed.conf").read_text()
+
+    code = subprocess.run([str(MXGUARD), "setup-code", *state], capture_output=True, text=True, timeout=30)
+    assert code.returncode == 0 and len(code.stdout.strip()) == 14, (code.stdout, code.stderr)
+    assert (tmp_path / "state" / "setup-code").exists()
+    login, phc_line = admin.read_text().splitlines()
+    add = subprocess.run([str(MXGUARD), "user", "add", login, "--role", "superadmin", "--password-hash", *state],
+                         input=phc_line + "\n", capture_output=True, text=True, timeout=30)
+    assert add.returncode == 0, add.stderr
+    bad = subprocess.run([str(MXGUARD), "user", "add", "x", "--role", "superadmin", "--password-hash", *state],
+                         input="the seeded password\n", capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "PHC" in bad.stderr
+    code = subprocess.run([str(MXGUARD), "setup-code", *state], capture_output=True, text=True, timeout=30)
+    assert code.returncode == 0 and code.stdout == "", code.stdout
+    assert not (tmp_path / "state" / "setup-code").exists(), "the waiting code is withdrawn"

@@ -28,6 +28,7 @@ pub mod pages;
 pub mod preview;
 pub mod release_marks;
 pub mod sessions;
+pub mod setup_code;
 pub mod settings;
 pub mod tracking;
 pub mod users;
@@ -78,6 +79,8 @@ pub struct Config {
     pub lists_dir: Option<PathBuf>,
     /// Where releases sent but not yet marked in the database are kept (release_marks.rs).
     pub release_marks: Option<PathBuf>,
+    /// Where `mxguard setup-code` leaves the digest of the first superadmin's setup code.
+    pub setup_code: Option<PathBuf>,
 }
 
 /// The console's state, on its thread.
@@ -91,6 +94,8 @@ pub struct State {
     pub port: u16,
     /// The accounts' database is shared with other gateways: reread users' lists now and then.
     pub shared_lists: bool,
+    /// The one-time setup code for the first superadmin (`/setup`); `None`: no such page.
+    pub setup: Option<setup_code::SetupCode>,
 }
 
 pub type Shared = Rc<State>;
@@ -138,6 +143,7 @@ pub fn start(cfg: Config) -> Result<SocketAddr, String> {
         signer: digest::Signer::load_or_create(&cfg.key_file)?,
         port: local.port(),
         shared_lists: matches!(cfg.console_db, Location::Postgres(_)),
+        setup: cfg.setup_code.map(setup_code::SetupCode::new),
     };
     let (digest_tx, digest_rx) = mpsc::channel::<DigestRequest>(4);
     let _ = DIGEST_NOW.set(digest_tx);

@@ -74,15 +74,45 @@ pub fn page(title: &str, who: Option<(&Account, &str)>, body: &str) -> String {
 }
 
 pub fn login(error: Option<&str>) -> String {
+    login_page(error, false)
+}
+
+/// The login form; `setup_open`: no superadmin exists yet and a setup code waits, so the page
+/// points to `/setup`.
+pub fn login_page(error: Option<&str>, setup_open: bool) -> String {
     let err = error.map(|e| format!("<p class=\"err\" id=\"error\">{}</p>", esc(e))).unwrap_or_default();
+    let setup = if setup_open {
+        "<p id=\"setup-open\">First start: no superadmin exists yet. <a href=\"/setup\" id=\"setup-link\">Create it with the setup code</a> shown on the node's console.</p>"
+    } else {
+        ""
+    };
     page(
         "Log in",
         None,
         &format!(
-            "<div class=\"box\"><h1>Log in</h1>{err}<form method=\"post\" action=\"/login\">\
+            "<div class=\"box\"><h1>Log in</h1>{err}{setup}<form method=\"post\" action=\"/login\">\
              <label>Mail address<input name=\"email\" id=\"email\" autocomplete=\"username\" required></label>\
              <label>Password<input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
              <button id=\"login\" type=\"submit\">Log in</button></form></div>"
+        ),
+    )
+}
+
+/// The first superadmin from the one-time setup code (`setup_code.rs`).
+pub fn setup(error: Option<&str>) -> String {
+    let err = error.map(|e| format!("<p class=\"err\" id=\"error\">{}</p>", esc(e))).unwrap_or_default();
+    page(
+        "Set up",
+        None,
+        &format!(
+            "<div class=\"box\"><h1>Create the superadmin</h1>{err}\
+             <p>Type the setup code that the node shows on its screen and serial console (<code>mxguard setup-code</code> makes a new one). It works once.</p>\
+             <form method=\"post\" action=\"/setup\">\
+             <label>Setup code<input name=\"code\" id=\"code\" autocomplete=\"off\" required></label>\
+             <label>Login<input name=\"email\" id=\"email\" autocomplete=\"username\" required></label>\
+             <label>Password (8 characters or more)<input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"new-password\" required></label>\
+             <label>The password again<input name=\"password2\" id=\"password2\" type=\"password\" autocomplete=\"new-password\" required></label>\
+             <button id=\"create\" type=\"submit\">Create</button></form></div>"
         ),
     )
 }

@@ -197,6 +197,30 @@ fn sha256_hex(s: &str) -> String {
     crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
+/// An account's login, domains and members as stored, or why it cannot be.
+fn checked(a: &Account) -> Result<(String, String, String), String> {
+    let email = a.email.trim().to_ascii_lowercase();
+    if email.is_empty() || email.len() > 254 || email.contains(char::is_whitespace) {
+        return Err("an account needs a login without spaces".into());
+    }
+    if a.role == Role::User && !email.contains('@') {
+        return Err("an end user's login is their mail address".into());
+    }
+    if a.role == Role::Subadmin && a.members.iter().any(|m| !a.domains.iter().any(|d| d.eq_ignore_ascii_case(domain_part(m)))) {
+        return Err("a subadmin's users must be in the subadmin's domains".into());
+    }
+    Ok((email, split_list(&a.domains.join(",")).join(","), split_list(&a.members.join(",")).join(",")))
+}
+
+/// A password's Argon2id PHC string (default parameters, a fresh salt): what is stored, and what
+/// `mxguard user hash` prints for an appliance seed.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    if password.len() < 8 {
+        return Err("a password needs at least 8 characters".into());
+    }
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
 impl Users {
     pub fn open(loc: &Location) -> DbResult<Users> {
         let mut db = Db::open(loc, SCHEMA)?;
@@ -209,32 +233,38 @@ impl Users {
     /// Creates or replaces an account; `password` empty keeps the one it has (an error for a
     /// new account).
     pub fn put(&mut self, a: &Account, password: &str) -> Result<(), String> {
-        let email = a.email.trim().to_ascii_lowercase();
-        if email.is_empty() || email.len() > 254 || email.contains(char::is_whitespace) {
-            return Err("an account needs a login without spaces".into());
-        }
-        if a.role == Role::User && !email.contains('@') {
-            return Err("an end user's login is their mail address".into());
-        }
-        if a.role == Role::Subadmin && a.members.iter().any(|m| !a.domains.iter().any(|d| d.eq_ignore_ascii_case(domain_part(m)))) {
-            return Err("a subadmin's users must be in the subadmin's domains".into());
-        }
-        let domains = split_list(&a.domains.join(",")).join(",");
-        let members = split_list(&a.members.join(",")).join(",");
+        let (email, domains, members) = checked(a)?;
         if password.is_empty() {
             let n = self.db.exec("UPDATE users SET role = $2, domains = $3, members = $4 WHERE email = $1", &[email.into(), a.role.as_str().into(), domains.into(), members.into()])?;
             return if n == 1 { Ok(()) } else { Err("a new account needs a password".into()) };
         }
-        if password.len() < 8 {
-            return Err("a password needs at least 8 characters".into());
+        let hash = hash_password(password)?;
+        self.store(&email, &hash, a.role, domains, members)
+    }
+
+    /// Creates or replaces an account whose password is given as its Argon2id PHC string (the
+    /// appliance seed's superadmin: the seed never holds the password itself).
+    pub fn put_hash(&mut self, a: &Account, phc: &str) -> Result<(), String> {
+        let (email, domains, members) = checked(a)?;
+        let parsed = PasswordHash::new(phc.trim()).map_err(|e| format!("not a PHC string: {e}"))?;
+        if parsed.algorithm.as_str() != "argon2id" {
+            return Err(format!("the password hash is {}, not argon2id", parsed.algorithm.as_str()));
         }
-        let hash = Argon2::default().hash_password(password.as_bytes()).map_err(|e| e.to_string())?.to_string();
+        self.store(&email, phc.trim(), a.role, domains, members)
+    }
+
+    fn store(&mut self, email: &str, hash: &str, role: Role, domains: String, members: String) -> Result<(), String> {
         self.db.exec(
             "INSERT INTO users (email, hash, role, domains, members) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (email) DO UPDATE SET hash = $2, role = $3, domains = $4, members = $5",
-            &[email.into(), hash.into(), a.role.as_str().into(), domains.into(), members.into()],
+            &[email.into(), hash.into(), role.as_str().into(), domains.into(), members.into()],
         )?;
         Ok(())
+    }
+
+    /// Whether any account is a superadmin (the setup code is for a node with none).
+    pub fn has_superadmin(&mut self) -> DbResult<bool> {
+        Ok(!self.db.query("SELECT email FROM users WHERE role = $1 LIMIT 1", &[Role::Superadmin.as_str().into()])?.is_empty())
     }
 
     /// The account named `email`, if there is one.
@@ -394,9 +424,25 @@ mod tests {
         v
     }
 
+    /// Part of the test below (one database at a time: the PostgreSQL one is shared).
+    fn an_account_from_a_password_hash(u: &mut Users) {
+        let boss = acct("boss", Role::Superadmin, &[], &[]);
+        let phc = hash_password("given as a hash").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$"), "{phc}");
+        u.put_hash(&boss, &format!("{phc}\n")).unwrap();
+        assert_eq!(u.verify("boss", "given as a hash").unwrap().map(|a| a.role), Some(Role::Superadmin));
+        assert!(u.has_superadmin().unwrap());
+        assert!(u.put_hash(&boss, "hunter2").is_err());
+        assert!(u.put_hash(&boss, "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo").unwrap_err().contains("not argon2id"));
+        assert!(hash_password("short").is_err());
+        assert!(u.remove("boss").unwrap());
+        assert!(!u.has_superadmin().unwrap());
+    }
+
     #[test]
     fn accounts_tokens_links_and_lists() {
         for mut u in databases() {
+            an_account_from_a_password_hash(&mut u);
             u.put(&acct("Ann@example.test", Role::User, &[], &[]), "correct horse").unwrap();
             u.put(&acct("admin@isp.test", Role::DomainAdmin, &["Example.test"], &[]), "battery staple").unwrap();
             assert!(u.put(&acct("x@example.test", Role::User, &[], &[]), "short").is_err());

@@ -15,15 +15,26 @@ use crate::ops::{self, now_ms, Action, Refused};
 use crate::pages;
 use crate::preview;
 use crate::sessions::{same, Session};
+use crate::setup_code::{self, SetupCode};
 use crate::users::{Account, Role};
 use crate::Shared;
 
 type Fields = [(String, String)];
 
+/// The throttle's name for setup code tries from `ip` (no account login has spaces). Per
+/// address, so that wrong codes from elsewhere never lock the operator out; 60 bits leave a
+/// guesser with many addresses nothing to gain.
+fn setup_tries(ip: IpAddr) -> String {
+    format!("setup code from {ip}")
+}
+
 pub async fn handle(state: &Shared, ip: IpAddr, method: &Method, path: &str, query: &Fields, cookie: Option<&str>, body: &[u8]) -> Resp {
     let f = crate::http::form(body);
     if path == "/login" {
         return login(state, ip, method, &f).await;
+    }
+    if path == "/setup" {
+        return setup(state, ip, method, &f).await;
     }
     // A digest's signed links: their own authority, no session.
     if let Some(rest) = path.strip_prefix("/r/") {
@@ -231,7 +242,8 @@ fn account_from(f: &Fields) -> Account {
 
 async fn login(state: &Shared, ip: IpAddr, method: &Method, f: &Fields) -> Resp {
     if *method != Method::POST {
-        return html(StatusCode::OK, pages::login(None));
+        let open = state.setup.as_ref().is_some_and(SetupCode::pending);
+        return html(StatusCode::OK, pages::login_page(None, open));
     }
     let (email, password) = (field(f, "email").trim().to_string(), field(f, "password").to_string());
     if !state.sessions.borrow_mut().may_try(ip, &email) {
@@ -252,6 +264,49 @@ async fn login(state: &Shared, ip: IpAddr, method: &Method, f: &Fields) -> Resp 
         }
         Ok(Err(e)) => html(StatusCode::SERVICE_UNAVAILABLE, pages::login(Some(&format!("The account database failed: {e}")))),
         Err(e) => html(StatusCode::SERVICE_UNAVAILABLE, pages::login(Some(&e))),
+    }
+}
+
+/// `/setup`: the first superadmin from the one-time setup code. Throttled like logins (the
+/// code has 60 bits; the throttle keeps a guesser from trying many).
+async fn setup(state: &Shared, ip: IpAddr, method: &Method, f: &Fields) -> Resp {
+    let Some(code) = state.setup.clone() else {
+        return html(StatusCode::NOT_FOUND, pages::login(Some("This console has no setup page.")));
+    };
+    if *method != Method::POST {
+        return html(StatusCode::OK, pages::setup(None));
+    }
+    let client = ip.to_string();
+    if !state.sessions.borrow_mut().may_try(ip, &setup_tries(ip)) {
+        Event::new("console_setup").str("client", &client).str("result", "throttled").emit();
+        return html(StatusCode::TOO_MANY_REQUESTS, pages::setup(Some("Too many wrong codes: wait a quarter of an hour.")));
+    }
+    let (typed, email, password) = (field(f, "code").to_string(), field(f, "email").to_string(), field(f, "password").to_string());
+    if password != field(f, "password2") {
+        return html(StatusCode::BAD_REQUEST, pages::setup(Some("The two passwords differ.")));
+    }
+    let spent = state.ctx.data.run(move |d| code.spend(&mut d.users, &typed, &email, &password)).await;
+    match spent {
+        Ok(Ok(account)) => {
+            Event::new("console_setup").str("client", &client).str("login", &account.email).str("result", "ok").emit();
+            start_session(state, account)
+        }
+        Ok(Err(refused)) => {
+            use setup_code::Refused as R;
+            let (status, result) = match refused {
+                R::Done => (StatusCode::GONE, "done"),
+                R::NoCode => (StatusCode::GONE, "no_code"),
+                R::WrongCode => {
+                    state.sessions.borrow_mut().failed(ip, &setup_tries(ip));
+                    (StatusCode::UNAUTHORIZED, "wrong_code")
+                }
+                R::Account(_) => (StatusCode::BAD_REQUEST, "bad_account"),
+                R::Failed(_) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
+            };
+            Event::new("console_setup").str("client", &client).str("result", result).emit();
+            html(status, pages::setup(Some(&refused.text())))
+        }
+        Err(e) => html(StatusCode::SERVICE_UNAVAILABLE, pages::setup(Some(&e))),
     }
 }
 

@@ -65,10 +65,14 @@ const COMMANDS: &[(&str, &str)] = &[
       picture hashes; --learn lists them as spam"),
     ("bulk-signature", "mxguard bulk-signature [--learn] [--label TEXT] FILE|DIR|MBOX...
       text fingerprints; --learn lists them as spam"),
-    ("user", "mxguard user add LOGIN [--role user|technician|subadmin|domain-admin|superadmin] [--domains D,...] [--members A,...]
-      a web console account (password on stdin)
+    ("user", "mxguard user add LOGIN [--role user|technician|subadmin|domain-admin|superadmin] [--domains D,...] [--members A,...] [--password-hash]
+      a web console account (its password, or with --password-hash its Argon2id PHC string, on stdin)
   mxguard user token LOGIN [--label TEXT]
-      a JSON API token acting as LOGIN, printed once"),
+      a JSON API token acting as LOGIN, printed once
+  mxguard user hash
+      the Argon2id PHC string of the password on stdin (for an appliance seed's [admin] password_hash)"),
+    ("setup-code", "mxguard setup-code
+      while no superadmin exists: a new one-time code for the console's /setup page, printed once"),
     ("digest", "mxguard digest
       send the quarantine digests now, through the running gateway"),
     ("learn", "mxguard learn --spam|--ham FILE|DIR|MBOX...
@@ -232,6 +236,7 @@ fn main() -> ExitCode {
         "image-hash" => imagehash::image_hash(args),
         "bulk-signature" => bulksig::bulk_signature(args),
         "user" => accounts::user_command(args),
+        "setup-code" => accounts::setup_code_command(args),
         "learn" => learning::learn_command(args),
         "weights" => weighing::weights_command(args),
         "manpage" => manual::manpage_command(args),

@@ -165,6 +165,7 @@ pub fn run() -> Result<(), String> {
             knob_file: Some(state.join(CONSOLE_KNOBS)),
             lists_dir: Some(lists_dir.clone()),
             release_marks: Some(state.join("release-marks")),
+            setup_code: Some(state.join(mxguard_console::setup_code::FILE)),
         };
         let bound = mxguard_console::start(cfg)?;
         Event::new("console_listening").str("listen", &bound.to_string()).emit();

@@ -297,7 +297,16 @@ pub fn seed_command(args: Vec<String>) -> Result<(), String> {
             let parent = target.parent().ok_or_else(|| format!("{rel}: no directory"))?;
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
             let tmp = target.with_extension("seed-new");
-            std::fs::write(&tmp, contents).and_then(|_| std::fs::rename(&tmp, &target)).map_err(|e| format!("{}: {e}", target.display()))?;
+            // The superadmin's password hash is readable by its owner (root) only.
+            let mode = if rel == crate::seed_render::ADMIN { 0o600 } else { 0o644 };
+            let write = || -> std::io::Result<()> {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let _ = std::fs::remove_file(&tmp);
+                std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?.write_all(contents.as_bytes())?;
+                std::fs::rename(&tmp, &target)
+            };
+            write().map_err(|e| format!("{}: {e}", target.display()))?;
             crate::out(&format!("{verb}: {}", target.display()));
         }
         return Ok(());

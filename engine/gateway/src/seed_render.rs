@@ -5,7 +5,11 @@
 //!
 //! The firewall opens the SMTP ports to all; the console, the metrics endpoint (on the ports their
 //! knobs give, the seed's value or the default) and SSH only to the seed's admin networks (none:
-//! loopback only, and the console and metrics then listen on loopback too). It never writes a secret: a password hash and TLS keys are the unit's to place.
+//! loopback only, and the console and metrics then listen on loopback too).
+//!
+//! The superadmin goes in `admin` (login, then the Argon2id PHC string: a hash, never a password;
+//! the one file written readable by its owner only); the unit makes the account. TLS keys are
+//! the unit's to copy from the seed volume (`tls-files` names them).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -52,6 +56,9 @@ pub fn files(seed: &Seed) -> Vec<(String, String)> {
         units.push_str("clamav-freshclam.service\n");
     }
     out.push(("units".into(), units));
+    if let (Some(login), Some(hash)) = (&seed.admin_login, &seed.admin_password_hash) {
+        out.push((ADMIN.into(), format!("{login}\n{hash}\n")));
+    }
     if let Certificate::Files { certificate, key } = &seed.certificate {
         // Not the key itself: what the unit copies (a path on the seed volume, as the seed gives
         // it), a tab, and where to; one file a line.
@@ -59,6 +66,9 @@ pub fn files(seed: &Seed) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The file with the superadmin's login and password hash (mode 0600).
+pub const ADMIN: &str = "admin";
 
 /// Where the node keeps a seed's certificate and key (the knobs in `seed.conf` name them).
 pub const TLS_CERT: &str = "/var/lib/mxguard/seed/tls.crt";
@@ -156,6 +166,7 @@ mod tests {
         assert_eq!(file(&f, "serial"), Some("4\n"));
         assert_eq!(file(&f, "etc/hostname"), Some("mx1.example.net\n"));
         assert!(file(&f, "tls-files").is_none(), "self-signed: nothing to copy");
+        assert!(file(&f, ADMIN).is_none(), "no password hash: a setup code at the console");
         assert_eq!(file(&f, "units"), Some("ssh.service\n"), "SSH on (a key), freshclam off (not asked)");
         let net = file(&f, "etc/systemd/network/10-mxguard.network").unwrap();
         assert!(net.contains("Address=192.0.2.10/24\nAddress=2001:db8::10/64\nGateway=192.0.2.1\nDNS=192.0.2.53\n"), "{net}");
@@ -200,6 +211,14 @@ mod tests {
         let conf = file(&f, "etc/mxguard/seed.conf").unwrap();
         assert!(conf.contains("relay.domains = \n") && conf.contains("console.listen = 127.0.0.1:8025"), "{conf}");
         assert_eq!(file(&f, "units"), Some(""), "no service beyond the image's own");
+    }
+
+    #[test]
+    fn the_superadmin_is_its_login_and_password_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        let f = files(&parse(&format!("serial = 1\n[admin]\nlogin = postmaster\npassword_hash = {hash}\n"), "s").unwrap());
+        assert_eq!(file(&f, ADMIN), Some(format!("postmaster\n{hash}\n").as_str()));
+        assert!(f.iter().filter(|(p, _)| p != ADMIN).all(|(_, c)| !c.contains(hash)), "the hash is in `admin` only");
     }
 
     #[test]
