@@ -7,7 +7,10 @@ route through guestfwd). Measured end to end (until the sink has every accepted 
 pairs in one run: host, guest, host, guest.
 
 The guest runs under KVM where KVM can run it, else under qemu's emulation (TCG); the accelerator
-is in the record. The two gateways get the same knobs (the seed's [knobs] in the guest).
+is in the record. The two gateways get the same knobs (the seed's [knobs] in the guest). Where
+the difference goes: the CPU time each side spends per message (the host's mxguard process; the
+whole qemu process for the guest: its vCPUs, the emulated devices and user networking) is
+recorded beside the rates.
 
 Usage: benches/appliance.py IMAGE.qcow2 [--messages N] [--no-record]
        (IMAGE: appliance-image/build's qcow2; build it first, as root)
@@ -15,6 +18,7 @@ Appended to benches/RESULTS.md with the command line unless --no-record.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +37,12 @@ REL = ROOT / "target/release"
 # The same on both sides: the seed gives them to the guest, --config to the host's gateway.
 KNOBS = {"smtp.cores": "2", "relay.conn_idle_s": "5", "dns.timeout_ms": "500", "dns.attempts": "1",
          "av.enabled": "0", "smtp.hostname": "mx1.example.test"}
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process (all its threads) has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -63,8 +73,9 @@ def main():
             **KNOBS, "state.dir": str(work / "host-state"), "smtp.listen": f"127.0.0.1:{host_port}",
             "metrics.listen": f"127.0.0.1:{vm.free_port()}", "console.listen": "", "log.stderr": "0",
             "relay.domains": f"example.test:127.0.0.1:{sink_port}", "policy.trusted_networks": "127.0.0.0/8"}.items()))
-        procs.append(subprocess.Popen([str(REL / "mxguard"), "run", "--config", str(conf)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        host_gw = subprocess.Popen([str(REL / "mxguard"), "run", "--config", str(conf)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        procs.append(host_gw)
         seed = "\n".join(["serial = 1", "[relay]", f"domain = example.test:{vm.DOWNSTREAM}:25", "[knobs]",
                           f"policy.trusted_networks = {vm.HOST_AS_SEEN}/32", *[f"{k} = {v}" for k, v in KNOBS.items()]]) + "\n"
         g = vm.Guest(image, work / "vm", seed=vm.seed_volume(work / "seed.img", seed), sink_port=sink_port)
@@ -73,8 +84,10 @@ def main():
         time.sleep(5 * vm.SLOW)  # the guest's first-boot work (journal flush, chrony) settles
         rows = []
         for pair in range(2):
-            for side, port in [("host", host_port), ("guest", g.smtp)]:
+            for side, port, pid in [("host", host_port, host_gw.pid), ("guest", g.smtp, g.proc.pid)]:
+                cpu0 = cpu_seconds(pid)
                 r = blast_end_to_end(port, stats, 2048, 20, n, f"{side}{pair}")
+                r["cpu_ms_per_msg"] = (cpu_seconds(pid) - cpu0) * 1000 / max(r["arrived"], 1)
                 rows.append({"pair": pair, "side": side, **r})
                 print(json.dumps(rows[-1]), flush=True)
         host = [r["msgs_per_s"] for r in rows if r["side"] == "host"]
@@ -82,17 +95,21 @@ def main():
         ratios = [gr / hr for gr, hr in zip(guest, host)]
         accel = "kvm" if vm.KVM else f"tcg ({vm.KVM_WHY})"
         print(f"guest/host: {', '.join(f'{x:.3f}' for x in ratios)}; accel {accel}; boot {boot_s:.1f} s")
+        cpu = {side: sum(r["cpu_ms_per_msg"] for r in rows if r["side"] == side) / 2 for side in ("host", "guest")}
         if record:
             lines = [f"\n### {datetime.now(timezone.utc):%Y-%m-%d} — the appliance against the host (benches/appliance.py)\n",
                      f"`benches/appliance.py {image.name} --messages {n}`; guest: 2 vCPUs, 2 GiB, virtio disk and net, "
                      f"user networking (restrict=on), accelerator: {accel}; first boot to the greeting {boot_s:.0f} s. "
-                     "End-to-end msg/s (until the host's sink has every accepted message), 2 KB, 20 connections.\n",
-                     "| pair | host msg/s | guest msg/s | guest/host | guest p50 ms | guest p99 ms |", "|---|---|---|---|---|---|"]
+                     "End-to-end msg/s (until the host's sink has every accepted message), 2 KB, 20 connections; "
+                     "CPU ms per message: the host's mxguard process, and the whole qemu process for the guest.\n",
+                     "| pair | host msg/s | guest msg/s | guest/host | guest p50 ms | guest p99 ms | host CPU ms/msg | guest (qemu) CPU ms/msg |",
+                     "|---|---|---|---|---|---|---|---|"]
             for p in range(2):
                 h = next(r for r in rows if r["pair"] == p and r["side"] == "host")
                 q = next(r for r in rows if r["pair"] == p and r["side"] == "guest")
                 lines.append(f"| {p + 1} | {h['msgs_per_s']:.0f} | {q['msgs_per_s']:.0f} | {q['msgs_per_s'] / h['msgs_per_s']:.3f} | "
-                             f"{q['p50_ms']:.1f} | {q['p99_ms']:.1f} |")
+                             f"{q['p50_ms']:.1f} | {q['p99_ms']:.1f} | {h['cpu_ms_per_msg']:.2f} | {q['cpu_ms_per_msg']:.2f} |")
+            lines.append(f"\nCPU per message, guest over host: {cpu['guest'] / max(cpu['host'], 1e-9):.1f}×.")
             with open(ROOT / "benches/RESULTS.md", "a") as f:
                 f.write("\n".join(lines) + "\n")
     finally:

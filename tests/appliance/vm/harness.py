@@ -40,19 +40,43 @@ def ssh(guest, key, *cmd, check=True, timeout=60):
     return r
 
 
+# The setup code as mxguard-first-admin prints it on the consoles.
+SETUP_CODE = r"mxguard setup code: ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})"
+
+
+def console_post(guest, path, fields):
+    """POSTs a form to the guest's console (HTTPS, self-signed) through the forwarded port: the
+    status and the session cookie it set, if any."""
+    import http.client
+    import ssl
+    import urllib.parse
+    c = http.client.HTTPSConnection("127.0.0.1", guest.console, timeout=60, context=ssl._create_unverified_context())
+    try:
+        c.request("POST", path, body=urllib.parse.urlencode(fields), headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        return r.status, r.getheader("Set-Cookie") or ""
+    finally:
+        c.close()
+
+
 def journal(guest, key, unit="mxguard"):
     """The last of a unit's journal, for a failure's message (empty when SSH does not answer)."""
     r = ssh(guest, key, "sudo", "journalctl", "-b", "-u", unit, "--no-pager", "-n", "60", check=False)
     return r.stdout + r.stderr
 
 
-def seed_text(serial=1, key=None, domains=("example.test",), extra_knobs=""):
+def seed_text(serial=1, key=None, domains=("example.test",), extra_knobs="", admin=None):
     """A seed as an ISP would write one for the test network: its domains routed to the host's
     sink, the host (as the guest sees it) an admin network, and knobs that keep the gateway from
-    waiting on DNS the restricted network does not have."""
+    waiting on DNS the restricted network does not have. `admin`: (login, password) of the
+    superadmin, given to the seed as `mxguard user hash` makes it; none: a setup code at boot."""
     lines = [f"serial = {serial}", "hostname = mx1.example.test", "[network]", "mode = dhcp", "[relay]"]
     lines += [f"domain = {d}:{DOWNSTREAM}:25" for d in domains]
     lines += ["[admin]", f"network = {HOST_AS_SEEN}/32"]
+    if admin:
+        phc = subprocess.run([str(suite.MXGUARD), "user", "hash"], input=admin[1] + "\n", capture_output=True, text=True, check=True, timeout=60)
+        lines += [f"login = {admin[0]}", f"password_hash = {phc.stdout.strip()}"]
     if key:
         lines.append(f"ssh_key = {Path(str(key) + '.pub').read_text().strip()}")
     lines += ["[knobs]",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from guest import Guest, seed_volume  # noqa: E402
-from harness import record, seed_text, ssh, wait_for  # noqa: E402
+from harness import SETUP_CODE, console_post, record, seed_text, ssh, wait_for  # noqa: E402
 
 MESSAGE = b"From: ann@sender.example\r\nTo: u@example.test\r\nSubject: through the appliance\r\n\r\nhello\r\n"
 
@@ -71,6 +71,14 @@ def test_a_seeded_node_boots_relays_and_opens_only_its_ports(image, sink, ssh_ke
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{g.metrics}/metrics", timeout=30).read().decode()
     assert "mxguard_" in metrics
 
+    # The seed names no superadmin's password: a setup code on the serial console makes one, once.
+    code = g.wait_console(SETUP_CODE).group(1)
+    form = {"code": code, "email": "postmaster", "password": "a long password", "password2": "a long password"}
+    status, cookie = console_post(g, "/setup", form)
+    assert status == 303 and cookie.startswith("mxg_session="), (status, cookie)
+    assert console_post(g, "/setup", form)[0] == 410
+    assert console_post(g, "/login", {"email": "postmaster", "password": "a long password"})[0] == 303
+
     # Nothing else listens: SMTP, the console, metrics (the seed opened them to its admin
     # network) and SSH (the seed gave a key).
     expected = {("0.0.0.0", 25), ("0.0.0.0", 8025), ("0.0.0.0", 9125), ("0.0.0.0", 22), ("[::]", 22)}
@@ -92,6 +100,7 @@ def test_without_a_seed_the_node_is_safe(image, sink, guests, tmp_path):
     g.start()
     g.wait_greeting(timeout=180)
     g.wait_console(r"mxguard-seed: no seed applied")
+    g.wait_console(SETUP_CODE)
     assert relay_refused(g, "u@example.test")
     # The console listens on the guest's loopback only: the forwarded port finds nothing.
     assert not console_reachable(g)

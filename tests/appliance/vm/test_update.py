@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from guest import Guest, seed_volume  # noqa: E402
-from harness import ROOT, record, seed_text, ssh, wait_for  # noqa: E402
+from harness import ROOT, SETUP_CODE, console_post, record, seed_text, ssh, wait_for  # noqa: E402
 
 KEYDIR = "/var/lib/mxguard-build/update-key"
 UPDATE_TOOL = ROOT / "target/release/mxguard-update"
@@ -80,11 +80,16 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     first = images["first"]
     next_update = next(images["next"].parent.glob("*.update"))
     v_next = re.match(r"mxguard-(.*)\.update$", next_update.name).group(1)
-    seed = seed_volume(tmp_path / "seed.img", seed_text(key=ssh_key))
+    # The superadmin given by the seed, as a password hash: no setup code is printed.
+    admin = {"email": "postmaster", "password": "the seed's password"}
+    seed = seed_volume(tmp_path / "seed.img", seed_text(key=ssh_key, admin=tuple(admin.values())))
     g = Guest(first, tmp_path / "vm", seed=seed, sink_port=sink.port)
     guests.append(g)
     g.start()
     g.wait_greeting(timeout=180)
+    g.wait_console(r"mxguard-first-admin: superadmin postmaster from seed serial 1")
+    assert console_post(g, "/login", admin)[0] == 303
+    assert not re.search(SETUP_CODE, g.console_text())
     v_first = version(g, ssh_key)
     assert v_first != v_next
     send(g, "before the update")
@@ -113,6 +118,9 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     sink.start()
     wait_for(lambda: "spooled across the update" in subjects(sink), timeout=120, what="spooled mail after the update")
     assert ssh(g, ssh_key, "sudo", "test", "-e", "/var/lib/mxguard/kept-across-updates", check=False).returncode == 0
+    # The accounts are data too: the superadmin logs in on the new version, and the seed is not
+    # applied again (same serial).
+    assert console_post(g, "/login", admin)[0] == 303
     # The slot is blessed once mxguard is ready (boot-complete.target, systemd-bless-boot).
     wait_for(lambda: "slot b: version " + v_next in (s := ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout)
              and re.search(r"slot b: .*: good", s), timeout=120, what="slot b marked good")
