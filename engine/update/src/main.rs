@@ -5,6 +5,9 @@
 //!                                    not running, make that slot boot next with 3 tries; reboot
 //!                                    only when asked
 //!   mxguard-update --status          the running slot, what each slot holds, a rollback and why
+//!   mxguard-update --rollback [--reboot]
+//!                                    the other slot, if it booted to ready before, boots next
+//!                                    (with 3 tries, as an update); reboot only when asked
 //!   mxguard-update --verify FILE     verify only
 //! On the build host (appliance-image/build):
 //!   mxguard-update keygen DIR                     an ed25519 key pair, DIR/update.{key,pub}
@@ -18,7 +21,20 @@ mod slots;
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: mxguard-update FILE [--reboot] | --status | --verify FILE | keygen DIR | sign DIR ROOT VERSION OUT | entry a|b VERSION";
+const USAGE: &str = "usage: mxguard-update FILE [--reboot] | --status | --rollback [--reboot] | --verify FILE | keygen DIR | sign DIR ROOT VERSION OUT | entry a|b VERSION";
+
+fn reboot_if(asked: bool) -> Result<(), String> {
+    if !asked {
+        println!("reboot when ready: systemctl reboot");
+        return Ok(());
+    }
+    let s = std::process::Command::new("systemctl").arg("reboot").status().map_err(|e| format!("systemctl reboot: {e}"))?;
+    if s.success() {
+        Ok(())
+    } else {
+        Err("systemctl reboot failed".into())
+    }
+}
 
 fn run(args: &[String]) -> Result<(), String> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -30,6 +46,11 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{file}: version {}, {} bytes of root, signature and SHA-256 good", h.version, h.root_bytes);
             Ok(())
         }
+        ["--rollback"] | ["--rollback", "--reboot"] => {
+            let (slot, version) = slots::rollback(&slots::Layout::appliance())?;
+            println!("slot {slot} ({version}) boots at the next reboot, with {} tries to become ready before slot {} boots again", entries::TRIES, entries::other(slot));
+            reboot_if(a.len() == 2)
+        }
         ["keygen", dir] => bundle::keygen(Path::new(dir)),
         ["sign", dir, root, version, out] => bundle::sign(Path::new(dir), Path::new(root), version, Path::new(out)),
         ["entry", slot @ ("a" | "b"), version] => {
@@ -39,15 +60,7 @@ fn run(args: &[String]) -> Result<(), String> {
         [file] | [file, "--reboot"] if !file.starts_with('-') => {
             let (slot, version) = slots::stage(&slots::Layout::appliance(), Path::new(file))?;
             println!("slot {slot} holds {version}; it boots at the next reboot, with {} tries to become ready before slot {} boots again", entries::TRIES, entries::other(slot));
-            if a.len() == 2 {
-                let s = std::process::Command::new("systemctl").arg("reboot").status().map_err(|e| format!("systemctl reboot: {e}"))?;
-                if !s.success() {
-                    return Err("systemctl reboot failed".into());
-                }
-            } else {
-                println!("reboot when ready: mxguard-update --reboot FILE, or systemctl reboot");
-            }
-            Ok(())
+            reboot_if(a.len() == 2)
         }
         _ => Err(USAGE.into()),
     }

@@ -147,12 +147,50 @@ pub fn stage(l: &Layout, file: &Path) -> Result<(char, String), String> {
     copied?;
     // 4. The entry last: from here the slot boots, with its tries.
     let name = entries::next_file(&existing, target);
-    let tmp = dir.join(format!(".{name}.new"));
-    fs::write(&tmp, entries::text(target, &h.version)).and_then(|_| File::open(&tmp)?.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    fs::rename(&tmp, dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-    sync_dir(&dir)?;
+    write_entry(&dir, &name, &entries::text(target, &h.version))?;
     record(l, &format!("staged {} in slot {target} (entry {name})", h.version));
     Ok((target, h.version))
+}
+
+/// Writes an entry file whole (beside it, synced, renamed) and syncs the directory.
+fn write_entry(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    let tmp = dir.join(format!(".{name}.new"));
+    fs::write(&tmp, text).and_then(|_| File::open(&tmp)?.sync_all()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::rename(&tmp, dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+    sync_dir(dir)
+}
+
+/// The admin's rollback: the slot that is not running, which booted to ready before (its entry
+/// is good), boots next — with its tries, as an update does, so that if it no longer comes up the
+/// running slot boots again. Refused for a slot that is empty, staged but never booted, or
+/// abandoned. Returns (slot, version).
+pub fn rollback(l: &Layout) -> Result<(char, String), String> {
+    let target = entries::other(running(l)?);
+    let existing = list_entries(l)?;
+    let old = existing.iter().find(|e| e.slot == target).ok_or_else(|| format!("slot {target} is empty: nothing to roll back to"))?;
+    match old.state {
+        State::Good => {}
+        State::Trial { .. } => {
+            return Err(format!("slot {target} holds an update that has not yet booted to ready ({}): nothing known good to roll back to", describe(old.state)))
+        }
+        State::Abandoned { .. } => return Err(format!("slot {target} was abandoned ({}): nothing known good to roll back to", describe(old.state))),
+    }
+    let dir = l.entries_dir();
+    let text = read(&dir.join(&old.file))?;
+    let version = entries::version_of(&text).unwrap_or("?").to_string();
+    for f in ["vmlinuz", "initrd.img"] {
+        let p = l.efi.join(format!("mxguard/{target}/{f}"));
+        if !p.is_file() {
+            return Err(format!("{}: missing; slot {target} cannot boot", p.display()));
+        }
+    }
+    // The new entry first (either boots the same slot), then the old one goes.
+    let name = entries::next_file(&existing, target);
+    write_entry(&dir, &name, &text)?;
+    fs::remove_file(dir.join(&old.file)).map_err(|e| format!("{}: {e}", old.file))?;
+    sync_dir(&dir)?;
+    record(l, &format!("rollback: slot {target} ({version}) boots next (entry {name})"));
+    Ok((target, version))
 }
 
 fn describe(state: State) -> String {
@@ -192,4 +230,67 @@ pub fn status(l: &Layout) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ESP with the given entry files, booted from `running`, slot a's kernel present.
+    fn esp(name: &str, running: char, files: &[&str]) -> Layout {
+        let d = std::env::temp_dir().join(format!("mxg-update-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("efi/loader/entries")).unwrap();
+        fs::create_dir_all(d.join("efi/mxguard/a")).unwrap();
+        for f in ["vmlinuz", "initrd.img"] {
+            fs::write(d.join("efi/mxguard/a").join(f), "k").unwrap();
+        }
+        for (n, f) in files.iter().enumerate() {
+            let slot = if f.contains("-a") { 'a' } else { 'b' };
+            fs::write(d.join("efi/loader/entries").join(f), entries::text(slot, &format!("0.{n}.0"))).unwrap();
+        }
+        fs::write(d.join("cmdline"), entries::options(running)).unwrap();
+        Layout {
+            efi: d.join("efi"),
+            cmdline: d.join("cmdline"),
+            public_key: d.join("update.pub"),
+            image_version: d.join("image-version"),
+            partitions: d.join("by-partlabel"),
+            records: d.join("records"),
+            mount: d.join("mnt"),
+        }
+    }
+
+    fn names(l: &Layout) -> Vec<String> {
+        list_entries(l).unwrap().into_iter().map(|e| e.file).collect()
+    }
+
+    #[test]
+    fn a_rollback_boots_the_previous_good_slot_next_with_tries() {
+        let l = esp("good", 'b', &["mxguard-1-a.conf", "mxguard-2-b.conf"]);
+        assert_eq!(rollback(&l).unwrap(), ('a', "0.0.0".to_string()));
+        assert_eq!(names(&l), ["mxguard-3-a+3.conf", "mxguard-2-b.conf"]);
+        let text = read(&l.efi.join("loader/entries/mxguard-3-a+3.conf")).unwrap();
+        assert_eq!(entries::running_slot(text.lines().find_map(|t| t.strip_prefix("options ")).unwrap()), Some('a'));
+        assert!(read(&l.records.join("log")).unwrap().contains("rollback: slot a (0.0.0) boots next"));
+        let status = status(&l).unwrap().join("\n");
+        assert!(status.contains("slot a: version 0.0.0, entry mxguard-3-a+3.conf: staged: boots next, 3 tries"), "{status}");
+    }
+
+    #[test]
+    fn nothing_known_good_is_no_rollback() {
+        for (name, files, why) in [
+            ("empty", &["mxguard-1-b.conf"][..], "slot a is empty"),
+            ("staged", &["mxguard-1-b.conf", "mxguard-2-a+3.conf"][..], "not yet booted to ready"),
+            ("abandoned", &["mxguard-1-b.conf", "mxguard-2-a+0-3.conf"][..], "abandoned"),
+        ] {
+            let l = esp(name, 'b', files);
+            let before = names(&l);
+            assert!(rollback(&l).unwrap_err().contains(why), "{name}");
+            assert_eq!(names(&l), before, "{name}: nothing written");
+        }
+        let l = esp("nokernel", 'a', &["mxguard-1-a.conf", "mxguard-2-b.conf"]);
+        assert!(rollback(&l).unwrap_err().contains("slot b cannot boot"));
+        assert_eq!(names(&l), ["mxguard-2-b.conf", "mxguard-1-a.conf"]);
+    }
 }

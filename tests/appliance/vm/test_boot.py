@@ -100,7 +100,9 @@ def test_without_a_seed_the_node_is_safe(image, sink, guests, tmp_path):
     g.start()
     g.wait_greeting(timeout=180)
     g.wait_console(r"mxguard-seed: no seed applied")
-    g.wait_console(SETUP_CODE)
+    # The setup code on the console, and again above the login prompt (which clears nothing).
+    code = g.wait_console(SETUP_CODE).group(1)
+    g.wait_console(rf"{code}[^\n]*\r?\n\s*mxguard login:")
     assert relay_refused(g, "u@example.test")
     # The console listens on the guest's loopback only: the forwarded port finds nothing.
     assert not console_reachable(g)

@@ -1,8 +1,8 @@
 """Updates with rollback, booted: an update signed by another key is refused; the second image's
 update file (another version) staged with mxguard-update boots the new version on the old data
-(mail spooled before the reboot is delivered after it); then an update whose mxguard cannot
-start is tried, abandoned by the boot loader after its tries, and the previous slot runs again,
-saying why."""
+(mail spooled before the reboot is delivered after it); the admin rolls back to the first
+version (`--rollback`); then an update whose mxguard cannot start is tried, abandoned by the boot
+loader after its tries, and the previous slot runs again, saying why."""
 
 import re
 import smtplib
@@ -125,19 +125,34 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     wait_for(lambda: "slot b: version " + v_next in (s := ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout)
              and re.search(r"slot b: .*: good", s), timeout=120, what="slot b marked good")
 
-    # An update whose mxguard cannot start: tried, abandoned, the previous slot (b) runs again.
+    # The admin's rollback: the previous slot (a, the first version), known good, boots again; its
+    # data is the same data.
+    out = ssh(g, ssh_key, "sudo", "mxguard-update", "--rollback").stdout
+    assert f"slot a ({v_first}) boots at the next reboot" in out, out
+    ssh(g, ssh_key, "sudo", "systemctl", "reboot", check=False)
+    wait_version(g, ssh_key, v_first)
+    wait_for(lambda: re.search(r"slot a: .*: good", ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout), timeout=120, what="slot a marked good")
+    assert console_post(g, "/login", admin)[0] == 303
+    g.wait_greeting(timeout=120)
+    send(g, "after the admin's rollback")
+    wait_for(lambda: "after the admin's rollback" in subjects(sink), timeout=60, what="mail after the admin's rollback")
+
+    # An update whose mxguard cannot start: tried, abandoned, the previous slot (a) runs again.
     broken, v_broken = broken_update(images, tmp_path)
     scp(g, ssh_key, broken, "/var/tmp/broken.update")
-    assert "slot a holds" in ssh(g, ssh_key, "sudo", "mxguard-update", "/var/tmp/broken.update").stdout
+    assert "slot b holds" in ssh(g, ssh_key, "sudo", "mxguard-update", "/var/tmp/broken.update").stdout
     console_mark = len(g.console_text())
     ssh(g, ssh_key, "sudo", "systemctl", "reboot", check=False)
     t0 = time.monotonic()
     g.wait_console(r"this slot is on trial: rebooting", timeout=300, start=console_mark)
-    wait_version(g, ssh_key, v_next, timeout=600)
+    wait_version(g, ssh_key, v_first, timeout=600)
     record(what="rollback: failing update to the previous slot running again", seconds=round(time.monotonic() - t0, 1))
     status = ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout
-    assert "running: slot b" in status and "last update rolled back: slot a" in status, status
-    assert re.search(rf"slot a version {re.escape(v_broken)}: mxguard not ready", status), status
+    assert "running: slot a" in status and "last update rolled back: slot b" in status, status
+    assert re.search(rf"slot b version {re.escape(v_broken)}: mxguard not ready", status), status
     g.wait_greeting(timeout=120)
     send(g, "after the rollback")
     wait_for(lambda: "after the rollback" in subjects(sink), timeout=60, what="mail after the rollback")
+    # An abandoned slot is nothing to roll back to.
+    r = ssh(g, ssh_key, "sudo", "mxguard-update", "--rollback", check=False)
+    assert r.returncode != 0 and "abandoned" in r.stderr, (r.stdout, r.stderr)
