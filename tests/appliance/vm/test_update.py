@@ -92,6 +92,7 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     assert not re.search(SETUP_CODE, g.console_text())
     v_first = version(g, ssh_key)
     assert v_first != v_next
+    machine_id = ssh(g, ssh_key, "cat", "/etc/machine-id").stdout.strip()
     send(g, "before the update")
     wait_for(lambda: "before the update" in subjects(sink), timeout=60, what="mail before the update")
     ssh(g, ssh_key, "sudo", "touch", "/var/lib/mxguard/kept-across-updates")
@@ -121,6 +122,12 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     # The accounts are data too: the superadmin logs in on the new version, and the seed is not
     # applied again (same serial).
     assert console_post(g, "/login", admin)[0] == 303
+    # The same machine ID after the reboot (the root's file is empty; the initramfs puts the
+    # first boot's in place), so the journal is one directory and the last boot's log at hand.
+    assert ssh(g, ssh_key, "cat", "/etc/machine-id").stdout.strip() == machine_id
+    boots = ssh(g, ssh_key, "sudo", "journalctl", "--list-boots", "--no-pager").stdout.strip().splitlines()
+    assert len(boots) >= 2, boots
+    assert ssh(g, ssh_key, "sudo", "ls", "/var/log/journal").stdout.split() == [machine_id]
     # The slot is blessed once mxguard is ready (boot-complete.target, systemd-bless-boot).
     wait_for(lambda: "slot b: version " + v_next in (s := ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout)
              and re.search(r"slot b: .*: good", s), timeout=120, what="slot b marked good")
