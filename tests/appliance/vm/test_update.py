@@ -152,7 +152,9 @@ def test_an_update_runs_on_the_old_data_and_a_failing_one_rolls_back(images, sin
     ssh(g, ssh_key, "sudo", "systemctl", "reboot", check=False)
     t0 = time.monotonic()
     g.wait_console(r"this slot is on trial: rebooting", timeout=300, start=console_mark)
-    wait_version(g, ssh_key, v_first, timeout=600)
+    # Three failing boots and the good one under emulation took 650-690 s; one run missed a
+    # 600 s bound with fuzzing beside it. Bounded still, with room.
+    wait_version(g, ssh_key, v_first, timeout=1200)
     record(what="rollback: failing update to the previous slot running again", seconds=round(time.monotonic() - t0, 1))
     status = ssh(g, ssh_key, "sudo", "mxguard-update", "--status").stdout
     assert "running: slot a" in status and "last update rolled back: slot b" in status, status
