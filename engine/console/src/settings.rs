@@ -15,11 +15,22 @@ use std::path::Path;
 
 /// Replaces `path` with `text` atomically and durably.
 pub fn replace_file(path: &Path, text: &str) -> Result<(), String> {
+    replace_with_mode(path, text, 0o666)
+}
+
+/// As [`replace_file`], readable and writable by its owner only (a secret's digest).
+pub fn replace_private_file(path: &Path, text: &str) -> Result<(), String> {
+    replace_with_mode(path, text, 0o600)
+}
+
+/// `mode` before the umask, as `File::create` (0o666) does.
+fn replace_with_mode(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().ok_or_else(|| format!("{}: no directory", path.display()))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tmp = path.with_extension("console-tmp");
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -12,8 +12,6 @@
 //! (by the caller). Costs: issuing reads the accounts once; spending reads one small file and
 //! writes one account. Never: stores or logs the code itself.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SecureRandom as _;
@@ -67,7 +65,7 @@ fn normalized(code: &str) -> String {
 }
 
 fn digest(code: &str) -> String {
-    crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, normalized(code).as_bytes()).as_ref())
+    crate::users::sha256_hex(&normalized(code))
 }
 
 impl SetupCode {
@@ -94,7 +92,8 @@ impl SetupCode {
         ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| "no randomness for the setup code".to_string())?;
         let chars: String = raw.iter().map(|b| char::from(ALPHABET[usize::from(b & 31)])).collect();
         let code = format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12]);
-        self.write(&digest(&code))?;
+        // Written beside and renamed over (a torn file is never read), its owner's only.
+        crate::settings::replace_private_file(&self.path, &format!("{}\n", digest(&code)))?;
         Ok(Some(code))
     }
 
@@ -128,16 +127,6 @@ impl SetupCode {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", self.path.display())),
             _ => Ok(()),
         }
-    }
-
-    /// The digest, written beside and renamed over (a torn file is never read), readable by its
-    /// owner only.
-    fn write(&self, digest: &str) -> Result<(), String> {
-        let tmp = self.path.with_extension("new");
-        let fail = |e: std::io::Error| format!("{}: {e}", self.path.display());
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(fail)?;
-        f.write_all(format!("{digest}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)
     }
 }
 

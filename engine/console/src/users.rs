@@ -193,7 +193,7 @@ fn account_row(r: &Row) -> Option<Account> {
     Some(Account { email: r.text(0), role: Role::parse(&r.text(1))?, domains: split_list(&r.text(2)), members: split_list(&r.text(3)) })
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
