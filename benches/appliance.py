@@ -18,7 +18,6 @@ Appended to benches/RESULTS.md with the command line unless --no-record.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,18 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests/appliance/vm"))
 sys.path.insert(0, str(ROOT / "benches"))
 import guest as vm  # noqa: E402
+from scan import tree_cpu  # noqa: E402  (CPU seconds of a process and its children, from /proc)
 from smtp_throughput import BENCH, blast_end_to_end  # noqa: E402  (the same end-to-end measure)
 
 REL = ROOT / "target/release"
 # The same on both sides: the seed gives them to the guest, --config to the host's gateway.
 KNOBS = {"smtp.cores": "2", "relay.conn_idle_s": "5", "dns.timeout_ms": "500", "dns.attempts": "1",
          "av.enabled": "0", "smtp.hostname": "mx1.example.test"}
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds a process (all its threads) has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -85,9 +79,9 @@ def main():
         rows = []
         for pair in range(2):
             for side, port, pid in [("host", host_port, host_gw.pid), ("guest", g.smtp, g.proc.pid)]:
-                cpu0 = cpu_seconds(pid)
+                cpu0 = tree_cpu(pid)
                 r = blast_end_to_end(port, stats, 2048, 20, n, f"{side}{pair}")
-                r["cpu_ms_per_msg"] = (cpu_seconds(pid) - cpu0) * 1000 / max(r["arrived"], 1)
+                r["cpu_ms_per_msg"] = (tree_cpu(pid) - cpu0) * 1000 / max(r["arrived"], 1)
                 rows.append({"pair": pair, "side": side, **r})
                 print(json.dumps(rows[-1]), flush=True)
         host = [r["msgs_per_s"] for r in rows if r["side"] == "host"]
